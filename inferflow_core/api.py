@@ -1,0 +1,102 @@
+"""The one public surface for plugin authors. Import from here, nothing else in ``inferflow_core``.
+
+Everything a component, log format, log sink or config source plugin needs is re-exported here.
+"""
+
+from __future__ import annotations
+
+from .components.base import (
+    BuildContext,
+    ColumnSpec,
+    Component,
+    ComponentFailure,
+    ComponentType,
+    ConfigView,
+    RequestInfo,
+    RequestObserver,
+    RunContext,
+    ServedRequest,
+    Stopwatch,
+)
+from .components.feature_init import InitialData, TypedValues
+from .config.model import FEATURE_INITIALIZER, ComponentConfig, ModelConfig, ResponseConfig, ServiceConfig
+from .config.settings import ServiceSettings
+from .config.sources import ConfigSource, DirectorySource, read_config_dir, write_config_dir
+from .dtypes import (
+    DataType,
+    DataTypeError,
+    array_to_cells,
+    bytes_to_text,
+    cast_array,
+    cells_to_array,
+    decode_array,
+    decode_string_vector,
+    encode_array,
+    encode_string_vector,
+    format_column,
+    format_value,
+    from_kserve,
+    parse_dtype,
+    parse_text,
+    parse_text_column,
+    text_to_bytes,
+)
+from .engine.compile import CompiledModel
+from .errors import ComponentError, ConfigError, InferflowError, PluginError, RequestError
+from .hookspecs import hookimpl
+from .matrix import Column, ComponentMatrix, SlateMatrix
+from .observability.metrics import Metrics
+
+__all__ = [
+    "FEATURE_INITIALIZER",
+    "BuildContext",
+    "Column",
+    "ColumnSpec",
+    "CompiledModel",
+    "Component",
+    "ComponentConfig",
+    "ComponentError",
+    "ComponentFailure",
+    "ComponentMatrix",
+    "ComponentType",
+    "ConfigError",
+    "ConfigSource",
+    "ConfigView",
+    "DataType",
+    "DataTypeError",
+    "DirectorySource",
+    "InferflowError",
+    "InitialData",
+    "Metrics",
+    "ModelConfig",
+    "PluginError",
+    "RequestError",
+    "RequestInfo",
+    "RequestObserver",
+    "ResponseConfig",
+    "RunContext",
+    "ServedRequest",
+    "ServiceConfig",
+    "ServiceSettings",
+    "SlateMatrix",
+    "Stopwatch",
+    "TypedValues",
+    "array_to_cells",
+    "bytes_to_text",
+    "cast_array",
+    "cells_to_array",
+    "decode_array",
+    "decode_string_vector",
+    "encode_array",
+    "encode_string_vector",
+    "format_column",
+    "format_value",
+    "from_kserve",
+    "hookimpl",
+    "parse_dtype",
+    "parse_text",
+    "parse_text_column",
+    "read_config_dir",
+    "text_to_bytes",
+    "write_config_dir",
+]

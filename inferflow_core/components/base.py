@@ -1,0 +1,177 @@
+"""The Component protocol: what a plugin's component type builds and what the engine runs."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from ..dtypes import DataType
+from ..matrix import ComponentMatrix, SlateMatrix
+
+if TYPE_CHECKING:
+    from ..config.model import ModelConfig
+    from ..observability.metrics import Metrics
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """A column a component produces (or needs). ``slate`` columns live in the slate matrix.
+
+    ``constant`` columns are filled with that text for every row by the feature initializer.
+    """
+
+    name: str
+    dtype: DataType
+    slate: bool = False
+    constant: str | None = None
+
+
+@dataclass(frozen=True)
+class ComponentFailure:
+    """A contained failure: which model, which component, what kind, what happened."""
+
+    model_id: str
+    component: str
+    kind: str  # "error" | "timeout" | "deadline" | "cancelled" | a plugin-specific kind
+    message: str
+
+
+@dataclass
+class RequestInfo:
+    """What the serving layer knows about the request, for components that need it."""
+
+    api: str  # "pointwise" | "pairwise" | "slatewise" | "retrieve_model_score"
+    tracking_id: str = ""
+    metadata: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    user_id: str = ""
+
+
+class ConfigView(Protocol):
+    """Read access to the current config tree (keys relative to ``/config/``)."""
+
+    def get(self, key: str) -> str | None: ...
+
+
+@dataclass
+class RunContext:
+    """Everything a component's ``run`` gets. Components write disjoint columns of ``matrix``."""
+
+    model_id: str
+    matrix: ComponentMatrix
+    request: RequestInfo
+    config: ConfigView
+    slate_matrix: SlateMatrix | None = None
+    deadline: float | None = None  # event-loop time (asyncio loop.time()) by which all work must end
+    failures: list[ComponentFailure] = field(default_factory=list)
+    initial: Any = None  # the serving adapter's decoded request (used by the feature initializer)
+
+    def remaining(self) -> float | None:
+        """Seconds left of the request's budget (None = unbounded). Never negative."""
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+
+    def bound(self, seconds: float | None) -> float | None:
+        """``min(seconds, remaining())`` treating None as unbounded: a timeout for a downstream call."""
+        left = self.remaining()
+        if seconds is None:
+            return left
+        return seconds if left is None else min(seconds, left)
+
+    def fail(self, component: str, kind: str, message: str) -> None:
+        """Record a contained failure (the engine also calls this for exceptions and timeouts)."""
+        self.failures.append(ComponentFailure(self.model_id, component, kind, message))
+
+
+class Component(abc.ABC):
+    """One DAG node. Built once per model-config version; ``run`` is called once per request."""
+
+    kind: ClassVar[str] = "component"
+
+    def __init__(self, name: str, model_id: str) -> None:
+        self.name = name
+        self.model_id = model_id
+
+    timeout: float | None = None  # seconds; None = only the request deadline bounds it
+
+    def outputs(self) -> Sequence[ColumnSpec]:
+        """Columns this component writes (declared by the feature initializer, checked for collisions)."""
+        return ()
+
+    def required_columns(self) -> Sequence[ColumnSpec]:
+        """Columns this component reads that must exist (created empty when the request lacks them)."""
+        return ()
+
+    @abc.abstractmethod
+    async def run(self, ctx: RunContext) -> None:
+        """Do the work. Raise (or call ``ctx.fail``) on failure: the engine contains it."""
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a component type gets when it builds a component for one model-config version."""
+
+    model_id: str
+    model: ModelConfig
+    config: ConfigView
+    metrics: Metrics
+
+
+@runtime_checkable
+class ComponentType(Protocol):
+    """A component type a plugin registers, keyed by the config section it consumes.
+
+    ``config_model`` validates one entry of ``component_config.<config_key>`` (errors name the
+    JSON path); ``build`` turns a validated entry into a :class:`Component`.
+    """
+
+    config_key: str
+    config_model: type[BaseModel]
+
+    def build(self, config: Any, ctx: BuildContext) -> Component: ...
+
+
+RegisterFn = Callable[[Any], None]
+
+
+class Stopwatch:
+    """Tiny helper for latency metrics."""
+
+    __slots__ = ("start",)
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+@dataclass
+class ServedRequest:
+    """Handed to request observers after the response was built (never on the critical path).
+
+    ``model`` is the CompiledModel that served it, ``ctx`` the finished run (matrix, slate matrix,
+    failures), ``service`` the snapshot's ServiceConfig (``v2_logging_type``, ``compression_enabled``).
+    """
+
+    model: Any
+    ctx: RunContext
+    service: Any
+    received_at: float  # unix seconds
+
+
+@runtime_checkable
+class RequestObserver(Protocol):
+    """Registered through ``register_request_observers``. ``observe`` must not block: queue and return."""
+
+    def observe(self, served: ServedRequest) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace_s: float) -> None: ...

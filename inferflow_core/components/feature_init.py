@@ -1,0 +1,95 @@
+"""The built-in ``feature_initializer`` node (reference 5.1): lays out the request's matrix.
+
+The serving adapters decode a request into :class:`InitialData` (Predict: one row per target, the id
+column plus target and context features; RetrieveModelScore: one row per id of the first entity, with
+single-id entities broadcast). This node writes that data into the matrix, then declares every column
+the model's components produce (so consumers see "missing", not "unknown") and fills constant columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..dtypes import DataType, DataTypeError
+from ..matrix import ComponentMatrix
+from .base import ColumnSpec, Component, RunContext
+
+if TYPE_CHECKING:
+    from ..config.model import ModelConfig
+
+
+@dataclass
+class TypedValues:
+    """A request feature decoded by its declared type (binary or parsed text)."""
+
+    dtype: DataType
+    values: np.ndarray
+    valid: np.ndarray
+    text: np.ndarray | None = None  # the text as sent (text encoding), kept for string consumers
+
+
+@dataclass
+class InitialData:
+    """A request decoded by a serving adapter: what the feature initializer writes."""
+
+    rows: int
+    texts: dict[str, Sequence[str] | np.ndarray | str] = field(default_factory=dict)
+    typed: dict[str, TypedValues] = field(default_factory=dict)
+    slate_texts: dict[str, Sequence[str] | np.ndarray | str] = field(default_factory=dict)
+    slate_typed: dict[str, TypedValues] = field(default_factory=dict)
+
+
+def write_initial(matrix: ComponentMatrix, texts: dict, typed: dict[str, TypedValues]) -> None:
+    for name, value in texts.items():
+        matrix.set_text(name, value)
+    for name, tv in typed.items():
+        matrix.declare(name, tv.dtype)
+        matrix.set_column(name, tv.values, tv.valid)
+        if tv.text is not None:
+            matrix.column(name).text = tv.text
+
+
+def declare_all(matrix: ComponentMatrix, specs: Sequence[ColumnSpec]) -> None:
+    for spec in specs:
+        try:
+            matrix.declare(spec.name, spec.dtype)
+        except DataTypeError:
+            # the request sent this feature with another type: convert it to the producer's type
+            values, valid = matrix.read(spec.name, spec.dtype)
+            col = matrix.column(spec.name)
+            col.dtype, col.values, col.valid = spec.dtype, values, valid
+        if spec.constant is not None:
+            matrix.set_text(spec.name, spec.constant)
+
+
+class FeatureInitComponent(Component):
+    """Root of every DAG. Built by the core for each compiled model."""
+
+    kind = "feature_initializer"
+
+    def __init__(
+        self,
+        model_id: str,
+        model: ModelConfig,
+        target_columns: tuple[ColumnSpec, ...],
+        slate_columns: tuple[ColumnSpec, ...],
+        components: tuple[Component, ...],
+    ) -> None:
+        super().__init__("feature_initializer", model_id)
+        self.model = model
+        self.target_columns = target_columns
+        self.slate_columns = slate_columns
+
+    async def run(self, ctx: RunContext) -> None:
+        initial: InitialData | None = ctx.initial
+        if initial is not None:
+            write_initial(ctx.matrix, initial.texts, initial.typed)
+        declare_all(ctx.matrix, self.target_columns)
+        if ctx.slate_matrix is not None:
+            if initial is not None:
+                write_initial(ctx.slate_matrix, initial.slate_texts, initial.slate_typed)
+            declare_all(ctx.slate_matrix, self.slate_columns)

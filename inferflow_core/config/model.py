@@ -1,0 +1,101 @@
+"""Pydantic models of a model config (the anchor's JSON, reference 2.2) and the service config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Keys Horizon (the anchor's config generator) emits that the anchor ignores. Accepted, not used.
+KNOWN_EXTRA_TOP_LEVEL = {"route_config", "logging_ttl"}
+KNOWN_EXTRA_COMPONENT_SECTIONS = {"real_time_pricing_feature_components", "seen_score_components"}
+# The component sections the Go version reads; plugins register the config key they consume.
+COMPONENT_SECTION_SUFFIX = "_components"
+FEATURE_INITIALIZER = "feature_initializer"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DagExecutionConfig(_Strict):
+    component_dependency: dict[str, list[str]] = Field(min_length=1)
+
+
+class ComponentConfig(BaseModel):
+    """``component_config``: global switches plus one list per component section.
+
+    Sections are kept as raw dicts here; each is validated by the model its plugin registers.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    cache_enabled: bool = False
+    cache_version: int = Field(default=0, ge=0)
+    cache_ttl: int = Field(default=0, ge=0)
+    error_logging_percent: int = Field(default=0, ge=0, le=100)
+    feature_components: list[dict[str, Any]] = []
+    predator_components: list[dict[str, Any]] = []
+    numerix_components: list[dict[str, Any]] = []
+
+    def sections(self) -> dict[str, list[dict[str, Any]]]:
+        """Every ``*_components`` list in this config, including plugin-defined ones."""
+        out: dict[str, list[dict[str, Any]]] = {
+            "feature_components": self.feature_components,
+            "predator_components": self.predator_components,
+            "numerix_components": self.numerix_components,
+        }
+        for key, value in (self.model_extra or {}).items():
+            if key.endswith(COMPONENT_SECTION_SUFFIX) and isinstance(value, list):
+                out[key] = value
+        return out
+
+    @property
+    def effective_cache_version(self) -> int:
+        return self.cache_version or 1
+
+
+class ResponseConfig(_Strict):
+    features: list[str] = []
+    model_schema_features_perc: int = Field(default=0, ge=0, le=100)
+    logging_perc: int = Field(default=0, ge=0, le=100)
+    log_features: bool = False
+    log_batch_size: int = Field(default=0, ge=0)
+
+    @property
+    def id_column(self) -> str:
+        """``features[0]`` names the target-id column of the Predict APIs (fallback ``id``)."""
+        return self.features[0] if self.features and self.features[0] else "id"
+
+    @property
+    def effective_log_batch_size(self) -> int:
+        return self.log_batch_size or 500
+
+
+class ModelConfig(BaseModel):
+    """The value of ``.../config-map/<model_config_id>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dag_execution_config: DagExecutionConfig
+    component_config: ComponentConfig = ComponentConfig()
+    response_config: ResponseConfig = ResponseConfig()
+    route_config: Any = None
+    logging_ttl: Any = None
+
+
+class ServiceConfig(BaseModel):
+    """The value of ``.../model-config/service-config``."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    v2_logging_type: str = Field(default="proto", alias="v2-logging-type")
+    compression_enabled: bool = Field(default=False, alias="compression-enabled")
+
+    @field_validator("v2_logging_type")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in {"proto", "arrow", "parquet"}:
+            raise ValueError(f"v2-logging-type must be proto, arrow or parquet, got {value!r}")
+        return value

@@ -1,0 +1,101 @@
+"""Config sources: where the config tree (keys relative to ``/config/``) comes from.
+
+The default is a directory that mirrors the etcd tree: file ``<dir>/<key>.json`` holds the value of
+etcd key ``/config/<key>``. The etcd source lives in :mod:`inferflow_core.config.etcd_source`.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+log = logging.getLogger("inferflow.config")
+
+
+class ConfigSource(abc.ABC):
+    """Loads the config tree restricted to some key prefixes, and reports changes."""
+
+    @abc.abstractmethod
+    async def load(self) -> dict[str, str]:
+        """The current tree: key (relative to ``/config/``) -> value text."""
+
+    @abc.abstractmethod
+    def watch(self) -> AsyncIterator[dict[str, str]]:
+        """Yield the whole new tree after each change (never ends on its own; cancel it)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+def read_config_dir(root: str | os.PathLike[str], prefixes: Sequence[str] = ("",)) -> dict[str, str]:
+    """Read every ``*.json`` file under ``root`` whose key starts with one of ``prefixes``."""
+    base = Path(root)
+    tree: dict[str, str] = {}
+    if not base.is_dir():
+        raise FileNotFoundError(f"config directory {str(base)!r} does not exist")
+    for path in sorted(base.rglob("*.json")):
+        key = path.relative_to(base).with_suffix("").as_posix()
+        if any(key.startswith(p) for p in prefixes):
+            try:
+                tree[key] = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                log.error("cannot read config file %s: %s", path, exc)
+    return tree
+
+
+def write_config_dir(root: str | os.PathLike[str], tree: dict[str, str]) -> None:
+    """Write a tree as files (used by tests and ``inferflow demo``)."""
+    base = Path(root)
+    for key, value in tree.items():
+        path = base / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(value, encoding="utf-8")
+        tmp.replace(path)
+
+
+class DirectorySource(ConfigSource):
+    """A config directory, polled for changes (mtime + size of every file) every ``interval`` s."""
+
+    def __init__(self, root: str | os.PathLike[str], prefixes: Sequence[str], interval: float = 0.25) -> None:
+        self.root = Path(root)
+        self.prefixes = tuple(prefixes)
+        self.interval = interval
+
+    async def load(self) -> dict[str, str]:
+        return await asyncio.to_thread(read_config_dir, self.root, self.prefixes)
+
+    def _stamp(self) -> tuple[tuple[str, int, int], ...]:
+        out = []
+        for path in sorted(self.root.rglob("*.json")):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out.append((str(path), st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    async def watch(self) -> AsyncIterator[dict[str, str]]:
+        last = await asyncio.to_thread(self._stamp)
+        while True:
+            await asyncio.sleep(self.interval)
+            stamp = await asyncio.to_thread(self._stamp)
+            if stamp != last:
+                last = stamp
+                yield await self.load()
+
+
+class DirectorySourceFactory:
+    """Registered as config source ``directory`` (the default)."""
+
+    name = "directory"
+
+    def create(self, settings: object, prefixes: Sequence[str]) -> ConfigSource:
+        root = getattr(settings, "config_dir", None)
+        if not root:
+            raise ValueError("the directory config source needs INFERFLOW_CONFIG_DIR (or --config-dir)")
+        return DirectorySource(root, prefixes)

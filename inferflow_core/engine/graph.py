@@ -1,0 +1,114 @@
+"""Build and validate a DAG once per ``component_dependency`` map (reference 3.1-3.2)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import mmh3
+
+from ..config.model import FEATURE_INITIALIZER
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A validated DAG: nodes in a topological order and each node's prerequisites."""
+
+    order: tuple[str, ...]
+    prerequisites: Mapping[str, tuple[str, ...]]
+
+
+def dag_digest(dependency: Mapping[str, Sequence[str]]) -> str:
+    """murmur3-x64-128 of the canonical JSON of the map (keys sorted, no spaces), as hex."""
+    canonical = json.dumps(dependency, sort_keys=True, separators=(",", ":"))
+    return mmh3.hash_bytes(canonical.encode()).hex()
+
+
+def build_graph(dependency: Mapping[str, Sequence[str]], known: set[str]) -> tuple[Graph | None, list[str]]:
+    """Validate ``dependency`` (node -> prerequisites) against ``known`` component names.
+
+    Returns the graph and an empty list, or None and every problem found: unknown nodes, duplicate
+    prerequisites, cycles, nodes unreachable from ``feature_initializer``.
+    """
+    problems: list[str] = []
+    known = set(known) | {FEATURE_INITIALIZER}
+    prereqs: dict[str, tuple[str, ...]] = {}
+    for node, deps in dependency.items():
+        if node not in known:
+            problems.append(f"node {node!r} is not a configured component")
+        for dep in deps:
+            if dep not in known:
+                problems.append(f"node {node!r} depends on {dep!r}, which is not a configured component")
+        if len(set(deps)) != len(deps):
+            problems.append(f"node {node!r} lists a prerequisite twice")
+        if node in deps:
+            problems.append(f"node {node!r} depends on itself")
+        prereqs[node] = tuple(dict.fromkeys(deps))
+    for deps in list(prereqs.values()):
+        for dep in deps:
+            prereqs.setdefault(dep, ())
+    if FEATURE_INITIALIZER in prereqs and prereqs[FEATURE_INITIALIZER]:
+        problems.append(f"{FEATURE_INITIALIZER!r} must not depend on anything")
+    if FEATURE_INITIALIZER not in prereqs:
+        problems.append(f"no node depends on {FEATURE_INITIALIZER!r}: the DAG has no root")
+
+    order = _topological_order(prereqs)
+    if order is None:
+        cyclic = sorted(_nodes_in_cycles(prereqs))
+        problems.append(f"the DAG has a cycle through {', '.join(map(repr, cyclic))}")
+    else:
+        unreachable = _unreachable(prereqs)
+        for node in unreachable:
+            problems.append(f"node {node!r} is not reachable from {FEATURE_INITIALIZER!r} (it would never run)")
+    if problems or order is None:
+        return None, problems
+    return Graph(tuple(order), prereqs), []
+
+
+def _topological_order(prereqs: Mapping[str, tuple[str, ...]]) -> list[str] | None:
+    indegree = {node: len(deps) for node, deps in prereqs.items()}
+    dependants: dict[str, list[str]] = {node: [] for node in prereqs}
+    for node, deps in prereqs.items():
+        for dep in deps:
+            dependants[dep].append(node)
+    ready = [n for n, d in indegree.items() if d == 0]
+    order: list[str] = []
+    while ready:
+        node = ready.pop(0)
+        order.append(node)
+        for nxt in dependants[node]:
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                ready.append(nxt)
+    return order if len(order) == len(prereqs) else None
+
+
+def _nodes_in_cycles(prereqs: Mapping[str, tuple[str, ...]]) -> set[str]:
+    """Nodes left after repeatedly removing nodes without prerequisites or dependants."""
+    remaining = {n: set(d) for n, d in prereqs.items()}
+    changed = True
+    while changed:
+        changed = False
+        for node in list(remaining):
+            deps = remaining[node] & remaining.keys()
+            has_dependant = any(node in d for d in remaining.values())
+            if not deps or not has_dependant:
+                del remaining[node]
+                changed = True
+    return set(remaining)
+
+
+def _unreachable(prereqs: Mapping[str, tuple[str, ...]]) -> list[str]:
+    dependants: dict[str, list[str]] = {node: [] for node in prereqs}
+    for node, deps in prereqs.items():
+        for dep in deps:
+            dependants[dep].append(node)
+    seen = {FEATURE_INITIALIZER}
+    stack = [FEATURE_INITIALIZER]
+    while stack:
+        for nxt in dependants.get(stack.pop(), []):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return [n for n in prereqs if n not in seen]

@@ -1,0 +1,136 @@
+"""The plugin host: one object that owns the PluginManager, loads entry points one by one and
+collects what plugins register. A broken plugin is reported (distribution, version, error) and skipped
+unless strict mode is on."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+
+log = logging.getLogger("inferflow.plugins")
+ENTRY_POINT_GROUP = "inferflow"
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    name: str
+    distribution: str
+    version: str
+    error: str
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+    hooks: tuple[str, ...]
+
+
+@dataclass
+class Registry:
+    """What the loaded plugins registered."""
+
+    components: dict[str, Any] = field(default_factory=dict)
+    log_formats: dict[str, Any] = field(default_factory=dict)
+    log_sinks: dict[str, Any] = field(default_factory=dict)
+    config_sources: dict[str, Any] = field(default_factory=dict)
+    request_observers: list[Any] = field(default_factory=list)
+    config_prefixes: list[str] = field(default_factory=list)
+
+
+class PluginHost:
+    """Loads plugins and collects their registrations. Create one per process (or per test)."""
+
+    def __init__(self, strict: bool = False) -> None:
+        self.strict = strict
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.failures: list[PluginFailure] = []
+        self._dists: dict[str, tuple[str, str]] = {}
+        self.registry = Registry()
+
+    def load_entrypoints(self) -> None:
+        """Load every entry point of group ``inferflow``; a failing one is recorded, not fatal."""
+        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = ep.dist.name if ep.dist else "?"
+            version = ep.dist.version if ep.dist else "?"
+            if self.pm.has_plugin(ep.name):
+                continue
+            try:
+                self.pm.register(ep.load(), name=ep.name)
+                self._dists[ep.name] = (dist, version)
+            except Exception as exc:
+                self._fail(ep.name, dist, version, exc)
+        self.pm.check_pending()
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register a plugin object (module or instance with hookimpls) directly, e.g. in tests."""
+        got = self.pm.register(plugin, name=name)
+        if got is None:
+            raise PluginError(f"plugin {name!r} is already registered")
+        self.pm.check_pending()
+        return got
+
+    def unregister(self, name: str) -> None:
+        self.pm.unregister(name=name)
+
+    def collect(self) -> Registry:
+        """Call every registration hook (each plugin isolated) and return the fresh registry."""
+        reg = Registry()
+        self._call("register_components", lambda obj: _keyed(reg.components, obj.config_key, obj))
+        self._call("register_log_formats", lambda obj: _keyed(reg.log_formats, obj.name, obj))
+        self._call("register_log_sinks", lambda obj: _keyed(reg.log_sinks, obj.name, obj))
+        self._call("register_config_sources", lambda obj: _keyed(reg.config_sources, obj.name, obj))
+        self._call("register_request_observers", reg.request_observers.append)
+        self._call("register_config_prefixes", reg.config_prefixes.append)
+        self.registry = reg
+        return reg
+
+    def _call(self, hook_name: str, register: Callable[[Any], None]) -> None:
+        hook = getattr(self.pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                dist, version = self._dists.get(impl.plugin_name, (impl.plugin_name, "?"))
+                self._fail(impl.plugin_name, dist, version, exc, hook_name)
+
+    def _fail(self, name: str, dist: str, version: str, exc: BaseException, where: str = "load") -> None:
+        failure = PluginFailure(name, dist, version, f"{where}: {type(exc).__name__}: {exc}")
+        self.failures.append(failure)
+        log.error("plugin %s (%s %s) failed to %s: %s", name, dist, version, where, exc)
+        if self.strict:
+            raise PluginError(f"plugin {name!r} ({dist} {version}) failed: {failure.error}") from exc
+
+    def plugins(self) -> list[PluginInfo]:
+        out = []
+        for name, plugin in self.pm.list_name_plugin():
+            dist, version = self._dists.get(name, ("(registered directly)", "-"))
+            hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or []))
+            out.append(PluginInfo(name, dist, version, hooks))
+        return sorted(out, key=lambda p: p.name)
+
+    def missing_reason(self) -> dict[str, str]:
+        """For config validation: text explaining why a component section may have no plugin."""
+        if not self.failures:
+            return {}
+        failed = "; ".join(f"{f.distribution} {f.version}: {f.error}" for f in self.failures)
+        return {
+            key: f"no installed plugin registers this section (plugins that failed to load: {failed})"
+            for key in ("feature_components", "predator_components", "numerix_components")
+        }
+
+
+def _keyed(store: dict[str, Any], key: str, obj: Any) -> None:
+    if key in store:
+        log.warning("%r registered twice; the later registration wins", key)
+    store[key] = obj

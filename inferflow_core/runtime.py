@@ -1,0 +1,79 @@
+"""The runtime: plugin host + registry + compiler + config store + metrics, wired once per process.
+
+Serving, the CLI, tests and the benchmark all build one of these; nothing here is module-global.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .components.base import RequestInfo, RunContext
+from .components.feature_init import InitialData
+from .config.settings import ServiceSettings
+from .config.store import ConfigSnapshot, ConfigStore
+from .engine.compile import ModelCompiler
+from .engine.executor import run_dag
+from .matrix import ComponentMatrix, SlateMatrix
+from .observability.metrics import Metrics
+from .plugins import PluginHost
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: ServiceSettings | None = None,
+        host: PluginHost | None = None,
+        metrics: Metrics | None = None,
+        load_entrypoints: bool = True,
+    ) -> None:
+        self.settings = settings or ServiceSettings()
+        self.metrics = metrics or Metrics()
+        self.host = host or PluginHost(strict=self.settings.strict_plugins)
+        if load_entrypoints and host is None:
+            self.host.load_entrypoints()
+        self.registry = self.host.collect()
+        self.compiler = ModelCompiler(self.registry.components, self.metrics, self.settings.dag_cache_size)
+        self.compiler.missing_plugins = self.host.missing_reason()
+        self.store = ConfigStore(
+            self.compiler, self.settings.config_map_prefix, self.settings.service_config_key, self.metrics
+        )
+
+    def refresh_registry(self) -> None:
+        """Re-collect registrations after plugins were (un)registered directly (tests)."""
+        self.registry = self.host.collect()
+        self.compiler.component_types = self.registry.components
+        self.compiler._cache.clear()
+
+    @property
+    def prefixes(self) -> list[str]:
+        """Config-tree prefixes to load and watch: this service's model configs plus plugins' extras."""
+        return [self.settings.model_config_prefix, *self.registry.config_prefixes]
+
+    def apply_tree(self, tree: Mapping[str, str]) -> ConfigSnapshot:
+        return self.store.apply(tree)
+
+    async def execute(
+        self,
+        model_id: str,
+        initial: InitialData,
+        request: RequestInfo,
+        deadline: float | None = None,
+        slates: Sequence[np.ndarray] | None = None,
+        snapshot: ConfigSnapshot | None = None,
+    ) -> RunContext:
+        """Run ``model_id``'s DAG over ``initial``; returns the context (matrix, failures)."""
+        snap = snapshot or self.store.current
+        model = snap.model(model_id)
+        ctx = RunContext(
+            model_id=model_id,
+            matrix=ComponentMatrix(initial.rows),
+            request=request,
+            config=snap,
+            slate_matrix=SlateMatrix(slates) if slates is not None else None,
+            deadline=deadline,
+            initial=initial,
+        )
+        await run_dag(model, ctx, self.metrics)
+        return ctx

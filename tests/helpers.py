@@ -1,0 +1,112 @@
+"""A tiny component plugin used by the core's tests (registered directly, not through entry points)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from inferflow_core.api import (
+    BuildContext,
+    ColumnSpec,
+    Component,
+    ConfigError,
+    DataType,
+    DataTypeError,
+    RunContext,
+    hookimpl,
+    parse_dtype,
+)
+from inferflow_core.plugins import PluginHost
+from inferflow_core.runtime import Runtime
+
+
+class OutputSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    data_type: str = "DataTypeFP32"
+
+
+class ProbeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    component: str
+    outputs: list[OutputSpec] = []
+    sleep_ms: float = 0
+    fail: bool = False
+    value: float = 1.0
+    timeout_ms: float | None = None
+
+
+TRACE: list[tuple[str, str, float]] = []  # (component, "start"/"end", perf_counter)
+
+
+class ProbeComponent(Component):
+    kind = "probe"
+
+    def __init__(self, cfg: ProbeConfig, model_id: str) -> None:
+        super().__init__(cfg.component, model_id)
+        self.cfg = cfg
+        self.specs = []
+        for i, out in enumerate(cfg.outputs):
+            try:
+                dtype = parse_dtype(out.data_type)
+            except DataTypeError as exc:
+                raise ConfigError(model_id, [(f"outputs[{i}].data_type", str(exc))]) from None
+            self.specs.append(ColumnSpec(out.name, dtype))
+        self.timeout = cfg.timeout_ms / 1000 if cfg.timeout_ms else None
+
+    def outputs(self) -> list[ColumnSpec]:
+        return self.specs
+
+    async def run(self, ctx: RunContext) -> None:
+        TRACE.append((self.name, "start", time.perf_counter()))
+        try:
+            if self.cfg.sleep_ms:
+                await asyncio.sleep(self.cfg.sleep_ms / 1000)
+            if self.cfg.fail:
+                raise RuntimeError(f"{self.name} was told to fail")
+            for spec in self.specs:
+                ctx.matrix.set_column(spec.name, np.full(ctx.matrix.rows, self.cfg.value, dtype=np.float32))
+        finally:
+            TRACE.append((self.name, "end", time.perf_counter()))
+
+
+class ProbeType:
+    config_key = "probe_components"
+    config_model = ProbeConfig
+
+    def build(self, config: ProbeConfig, ctx: BuildContext) -> Component:
+        return ProbeComponent(config, ctx.model_id)
+
+
+class ProbePlugin:
+    @hookimpl
+    def register_components(self, register: Any) -> None:
+        register(ProbeType())
+
+
+def probe_runtime() -> Runtime:
+    host = PluginHost()
+    from inferflow_core.components import builtin_plugin
+
+    host.register(builtin_plugin, name="core")
+    host.register(ProbePlugin(), name="probe")
+    return Runtime(host=host)
+
+
+def model_json(dag: dict[str, list[str]], probes: list[dict[str, Any]], features: list[str] | None = None) -> str:
+    return json.dumps(
+        {
+            "dag_execution_config": {"component_dependency": dag},
+            "component_config": {"probe_components": probes},
+            "response_config": {"features": features or ["id"]},
+        }
+    )
+
+
+def dtype(name: str) -> DataType:
+    return parse_dtype(name)

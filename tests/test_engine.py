@@ -1,0 +1,114 @@
+"""DAG engine: concurrency, contained failures and timeouts, deadlines and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from inferflow_core.api import InitialData, RequestInfo
+from tests.helpers import TRACE, model_json, probe_runtime
+
+DIAMOND = {
+    "a": ["feature_initializer"],
+    "b": ["a"],
+    "c": ["a"],
+    "d": ["b", "c"],
+    "e": ["d"],
+}
+
+
+def _probes(**overrides: dict) -> list[dict]:
+    out = []
+    for name in "abcde":
+        spec = {"component": name, "outputs": [{"name": f"out_{name}"}]}
+        spec.update(overrides.get(name, {}))
+        out.append(spec)
+    return out
+
+
+def _serve(dag: dict, probes: list[dict]):
+    rt = probe_runtime()
+    rt.apply_tree({rt.settings.config_map_prefix + "m": model_json(dag, probes)})
+    assert not rt.store.current.errors, rt.store.current.errors
+    return rt
+
+
+async def _run(rt, rows: int = 3, deadline: float | None = None):
+    initial = InitialData(rows=rows, texts={"id": [str(i) for i in range(rows)]})
+    return await rt.execute("m", initial, RequestInfo(api="pointwise"), deadline=deadline)
+
+
+async def test_diamond_runs_middle_branches_concurrently() -> None:
+    rt = _serve(DIAMOND, _probes(b={"sleep_ms": 100}, c={"sleep_ms": 100}))
+    TRACE.clear()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    ctx = await _run(rt)
+    elapsed = loop.time() - t0
+    assert not ctx.failures
+    events = {(n, k): t for n, k, t in TRACE}
+    # b and c overlap: each starts before the other ends
+    assert events[("b", "start")] < events[("c", "end")] and events[("c", "start")] < events[("b", "end")]
+    # d starts only after both finished; e after d
+    assert events[("d", "start")] >= max(events[("b", "end")], events[("c", "end")])
+    assert events[("e", "start")] >= events[("d", "end")]
+    assert elapsed < 0.19, f"branches ran sequentially ({elapsed:.3f}s)"
+    for name in "abcde":
+        values, valid = ctx.matrix.read(f"out_{name}")
+        assert valid.all() and np.allclose(values, 1.0)
+
+
+async def test_failing_node_is_contained() -> None:
+    rt = _serve(DIAMOND, _probes(b={"fail": True}))
+    ctx = await _run(rt)
+    assert [(f.component, f.kind) for f in ctx.failures] == [("b", "error")]
+    assert "told to fail" in ctx.failures[0].message and ctx.failures[0].model_id == "m"
+    assert not ctx.matrix.read("out_b")[1].any()
+    # dependants still ran
+    assert ctx.matrix.read("out_d")[1].all() and ctx.matrix.read("out_e")[1].all()
+    assert rt.metrics.value("component_errors", model_id="m", component="b", kind="error") == 1
+
+
+async def test_timed_out_node_is_contained() -> None:
+    rt = _serve(DIAMOND, _probes(c={"sleep_ms": 5000, "timeout_ms": 50}))
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    ctx = await _run(rt)
+    assert loop.time() - t0 < 1.0
+    assert [(f.component, f.kind) for f in ctx.failures] == [("c", "timeout")]
+    assert not ctx.matrix.read("out_c")[1].any()
+    assert ctx.matrix.read("out_e")[1].all()
+
+
+async def test_request_deadline_bounds_the_whole_dag() -> None:
+    rt = _serve(DIAMOND, _probes(d={"sleep_ms": 5000}))
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    ctx = await _run(rt, deadline=t0 + 0.1)
+    assert loop.time() - t0 < 0.5
+    kinds = {f.component: f.kind for f in ctx.failures}
+    assert kinds == {"d": "deadline", "e": "deadline"}
+    assert ctx.matrix.read("out_b")[1].all()  # finished work is kept
+
+
+async def test_cancellation_propagates_to_running_nodes() -> None:
+    rt = _serve(DIAMOND, _probes(b={"sleep_ms": 5000}, c={"sleep_ms": 5000}))
+    TRACE.clear()
+    task = asyncio.ensure_future(_run(rt))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 1.0)
+    ended = {n for n, k, _ in TRACE if k == "end"}
+    assert {"b", "c"} <= ended  # both running nodes were cancelled (their finally ran)
+    assert not any(n in {"d", "e"} for n, _, _ in TRACE)  # dependants never started
+
+
+async def test_many_roots_and_any_shape() -> None:
+    dag = {"a": ["feature_initializer"], "b": ["feature_initializer"], "c": ["feature_initializer"], "d": ["a"]}
+    rt = _serve(dag, [{"component": n, "outputs": [{"name": f"o{n}"}]} for n in "abcd"])
+    ctx = await _run(rt)
+    assert not ctx.failures
+    assert all(ctx.matrix.read(f"o{n}")[1].all() for n in "abcd")
