@@ -5,6 +5,8 @@ Everything a component, log format, log sink or config source plugin needs is re
 
 from __future__ import annotations
 
+from ._proto import inferflow_logging_pb2 as log_pb2
+from ._proto import kafka_request_pb2
 from .components.base import (
     BuildContext,
     ColumnSpec,
@@ -93,6 +95,8 @@ __all__ = [
     "format_value",
     "from_kserve",
     "hookimpl",
+    "kafka_request_pb2",
+    "log_pb2",
     "parse_dtype",
     "parse_text",
     "parse_text_column",

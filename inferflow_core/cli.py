@@ -135,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     push = csub.add_parser("push", help="write a config directory into etcd")
     push.add_argument("dir")
     push.add_argument("--dry-run", action="store_true", help="show the diff against etcd, write nothing")
-    push.set_defaults(func=lambda a: _optional("inferflow_core.config.push", "main", a, "etcd push not available"))
+    push.set_defaults(
+        func=lambda a: _optional("inferflow_core.config.push", "main", a, "etcd push not available")
+    )
 
     p = sub.add_parser("demo", help="run the example model end to end with embedded backends")
     p.add_argument("--keep-running", action="store_true")

@@ -435,7 +435,7 @@ def _parse_fixed_scalars(texts: list[str], dt: DataType) -> tuple[np.ndarray, np
 def parse_text_column(texts: Sequence[str], dt: DataType) -> tuple[np.ndarray, np.ndarray]:
     """A column of texts -> (values, valid) shaped like :func:`cells_to_array`'s result."""
     n = len(texts)
-    present = np.fromiter((bool(t) for t in texts), dtype=bool, count=n)
+    present = np.ones(n, dtype=bool) if all(texts) else np.fromiter(map(bool, texts), dtype=bool, count=n)
     if dt.scalar is DataType.STRING:
         return _objects([(t.split(":") if t else []) if dt.is_vector else t for t in texts]), present
     if dt.is_vector:
@@ -454,8 +454,12 @@ def parse_text_column(texts: Sequence[str], dt: DataType) -> tuple[np.ndarray, n
         return values, rows
     values = np.zeros(n, dtype=dt.numpy_dtype)
     valid = present.copy()
-    idx = np.flatnonzero(present)
-    sub = [texts[int(i)] for i in idx]
+    if present.all():  # the common case: no gather needed
+        idx = np.arange(n)
+        sub = texts if isinstance(texts, list) else list(texts)
+    else:
+        idx = np.flatnonzero(present)
+        sub = [texts[int(i)] for i in idx]
     try:
         values[idx], valid[idx] = _parse_fixed_scalars(sub, dt)
     except (ValueError, OverflowError):  # per-cell fallback: strict parser, failures become invalid

@@ -53,7 +53,7 @@ class Column:
     dtype: DataType
     rows: int
     values: np.ndarray | None = None
-    valid: np.ndarray = field(default=None)  # type: ignore[assignment]
+    valid: np.ndarray = field(default=None)  # type: ignore[arg-type]
     text: np.ndarray | None = None  # object array of str, "" = absent
 
     def __post_init__(self) -> None:
@@ -93,7 +93,7 @@ class ComponentMatrix:
             self._cols[name] = col
             return col
         if col.dtype is not dtype:
-            if col.values is None or col.dtype is DataType.STRING and col.text is not None:
+            if col.values is None or (col.dtype is DataType.STRING and col.text is not None):
                 col.dtype, col.values, col.valid = dtype, None, np.zeros(self.rows, dtype=bool)
             else:
                 raise DataTypeError(

@@ -98,7 +98,9 @@ def probe_runtime() -> Runtime:
     return Runtime(host=host)
 
 
-def model_json(dag: dict[str, list[str]], probes: list[dict[str, Any]], features: list[str] | None = None) -> str:
+def model_json(
+    dag: dict[str, list[str]], probes: list[dict[str, Any]], features: list[str] | None = None
+) -> str:
     return json.dumps(
         {
             "dag_execution_config": {"component_dependency": dag},

@@ -92,8 +92,12 @@ def test_not_json_and_wrong_types() -> None:
     probs = _problems(json.dumps({"dag_execution_config": {"component_dependency": {}}}))
     assert probs[0][0] == "dag_execution_config.component_dependency"
     probs = _problems(
-        json.dumps({"dag_execution_config": {"component_dependency": {"a": ["feature_initializer"]}},
-                    "response_config": {"logging_perc": 101}})
+        json.dumps(
+            {
+                "dag_execution_config": {"component_dependency": {"a": ["feature_initializer"]}},
+                "response_config": {"logging_perc": 101},
+            }
+        )
     )
     assert probs[0][0] == "response_config.logging_perc"
 

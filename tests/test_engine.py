@@ -107,7 +107,12 @@ async def test_cancellation_propagates_to_running_nodes() -> None:
 
 
 async def test_many_roots_and_any_shape() -> None:
-    dag = {"a": ["feature_initializer"], "b": ["feature_initializer"], "c": ["feature_initializer"], "d": ["a"]}
+    dag = {
+        "a": ["feature_initializer"],
+        "b": ["feature_initializer"],
+        "c": ["feature_initializer"],
+        "d": ["a"],
+    }
     rt = _serve(dag, [{"component": n, "outputs": [{"name": f"o{n}"}]} for n in "abcd"])
     ctx = await _run(rt)
     assert not ctx.failures

@@ -24,7 +24,9 @@ class ServiceSettings(BaseSettings):
     http_port: int = Field(0, validation_alias=_env("INFERFLOW_HTTP_PORT", "http_port"))
     config_dir: str | None = Field(None, validation_alias=_env("INFERFLOW_CONFIG_DIR", "config_dir"))
     etcd_server: str | None = Field(None, validation_alias=_env("ETCD_SERVER", "etcd_server"))
-    etcd_watcher_enabled: bool = Field(True, validation_alias=_env("ETCD_WATCHER_ENABLED", "etcd_watcher_enabled"))
+    etcd_watcher_enabled: bool = Field(
+        True, validation_alias=_env("ETCD_WATCHER_ENABLED", "etcd_watcher_enabled")
+    )
     etcd_username: str | None = Field(None, validation_alias=_env("ETCD_USERNAME", "etcd_username"))
     etcd_password: str | None = Field(None, validation_alias=_env("ETCD_PASSWORD", "etcd_password"))
     request_value_encoding: Literal["text", "binary"] = Field(
@@ -37,7 +39,9 @@ class ServiceSettings(BaseSettings):
     max_message_bytes: int = Field(
         16 * 1024 * 1024, gt=0, validation_alias=_env("INFERFLOW_MAX_MESSAGE_BYTES", "max_message_bytes")
     )
-    shutdown_grace_s: float = Field(10.0, ge=0, validation_alias=_env("INFERFLOW_SHUTDOWN_GRACE_S", "shutdown_grace_s"))
+    shutdown_grace_s: float = Field(
+        10.0, ge=0, validation_alias=_env("INFERFLOW_SHUTDOWN_GRACE_S", "shutdown_grace_s")
+    )
     dag_cache_size: int = Field(500, ge=1, validation_alias=_env("DAG_TOPOLOGY_CACHE_SIZE", "dag_cache_size"))
 
     @property

@@ -67,7 +67,9 @@ def parse_service_config(tree: Mapping[str, str], key: str) -> ServiceConfig:
 class ConfigStore:
     """Holds the current snapshot; ``apply`` builds and swaps in the next one."""
 
-    def __init__(self, compiler: ModelCompiler, model_prefix: str, service_key: str, metrics: Metrics) -> None:
+    def __init__(
+        self, compiler: ModelCompiler, model_prefix: str, service_key: str, metrics: Metrics
+    ) -> None:
         self.compiler = compiler
         self.model_prefix = model_prefix
         self.service_key = service_key
@@ -96,7 +98,9 @@ class ConfigStore:
                 self.metrics.count("config_rejections", model_id=model_id)
                 if old is not None:
                     models[model_id] = old
-                    log.error("model %s: new config rejected, last good version keeps serving: %s", model_id, exc)
+                    log.error(
+                        "model %s: new config rejected, last good version keeps serving: %s", model_id, exc
+                    )
                 else:
                     log.error("model %s: config rejected: %s", model_id, exc)
         service, service_error = prev.service, None

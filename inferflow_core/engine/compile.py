@@ -59,7 +59,9 @@ class ModelCompiler:
         self._cache: OrderedDict[tuple[str, str], CompiledModel] = OrderedDict()
         self.missing_plugins: dict[str, str] = {}  # config key -> why its plugin is absent
 
-    def compile(self, model_id: str, raw: str | bytes | Mapping[str, Any], config: ConfigView) -> CompiledModel:
+    def compile(
+        self, model_id: str, raw: str | bytes | Mapping[str, Any], config: ConfigView
+    ) -> CompiledModel:
         """Validate and compile; raises :class:`ConfigError` listing every problem with its JSON path."""
         data = self._parse(model_id, raw)
         digest = mmh3.hash_bytes(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hex()
@@ -181,7 +183,10 @@ class ModelCompiler:
         id_col = model.response_config.id_column
         if id_col in target and target[id_col][0].constant is None:
             problems.append(
-                ("response_config.features[0]", f"id column {id_col!r} is also produced by {target[id_col][1]!r}")
+                (
+                    "response_config.features[0]",
+                    f"id column {id_col!r} is also produced by {target[id_col][1]!r}",
+                )
             )
         for comp in components.values():
             for spec in comp.required_columns():

@@ -48,7 +48,7 @@ def build_graph(dependency: Mapping[str, Sequence[str]], known: set[str]) -> tup
     for deps in list(prereqs.values()):
         for dep in deps:
             prereqs.setdefault(dep, ())
-    if FEATURE_INITIALIZER in prereqs and prereqs[FEATURE_INITIALIZER]:
+    if prereqs.get(FEATURE_INITIALIZER):
         problems.append(f"{FEATURE_INITIALIZER!r} must not depend on anything")
     if FEATURE_INITIALIZER not in prereqs:
         problems.append(f"no node depends on {FEATURE_INITIALIZER!r}: the DAG has no root")
@@ -60,7 +60,9 @@ def build_graph(dependency: Mapping[str, Sequence[str]], known: set[str]) -> tup
     else:
         unreachable = _unreachable(prereqs)
         for node in unreachable:
-            problems.append(f"node {node!r} is not reachable from {FEATURE_INITIALIZER!r} (it would never run)")
+            problems.append(
+                f"node {node!r} is not reachable from {FEATURE_INITIALIZER!r} (it would never run)"
+            )
     if problems or order is None:
         return None, problems
     return Graph(tuple(order), prereqs), []

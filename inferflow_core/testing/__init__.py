@@ -93,7 +93,9 @@ class ComponentConformance:
         await comp.run(ctx)
         assert not ctx.failures, ctx.failures
         filled = [
-            s.name for s in comp.outputs() if not s.slate and s.constant is None and ctx.matrix.column(s.name).valid.any()
+            s.name
+            for s in comp.outputs()
+            if not s.slate and s.constant is None and ctx.matrix.column(s.name).valid.any()
         ]
         assert filled or ctx.slate_matrix is not None, "a working backend must fill at least one output cell"
 
