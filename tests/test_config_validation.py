@@ -123,3 +123,28 @@ def test_snapshot_keeps_last_good_version_and_deletes_exactly() -> None:
     snap3 = rt.apply_tree({pre + "abc_v2": good})  # delete abc only
     assert set(snap3.models) == {"abc_v2"} and not snap3.errors
     assert snap1.models.keys() == {"abc", "abc_v2"}  # old snapshots are immutable
+
+
+def test_identical_constant_columns_from_two_components_are_allowed() -> None:
+    from inferflow_core.api import ColumnSpec, DataType
+    from inferflow_core.engine.compile import ModelCompiler
+
+    class C:
+        def __init__(self, name: str, const: str) -> None:
+            self.name = name
+            self.const = const
+
+        def outputs(self) -> list[ColumnSpec]:
+            return [ColumnSpec("inferflow_config_id", DataType.STRING, constant=self.const)]
+
+        def required_columns(self) -> list[ColumnSpec]:
+            return []
+
+    from inferflow_core.config.model import ModelConfig
+
+    model = ModelConfig.model_validate({"dag_execution_config": {"component_dependency": {"a": []}}})
+    problems: list[tuple[str, str]] = []
+    cols, _ = ModelCompiler._columns(model, {"a": C("a", "m"), "b": C("b", "m")}, problems)  # type: ignore[dict-item]
+    assert not problems and [c.name for c in cols] == ["inferflow_config_id"]
+    ModelCompiler._columns(model, {"a": C("a", "m"), "b": C("b", "other")}, problems)  # type: ignore[dict-item]
+    assert problems

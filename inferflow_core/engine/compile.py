@@ -171,6 +171,8 @@ class ModelCompiler:
             for spec in comp.outputs():
                 store = slate if spec.slate else target
                 prev = store.get(spec.name)
+                if prev is not None and spec.constant is not None and prev[0] == spec:
+                    continue  # the same constant column (e.g. inferflow_config_id) from two components
                 if prev is not None and prev[1] != comp.name:
                     problems.append(
                         (

@@ -1,0 +1,210 @@
+"""PredatorComponent (reference 5.3) with the anchor's defects fixed.
+
+Per request: pick an endpoint by percentage, assemble every input tensor once for all rows, split the rows
+into ``batch_size`` batches sent in parallel, and write each batch's scores back at its own row offsets —
+a failed batch leaves exactly its rows missing. In slate mode each slate is one call over its target rows,
+slates run in parallel, and the first row's scores go to the slate matrix row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from inferflow_core.api import (
+    BuildContext,
+    ColumnSpec,
+    Component,
+    ComponentError,
+    ComponentMatrix,
+    ConfigError,
+    DataType,
+    Metrics,
+    RunContext,
+)
+
+from .config import InputSpec, OutputSpec, PredatorConfig, resolve, routes
+from .pool import Backend, BackendPool, normalise_endpoint
+from .settings import PredatorSettings
+from .tensors import Tensor, assemble_input, split_output
+
+Scores = list[list[np.ndarray]]  # per output, per slice: values of the batch's rows
+
+
+class PredatorComponent(Component):
+    kind = "predator"
+
+    def __init__(
+        self,
+        cfg: PredatorConfig,
+        model_id: str,
+        pool: BackendPool,
+        metrics: Metrics,
+        model_route_config: Any = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(cfg.component, model_id)
+        self.cfg = cfg
+        inputs, outputs, problems = resolve(cfg)
+        if problems:
+            raise ConfigError(model_id, problems)
+        self.inputs: list[InputSpec] = inputs
+        self.output_specs: list[OutputSpec] = outputs
+        self.output_names = [o.name for o in outputs]
+        port = pool.settings.port
+        weighted = routes(cfg, model_route_config)
+        self.endpoints = [normalise_endpoint(e, port) for e, _ in weighted]
+        self.cumulative = np.cumsum([w for _, w in weighted]).tolist()
+        self.fallback = normalise_endpoint(cfg.model_end_point, port) if cfg.model_end_point else ""
+        self.pool = pool
+        self.metrics = metrics
+        self.rng = rng or random.Random()
+        self.deadline_s = cfg.deadline / 1000 if cfg.deadline else None
+
+    # -- declaration ------------------------------------------------------------------------------
+    def outputs(self) -> Sequence[ColumnSpec]:
+        slate = self.cfg.slate_component
+        specs = [ColumnSpec(s.column, s.dtype, slate=slate) for o in self.output_specs for s in o.slices]
+        if self.cfg.calibration:
+            specs.append(
+                ColumnSpec(f"{self.cfg.calibration}_model", DataType.STRING, constant=self.cfg.model_name)
+            )
+            specs.append(ColumnSpec("inferflow_config_id", DataType.STRING, constant=self.model_id))
+        return specs
+
+    # -- routing ----------------------------------------------------------------------------------
+    def pick_endpoint(self) -> str:
+        """First endpoint whose cumulative percentage exceeds a uniform draw in [0, 100)."""
+        if self.endpoints:
+            draw = self.rng.random() * 100.0
+            for endpoint, upto in zip(self.endpoints, self.cumulative, strict=True):
+                if draw < upto:
+                    return endpoint
+        if not self.fallback:
+            raise ComponentError(
+                f"predator {self.name!r}: no endpoint configured", "predator-client-not-found"
+            )
+        return self.fallback
+
+    # -- run --------------------------------------------------------------------------------------
+    async def run(self, ctx: RunContext) -> None:
+        if self.cfg.slate_component:
+            if ctx.slate_matrix is not None:
+                await self._run_slates(ctx)
+            return  # a slate component in PointWise has nowhere to write: do not call the model
+        matrix = ctx.matrix
+        if matrix.rows == 0:
+            return
+        endpoint = self.pick_endpoint()
+        backend = self.pool.get(endpoint)
+        tensors = [assemble_input(matrix, spec) for spec in self.inputs]
+        size = self.cfg.batch_size or matrix.rows
+        starts = range(0, matrix.rows, size)
+        results = await asyncio.gather(
+            *(self._batch(ctx, backend, endpoint, tensors, s, min(s + size, matrix.rows)) for s in starts)
+        )
+        for (start, stop), scores in zip(
+            ((s, min(s + size, matrix.rows)) for s in starts), results, strict=True
+        ):
+            if isinstance(scores, list):
+                self._write(matrix, np.arange(start, stop), scores)
+        self._report(ctx, [r for r in results if isinstance(r, ComponentError)], len(results), "batches")
+
+    async def _batch(
+        self, ctx: RunContext, backend: Backend, endpoint: str, tensors: list[Tensor], start: int, stop: int
+    ) -> Scores | ComponentError:
+        sliced = [Tensor(t.name, t.datatype, t.array[start:stop]) for t in tensors]
+        return await self._call(ctx, backend, endpoint, sliced, stop - start)
+
+    async def _call(
+        self, ctx: RunContext, backend: Backend, endpoint: str, tensors: list[Tensor], rows: int
+    ) -> Scores | ComponentError:
+        """One model call; a failure is returned (and counted per endpoint), never raised."""
+        labels = {"model_id": self.model_id, "component": self.name, "endpoint": endpoint}
+        started = time.perf_counter()
+        try:
+            timeout = ctx.bound(self.deadline_s)
+            await backend.check_ready(self.cfg.model_name, self.cfg.model_version, timeout)
+            timeout = ctx.bound(self.deadline_s)
+            got = await backend.infer(
+                self.cfg.model_name, self.cfg.model_version, tensors, self.output_names, timeout
+            )
+            scores = []
+            for spec in self.output_specs:
+                if spec.name not in got:
+                    raise ComponentError(f"model {self.cfg.model_name!r} returned no output {spec.name!r}")
+                scores.append(split_output(spec, got[spec.name], rows))
+        except ComponentError as exc:
+            self.metrics.count("predator_endpoint_errors", 1.0, kind=exc.kind, **labels)
+            return exc
+        except Exception as exc:
+            self.metrics.count("predator_endpoint_errors", 1.0, kind="predator-api-error", **labels)
+            return ComponentError(f"{endpoint}: {type(exc).__name__}: {exc}", "predator-api-error")
+        finally:
+            self.metrics.count("predator_endpoint_calls", 1.0, **labels)
+            self.metrics.observe("predator_endpoint_latency_seconds", time.perf_counter() - started, **labels)
+        return scores
+
+    def _write(self, matrix: ComponentMatrix, rows: np.ndarray, scores: Scores) -> None:
+        for spec, per_slice in zip(self.output_specs, scores, strict=True):
+            for sl, values in zip(spec.slices, per_slice, strict=True):
+                matrix.declare(sl.column, sl.dtype)
+                matrix.set_rows(sl.column, rows, values)
+
+    def _report(self, ctx: RunContext, errors: list[ComponentError], total: int, what: str) -> None:
+        if not errors:
+            return
+        message = (
+            f"predator {self.name!r} model {self.cfg.model_name!r}: {len(errors)}/{total} {what} failed: "
+        )
+        message += errors[0].message
+        if len(errors) == total:
+            raise ComponentError(message, errors[0].kind)
+        ctx.fail(self.name, errors[0].kind, message)
+
+    # -- slate mode -------------------------------------------------------------------------------
+    async def _run_slates(self, ctx: RunContext) -> None:
+        slates = ctx.slate_matrix
+        assert slates is not None
+        endpoint = self.pick_endpoint()
+        backend = self.pool.get(endpoint)
+        jobs = []
+        for i, targets in enumerate(slates.target_indices):
+            rows = targets[(targets >= 0) & (targets < ctx.matrix.rows)]
+            if rows.size:
+                jobs.append((i, rows))
+        results = await asyncio.gather(*(self._slate(ctx, backend, endpoint, rows) for _, rows in jobs))
+        for (i, _), scores in zip(jobs, results, strict=True):
+            if isinstance(scores, list):
+                first = [[v[:1] for v in per_slice] for per_slice in scores]
+                self._write(slates, np.array([i]), first)
+        self._report(ctx, [r for r in results if isinstance(r, ComponentError)], len(results), "slates")
+
+    async def _slate(
+        self, ctx: RunContext, backend: Backend, endpoint: str, rows: np.ndarray
+    ) -> Scores | ComponentError:
+        try:
+            sub = ctx.matrix.take(rows)
+            tensors = [assemble_input(sub, spec) for spec in self.inputs]
+        except ComponentError as exc:
+            return exc
+        return await self._call(ctx, backend, endpoint, tensors, len(rows))
+
+
+class PredatorType:
+    """The ``predator_components`` component type; owns the endpoint pool shared by all model versions."""
+
+    config_key = "predator_components"
+    config_model = PredatorConfig
+
+    def __init__(self, settings: PredatorSettings | None = None) -> None:
+        self.settings = settings or PredatorSettings()
+        self.pool = BackendPool(self.settings)
+
+    def build(self, config: PredatorConfig, ctx: BuildContext) -> Component:
+        return PredatorComponent(config, ctx.model_id, self.pool, ctx.metrics, ctx.model.route_config)

@@ -1,0 +1,91 @@
+"""Backends per endpoint, created lazily on first use (so a hot-reloaded endpoint works at once).
+
+Endpoint forms: ``host`` (port from ``EXTERNAL_SERVICE_PREDATOR_PORT``), ``host:port``, ``[v6]:port`` and
+``onnx://PATH`` (embedded ONNX Runtime over a Triton-layout repository). The pool is owned by the
+registered component type, i.e. one per process runtime, and shared by every model version using it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from .embedded import OnnxBackend
+from .kserve import KServeClient
+from .settings import PredatorSettings
+from .tensors import Tensor
+
+ONNX_SCHEME = "onnx://"
+
+
+class Backend(Protocol):
+    target: str
+
+    async def check_ready(self, model: str, version: str, timeout: float | None) -> None: ...
+
+    async def infer(
+        self, model: str, version: str, inputs: list[Tensor], outputs: list[str], timeout: float | None
+    ) -> dict[str, Tensor]: ...
+
+    async def close(self) -> None: ...
+
+
+def normalise_endpoint(endpoint: str, default_port: int) -> str:
+    """``host`` -> ``host:port``; ``host:port`` and ``onnx://PATH`` unchanged (stripped)."""
+    endpoint = endpoint.strip()
+    if endpoint.startswith(ONNX_SCHEME):
+        return endpoint
+    if endpoint.startswith("["):  # [v6]:port or [v6]
+        return endpoint if "]:" in endpoint else f"{endpoint}:{default_port}"
+    return endpoint if ":" in endpoint else f"{endpoint}:{default_port}"
+
+
+class BackendPool:
+    def __init__(self, settings: PredatorSettings) -> None:
+        self.settings = settings
+        self._backends: dict[str, tuple[Backend, asyncio.AbstractEventLoop]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._metadata = (
+            ("predator-caller-id", settings.caller_id),
+            ("predator-auth-token", settings.caller_token),
+        )
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.settings.onnx_workers, thread_name_prefix="inferflow-onnx"
+            )
+        return self._executor
+
+    def get(self, endpoint: str) -> Backend:
+        """The backend for ``endpoint`` (already normalised), created on first use on this event loop.
+
+        grpc.aio channels belong to the loop that made them, so a client made on another loop is replaced.
+        """
+        loop = asyncio.get_running_loop()
+        got = self._backends.get(endpoint)
+        if got is not None and (got[1] is loop or endpoint.startswith(ONNX_SCHEME)):
+            return got[0]
+        backend: Backend
+        if endpoint.startswith(ONNX_SCHEME):
+            backend = OnnxBackend(
+                endpoint[len(ONNX_SCHEME) :], self.executor, self.settings.onnx_intra_op_threads
+            )
+        else:
+            backend = KServeClient(
+                endpoint, self.settings.plain_text, self._metadata, self.settings.max_message_bytes
+            )
+        self._backends[endpoint] = (backend, loop)
+        return backend
+
+    async def aclose(self) -> None:
+        """Close every channel and the ONNX thread pool (service shutdown, tests)."""
+        backends = [b for b, _ in self._backends.values()]
+        self._backends.clear()
+        for backend in backends:
+            await backend.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None

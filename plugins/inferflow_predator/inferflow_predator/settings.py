@@ -1,0 +1,38 @@
+"""Environment settings of the predator client (the anchor's env names, reference 8.3, with defaults)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PredatorSettings(BaseSettings):
+    """Read once when the plugin registers its component type (i.e. at process start)."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    port: int = Field(
+        8001, gt=0, lt=65536, validation_alias=AliasChoices("EXTERNAL_SERVICE_PREDATOR_PORT", "port")
+    )
+    plain_text: bool = Field(
+        False, validation_alias=AliasChoices("EXTERNAL_SERVICE_PREDATOR_GRPC_PLAIN_TEXT", "plain_text")
+    )
+    caller_id: str = Field(
+        "", validation_alias=AliasChoices("EXTERNAL_SERVICE_PREDATOR_CALLER_ID", "caller_id")
+    )
+    caller_token: str = Field(
+        "", validation_alias=AliasChoices("EXTERNAL_SERVICE_PREDATOR_CALLER_TOKEN", "caller_token")
+    )
+    max_message_bytes: int = Field(
+        64 * 1024 * 1024,
+        gt=0,
+        validation_alias=AliasChoices("INFERFLOW_PREDATOR_MAX_MESSAGE_BYTES", "max_message_bytes"),
+    )
+    onnx_workers: int = Field(
+        2, ge=1, validation_alias=AliasChoices("INFERFLOW_PREDATOR_ONNX_WORKERS", "onnx_workers")
+    )
+    onnx_intra_op_threads: int = Field(
+        1,
+        ge=0,
+        validation_alias=AliasChoices("INFERFLOW_PREDATOR_ONNX_INTRA_OP_THREADS", "onnx_intra_op_threads"),
+    )

@@ -1,0 +1,172 @@
+"""Fixtures: a Runtime with the installed plugins, small ONNX repositories and a real MLServer process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from inferflow_core.runtime import Runtime
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE_REPO = ROOT / "examples" / "models" / "repo"
+MLSERVER_BIN = os.environ.get("INFERFLOW_MLSERVER_BIN", "/work/venv-mlserver/bin/mlserver")
+MLSERVER_PY = str(Path(MLSERVER_BIN).with_name("python"))
+N_FEATURES = 8
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def model_json(components: list[dict[str, Any]], features: list[str] | None = None) -> str:
+    dag = {c["component"]: ["feature_initializer"] for c in components}
+    return json.dumps(
+        {
+            "dag_execution_config": {"component_dependency": dag},
+            "component_config": {"predator_components": components},
+            "response_config": {"features": features or ["id"]},
+        }
+    )
+
+
+@pytest.fixture
+def make_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Runtime]]:
+    """``make_runtime(components, model_id="m")``: a Runtime (entry points loaded) serving one model."""
+    monkeypatch.setenv("EXTERNAL_SERVICE_PREDATOR_GRPC_PLAIN_TEXT", "true")
+    monkeypatch.setenv("EXTERNAL_SERVICE_PREDATOR_CALLER_ID", "inferflow-test")
+    made: list[Runtime] = []
+
+    def make(components: list[dict[str, Any]], model_id: str = "m") -> Runtime:
+        rt = Runtime()
+        rt.apply_tree({rt.settings.config_map_prefix + model_id: model_json(components)})
+        assert not rt.store.current.errors, rt.store.current.errors
+        made.append(rt)
+        return rt
+
+    yield make
+    for rt in made:
+        pool = rt.registry.components["predator_components"].pool
+        pool._executor and pool._executor.shutdown(wait=False)
+
+
+def predator_type(rt: Runtime) -> Any:
+    return rt.registry.components["predator_components"]
+
+
+# ------------------------------------------------------------------------------------------- MLServer
+TRAIN = f"""
+import json, sys, joblib, numpy as np
+from sklearn.linear_model import LogisticRegression
+out, seed = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(seed)
+X = rng.normal(size=(400, {N_FEATURES})).astype(np.float32)
+y = (X @ rng.normal(size={N_FEATURES}) + rng.normal(scale=0.5, size=400) > 0).astype(int)
+clf = LogisticRegression(C=1.0).fit(X, y)
+joblib.dump(clf, out + "/model.joblib")
+probe = rng.normal(size=(64, {N_FEATURES})).astype(np.float32)
+np.savez(out + "/expected.npz", X=probe, proba=clf.predict_proba(probe), label=clf.predict(probe),
+         coef=clf.coef_, intercept=clf.intercept_)
+"""
+
+
+class MLServer:
+    def __init__(self, workdir: Path, model_name: str, seed: int) -> None:
+        self.dir = workdir
+        self.model_name = model_name
+        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        model_dir = workdir / model_name
+        model_dir.mkdir(parents=True)
+        subprocess.run([MLSERVER_PY, "-c", TRAIN, str(model_dir), str(seed)], check=True, timeout=120)
+        self.expected = dict(np.load(model_dir / "expected.npz"))
+        (model_dir / "model-settings.json").write_text(
+            json.dumps(
+                {
+                    "name": model_name,
+                    "implementation": "mlserver_sklearn.SKLearnModel",
+                    "parameters": {"uri": "./model.joblib", "version": "1"},
+                }
+            )
+        )
+        (workdir / "settings.json").write_text(
+            json.dumps(
+                {
+                    "debug": False,
+                    "host": "127.0.0.1",
+                    "http_port": self.http_port,
+                    "grpc_port": self.grpc_port,
+                    "metrics_port": self.metrics_port,
+                    "parallel_workers": 0,
+                }
+            )
+        )
+        self.log = open(workdir / "mlserver.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [MLSERVER_BIN, "start", str(workdir)], stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        url = f"http://127.0.0.1:{self.http_port}/v2/models/{self.model_name}/ready"
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        log = (self.dir / "mlserver.log").read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"MLServer did not become ready within {timeout_s}s:\n{log}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServer]:
+    if not Path(MLSERVER_BIN).exists():
+        pytest.skip(f"MLServer binary not found at {MLSERVER_BIN} (set INFERFLOW_MLSERVER_BIN)")
+    server = MLServer(tmp_path_factory.mktemp("mlserver"), "clf", seed=3)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def blackhole() -> Iterator[str]:
+    """A TCP listener that never answers: connections hang in the HTTP/2 handshake."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
