@@ -19,7 +19,8 @@ from inferflow_core.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE_REPO = ROOT / "examples" / "models" / "repo"
-MLSERVER_BIN = os.environ.get("INFERFLOW_MLSERVER_BIN", "/work/venv-mlserver/bin/mlserver")
+# `make test` creates .venv-mlserver at the repository root and exports INFERFLOW_MLSERVER_BIN.
+MLSERVER_BIN = os.environ.get("INFERFLOW_MLSERVER_BIN", str(ROOT / ".venv-mlserver" / "bin" / "mlserver"))
 MLSERVER_PY = str(Path(MLSERVER_BIN).with_name("python"))
 N_FEATURES = 8
 
@@ -151,6 +152,8 @@ class MLServer:
 @pytest.fixture(scope="session")
 def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServer]:
     if not Path(MLSERVER_BIN).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"MLServer binary not found at {MLSERVER_BIN}: CI must install it (scripts/test.sh)")
         pytest.skip(f"MLServer binary not found at {MLSERVER_BIN} (set INFERFLOW_MLSERVER_BIN)")
     server = MLServer(tmp_path_factory.mktemp("mlserver"), "clf", seed=3)
     try:
