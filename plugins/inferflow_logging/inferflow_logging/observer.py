@@ -1,0 +1,183 @@
+"""The inference logger: a RequestObserver that samples on the event loop and does everything else on a
+worker thread, so a request never waits on encoding or on a sink.
+
+``observe`` only decides (sampling, tracking id, format) and ``put_nowait``s the finished request on a
+bounded queue; a full queue drops the request's log and counts it. The worker derives (and caches) the
+model's schema, encodes, wraps and hands message values to the sink. ``stop`` drains the queue within
+the grace period; what is left is counted as dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from inferflow_core.api import Metrics, ServedRequest
+
+from .formats import FORMATS
+from .records import encode_request
+from .sampling import should_log
+from .schema import SchemaCache, check_model_config
+from .settings import LoggingSettings
+from .sinks import SINKS, SinkWriter
+
+log = logging.getLogger("inferflow.logging")
+_STOP = object()
+
+
+class InferenceLogger:
+    """Registered through ``register_request_observers``. See the module docstring."""
+
+    def __init__(
+        self,
+        settings: LoggingSettings | None = None,
+        metrics: Metrics | None = None,
+        formats: Mapping[str, Any] | None = None,
+        sinks: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings or LoggingSettings()
+        self.metrics = metrics or Metrics()
+        self.formats = dict(formats or FORMATS)
+        self.sinks = dict(sinks or SINKS)
+        self.schemas = SchemaCache()
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=self.settings.queue_size)
+        self.writer: SinkWriter | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._warned: set[tuple[str, str]] = set()
+
+    def bind(self, metrics: Metrics | None = None, formats: Mapping[str, Any] | None = None) -> None:
+        """Let the host share its metrics registry and every registered format (call before ``start``)."""
+        if metrics is not None:
+            self.metrics = metrics
+        if formats:
+            self.formats.update(formats)
+
+    # -- request path (event loop) ----------------------------------------------------------------
+    def observe(self, served: ServedRequest) -> None:
+        """Decide and enqueue; never blocks, never raises."""
+        try:
+            request = served.ctx.request
+            perc = served.model.config.response_config.logging_perc
+            if not should_log(request.api, request.tracking_id, request.user_id, perc):
+                return
+            if getattr(served.service, "v2_logging_type", None) not in self.formats:
+                return
+            if self._thread is None:
+                self._start_worker()
+            self.queue.put_nowait(served)
+        except queue.Full:
+            self.metrics.count("logging.dropped", reason="queue_full")
+        except Exception:  # an observer must never break serving
+            log.exception("inference logging: observe failed")
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._start_worker()
+
+    def _start_worker(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self.writer = self._make_writer()
+            self._thread = threading.Thread(target=self._run, name="inferflow-logging", daemon=True)
+            self._thread.start()
+
+    def _make_writer(self) -> SinkWriter | None:
+        name = self.settings.effective_sink()
+        if name == "none":
+            log.warning("inference logging is disabled (INFERFLOW_LOG_SINK=none)")
+            return None
+        writer = self.sinks[name].create(self.settings, self.metrics)
+        where = self.settings.bootstrap_servers() if name == "kafka" else self.settings.log_dir
+        log.info("inference logs go to %s (%s, topic %s)", name, where, self.settings.topic)
+        return writer  # type: ignore[no-any-return]
+
+    async def stop(self, grace_s: float) -> None:
+        """Drain the queue and flush the sink within ``grace_s``; count what could not be written."""
+        thread = self._thread
+        if thread is None:
+            return
+        deadline = time.monotonic() + max(0.0, grace_s)
+        with contextlib.suppress(queue.Full):  # off the loop: a full queue makes this put wait
+            await asyncio.to_thread(self.queue.put, _STOP, True, max(0.001, grace_s))
+        await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
+        left = 0
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            left += item is not _STOP
+        if left:
+            self.metrics.count("logging.dropped", left, reason="shutdown")
+        if self.writer is not None and not thread.is_alive():
+            pending = await asyncio.to_thread(self.writer.flush, max(0.0, deadline - time.monotonic()))
+            if pending:
+                self.metrics.count("logging.dropped", pending, reason="shutdown")
+            close = getattr(self.writer, "close", None)
+            if close is not None:
+                close()
+        self._thread = None
+        self.metrics.gauge("logging.queue_depth", 0)
+
+    # -- worker thread ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self.queue.get(timeout=0.1)
+            except queue.Empty:
+                self._idle()
+                continue
+            if item is _STOP:
+                self._idle()
+                return
+            self.metrics.gauge("logging.queue_depth", self.queue.qsize())
+            self.process(item)
+
+    def _idle(self) -> None:
+        self.metrics.gauge("logging.queue_depth", self.queue.qsize())
+        if self.writer is not None:
+            try:
+                self.writer.poll()
+            except Exception:
+                log.exception("inference logging: sink poll failed")
+
+    def process(self, served: ServedRequest) -> int:
+        """Encode one request and write it; returns the number of messages written. Never raises."""
+        model_id = served.model.model_id
+        try:
+            schema, new = self.schemas.get(served.model)
+            if new:
+                self._check(served.model)
+            fmt = self.formats[served.service.v2_logging_type]
+            encoded = encode_request(served, schema, fmt, self.metrics, self.settings.log_slates)
+        except Exception as exc:
+            self.metrics.count("logging.error", model_id=model_id, error_type="encoding_error")
+            self.metrics.count("logging.encode_errors", model_id=model_id, error_type="encoding_error")
+            log.warning("inference logging: model %s: encoding failed: %s", model_id, exc)
+            return 0
+        if encoded.entities:
+            self.metrics.count("logging.entities", encoded.entities, model_id=model_id)
+        if self.writer is None or not encoded.messages:
+            return 0
+        try:
+            self.writer.write(encoded.messages)
+        except Exception as exc:
+            self.metrics.count("logging.sink_errors", sink=self.settings.effective_sink(), error_type="write")
+            log.warning("inference logging: model %s: sink write failed: %s", model_id, exc)
+            return 0
+        return len(encoded.messages)
+
+    def _check(self, model: Any) -> None:
+        for path, message in check_model_config(model):
+            self.metrics.count("logging.error", model_id=model.model_id, error_type="cache_version_overflow")
+            if (model.model_id, path) not in self._warned:
+                self._warned.add((model.model_id, path))
+                log.warning("inference logging: %s: %s", path, message)

@@ -1,0 +1,104 @@
+"""One served request -> the Kafka message values to write (runs on the logging worker thread)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from inferflow_core.api import ComponentMatrix, Metrics, ServedRequest
+
+from .envelope import EVENT_NAME, SLATE_EVENT_NAME, parent_entity, wrap
+from .sampling import RETRIEVE_MODEL_SCORE
+from .schema import LogSchema, SchemaEntry, metadata_byte
+from .sinks import LogMessage
+from .table import build_table, slate_entities
+
+
+@dataclass
+class Encoded:
+    messages: list[LogMessage]
+    entities: int = 0
+    bad_rows: int = 0
+
+
+def _target_ids(matrix: ComponentMatrix, id_column: str) -> list[str] | None:
+    if not id_column or not matrix.has(id_column):
+        return None
+    return matrix.texts(id_column)
+
+
+def encode_request(
+    served: ServedRequest, schema: LogSchema, fmt: Any, metrics: Metrics, log_slates: bool = True
+) -> Encoded:
+    """Build, encode and wrap the target log (and the slate log of pair/slate requests).
+
+    Bad rows are dropped one by one and counted (``logging.error{error_type=bad_row}``); a missing id
+    column logs nothing for the request (``id_column_not_found``), as in the anchor.
+    """
+    ctx, model = served.ctx, served.model
+    request = ctx.request
+    ids = _target_ids(ctx.matrix, schema.id_column)
+    if ids is None:
+        metrics.count("logging.error", model_id=model.model_id, error_type="id_column_not_found")
+        metrics.count("logging.encode_errors", model_id=model.model_id, error_type="id_column_not_found")
+        return Encoded([])
+    common = {
+        "user_id": request.user_id if request.api == RETRIEVE_MODEL_SCORE else "",
+        "tracking_id": request.tracking_id,
+        "model_id": model.model_id,
+        "metadata": metadata_byte(bool(served.service.compression_enabled), schema.cache_version, fmt.name),
+        "parents": parent_entity(request.metadata or {}),
+        "created_at": int(served.received_at or time.time()),
+    }
+    batch = model.config.response_config.effective_log_batch_size
+    out = Encoded([])
+    _encode_matrix(out, ctx.matrix, schema.entries, ids, fmt, batch, common, EVENT_NAME, schema, metrics)
+    slate_matrix = ctx.slate_matrix
+    if log_slates and slate_matrix is not None and schema.slate_entries and slate_matrix.rows:
+        slate_ids = slate_entities(ids, slate_matrix.target_indices)
+        _encode_matrix(
+            out,
+            slate_matrix,
+            schema.slate_entries,
+            slate_ids,
+            fmt,
+            batch,
+            common,
+            SLATE_EVENT_NAME,
+            schema,
+            metrics,
+        )
+    return out
+
+
+def _encode_matrix(
+    out: Encoded,
+    matrix: ComponentMatrix,
+    entries: tuple[SchemaEntry, ...],
+    ids: list[str],
+    fmt: Any,
+    batch: int,
+    common: dict[str, Any],
+    event_name: str,
+    schema: LogSchema,
+    metrics: Metrics,
+) -> None:
+    model_id = common["model_id"]
+    table, bad = build_table(matrix, entries, ids)
+    bad |= fmt.bad_rows(table)
+    if bad.any():
+        count = int(np.count_nonzero(bad))
+        out.bad_rows += count
+        metrics.count("logging.error", count, model_id=model_id, error_type="bad_row")
+        metrics.count("logging.encode_errors", count, model_id=model_id, error_type="bad_row")
+        table = table.filter(~bad)
+    slate = event_name == SLATE_EVENT_NAME
+    key = model_id + ("#slate" if slate else "")
+    described = schema.to_json(slate=slate)
+    for chunk in fmt.encode(table, batch):
+        value = wrap(entities=chunk.entities, features=chunk.features, event_name=event_name, **common)
+        out.messages.append(LogMessage(value, model_id, key, described))
+        out.entities += len(chunk.entities)

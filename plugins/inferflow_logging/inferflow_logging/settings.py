@@ -1,0 +1,54 @@
+"""Logging settings from the environment (the anchor's Kafka names, ``INFERFLOW_*`` for the rest)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TOPIC = "inferflow_inference_logs"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class LoggingSettings(BaseSettings):
+    """Where inference logs go and how much may queue up. Every field has a working default."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    sink: Literal["auto", "kafka", "file", "none"] = Field(
+        "auto", validation_alias=_env("INFERFLOW_LOG_SINK", "sink")
+    )  # auto = kafka when KAFKA_BOOTSTRAP_SERVERS is set, else file
+    kafka_bootstrap_servers: str | None = Field(
+        None, validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers")
+    )
+    topic: str = Field(DEFAULT_TOPIC, validation_alias=_env("KAFKA_LOGGING_TOPIC", "topic"))
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "none",
+        validation_alias=_env("KAFKA_COMPRESSION_TYPE", "INFERFLOW_KAFKA_COMPRESSION", "kafka_compression"),
+    )
+    kafka_config: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, validation_alias=_env("INFERFLOW_KAFKA_CONFIG", "kafka_config")
+    )  # extra librdkafka producer settings (JSON object)
+    log_dir: str = Field("inferflow-logs", validation_alias=_env("INFERFLOW_LOG_DIR", "log_dir"))
+    file_max_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, validation_alias=_env("INFERFLOW_LOG_FILE_MAX_BYTES", "file_max_bytes")
+    )
+    file_max_age_s: float = Field(
+        3600.0, gt=0, validation_alias=_env("INFERFLOW_LOG_FILE_MAX_AGE_S", "file_max_age_s")
+    )
+    queue_size: int = Field(1024, gt=0, validation_alias=_env("INFERFLOW_LOG_QUEUE_SIZE", "queue_size"))
+    log_slates: bool = Field(True, validation_alias=_env("INFERFLOW_LOG_SLATES", "log_slates"))
+
+    def bootstrap_servers(self) -> str:
+        """Comma-separated servers, whitespace removed (the anchor did not split them: reference 10.A1)."""
+        raw = self.kafka_bootstrap_servers or ""
+        return ",".join(s.strip() for s in raw.split(",") if s.strip())
+
+    def effective_sink(self) -> str:
+        if self.sink != "auto":
+            return self.sink
+        return "kafka" if self.bootstrap_servers() else "file"

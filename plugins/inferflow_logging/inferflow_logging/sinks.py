@@ -1,0 +1,241 @@
+"""Log sinks registered through ``register_log_sinks``: ``kafka`` (confluent-kafka) and ``file``.
+
+A sink is a factory (``name``, ``create(settings, metrics)``) of a writer that the logging worker
+thread owns: ``write(messages)`` never blocks on the network (the Kafka producer queues in librdkafka
+and reports deliveries through callbacks served by ``poll``), ``flush(timeout)`` is for shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from inferflow_core.api import Metrics
+
+from .settings import LoggingSettings
+
+
+@dataclass
+class LogMessage:
+    """One Kafka message value plus what the file sink needs to make it decodable offline."""
+
+    value: bytes
+    model_id: str
+    schema_key: str  # model id, or "<model id>#slate" for slate logs
+    schema: list[list[str]] = field(default_factory=list)
+
+
+class SinkWriter(Protocol):
+    def write(self, messages: list[LogMessage]) -> None: ...
+
+    def poll(self) -> None: ...
+
+    def flush(self, timeout: float) -> int: ...
+
+
+def _sink_error(metrics: Metrics, sink: str, kind: str, count: int = 1) -> None:
+    metrics.count("logging.sink_errors", count, sink=sink, error_type=kind)
+
+
+# ------------------------------------------------------------------------------------------- file
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def read_delimited(path: str | Path) -> Iterator[bytes]:
+    """The varint-length-delimited records of a ``.binpb`` log file (protobuf's delimited framing)."""
+    data = Path(path).read_bytes()
+    pos = 0
+    while pos < len(data):
+        length = shift = 0
+        while True:
+            if pos >= len(data):
+                raise ValueError(f"{path}: truncated length prefix at byte {pos}")
+            byte = data[pos]
+            pos += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        if pos + length > len(data):
+            raise ValueError(f"{path}: truncated record at byte {pos} ({length} bytes announced)")
+        yield data[pos : pos + length]
+        pos += length
+
+
+def schema_path(log_file: str | Path) -> Path:
+    """The sidecar holding the schemas of the models logged in ``log_file``."""
+    return Path(str(log_file) + ".schema.json")
+
+
+class FileWriter:
+    """Appends delimited KafkaRequest bytes to ``<dir>/<topic>-<UTC yyyymmddHHMMSS>-<n>.binpb``.
+
+    Rotates by size and age, and when a model's schema changes inside one file, so each file's sidecar
+    ``.schema.json`` names exactly one schema per model.
+    """
+
+    def __init__(self, settings: LoggingSettings, metrics: Metrics) -> None:
+        self.dir = Path(settings.log_dir)
+        self.topic = settings.topic
+        self.max_bytes = settings.file_max_bytes
+        self.max_age = settings.file_max_age_s
+        self.metrics = metrics
+        self._file: BinaryIO | None = None
+        self._path: Path | None = None
+        self._opened = 0.0
+        self._size = 0
+        self._seq = 0
+        self._schemas: dict[str, list[list[str]]] = {}
+        self.paths: list[Path] = []
+
+    def _open(self) -> None:
+        self.close()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+        while True:
+            path = self.dir / f"{self.topic}-{stamp}-{self._seq}.binpb"
+            self._seq += 1
+            try:
+                self._file = open(path, "xb")  # noqa: SIM115 - owned by this writer until rotation
+                break
+            except FileExistsError:
+                continue
+        self._path, self._opened, self._size, self._schemas = path, time.monotonic(), 0, {}
+        self.paths.append(path)
+
+    def _note_schema(self, msg: LogMessage) -> None:
+        known = self._schemas.get(msg.schema_key)
+        if known == msg.schema:
+            return
+        if known is not None:
+            self._open()  # schema changed: start a new file so the sidecar stays unambiguous
+        self._schemas[msg.schema_key] = msg.schema
+        assert self._path is not None
+        tmp = schema_path(self._path).with_suffix(".tmp")
+        tmp.write_text(json.dumps({"schemas": self._schemas}), encoding="utf-8")
+        os.replace(tmp, schema_path(self._path))
+
+    def write(self, messages: list[LogMessage]) -> None:
+        for msg in messages:
+            try:
+                if self._file is None or self._size >= self.max_bytes or self._expired():
+                    self._open()
+                self._note_schema(msg)
+                assert self._file is not None
+                record = varint(len(msg.value)) + msg.value
+                self._file.write(record)
+                self._size += len(record)
+                self.metrics.count("logging.logged", model_id=msg.model_id, sink="file")
+            except OSError as exc:
+                _sink_error(self.metrics, "file", type(exc).__name__)
+                self.metrics.count("logging.error", model_id=msg.model_id, error_type="file-write-error")
+        if self._file is not None:
+            self._file.flush()  # readers see whole records between batches
+
+    def _expired(self) -> bool:
+        return time.monotonic() - self._opened >= self.max_age
+
+    def poll(self) -> None:
+        if self._file is not None and self._expired():
+            self.close()
+
+    def flush(self, timeout: float) -> int:
+        if self._file is not None:
+            self._file.flush()
+        return 0
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class FileSink:
+    name = "file"
+
+    def create(self, settings: LoggingSettings, metrics: Metrics) -> FileWriter:
+        return FileWriter(settings, metrics)
+
+
+# ------------------------------------------------------------------------------------------- kafka
+class KafkaWriter:
+    """confluent-kafka producer: async, no key, no headers; deliveries counted by model id."""
+
+    def __init__(self, settings: LoggingSettings, metrics: Metrics) -> None:
+        from confluent_kafka import Producer
+
+        self.metrics = metrics
+        self.topic = settings.topic
+        conf: dict[str, Any] = {
+            "bootstrap.servers": settings.bootstrap_servers(),
+            "compression.type": settings.kafka_compression,
+            "linger.ms": 10,  # the anchor's 10 ms batch timeout
+            "queue.buffering.max.messages": 100_000,
+            "queue.buffering.max.kbytes": 131_072,
+            "message.timeout.ms": 120_000,
+            "reconnect.backoff.max.ms": 2_000,
+            "error_cb": self._on_error,
+            "logger": logging.getLogger("inferflow.logging.kafka"),  # librdkafka logs via Python logging
+        }
+        conf.update(settings.kafka_config)
+        self.producer = Producer(conf)
+
+    def _on_error(self, err: Any) -> None:
+        _sink_error(self.metrics, "kafka", str(err.name()) if hasattr(err, "name") else "error")
+
+    def _delivered(self, model_id: str) -> Any:
+        def report(err: Any, _msg: Any) -> None:
+            if err is None:
+                self.metrics.count("logging.kafka_sent", model_id=model_id)
+            else:
+                self.metrics.count("logging.error", model_id=model_id, error_type="kafka-v2-error")
+                _sink_error(self.metrics, "kafka", "delivery_failed")
+
+        return report
+
+    def write(self, messages: list[LogMessage]) -> None:
+        from confluent_kafka import KafkaException
+
+        for msg in messages:
+            try:
+                self.producer.produce(self.topic, value=msg.value, on_delivery=self._delivered(msg.model_id))
+                self.metrics.count("logging.logged", model_id=msg.model_id, sink="kafka")
+            except BufferError:  # librdkafka's local queue is full (broker away for long): drop, count
+                self.metrics.count("logging.dropped", reason="sink_full")
+                self.metrics.count("logging.error", model_id=msg.model_id, error_type="kafka-v2-error")
+                _sink_error(self.metrics, "kafka", "queue_full")
+            except KafkaException as exc:
+                self.metrics.count("logging.error", model_id=msg.model_id, error_type="kafka-v2-error")
+                _sink_error(self.metrics, "kafka", str(exc.args[0].name()) if exc.args else "error")
+        self.producer.poll(0)
+
+    def poll(self) -> None:
+        self.producer.poll(0)
+
+    def flush(self, timeout: float) -> int:
+        return int(self.producer.flush(max(0.0, timeout)))
+
+    def close(self) -> None:
+        self.producer.poll(0)
+
+
+class KafkaSink:
+    name = "kafka"
+
+    def create(self, settings: LoggingSettings, metrics: Metrics) -> KafkaWriter:
+        return KafkaWriter(settings, metrics)
+
+
+SINKS = {s.name: s for s in (KafkaSink(), FileSink())}
