@@ -39,6 +39,8 @@ class ProbeConfig(BaseModel):
     fail: bool = False
     value: float = 1.0
     timeout_ms: float | None = None
+    copy_from: str | None = None  # outputs = value * this input column (read as FP32)
+    slate_outputs: list[OutputSpec] = []  # slate columns: value * slate size
 
 
 TRACE: list[tuple[str, str, float]] = []  # (component, "start"/"end", perf_counter)
@@ -57,10 +59,15 @@ class ProbeComponent(Component):
             except DataTypeError as exc:
                 raise ConfigError(model_id, [(f"outputs[{i}].data_type", str(exc))]) from None
             self.specs.append(ColumnSpec(out.name, dtype))
+        for out in cfg.slate_outputs:
+            self.specs.append(ColumnSpec(out.name, parse_dtype(out.data_type), slate=True))
         self.timeout = cfg.timeout_ms / 1000 if cfg.timeout_ms else None
 
     def outputs(self) -> list[ColumnSpec]:
         return self.specs
+
+    def required_columns(self) -> list[ColumnSpec]:
+        return [ColumnSpec(self.cfg.copy_from, DataType.FP32)] if self.cfg.copy_from else []
 
     async def run(self, ctx: RunContext) -> None:
         TRACE.append((self.name, "start", time.perf_counter()))
@@ -70,6 +77,15 @@ class ProbeComponent(Component):
             if self.cfg.fail:
                 raise RuntimeError(f"{self.name} was told to fail")
             for spec in self.specs:
+                if spec.slate:
+                    if ctx.slate_matrix is not None:
+                        sizes = [len(t) for t in ctx.slate_matrix.target_indices]
+                        ctx.slate_matrix.set_column(spec.name, np.asarray(sizes, np.float32) * self.cfg.value)
+                    continue
+                if self.cfg.copy_from:
+                    values, valid = ctx.matrix.read(self.cfg.copy_from, DataType.FP32)
+                    ctx.matrix.set_column(spec.name, values * np.float32(self.cfg.value), valid)
+                    continue
                 ctx.matrix.set_column(spec.name, np.full(ctx.matrix.rows, self.cfg.value, dtype=np.float32))
         finally:
             TRACE.append((self.name, "end", time.perf_counter()))

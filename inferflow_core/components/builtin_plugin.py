@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from ..config.etcd_source import EtcdSourceFactory
 from ..config.model import FEATURE_INITIALIZER
 from ..config.sources import DirectorySourceFactory
 from ..hookspecs import Register, hookimpl
@@ -41,3 +42,4 @@ def register_components(register: Register) -> None:
 @hookimpl
 def register_config_sources(register: Register) -> None:
     register(DirectorySourceFactory())
+    register(EtcdSourceFactory())

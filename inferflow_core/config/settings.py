@@ -43,6 +43,9 @@ class ServiceSettings(BaseSettings):
         10.0, ge=0, validation_alias=_env("INFERFLOW_SHUTDOWN_GRACE_S", "shutdown_grace_s")
     )
     dag_cache_size: int = Field(500, ge=1, validation_alias=_env("DAG_TOPOLOGY_CACHE_SIZE", "dag_cache_size"))
+    config_source: str | None = Field(None, validation_alias=_env("INFERFLOW_CONFIG_SOURCE", "config_source"))
+    bind_host: str = Field("0.0.0.0", validation_alias=_env("INFERFLOW_BIND_HOST", "bind_host"))
+    log_json: bool = Field(True, validation_alias=_env("INFERFLOW_LOG_JSON", "log_json"))
 
     @property
     def model_config_prefix(self) -> str:

@@ -67,6 +67,8 @@ class DirectorySource(ConfigSource):
         self.interval = interval
 
     async def load(self) -> dict[str, str]:
+        # remember what this load saw, so a watch started later still reports a change made in between
+        self._loaded_stamp = await asyncio.to_thread(self._stamp)
         return await asyncio.to_thread(read_config_dir, self.root, self.prefixes)
 
     def _stamp(self) -> tuple[tuple[str, int, int], ...]:
@@ -80,7 +82,7 @@ class DirectorySource(ConfigSource):
         return tuple(out)
 
     async def watch(self) -> AsyncIterator[dict[str, str]]:
-        last = await asyncio.to_thread(self._stamp)
+        last = getattr(self, "_loaded_stamp", None) or await asyncio.to_thread(self._stamp)
         while True:
             await asyncio.sleep(self.interval)
             stamp = await asyncio.to_thread(self._stamp)

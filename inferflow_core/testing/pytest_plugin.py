@@ -2,21 +2,22 @@
 
 * ``inferflow_host`` - a fresh PluginHost with the installed entry points loaded.
 * ``free_port`` - a free loopback TCP port.
+* ``etcd_server`` - a real etcd (``/usr/bin/etcd``) on free loopback ports with a temp data dir
+  (an :class:`~inferflow_core.testing.etcd.EtcdProcess`; ``.endpoint`` is ``host:port``).
+* ``inferflow_server`` - a factory: ``async with inferflow_server(runtime, tree) as srv`` runs a real
+  grpc.aio server in-process (see :mod:`inferflow_core.testing.server`).
 """
 
 from __future__ import annotations
 
-import socket
+from collections.abc import Iterator
 
 import pytest
 
 from ..plugins import PluginHost
+from .ports import pick_free_port
 
-
-def pick_free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["pick_free_port"]
 
 
 @pytest.fixture
@@ -29,3 +30,26 @@ def inferflow_host() -> PluginHost:
     host = PluginHost()
     host.load_entrypoints()
     return host
+
+
+@pytest.fixture
+def etcd_server() -> Iterator[object]:
+    from .etcd import EtcdProcess
+
+    etcd = EtcdProcess()
+    try:
+        etcd.start()
+    except RuntimeError as exc:
+        etcd.cleanup()
+        pytest.fail(f"cannot start etcd: {exc}")
+    try:
+        yield etcd
+    finally:
+        etcd.cleanup()
+
+
+@pytest.fixture
+def inferflow_server() -> object:
+    from .server import running_server
+
+    return running_server

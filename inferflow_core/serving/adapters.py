@@ -1,0 +1,216 @@
+"""Request adapters: validate a Predict request and decode it into :class:`InitialData` (+ slates).
+
+Feature values are decoded by their declared ``data_type`` (reference 6.1 ignores it; we do not):
+with ``INFERFLOW_REQUEST_VALUE_ENCODING=text`` (what existing clients send, e.g. ``b"0.25"``) they are
+parsed as text, with ``binary`` they are little-endian cells. A value that does not decode makes that
+target's (pair's, slate's) ``error`` say so; it is never silently turned into a zero. Malformed requests
+raise :class:`RequestError` (INVALID_ARGUMENT) naming the offending field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..components.feature_init import InitialData, TypedValues
+from ..dtypes import DataType, cells_to_array, parse_text_column
+from ..errors import RequestError
+
+TEXT, BINARY = "text", "binary"
+
+
+@dataclass
+class Decoded:
+    """A decoded request: the initial data, slates (target indices) and per-row decode errors."""
+
+    initial: InitialData
+    slates: list[np.ndarray] | None = None
+    target_errors: dict[int, str] = field(default_factory=dict)
+    slate_errors: dict[int, str] = field(default_factory=dict)
+
+
+def _dtype(value: int, where: str) -> DataType:
+    try:
+        dt = DataType(value)
+    except ValueError:
+        raise RequestError(f"{where}.data_type: unknown data type {value}") from None
+    return DataType.STRING if dt is DataType.UNKNOWN else dt
+
+
+def _check_schema(schema: Sequence, field_name: str) -> list[tuple[str, DataType]]:
+    out: list[tuple[str, DataType]] = []
+    seen: set[str] = set()
+    for i, feat in enumerate(schema):
+        where = f"{field_name}[{i}]"
+        if not feat.name:
+            raise RequestError(f"{where}.name is empty")
+        if feat.name in seen:
+            raise RequestError(f"{where}.name: duplicate feature name {feat.name!r}")
+        seen.add(feat.name)
+        out.append((feat.name, _dtype(feat.data_type, where)))
+    return out
+
+
+def decode_column(
+    raw: list[bytes], dtype: DataType, encoding: str, name: str, errors: dict[int, str], what: str
+) -> tuple[np.ndarray | None, TypedValues | None]:
+    """Decode one feature column: ``(texts, None)`` for strings, ``(None, typed)`` otherwise.
+
+    Rows whose non-empty value does not decode get an entry in ``errors``.
+    """
+    if dtype is DataType.STRING:
+        texts = np.array([v.decode("utf-8", "surrogateescape") for v in raw], dtype=object)
+        return texts, None
+    if encoding == BINARY:
+        values, valid = cells_to_array(raw, dtype)
+        text = None
+        sent = np.fromiter((len(v) > 0 for v in raw), dtype=bool, count=len(raw))
+    else:
+        decoded = [v.decode("utf-8", "surrogateescape") for v in raw]
+        values, valid = parse_text_column(decoded, dtype)
+        text = np.array(decoded, dtype=object)
+        sent = text != ""
+        text[~valid] = ""  # a value that did not parse must not come back as a text fallback
+    bad = np.flatnonzero(sent & ~valid)
+    for row in bad.tolist():
+        errors.setdefault(
+            row, f"{what} feature {name!r}: value does not decode as {dtype.wire_name} ({encoding})"
+        )
+    return None, TypedValues(dtype, values, valid, text)
+
+
+def _put(
+    name: str, texts: np.ndarray | None, typed: TypedValues | None, into: InitialData, slate: bool
+) -> None:
+    text_map = into.slate_texts if slate else into.texts
+    typed_map = into.slate_typed if slate else into.typed
+    text_map.pop(name, None)
+    typed_map.pop(name, None)
+    if typed is not None:
+        typed_map[name] = typed
+    elif texts is not None:
+        text_map[name] = texts
+
+
+def _row_features(
+    items: Sequence, schema: list[tuple[str, DataType]], field_name: str, schema_name: str
+) -> list[list[bytes]]:
+    """Transpose ``items[r].feature_values`` into per-feature columns, checking counts."""
+    n = len(schema)
+    values = [item.feature_values for item in items]
+    counts = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    bad = np.flatnonzero(counts != n)
+    if bad.size:
+        r = int(bad[0])
+        raise RequestError(
+            f"{field_name}[{r}].feature_values has {counts[r]} values but {schema_name} has {n}"
+        )
+    if not n:
+        return []
+    return [list(col) for col in zip(*values, strict=True)]
+
+
+def _context(request: object, rows: int, initial: InitialData, encoding: str, slate: bool) -> None:
+    seen: set[str] = set()
+    for i, feat in enumerate(request.context_features):  # type: ignore[attr-defined]
+        where = f"context_features[{i}]"
+        if not feat.name:
+            raise RequestError(f"{where}.name is empty")
+        if feat.name in seen:
+            raise RequestError(f"{where}.name: duplicate context feature {feat.name!r}")
+        seen.add(feat.name)
+        dtype = _dtype(feat.data_type, where)
+        errs: dict[int, str] = {}
+        texts, typed = decode_column([feat.value], dtype, encoding, feat.name, errs, "context")
+        if errs:
+            raise RequestError(f"{where}.value does not decode as {dtype.wire_name} ({encoding})")
+        if texts is not None:
+            _put(feat.name, None, None, initial, slate)
+            (initial.slate_texts if slate else initial.texts)[feat.name] = str(texts[0])
+        elif typed is not None:
+            reps = TypedValues(
+                dtype,
+                np.repeat(typed.values, rows, axis=0),
+                np.repeat(typed.valid, rows),
+                np.repeat(typed.text, rows) if typed.text is not None else None,
+            )
+            _put(feat.name, None, reps, initial, slate)
+
+
+def decode_targets(request: object, id_column: str, encoding: str) -> Decoded:
+    """Targets (+ context features) of any Predict request -> the target part of :class:`Decoded`."""
+    targets = request.targets  # type: ignore[attr-defined]
+    rows = len(targets)
+    schema = _check_schema(request.target_input_schema, "target_input_schema")  # type: ignore[attr-defined]
+    initial = InitialData(rows=rows)
+    initial.texts[id_column] = np.array([t.id for t in targets], dtype=object)
+    out = Decoded(initial)
+    cols = _row_features(targets, schema, "targets", "target_input_schema")
+    for (name, dtype), raw in zip(schema, cols, strict=True):
+        texts, typed = decode_column(raw, dtype, encoding, name, out.target_errors, "target")
+        _put(name, texts, typed, initial, slate=False)
+    _context(request, rows, initial, encoding, slate=False)
+    return out
+
+
+def decode_pointwise(request: object, id_column: str, encoding: str) -> Decoded:
+    if not request.targets:  # type: ignore[attr-defined]
+        raise RequestError("targets: pointwise request must have at least one target")
+    return decode_targets(request, id_column, encoding)
+
+
+def _check_index(value: int, ntargets: int, where: str) -> None:
+    if value < 0 or value >= ntargets:
+        raise RequestError(f"{where} = {value} is out of range for {ntargets} targets")
+
+
+def _slate_features(
+    out: Decoded, items: Sequence, request: object, schema_field: str, items_field: str, encoding: str
+) -> None:
+    schema = _check_schema(getattr(request, schema_field), schema_field)
+    cols = _row_features(items, schema, items_field, schema_field)
+    for (name, dtype), raw in zip(schema, cols, strict=True):
+        texts, typed = decode_column(raw, dtype, encoding, name, out.slate_errors, items_field[:-1])
+        _put(name, texts, typed, out.initial, slate=True)
+    _context(request, len(items), out.initial, encoding, slate=True)
+
+
+def decode_pairwise(request: object, id_column: str, encoding: str) -> Decoded:
+    pairs = request.pairs  # type: ignore[attr-defined]
+    if not pairs:
+        raise RequestError("pairs: pairwise request must have at least one pair")
+    if not request.targets:  # type: ignore[attr-defined]
+        raise RequestError("targets: pairwise request must have at least one target")
+    n = len(request.targets)  # type: ignore[attr-defined]
+    slates = []
+    for i, pair in enumerate(pairs):
+        _check_index(pair.first_target_index, n, f"pairs[{i}].first_target_index")
+        _check_index(pair.second_target_index, n, f"pairs[{i}].second_target_index")
+        slates.append(np.array([pair.first_target_index, pair.second_target_index], dtype=np.intp))
+    out = decode_targets(request, id_column, encoding)
+    out.slates = slates
+    _slate_features(out, pairs, request, "pair_input_schema", "pairs", encoding)
+    return out
+
+
+def decode_slatewise(request: object, id_column: str, encoding: str) -> Decoded:
+    items = request.slates  # type: ignore[attr-defined]
+    if not items:
+        raise RequestError("slates: slatewise request must have at least one slate")
+    if not request.targets:  # type: ignore[attr-defined]
+        raise RequestError("targets: slatewise request must have at least one target")
+    n = len(request.targets)  # type: ignore[attr-defined]
+    slates = []
+    for i, slate in enumerate(items):
+        idx = np.fromiter(slate.target_indices, dtype=np.int64, count=len(slate.target_indices))
+        bad = np.flatnonzero((idx < 0) | (idx >= n))
+        if bad.size:
+            j = int(bad[0])
+            _check_index(int(idx[j]), n, f"slates[{i}].target_indices[{j}]")
+        slates.append(idx.astype(np.intp))
+    out = decode_targets(request, id_column, encoding)
+    out.slates = slates
+    _slate_features(out, items, request, "slate_input_schema", "slates", encoding)
+    return out

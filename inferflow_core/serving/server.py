@@ -1,0 +1,192 @@
+"""One serving process: grpc.aio server (APIs, health, reflection), HTTP side port, config source
+watch and request observers, with an orderly start and a graceful stop.
+
+Start: plugins are already loaded (the Runtime); observers start; the config source is loaded (on
+failure we keep retrying in the background and report not-ready); the watch applies every new tree as
+a new immutable snapshot. Stop: health goes NOT_SERVING, the gRPC server stops accepting and lets
+in-flight requests finish within the grace period, the watch ends, observers flush with what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from ..config.sources import ConfigSource
+from ..runtime import Runtime
+from .http import HttpSidePort
+from .service import SERVICE_NAMES, InferflowService
+
+log = logging.getLogger("inferflow.server")
+
+
+def make_source(runtime: Runtime) -> ConfigSource:
+    """The configured source: INFERFLOW_CONFIG_SOURCE, else etcd when ETCD_SERVER is set, else directory."""
+    settings = runtime.settings
+    name = getattr(settings, "config_source", None) or ("etcd" if settings.etcd_server else "directory")
+    factory = runtime.registry.config_sources.get(name)
+    if factory is None:
+        known = ", ".join(sorted(runtime.registry.config_sources)) or "none"
+        raise RuntimeError(f"config source {name!r} is not registered (registered: {known})")
+    return factory.create(settings, runtime.prefixes)
+
+
+class InferflowServer:
+    """Owns the serving resources of one process (or one worker)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        port: int = 0,
+        http_port: int | None = 0,
+        host: str = "0.0.0.0",
+        source: ConfigSource | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.host = host
+        self.port = port
+        self.http_port = http_port
+        self.reuse_port = reuse_port
+        self.source = source
+        self.service = InferflowService(runtime)
+        self.health = HealthServicer()
+        self.loaded = False
+        self.stopping = False
+        self._server: grpc.aio.Server | None = None
+        self._http: HttpSidePort | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._observers_started: list[Any] = []
+
+    # -- readiness ----------------------------------------------------------------------------
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        snap = self.runtime.store.current
+        ok = self.loaded and not self.stopping
+        details = {
+            "ready": ok,
+            "config_loaded": self.loaded,
+            "stopping": self.stopping,
+            "config_version": snap.version,
+            "models": sorted(snap.models),
+            "rejected_models": {m: e.message for m, e in snap.errors.items()},
+            "service_config_error": snap.service_error,
+            "plugin_failures": [
+                f"{f.distribution} {f.version}: {f.error}" for f in self.runtime.host.failures
+            ],
+        }
+        return ok, details
+
+    # -- config -------------------------------------------------------------------------------
+    def _apply(self, tree: dict[str, str]) -> None:
+        snap = self.runtime.apply_tree(tree)
+        self.runtime.metrics.gauge("config_version", snap.version)
+        log.info(
+            "config snapshot applied",
+            extra={"version": snap.version, "models": sorted(snap.models), "rejected": sorted(snap.errors)},
+        )
+
+    async def _load_once(self) -> None:
+        assert self.source is not None
+        tree = await asyncio.wait_for(self.source.load(), 10.0)
+        self._apply(tree)
+        if not self.loaded:
+            self.loaded = True
+            await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+
+    async def _watch_loop(self) -> None:
+        assert self.source is not None
+        delay = 0.2
+        while True:
+            try:
+                if not self.loaded:
+                    await self._load_once()
+                async for tree in self.source.watch():
+                    self._apply(tree)
+                    delay = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("config source failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        for obs in self.service.observers:
+            try:
+                await obs.start()
+                self._observers_started.append(obs)
+            except Exception:
+                log.exception("request observer %r failed to start", obs)
+        await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.source is None:
+            self.source = make_source(self.runtime)
+        try:
+            await self._load_once()
+        except Exception as exc:
+            log.error("initial config load failed (will retry, not ready): %s", exc)
+        self._watch = asyncio.get_running_loop().create_task(self._watch_loop())
+
+        limit = self.settings.max_message_bytes
+        options = [
+            ("grpc.max_receive_message_length", max(4 * limit, limit + (1 << 20))),
+            ("grpc.max_send_message_length", -1),
+            ("grpc.so_reuseport", 1 if self.reuse_port else 0),
+        ]
+        server = grpc.aio.server(options=options)
+        server.add_generic_rpc_handlers(self.service.generic_handlers())
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        names = (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
+        reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
+        self.port = server.add_insecure_port(f"{self.host}:{self.port}")
+        if self.port == 0:
+            raise RuntimeError(f"cannot bind the gRPC port on {self.host}")
+        await server.start()
+        self._server = server
+        if self.http_port is not None:
+            self._http = HttpSidePort(
+                self.readiness, self.runtime.metrics.exposition, self.host, self.http_port, self.reuse_port
+            )
+            self.http_port = await self._http.start()
+        log.info("serving", extra={"grpc_port": self.port, "http_port": self.http_port})
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let in-flight requests finish within ``grace`` s, flush observers."""
+        grace = self.settings.shutdown_grace_s if grace is None else grace
+        deadline = time.monotonic() + grace
+        self.stopping = True
+        await self.health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch
+        if self.source is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.source.close(), 2.0)
+        for obs in self._observers_started:
+            left = max(0.1, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(obs.stop(left), left + 1.0)
+            except Exception:
+                log.exception("request observer %r failed to stop", obs)
+        if self._http is not None:
+            await self._http.stop()
+        log.info("stopped")
+
+    async def __aenter__(self) -> InferflowServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop(1.0)

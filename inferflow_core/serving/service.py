@@ -1,0 +1,204 @@
+"""The four RPCs as raw-bytes grpc.aio handlers, served under ``Predict``, ``PredictService`` and
+``Inferflow`` (method paths of reference 1.2 plus the 1.0.0 release-notes name).
+
+Handlers take the serialized request (so an oversized message is INVALID_ARGUMENT naming the limit,
+not a transport error) and return wire bytes (see ``wire.py``). Errors map to status codes in one
+place (:func:`_status_of`). The client's deadline bounds the DAG; cancellation propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from .._proto import inferflow_pb2, predict_pb2
+from ..components.base import RequestInfo, RunContext, ServedRequest
+from ..config.store import ConfigSnapshot
+from ..engine.compile import CompiledModel
+from ..errors import InferflowError, ModelNotFoundError, RequestError
+from ..runtime import Runtime
+from . import adapters, responses, retrieve
+
+log = logging.getLogger("inferflow.serving")
+
+PREDICT_SERVICES = ("Predict", "PredictService")
+INFERFLOW_SERVICE = "Inferflow"
+SERVICE_NAMES = (*PREDICT_SERVICES, INFERFLOW_SERVICE)
+
+Handler = Callable[[bytes, Any], Awaitable[bytes]]
+
+
+def _metadata(context: Any) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in context.invocation_metadata() or ():
+        if isinstance(value, str):
+            out.setdefault(key.lower(), []).append(value)
+    return out
+
+
+def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, InferflowError):
+        return exc.code, exc.message
+    return grpc.StatusCode.INTERNAL, f"internal server error: {type(exc).__name__}: {exc}"
+
+
+class InferflowService:
+    """Request handling shared by every API: size check, parse, model lookup, run, build, observe."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.plans = responses.PlanCache()
+        self.observers = list(runtime.registry.request_observers)
+
+    # -- shared steps -------------------------------------------------------------------------
+    def _parse(self, raw: bytes, cls: Any) -> Any:
+        limit = self.settings.max_message_bytes
+        if len(raw) > limit:
+            raise RequestError(
+                f"request: message of {len(raw)} bytes exceeds the limit of {limit} bytes "
+                "(INFERFLOW_MAX_MESSAGE_BYTES)"
+            )
+        try:
+            return cls.FromString(raw)
+        except DecodeError as exc:
+            raise RequestError(f"request: not a valid {cls.__name__} message ({exc})") from None
+
+    @staticmethod
+    def _model(snap: ConfigSnapshot, model_id: str) -> CompiledModel:
+        model = snap.models.get(model_id)
+        if model is not None:
+            return model
+        exc = ModelNotFoundError(model_id)
+        rejected = snap.errors.get(model_id)
+        if rejected is not None:
+            exc.message = f"{exc.message} (config rejected: {rejected.message})"
+            exc.args = (exc.message,)
+        raise exc
+
+    def _deadline(self, context: Any) -> float:
+        left = context.time_remaining()
+        if left is None:
+            left = self.settings.default_deadline_ms / 1000.0
+        # answer a little before the client gives up, so it gets the partial result (with per-item
+        # errors) rather than DEADLINE_EXCEEDED
+        left = max(0.0, left - min(0.005, 0.05 * left))
+        return asyncio.get_running_loop().time() + left
+
+    def _observe(self, model: CompiledModel, ctx: RunContext, snap: ConfigSnapshot) -> None:
+        if not self.observers:
+            return
+        served = ServedRequest(model, ctx, snap.service, time.time())
+        for obs in self.observers:
+            try:
+                obs.observe(served)
+            except Exception:  # an observer never fails a request
+                log.exception("request observer %r failed", obs)
+
+    async def _guard(self, api: str, context: Any, work: Callable[[], Awaitable[bytes]]) -> bytes:
+        """Run ``work``, record metrics, and turn errors into a status (the one mapping place)."""
+        start = time.perf_counter()
+        status = grpc.StatusCode.OK
+        try:
+            return await work()
+        except asyncio.CancelledError:
+            status = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:
+            status, message = _status_of(exc)
+            if status is grpc.StatusCode.INTERNAL:
+                log.exception("api %s failed", api)
+            await context.abort(status, message)
+            raise  # pragma: no cover - abort raises
+        finally:
+            metrics = self.runtime.metrics
+            metrics.count("api_requests", api=api, status=status.name)
+            metrics.observe("api_latency_seconds", time.perf_counter() - start, api=api)
+            if status is not grpc.StatusCode.OK:
+                metrics.count("api_errors", api=api, status=status.name)
+
+    # -- Predict --------------------------------------------------------------------------------
+    def _predict(self, api: str, cls: Any, decode: Callable[..., adapters.Decoded], grouped: bool) -> Handler:
+        async def handler(raw: bytes, context: Any) -> bytes:
+            async def work() -> bytes:
+                request = self._parse(raw, cls)
+                snap = self.runtime.store.current
+                model = self._model(snap, request.model_config_id)
+                plan = self.plans.get(model)
+                decoded = decode(
+                    request, model.config.response_config.id_column, self.settings.request_value_encoding
+                )
+                meta = _metadata(context)
+                info = RequestInfo(api, request.tracking_id, meta, (meta.get("user-id") or [""])[0])
+                ctx = await self.runtime.execute(
+                    request.model_config_id,
+                    decoded.initial,
+                    info,
+                    deadline=self._deadline(context),
+                    slates=decoded.slates,
+                    snapshot=snap,
+                )
+                build = responses.build_grouped if grouped else responses.build_pointwise
+                body = build(plan, ctx, decoded)
+                self._observe(model, ctx, snap)
+                return body
+
+            return await self._guard(api, context, work)
+
+        return handler
+
+    # -- RetrieveModelScore ----------------------------------------------------------------------
+    async def retrieve_model_score(self, raw: bytes, context: Any) -> bytes:
+        async def work() -> bytes:
+            request = self._parse(raw, inferflow_pb2.InferflowRequestProto)
+            meta = _metadata(context)
+            initial = retrieve.decode_retrieve(request, meta)
+            snap = self.runtime.store.current
+            model = self._model(snap, request.model_config_id)
+            user_id = (meta.get("user-id") or [""])[0]
+            info = RequestInfo("retrieve_model_score", request.tracking_id, meta, user_id)
+            ctx = await self.runtime.execute(
+                request.model_config_id, initial, info, deadline=self._deadline(context), snapshot=snap
+            )
+            rows = retrieve.component_rows(ctx.matrix, retrieve.response_columns(model, user_id))
+            resp = inferflow_pb2.InferflowResponseProto(
+                component_data=[inferflow_pb2.InferflowResponseProto.ComponentData(data=r) for r in rows]
+            )
+            body = resp.SerializeToString()
+            self._observe(model, ctx, snap)
+            return body
+
+        return await self._guard("retrieve_model_score", context, work)
+
+    # -- registration -----------------------------------------------------------------------------
+    def generic_handlers(self) -> list[grpc.GenericRpcHandler]:
+        predict = {
+            "InferPointWise": self._predict(
+                "pointwise", predict_pb2.PointWiseRequest, adapters.decode_pointwise, grouped=False
+            ),
+            "InferPairWise": self._predict(
+                "pairwise", predict_pb2.PairWiseRequest, adapters.decode_pairwise, grouped=True
+            ),
+            "InferSlateWise": self._predict(
+                "slatewise", predict_pb2.SlateWiseRequest, adapters.decode_slatewise, grouped=True
+            ),
+        }
+        handlers = [
+            grpc.method_handlers_generic_handler(
+                name, {m: grpc.unary_unary_rpc_method_handler(fn) for m, fn in predict.items()}
+            )
+            for name in PREDICT_SERVICES
+        ]
+        handlers.append(
+            grpc.method_handlers_generic_handler(
+                INFERFLOW_SERVICE,
+                {"RetrieveModelScore": grpc.unary_unary_rpc_method_handler(self.retrieve_model_score)},
+            )
+        )
+        return handlers

@@ -1,0 +1,102 @@
+"""Write Predict responses as protobuf wire bytes directly (no per-target message objects).
+
+Building 200 ``TargetScore`` messages through protobuf-python costs as much as the whole DAG
+(benchmark.md); the score messages are simple (``error`` = field 1, ``output_values`` = repeated
+field 2), so we write them ourselves. The tests decode these bytes with the generated classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..dtypes import DataType, encode_array
+
+_SMALL = [bytes([i]) for i in range(128)]
+
+
+def varint(n: int) -> bytes:
+    if n < 128:
+        return _SMALL[n]
+    out = bytearray()
+    while n >= 128:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def tag(field: int, wire_type: int = 2) -> bytes:
+    return varint((field << 3) | wire_type)
+
+
+def length_delimited(field: int, payload: bytes) -> bytes:
+    return tag(field) + varint(len(payload)) + payload
+
+
+def feature_schema(name: str, dtype: DataType) -> bytes:
+    """A ``FeatureSchema`` message body (vector_dim is not sent; the server ignores it anyway)."""
+    body = length_delimited(1, name.encode("utf-8"))
+    if dtype:
+        body += tag(2, 0) + varint(int(dtype))
+    return body
+
+
+def schema_field(field: int, columns: Sequence[tuple[str, DataType]]) -> bytes:
+    return b"".join(length_delimited(field, feature_schema(n, d)) for n, d in columns)
+
+
+Cells = list[bytes] | np.ndarray  # per-row cells, or a (rows, width) uint8 block of fixed-width cells
+
+
+def _fixed_rows(blocks: list[np.ndarray], rows: int) -> list[bytes]:
+    """Consecutive fixed-width columns -> per-row bytes of their ``output_values`` fields (numpy)."""
+    parts = []
+    for block in blocks:
+        prefix = np.frombuffer(b"\x12" + varint(block.shape[1]), dtype=np.uint8)
+        parts.append(np.broadcast_to(prefix, (rows, len(prefix))))
+        parts.append(block)
+    joined = np.ascontiguousarray(np.hstack(parts))
+    buf, w = joined.tobytes(), joined.shape[1]
+    return [buf[i : i + w] for i in range(0, rows * w, w)]
+
+
+def score_messages(field: int, columns: Sequence[Cells], errors: dict[int, str], rows: int) -> bytes:
+    """``rows`` score messages (``TargetScore`` / ``PairScore`` / ``SlateScore``) as repeated ``field``.
+
+    ``columns[k]`` holds column ``k``'s output value per row; ``errors[r]`` is row ``r``'s error.
+    """
+    pieces: list[list[bytes]] = []
+    run: list[np.ndarray] = []
+    for cells in columns:
+        if isinstance(cells, np.ndarray):
+            run.append(cells)
+            continue
+        if run:
+            pieces.append(_fixed_rows(run, rows))
+            run = []
+        pieces.append([b"\x12" + varint(len(c)) + c for c in cells])
+    if run:
+        pieces.append(_fixed_rows(run, rows))
+    head = tag(field)
+    if len(pieces) == 1:
+        bodies = pieces[0]
+    else:
+        bodies = list(map(b"".join, zip(*pieces, strict=True))) if pieces else [b""] * rows
+    if errors:
+        bodies = list(bodies)
+        for r, err in errors.items():
+            if err and 0 <= r < len(bodies):
+                bodies[r] = length_delimited(1, err.encode("utf-8")) + bodies[r]
+    small = _SMALL
+    return b"".join([head + (small[n] if (n := len(b)) < 128 else varint(n)) + b for b in bodies])
+
+
+def fixed_block(values: np.ndarray, dtype: DataType, rows: int) -> np.ndarray:
+    """A fixed-width column with every cell present as a ``(rows, width)`` uint8 block."""
+    return np.frombuffer(encode_array(values, dtype), dtype=np.uint8).reshape(rows, -1)
+
+
+def string_field(field: int, text: str) -> bytes:
+    return length_delimited(field, text.encode("utf-8")) if text else b""

@@ -1,0 +1,65 @@
+"""SIGTERM with requests in flight: ``inferflow serve`` (a subprocess) finishes all of them, exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from inferflow_core._proto import predict_pb2, predict_pb2_grpc
+from inferflow_core.config.sources import write_config_dir
+from inferflow_core.testing.process import ServeProcess, entry_point_plugin
+from tests.test_serving import PREFIX, _model, point_request
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[1]
+SLOW = _model(
+    {"sleeper": ["feature_initializer"]},
+    [{"component": "sleeper", "outputs": [{"name": "score"}], "sleep_ms": 800, "value": 0.5}],
+    ["catalog_id", "score"],
+)
+
+
+def _plugin_dir(tmp: Path) -> Path:
+    plugdir = tmp / "plugins"
+    plugdir.mkdir()
+    (plugdir / "probe_ep.py").write_text("from tests.helpers import ProbePlugin\n\nplugin = ProbePlugin()\n")
+    entry_point_plugin(plugdir, "probe-ep", "probe_ep:plugin")
+    return plugdir
+
+
+async def test_sigterm_finishes_in_flight_requests(tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg"
+    write_config_dir(cfg, {PREFIX + "slow": SLOW})
+    server = ServeProcess(
+        cfg,
+        env={"INFERFLOW_SHUTDOWN_GRACE_S": "10"},
+        pythonpath=[str(_plugin_dir(tmp_path)), str(REPO)],
+        log_path=tmp_path / "serve.log",
+    )
+    await asyncio.to_thread(server.start)
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel:
+            stub = predict_pb2_grpc.PredictStub(channel)
+            await channel.channel_ready()
+            calls = [
+                asyncio.ensure_future(stub.InferPointWise(point_request("slow", prices=(b"1",)), timeout=15))
+                for _ in range(8)
+            ]
+            await asyncio.sleep(0.3)  # all 8 are inside the 800 ms component now
+            server.terminate()
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            code = await asyncio.to_thread(server.wait, 20)
+    finally:
+        server.kill()
+    log = (tmp_path / "serve.log").read_text(errors="replace")
+    assert code == 0, log[-3000:]
+    for res in results:
+        assert isinstance(res, predict_pb2.PointWiseResponse), f"{res!r}\n{log[-3000:]}"
+        assert np.frombuffer(res.target_scores[0].output_values[1], "<f4")[0] == np.float32(0.5)
+        assert res.target_scores[0].error == ""
+    assert '"msg": "shutdown requested, draining"' in log
