@@ -1,0 +1,155 @@
+"""Wire cells <-> FeatureFrame, and FeatureFrame rows <-> compact cache entries.
+
+Decoding (reference 4.4 encodings): rows whose fixed-width cells all have the expected size are decoded
+together — their cells joined into one buffer and read with a single ``np.frombuffer`` over a structured dtype
+with one field per block. Only the other rows (missing cells, wrong sizes) and string features go through
+``api.cells_to_array`` column by column. No per-cell Python for fixed-width types.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from operator import itemgetter
+
+import numpy as np
+
+from inferflow_core.api import DataType, array_to_cells, cells_to_array
+
+from .frame import Block, FeatureFrame, from_raw, raw_dtype, to_raw
+
+
+def _mode_width(lens: np.ndarray, size: int) -> int:
+    usable = lens[(lens > 0) & (lens % size == 0)]
+    if not usable.size:
+        return 0
+    vals, counts = np.unique(usable, return_counts=True)
+    return int(vals[len(counts) - 1 - int(np.argmax(counts[::-1]))])
+
+
+def decode_rows(cols_per_row: Sequence[Sequence[bytes]], dtypes: Sequence[DataType]) -> FeatureFrame:
+    """Decode ``n`` rows of ``len(dtypes)`` byte cells each (callers check the column count)."""
+    n, nfeat = len(cols_per_row), len(dtypes)
+    flat = list(itertools.chain.from_iterable(cols_per_row))
+    lens = np.fromiter(map(len, flat), dtype=np.int64, count=n * nfeat).reshape(n, nfeat)
+    fixed = [j for j, dt in enumerate(dtypes) if dt.is_fixed_width]
+    widths = np.zeros(nfeat, dtype=np.int64)
+    for j in fixed:
+        dt = dtypes[j]
+        widths[j] = _mode_width(lens[:, j], dt.itemsize) if dt.is_vector else dt.itemsize
+    columns: list[tuple[np.ndarray, np.ndarray] | None] = [None] * nfeat
+    for j, dt in enumerate(dtypes):
+        if not dt.is_fixed_width:
+            columns[j] = cells_to_array(flat[j::nfeat], dt)
+    if fixed:
+        ok = (lens[:, fixed] == widths[fixed]) & (widths[fixed] > 0)
+        full = ok.all(axis=1)
+        _decode_fixed(cols_per_row, flat, dtypes, fixed, widths, ok, full, columns)
+    return FeatureFrame.from_columns(dtypes, columns)  # type: ignore[arg-type]
+
+
+def _decode_fixed(
+    cols_per_row: Sequence[Sequence[bytes]],
+    flat: list[bytes],
+    dtypes: Sequence[DataType],
+    fixed: list[int],
+    widths: np.ndarray,
+    ok: np.ndarray,
+    full: np.ndarray,
+    columns: list[tuple[np.ndarray, np.ndarray] | None],
+) -> None:
+    n, nfeat = len(cols_per_row), len(dtypes)
+    outs = {}
+    for k, j in enumerate(fixed):
+        dt = dtypes[j]
+        dim = int(widths[j]) // dt.itemsize if dt.is_vector else 0
+        shape = (n, dim) if dt.is_vector else (n,)
+        outs[j] = (np.zeros(shape, dtype=dt.numpy_dtype), ok[:, k].copy())
+    full_rows = np.flatnonzero(full)
+    if full_rows.size:
+        if len(fixed) == nfeat and full_rows.size == n:
+            buf = b"".join(flat)
+        else:
+            pick = itemgetter(*fixed) if len(fixed) > 1 else (lambda row: (row[fixed[0]],))
+            buf = b"".join(itertools.chain.from_iterable(pick(cols_per_row[i]) for i in full_rows.tolist()))
+        fields = [(f"f{j}", raw_dtype(dtypes[j]), (int(widths[j]) // dtypes[j].itemsize,)) for j in fixed]
+        arr = np.frombuffer(buf, dtype=np.dtype(fields))
+        for j in fixed:
+            values = from_raw(arr[f"f{j}"], dtypes[j])
+            target = outs[j][0]
+            target[full_rows] = values if dtypes[j].is_vector else values[:, 0]
+    rest = np.flatnonzero(~full & ok.any(axis=1))
+    for k, j in enumerate(fixed):
+        rows = rest[ok[rest, k]]
+        if rows.size:
+            dt = dtypes[j]
+            buf = b"".join(flat[i * nfeat + j] for i in rows.tolist())
+            raw = np.frombuffer(buf, dtype=raw_dtype(dt))
+            values = from_raw(raw, dt)
+            outs[j][0][rows] = values.reshape(rows.size, -1) if dt.is_vector else values
+        columns[j] = outs[j]
+
+
+def encode_columns(frame: FeatureFrame, dtypes: Sequence[DataType]) -> list[list[bytes]]:
+    """Per feature, the per-row wire cells (``b""`` where missing)."""
+    out = []
+    for j, dt in enumerate(dtypes):
+        values, valid = frame.column(j)
+        out.append(array_to_cells(values, valid, dt))
+    return out
+
+
+# ---------------------------------------------------------------------------------------- cache entries
+def _struct(frame: FeatureFrame) -> np.dtype:
+    fields = []
+    for b, block in enumerate(frame.blocks):
+        if block.fixed:
+            fields.append((f"v{b}", raw_dtype(block.dtype), (block.values.shape[1],)))
+            fields.append((f"m{b}", np.dtype(np.bool_), (block.valid.shape[1],)))
+    return np.dtype(fields)
+
+
+def pack_rows(frame: FeatureFrame) -> tuple[tuple, list[bytes], list]:
+    """``(signature, per-row blobs, per-row objects)``: a row's fixed-width values and validity as one
+    bytes object, plus its string cells (None when the frame has none)."""
+    struct = _struct(frame)
+    arr = np.empty(frame.n, dtype=struct)
+    for b, block in enumerate(frame.blocks):
+        if block.fixed:
+            arr[f"v{b}"] = to_raw(block.values, block.dtype)
+            arr[f"m{b}"] = block.valid
+    buf, size = arr.tobytes(), struct.itemsize
+    blobs = [buf[i * size : (i + 1) * size] for i in range(frame.n)]
+    var = [b for b, block in enumerate(frame.blocks) if not block.fixed]
+    if not var:
+        return frame.signature, blobs, [None] * frame.n
+    objs = [
+        tuple((frame.blocks[b].values[i], bool(frame.blocks[b].valid[i, 0])) for b in var)
+        for i in range(frame.n)
+    ]
+    return frame.signature, blobs, objs
+
+
+def unpack_rows(signature: tuple, blobs: Sequence[bytes], objs: Sequence[tuple | None]) -> FeatureFrame:
+    """Inverse of :func:`pack_rows` for rows that share ``signature``."""
+    block_specs, slots = signature
+    n = len(blobs)
+    fields: list = []
+    for b, (dt, shape, k) in enumerate(block_specs):
+        if dt.is_fixed_width:
+            fields.append((f"v{b}", raw_dtype(dt), shape))
+            fields.append((f"m{b}", np.dtype(np.bool_), (k,)))
+    arr = np.frombuffer(b"".join(blobs), dtype=np.dtype(fields))
+    blocks = []
+    var_i = 0
+    for b, (dt, _shape, _k) in enumerate(block_specs):
+        if dt.is_fixed_width:
+            blocks.append(Block(dt, from_raw(arr[f"v{b}"], dt).copy(), arr[f"m{b}"].copy()))
+            continue
+        values = np.empty(n, dtype=object)
+        valid = np.zeros((n, 1), dtype=bool)
+        for i, row in enumerate(objs):
+            values[i], valid[i, 0] = row[var_i]  # type: ignore[index]
+        blocks.append(Block(dt, values, valid))
+        var_i += 1
+    return FeatureFrame(n, blocks, slots)

@@ -1,0 +1,98 @@
+"""The ``feature_components`` entry (reference 2.2) and the feature layout derived from it once at load.
+
+Unknown keys are rejected; ``data_type`` spellings are normalised with ``api.parse_dtype``. A feature written
+``name@DataTypeX`` is requested from the store verbatim (OnFS quantises it) and lands in column ``...:name``
+typed X — the anchor registered that column but never filled it (reference 5.2, step 9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from inferflow_core.api import DataType, DataTypeError, parse_dtype
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class FsKey(_Strict):
+    schema_: str = Field(alias="schema", min_length=1)
+    col: str = Field(min_length=1)
+
+
+class FeatureGroupConfig(_Strict):
+    label: str = Field(min_length=1)
+    data_type: DataType
+    features: list[str] = []
+
+    @field_validator("data_type", mode="before")
+    @classmethod
+    def _dtype(cls, value: object) -> DataType:
+        if isinstance(value, DataType):
+            return value
+        try:
+            return parse_dtype(str(value))
+        except DataTypeError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, value: list[str]) -> list[str]:
+        for feature in value:
+            base, _, suffix = feature.rpartition("@") if "@" in feature else (feature, "", "")
+            if not base:
+                raise ValueError(f"feature {feature!r} has an empty name")
+            if suffix:
+                try:
+                    parse_dtype(suffix)
+                except DataTypeError as exc:
+                    raise ValueError(f"feature {feature!r}: {exc}") from None
+        return value
+
+
+class FsRequest(_Strict):
+    label: str = Field(min_length=1)
+    feature_groups: list[FeatureGroupConfig] = Field(default=[], alias="featureGroups")
+
+
+class FeatureComponentConfig(_Strict):
+    component: str = Field(min_length=1)
+    component_id: str = ""
+    composite_id: bool = False
+    fs_keys: list[FsKey] = Field(min_length=1)
+    fs_request: FsRequest
+    fs_flatten_resp_keys: list[str] = []
+    comp_cache_enabled: bool = False
+    comp_cache_ttl: int = Field(default=0, ge=0)
+    col_name_prefix: str = ""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One requested feature: where it comes from, what it is called on the wire and in the matrix."""
+
+    group: str
+    wire_label: str  # sent to the store verbatim (may carry "@DataTypeX")
+    name: str  # feature name without the suffix
+    column: str  # matrix column: prefix + label:group:name
+    dtype: DataType
+
+
+def feature_specs(cfg: FeatureComponentConfig) -> tuple[FeatureSpec, ...]:
+    """Features in group/feature order. Empty when the first group has no features (reference 5.2 step 4)."""
+    groups = cfg.fs_request.feature_groups
+    if not groups or not groups[0].features:
+        return ()
+    out = []
+    for group in groups:
+        for feature in group.features:
+            name, dtype = feature, group.data_type
+            if "@" in feature:
+                name, _, suffix = feature.rpartition("@")
+                dtype = parse_dtype(suffix)
+            column = f"{cfg.col_name_prefix}{cfg.fs_request.label}:{group.label}:{name}"
+            out.append(FeatureSpec(group.label, feature, name, column, dtype))
+    return tuple(out)

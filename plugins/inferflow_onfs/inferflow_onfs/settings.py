@@ -1,0 +1,53 @@
+"""Process settings of the OnFS plugin, read from the environment (the anchor's names, reference 8.3).
+
+The anchor codes no defaults (a missing host panics, batch size 0 divides by zero). Here every setting has a
+working default, and the remote backend is only chosen when ``EXTERNAL_SERVICE_ONFS_FS_HOST`` is set; without
+it the embedded Parquet store under ``INFERFLOW_ONFS_LOCAL_DIR`` serves the features.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class OnfsSettings(BaseSettings):
+    """Everything the feature components read from the environment."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    fs_host: str = Field("", validation_alias=_env("EXTERNAL_SERVICE_ONFS_FS_HOST"))
+    fs_port: int = Field(8089, ge=1, le=65535, validation_alias=_env("EXTERNAL_SERVICE_ONFS_FS_PORT"))
+    # The anchor defaults to TLS (skip-verify). Python gRPC cannot skip verification, so TLS here verifies
+    # against the system roots; in-cluster deployments normally set plaintext (as the anchor's compose does).
+    fs_plaintext: bool = Field(False, validation_alias=_env("EXTERNAL_SERVICE_ONFS_FS_GRPC_PLAIN_TEXT"))
+    caller_id: str = Field("", validation_alias=_env("EXTERNAL_SERVICE_ONFS_FS_CALLER_ID"))
+    caller_token: str = Field("", validation_alias=_env("EXTERNAL_SERVICE_ONFS_FS_CALLER_TOKEN"))
+    deadline_ms: int = Field(200, validation_alias=_env("EXTERNAL_SERVICE_ONFS_FS_DEAD_LINE"))
+    batch_size: int = Field(50, validation_alias=_env("EXTERNAL_SERVICE_ONFS_FS_BATCH_SIZE"))
+    local_dir: str = Field("", validation_alias=_env("INFERFLOW_ONFS_LOCAL_DIR"))
+    cache_bytes: int = Field(256 * 1024 * 1024, ge=0, validation_alias=_env("IN_MEMORY_CACHE_SIZE_IN_BYTES"))
+    cache_l2_path: str = Field("", validation_alias=_env("INFERFLOW_ONFS_CACHE_L2_PATH"))
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.fs_host)
+
+    @property
+    def target(self) -> str:
+        return f"{self.fs_host}:{self.fs_port}"
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Start-up errors of the remote settings (reported as config errors naming the env var)."""
+        out: list[tuple[str, str]] = []
+        if not self.remote:
+            return out
+        if self.batch_size <= 0:
+            out.append(("", f"EXTERNAL_SERVICE_ONFS_FS_BATCH_SIZE must be > 0, got {self.batch_size}"))
+        if self.deadline_ms <= 0:
+            out.append(("", f"EXTERNAL_SERVICE_ONFS_FS_DEAD_LINE must be > 0 ms, got {self.deadline_ms}"))
+        return out

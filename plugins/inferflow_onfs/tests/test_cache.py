@@ -1,0 +1,151 @@
+"""Feature cache: hits skip the store, TTL, version bump, byte bound, L2 shared by two processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+from inferflow_onfs.backends import LocalBackend
+from inferflow_onfs.cache import FeatureCache
+from inferflow_onfs.client import OnfsClient
+from inferflow_onfs.config import FeatureComponentConfig
+from inferflow_onfs.plugin import FeatureComponentType
+from inferflow_onfs.settings import OnfsSettings
+from inferflow_onfs.store import LocalStore
+from onfs_support import all_types_component, free_port, model_json
+
+from inferflow_core.api import BuildContext as Build
+from inferflow_core.api import Metrics, ModelConfig
+from inferflow_core.testing import make_context
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _build(backend, cache: FeatureCache, version: int = 1, ttl: int = 0):  # type: ignore[no-untyped-def]
+    comp_cfg = all_types_component(comp_cache_enabled=True, comp_cache_ttl=ttl)
+    cc = {"cache_enabled": True, "cache_version": version, "cache_ttl": 300}
+    model = ModelConfig.model_validate(json.loads(model_json([comp_cfg], cc)))
+    metrics = Metrics()
+    build = Build(model_id="m", model=model, config={}, metrics=metrics)
+    comp = FeatureComponentType(backend=backend, cache=cache).build(
+        FeatureComponentConfig.model_validate(comp_cfg), build
+    )
+    return comp, metrics
+
+
+async def _run(comp, users: list[str]):  # type: ignore[no-untyped-def]
+    ctx = make_context(comp, rows=len(users), texts={"user_id": users}, model_id="m")
+    await comp.run(ctx)
+    return ctx
+
+
+def _fetched(metrics: Metrics) -> float:
+    return metrics.value("onfs_fetched_entities", model_id="m", component="user_features")
+
+
+def _same(a, b) -> None:  # type: ignore[no-untyped-def]
+    for col in (
+        "user:scalars:fp32",
+        "user:scalars:name",
+        "user:vectors:emb",
+        "user:vectors:svec",
+        "user:scalars:f8",
+    ):
+        va, oka = a.matrix.read(col)
+        vb, okb = b.matrix.read(col)
+        assert (oka == okb).all(), col
+        assert [np.asarray(x).tolist() for x in va[oka]] == [np.asarray(x).tolist() for x in vb[okb]], col
+
+
+async def test_hits_skip_the_store_and_equal_the_store(store_dir) -> None:
+    cache = FeatureCache(10_000_000)
+    comp, metrics = _build(LocalBackend(LocalStore(str(store_dir[0]))), cache)
+    first = await _run(comp, ["u1", "u2", "u1", "ghost"])
+    assert _fetched(metrics) == 3 and len(cache) == 2  # the missing entity is not cached
+    # same cache, a backend that cannot answer: hits must not touch it
+    broken = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=free_port(), fs_plaintext=True))
+    comp2, metrics2 = _build(broken, cache)
+    second = await _run(comp2, ["u1", "u2", "u1"])
+    assert _fetched(metrics2) == 0 and not second.failures
+    assert metrics2.value("onfs_cache_requests", model_id="m", component="user_features", result="hit") == 2
+    for col in ("user:scalars:fp32", "user:vectors:emb", "user:vectors:svec", "user:scalars:name"):
+        va, _ = first.matrix.read(col)
+        vb, okb = second.matrix.read(col)
+        assert okb.all()
+        assert [np.asarray(x).tolist() for x in va[:3]] == [np.asarray(x).tolist() for x in vb], col
+
+
+async def test_ttl_expiry_and_version_bump(store_dir) -> None:
+    clock = Clock()
+    cache = FeatureCache(10_000_000, clock=clock)
+    backend = LocalBackend(LocalStore(str(store_dir[0])))
+    comp, metrics = _build(backend, cache, ttl=60)
+    await _run(comp, ["u1"])
+    await _run(comp, ["u1"])
+    assert _fetched(metrics) == 1
+    clock.now += 61
+    await _run(comp, ["u1"])
+    assert _fetched(metrics) == 2  # expired -> fetched again
+    bumped, metrics_b = _build(backend, cache, version=2, ttl=60)
+    await _run(bumped, ["u1"])
+    assert _fetched(metrics_b) == 1  # a new cache_version never reads old entries
+
+
+async def test_byte_bound_is_respected(store_dir) -> None:
+    cache = FeatureCache(3_000)
+    comp, _ = _build(LocalBackend(LocalStore(str(store_dir[0]))), cache)
+    for i in range(0, 40, 4):
+        await _run(comp, [f"u{j}" for j in range(i, i + 4)])
+        assert cache.bytes <= 3_000
+    assert cache.evictions > 0 and 0 < len(cache) < 40
+
+
+L2_WRITER = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    sys.path.insert(0, sys.argv[3])
+    from test_cache import _build, _run
+    from inferflow_onfs.backends import LocalBackend
+    from inferflow_onfs.cache import FeatureCache
+    from inferflow_onfs.store import LocalStore
+
+    async def main():
+        cache = FeatureCache(10_000_000, l2_path=sys.argv[2])
+        comp, _ = _build(LocalBackend(LocalStore(sys.argv[1])), cache)
+        await _run(comp, ["u3", "u4"])
+        await cache.drain()
+        cache.close()
+    asyncio.run(main())
+    """
+)
+
+
+async def test_two_processes_share_l2(store_dir, tmp_path) -> None:
+    l2 = str(tmp_path / "l2")
+    plugin_root = str(__import__("pathlib").Path(__file__).resolve().parent)  # the tests dir
+    proc = subprocess.run(
+        [sys.executable, "-c", L2_WRITER, str(store_dir[0]), l2, plugin_root],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    cache = FeatureCache(10_000_000, l2_path=l2)
+    broken = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=free_port(), fs_plaintext=True))
+    comp, metrics = _build(broken, cache)
+    ctx = await _run(comp, ["u3", "u4"])
+    assert not ctx.failures and _fetched(metrics) == 0 and cache.l2_hits == 2
+    local = await _run(
+        _build(LocalBackend(LocalStore(str(store_dir[0]))), FeatureCache(10_000_000))[0], ["u3", "u4"]
+    )
+    _same(ctx, local)
+    cache.close()
