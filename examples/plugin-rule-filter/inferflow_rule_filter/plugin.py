@@ -1,0 +1,12 @@
+"""Entry point ``rule_filter`` (group ``inferflow``): registers the ``rule_filter_components`` section."""
+
+from __future__ import annotations
+
+from inferflow_core.api import hookimpl
+
+from .component import RuleFilterType
+
+
+@hookimpl
+def register_components(register) -> None:  # type: ignore[no-untyped-def]
+    register(RuleFilterType())

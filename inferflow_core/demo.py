@@ -1,0 +1,268 @@
+"""``inferflow demo``: the CTR example end to end with every backend embedded.
+
+Generates the example's data if missing, writes a config directory, starts ``inferflow serve`` as a
+child process (local feature store, ONNX Runtime, numpy Numerix, file inference logs), waits for
+readiness, sends one request per API, prints the results and a latency summary, decodes one inference
+log, and stops the server. ``--keep-running`` leaves it up until Ctrl-C and prints how to call it.
+
+The example itself (config, data generator, request helpers) lives in ``examples/ctr/`` of the source
+tree; this module only narrates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "examples" / "ctr"
+LATENCY_REQUESTS = 200
+TARGETS = 200
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/ctr/<name>.py`` (the example is not part of the installed package)."""
+    path = EXAMPLE_DIR / f"{name}.py"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: `inferflow demo` runs from a source checkout")
+    spec = importlib.util.spec_from_file_location(f"inferflow_example_ctr_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def step(n: int, total: int, text: str) -> None:
+    print(f"\n[{n}/{total}] {text}", flush=True)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> None:
+    cells = [[h for h in headers]] + [[_fmt(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    line = "  +" + "+".join("-" * (w + 2) for w in widths) + "+"
+    print(line)
+    print("  | " + " | ".join(h.ljust(w) for h, w in zip(cells[0], widths, strict=True)) + " |")
+    print(line)
+    for row in cells[1:]:
+        print("  | " + " | ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) + " |")
+    print(line, flush=True)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+    return str(value)
+
+
+def _columns(schema: Any, scores: Any, h: ModuleType) -> list[dict[str, Any]]:
+    """Decode per-row output cells by the response schema (strings as text, FP32 as float)."""
+    names = [(s.name, s.data_type) for s in schema]
+    out = []
+    for score in scores:
+        row: dict[str, Any] = {}
+        for (name, dtype), cell in zip(names, score.output_values, strict=False):
+            row[name] = h.decode_fp32(cell) if dtype == 4 else cell.decode("utf-8", "replace")
+        out.append(row)
+    return out
+
+
+def run_requests(
+    h: ModuleType, pb: ModuleType, ipb: ModuleType, port: int, users: int, catalogs: int
+) -> None:
+    import grpc
+
+    from ._proto import inferflow_pb2_grpc, predict_pb2_grpc
+
+    work = h.Workload(users, catalogs)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        predict = predict_pb2_grpc.PredictStub(channel)
+        legacy = inferflow_pb2_grpc.InferflowStub(channel)
+        user, ids = work.draw(TARGETS)
+
+        print(f"\n  PointWise: model bench_ctr, user {user}, {len(ids)} targets -> top 10 by final_score")
+        resp = predict.InferPointWise(
+            h.pointwise(pb, "bench_ctr", user, ids, tracking_id="demo-1"), timeout=30
+        )
+        rows = _columns(resp.target_output_schema, resp.target_scores, h)
+        ranked = sorted(rows, key=lambda r: -(r.get("final_score") or float("-inf")))[:10]
+        table(
+            ["rank", "catalog_id", "pctr", "final_score"],
+            [[i + 1, r.get("catalog_id"), r.get("pctr"), r.get("final_score")] for i, r in enumerate(ranked)],
+        )
+        errors = sum(1 for s in resp.target_scores if s.error)
+        print(f"  {len(rows)} targets scored, {errors} with an error")
+
+        pair_ids = ids[:6]
+        pairs = [(0, 1), (2, 3), (4, 5), (1, 0)]
+        print("\n  PairWise: model bench_ctr_pairwise, 6 targets, 4 pairs (1 = first target preferred)")
+        presp = predict.InferPairWise(h.pairwise(pb, "bench_ctr_pairwise", user, pair_ids, pairs), timeout=30)
+        prow = _columns(presp.pair_output_schema, presp.pair_scores, h)
+        trow = _columns(presp.target_output_schema, presp.target_scores, h)
+        table(
+            ["pair", "first", "second", "first final_score", "second final_score", "first_preferred"],
+            [
+                [
+                    k,
+                    pair_ids[a],
+                    pair_ids[b],
+                    trow[a].get("final_score"),
+                    trow[b].get("final_score"),
+                    prow[k].get("first_preferred") if k < len(prow) else None,
+                ]
+                for k, (a, b) in enumerate(pairs)
+            ],
+        )
+
+        slates = [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+        print(
+            "\n  SlateWise: model bench_ctr_slatewise, 12 targets, 3 slates (head_rank = slate head's rank)"
+        )
+        sresp = predict.InferSlateWise(
+            h.slatewise(pb, "bench_ctr_slatewise", user, ids[:12], slates), timeout=30
+        )
+        srow = _columns(sresp.slate_output_schema, sresp.slate_scores, h)
+        table(
+            ["slate", "targets", "head_rank"],
+            [
+                [k, ",".join(ids[i] for i in s), srow[k].get("head_rank") if k < len(srow) else None]
+                for k, s in enumerate(slates)
+            ],
+        )
+
+        print("\n  RetrieveModelScore (legacy entity API): model bench_ctr, 5 catalogs")
+        rresp = legacy.RetrieveModelScore(h.retrieve(ipb, "bench_ctr", user, ids[:5]), timeout=30)
+        data = [list(row.data) for row in rresp.component_data]
+        if data:
+            table(data[0], [[_short(v) for v in row] for row in data[1:]])
+
+        print(f"\n  Latency: {LATENCY_REQUESTS} PointWise requests of {TARGETS} targets, one at a time")
+        lat = []
+        for n in range(LATENCY_REQUESTS + 20):
+            user, ids = work.draw(TARGETS)
+            req = h.pointwise(pb, "bench_ctr", user, ids)
+            t0 = time.perf_counter()
+            predict.InferPointWise(req, timeout=30)
+            if n >= 20:
+                lat.append((time.perf_counter() - t0) * 1000)
+        lat.sort()
+        pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731
+        table(
+            ["requests", "p50 ms", "p90 ms", "p99 ms", "max ms", "req/s (serial)"],
+            [[len(lat), pick(0.5), pick(0.9), pick(0.99), lat[-1], 1000 * len(lat) / sum(lat)]],
+        )
+
+
+def _short(value: str) -> str:
+    try:
+        return f"{float(value):.4f}" if "." in value else value
+    except ValueError:
+        return value if len(value) < 24 else value[:21] + "..."
+
+
+def show_logs(log_dir: Path) -> None:
+    files = sorted(p for p in log_dir.rglob("*") if p.is_file())
+    print(f"  inference logs were written under {log_dir}")
+    for f in files[:5]:
+        print(f"    {f.relative_to(log_dir)}  ({f.stat().st_size:,} bytes)")
+    if not files:
+        print("    (no log files yet)")
+        return
+    print(f"\n  decoded with `inferflow logs read {files[0].name}` (first lines):")
+    proc = subprocess.run(
+        [sys.executable, "-m", "inferflow_core.cli", "logs", "read", str(files[0])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    lines = (proc.stdout or proc.stderr).splitlines()
+    print(f"    {len(lines)} records (one per logged target); the first one:")
+    try:
+        record = json.loads(lines[0])
+    except (IndexError, ValueError):
+        for line in lines[:5]:
+            print("    " + line[:157])
+        return
+    features = record.pop("features", {}) or {}
+    for key, value in record.items():
+        print(f"      {key:<20} {value}")
+    names = list(features)
+    shown = names[:4] + [n for n in ("pctr", "final_score") if n in features]
+    print(f"      features ({len(names)} columns):")
+    for name in shown:
+        print(f"        {name:<24} {str(features[name])[:60]}")
+    if len(names) > len(shown):
+        print(f"        ... {len(names) - len(shown)} more")
+
+
+def grpcurl_hint(port: int) -> None:
+    print(
+        "\n  The server is up. Try (reflection is on):\n"
+        f"    grpcurl -plaintext 127.0.0.1:{port} list\n"
+        f'    grpcurl -plaintext -d \'{{"model_config_id": "bench_ctr", '
+        '"context_features": [{"name": "user_id", "value": "NDI="}], '
+        f'"targets": [{{"id": "1"}}, {{"id": "2"}}]}}\' 127.0.0.1:{port} Predict/InferPointWise\n'
+        '  (bytes fields are base64 in grpcurl\'s JSON: "NDI=" is the text "42".) Ctrl-C stops it.',
+        flush=True,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    total = 6
+    t_start = time.perf_counter()
+    step(1, total, "example data (generated once, deterministic)")
+    gen = load_example("generate")
+    h = load_example("harness")
+    data = gen.ensure_data(demo=True)
+    print(f"  using {data}")
+    sizes = gen.DEMO
+
+    from ._proto import inferflow_pb2 as ipb
+    from ._proto import predict_pb2 as pb
+
+    tmp = Path(tempfile.mkdtemp(prefix="inferflow-demo-"))
+    log_dir = tmp / "inference-logs"
+    step(2, total, "config directory")
+    config = h.write_config(tmp / "config", data, logging_perc=100, cache=True)
+    print(f"  {config} (models: {', '.join(h.MODELS)})")
+
+    port = args.port or h.free_port()
+    http_port = h.free_port()
+    step(3, total, f"starting `inferflow serve` on 127.0.0.1:{port} (HTTP side port {http_port})")
+    server = h.ServerProcess(
+        "inferflow serve",
+        h.inferflow_serve(config, port, http_port),
+        h.embedded_env(data, log_dir),
+        tmp / "server.log",
+    )
+    server.start()
+    try:
+        took = server.wait_http(f"http://127.0.0.1:{http_port}/health/ready", timeout=90)
+        print(f"  ready after {took:.1f}s (server output: {tmp / 'server.log'})")
+        step(4, total, "requests (PointWise, PairWise, SlateWise, RetrieveModelScore)")
+        run_requests(h, pb, ipb, port, sizes["users"], sizes["catalogs"])
+        if args.keep_running:
+            grpcurl_hint(port)
+            try:
+                while server.proc is not None and server.proc.poll() is None:
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                print()
+    finally:
+        step(5, total, "stopping the server")
+        code = server.stop()
+        print(f"  stopped (exit code {code})")
+    step(6, total, "inference logs")
+    show_logs(log_dir)
+    print(f"\ndemo finished in {time.perf_counter() - t_start:.1f}s")
+    return 0 if code in (0, None) else 1
