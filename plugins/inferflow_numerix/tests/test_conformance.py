@@ -14,8 +14,7 @@ from inferflow_numerix.settings import NumerixSettings
 
 from inferflow_core.api import BuildContext, Metrics, RunContext
 from inferflow_core.testing import ComponentConformance, make_context
-
-from .conftest import free_port
+from inferflow_core.testing.ports import pick_free_port as free_port
 
 CFG = {
     "component": "final",

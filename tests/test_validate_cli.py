@@ -1,0 +1,88 @@
+"""`inferflow validate` on the reference example (all plugins installed) and on broken variants."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples/reference"
+MODEL = EXAMPLE / "inferflow/services/inferflow/model-config/config-map/ctr_pointwise_v1.json"
+
+
+def _validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "inferflow_core.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_reference_example_is_valid() -> None:
+    out = _validate(EXAMPLE)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ok      ctr_pointwise_v1" in out.stdout
+
+
+def _mutate(fn):  # type: ignore[no-untyped-def]
+    cfg = json.loads(MODEL.read_text())
+    fn(cfg)
+    return cfg
+
+
+def _cycle(c):  # type: ignore[no-untyped-def]
+    c["dag_execution_config"]["component_dependency"]["user_features"] = ["final_score"]
+
+
+def _unknown(c):  # type: ignore[no-untyped-def]
+    c["dag_execution_config"]["component_dependency"]["ctr_model"].append("no_such_component")
+
+
+def _unreachable(c):  # type: ignore[no-untyped-def]
+    c["dag_execution_config"]["component_dependency"]["final_score"] = []
+
+
+def _dup_column(c):  # type: ignore[no-untyped-def]
+    c["component_config"]["numerix_components"][0]["score_col"] = "pctr"
+
+
+def _perc90(c):  # type: ignore[no-untyped-def]
+    c["component_config"]["predator_components"][0]["model_end_points"][1]["percentage"] = 0
+
+
+def _mapping_no_at(c):  # type: ignore[no-untyped-def]
+    c["component_config"]["numerix_components"][0]["score_mapping"] = {"pctr": "pctr"}
+
+
+def _bad_dtype(c):  # type: ignore[no-untyped-def]
+    group = c["component_config"]["feature_components"][0]["fs_request"]["featureGroups"][0]
+    group["data_type"] = "DataTypeFP33"
+
+
+CASES = {
+    "cycle": (_cycle, "dag_execution_config.component_dependency", "cycle"),
+    "unknown": (_unknown, "dag_execution_config.component_dependency", "no_such_component"),
+    "unreachable": (_unreachable, "dag_execution_config.component_dependency", "not reachable"),
+    "duplicate_column": (_dup_column, "component_config", "'pctr' is produced by both"),
+    "percentages_90": (_perc90, "component_config.predator_components[0]", "100"),
+    "score_mapping_without_at": (_mapping_no_at, "component_config.numerix_components[0]", "@"),
+    "misspelled_dtype": (_bad_dtype, "component_config.feature_components[0]", "FP33"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_invalid_configs_are_rejected_precisely(case: str, tmp_path: Path) -> None:
+    fn, path_prefix, needle = CASES[case]
+    bad = tmp_path / "broken_model.json"
+    bad.write_text(json.dumps(_mutate(fn)))
+    out = _validate(bad)
+    assert out.returncode == 1, out.stdout + out.stderr
+    lines = [line.strip() for line in out.stdout.splitlines()]
+    problems = [line for line in lines if line.startswith("model broken_model:")]
+    assert problems, out.stdout
+    assert any(path_prefix in p and needle in p for p in problems), problems
