@@ -92,8 +92,9 @@ class Recorder:
     def observe(self, served: Any) -> None:
         self.seen.append(served)
 
-    async def start(self) -> None:
+    async def start(self, host: Any) -> None:
         self.started = True
+        self.host = host
 
     async def stop(self, grace_s: float) -> None:
         self.stopped = True
@@ -154,6 +155,7 @@ async def test_pointwise_decodes_by_type_and_reports_bad_values(srv) -> None:
     assert "do not decode" in resp.request_error
     served = srv.recorder.seen[-1]
     assert srv.recorder.started and served.ctx.model_id == "point" and served.ctx.request.tracking_id == "trk"
+    assert srv.recorder.host.metrics is not None  # the observer got the process metrics at start
 
 
 async def test_predict_service_name_is_served_too(srv) -> None:

@@ -166,12 +166,22 @@ class ServedRequest:
     received_at: float  # unix seconds
 
 
+@dataclass(frozen=True)
+class ObserverHost:
+    """What the server hands a request observer at start: the process's metrics registry and what
+    the plugins registered as log formats and log sinks (name -> object)."""
+
+    metrics: Any
+    log_formats: Mapping[str, Any]
+    log_sinks: Mapping[str, Any]
+
+
 @runtime_checkable
 class RequestObserver(Protocol):
     """Registered through ``register_request_observers``. ``observe`` must not block: queue and return."""
 
     def observe(self, served: ServedRequest) -> None: ...
 
-    async def start(self) -> None: ...
+    async def start(self, host: ObserverHost) -> None: ...
 
     async def stop(self, grace_s: float) -> None: ...

@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from ..components.base import ObserverHost
 from ..config.sources import ConfigSource
 from ..runtime import Runtime
 from .http import HttpSidePort
@@ -121,9 +122,11 @@ class InferflowServer:
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
+        reg = self.runtime.registry
+        host = ObserverHost(self.runtime.metrics, dict(reg.log_formats), dict(reg.log_sinks))
         for obs in self.service.observers:
             try:
-                await obs.start()
+                await obs.start(host)
                 self._observers_started.append(obs)
             except Exception:
                 log.exception("request observer %r failed to start", obs)

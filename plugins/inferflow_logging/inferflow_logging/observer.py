@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from inferflow_core.api import Metrics, ServedRequest
+from inferflow_core.api import Metrics, ObserverHost, ServedRequest
 
 from .formats import FORMATS
 from .records import encode_request
@@ -52,12 +52,19 @@ class InferenceLogger:
         self._lock = threading.Lock()
         self._warned: set[tuple[str, str]] = set()
 
-    def bind(self, metrics: Metrics | None = None, formats: Mapping[str, Any] | None = None) -> None:
-        """Let the host share its metrics registry and every registered format (call before ``start``)."""
+    def bind(
+        self,
+        metrics: Metrics | None = None,
+        formats: Mapping[str, Any] | None = None,
+        sinks: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Share the host's metrics registry and every registered format and sink (``start`` does this)."""
         if metrics is not None:
             self.metrics = metrics
         if formats:
             self.formats.update(formats)
+        if sinks:
+            self.sinks.update(sinks)
 
     # -- request path (event loop) ----------------------------------------------------------------
     def observe(self, served: ServedRequest) -> None:
@@ -78,7 +85,9 @@ class InferenceLogger:
             log.exception("inference logging: observe failed")
 
     # -- lifecycle --------------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, host: ObserverHost | None = None) -> None:
+        if host is not None:
+            self.bind(host.metrics, host.log_formats, host.log_sinks)
         self._start_worker()
 
     def _start_worker(self) -> None:
