@@ -330,6 +330,9 @@ _NOT_DECIMAL, _NOT_SIGNED, _NOT_UNSIGNED = (
 )
 
 
+_F32_TINY = 2.0**-126
+
+
 def _f64_to_f32(f64: np.ndarray, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Correctly rounded decimal -> float32 (as Go's ParseFloat(s, 32)) from the float64 parse.
 
@@ -338,9 +341,22 @@ def _f64_to_f32(f64: np.ndarray, texts: Sequence[str]) -> tuple[np.ndarray, np.n
     """
     with np.errstate(over="ignore", invalid="ignore"):
         r = f64.astype(np.float32)
-        diff = f64 - r.astype(np.float64)
-        other = np.nextafter(r, np.where(diff > 0, np.float32(np.inf), np.float32(-np.inf)))
-        tie = (diff != 0) & (np.abs(other.astype(np.float64) - f64) == np.abs(diff)) & np.isfinite(r)
+        # a float32 midpoint has at most 25 significant bits: as a float64 its low 29 mantissa bits are
+        # exactly 1 followed by 28 zeros (float32-subnormal magnitudes are checked the slow way)
+        bits = f64.view(np.uint64)
+        suspects = np.flatnonzero(
+            ((bits & np.uint64(0x1FFFFFFF)) == np.uint64(0x10000000)) | (np.abs(f64) < _F32_TINY)
+        )
+        if suspects.size == 0:
+            return r, np.isfinite(r) | ~np.isfinite(f64)
+        diff = np.zeros_like(f64)
+        other = r.copy()
+        tie = np.zeros(f64.shape, dtype=bool)
+        sd = f64[suspects] - r[suspects].astype(np.float64)
+        so = np.nextafter(r[suspects], np.where(sd > 0, np.float32(np.inf), np.float32(-np.inf)))
+        diff[suspects], other[suspects] = sd, so
+        tie[suspects] = (sd != 0) & (np.abs(so.astype(np.float64) - f64[suspects]) == np.abs(sd))
+        tie &= np.isfinite(r)
     for i in np.flatnonzero(tie):
         try:
             exact = Decimal(texts[int(i)]) - Decimal(float(f64[i]))
