@@ -14,17 +14,18 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from inferflow_core.api import DataType
 
+from .rowpack import Segment, pack, split_rows
 from .schema import FORMAT_CODES, SchemaEntry
-from .table import LogTable, fixed_binary
+from .table import LogTable
 
 MAX_VAR_LEN = 0xFFFF
 PARQUET_COLUMN = "Features"  # parquet-go's column name for the Go row struct's field ``Features``
@@ -40,13 +41,18 @@ class Chunk:
 
 def _chunks(table: LogTable, batch_size: int) -> list[LogTable]:
     size = max(1, batch_size)
-    return [
-        table.slice(i, min(i + size, table.rows)) for i in range(0, max(table.rows, 1), size) if table.rows
-    ]
+    if table.rows <= size:
+        return [table] if table.rows else []
+    return [table.slice(i, min(i + size, table.rows)) for i in range(0, table.rows, size)]
 
 
 class ProtoFormat:
-    """Per entity: flag byte, then fixed-size scalars raw, variable values uint16-LE length-prefixed."""
+    """Per entity: flag byte, then fixed-size scalars raw, variable values uint16-LE length-prefixed.
+
+    Built column-wise with numpy (:mod:`.rowpack`): scalar columns are ``(rows, width)`` blocks (zeros
+    where missing), a vector/string column is a uint16 length block plus its bytes; one buffer holds
+    every row, sliced into one ``bytes`` per entity at the end.
+    """
 
     name = "proto"
     code = FORMAT_CODES["proto"]
@@ -55,9 +61,12 @@ class ProtoFormat:
         """Rows holding a variable-length value too long for the uint16 length prefix."""
         bad = np.zeros(table.rows, dtype=bool)
         for entry, col in zip(table.entries, table.columns, strict=True):
-            if _is_var(entry.dtype) and table.rows:
-                lengths = pc.binary_length(col).to_numpy(zero_copy_only=False)
-                bad |= np.nan_to_num(lengths.astype(np.float64), nan=0) > MAX_VAR_LEN
+            if entry.is_var and table.rows:
+                if col.block is not None:
+                    if col.block.shape[1] > MAX_VAR_LEN:
+                        bad |= col.valid
+                    continue
+                bad |= col.var_parts()[0] > MAX_VAR_LEN
         return bad
 
     def encode(self, table: LogTable, batch_size: int) -> list[Chunk]:
@@ -71,72 +80,49 @@ class ProtoFormat:
 
     def encode_rows(self, table: LogTable) -> list[bytes]:
         n = table.rows
-        flags: np.ndarray = np.asarray(table.valid_matrix().all(axis=1), dtype=np.uint8)
-        pieces: list[pa.Array] = []
-        group: list[np.ndarray] = [flags[:, None]]  # consecutive fixed-size cells, joined with numpy
-
-        def flush() -> None:
-            if group:
-                block = np.ascontiguousarray(np.hstack(group))
-                pieces.append(fixed_binary(block.tobytes(), n, block.shape[1], None))
-                group.clear()
-
+        flags = np.asarray(
+            table.valid_matrix().all(axis=1), dtype=bool
+        )  # byte 0: every cell of the row present
+        segments: list[Segment] = [Segment(block=flags.view(np.uint8)[:, None])]
         for entry, col in zip(table.entries, table.columns, strict=True):
-            if _is_var(entry.dtype):
-                flush()
-                fill = _MISSING_STRING if entry.dtype is DataType.STRING else b""
-                filled = pc.fill_null(col, pa.scalar(fill, pa.binary())) if col.null_count else col
-                lengths = pc.binary_length(filled).to_numpy(zero_copy_only=False).astype("<u2")
-                pieces.append(fixed_binary(lengths.tobytes(), n, 2, None))
-                pieces.append(filled)
+            missing = None if col.all_valid else col.valid
+            if not entry.is_var:
+                block = col.block if col.block is not None else np.zeros((n, entry.itemsize), np.uint8)
+                segments.append(Segment(block=block, valid=missing, fill_zero=True))
+            elif col.block is not None:  # a constant-dim vector: a missing cell is length 0
+                width = col.block.shape[1]
+                lengths = np.full(n, width, dtype="<u2") if missing is None else (col.valid * width)
+                segments.append(Segment(block=lengths.astype("<u2").view(np.uint8).reshape(n, 2)))
+                segments.append(Segment(block=col.block, valid=missing))
             else:
-                group.append(_fixed_block(col, entry.dtype.itemsize))
-        flush()
-        joined = pieces[0] if len(pieces) == 1 else pc.binary_join_element_wise(*pieces, b"")
-        return joined.to_pylist()
+                fill = _MISSING_STRING if entry.dtype is DataType.STRING else b""
+                lengths, data = col.var_parts(fill)
+                segments.append(Segment(block=lengths.astype("<u2").view(np.uint8).reshape(n, 2)))
+                segments.append(Segment(lengths=lengths, data=data))
+        buf, offsets = pack(segments, n)
+        return split_rows(buf, offsets)
 
     def decode(self, features: list[bytes], entries: tuple[SchemaEntry, ...]) -> list[list[bytes | None]]:
         rows = []
         for blob in features:
             pos, cells = 1, []  # byte 0 = "all present" flag
             for entry in entries:
-                if _is_var(entry.dtype):
+                if entry.is_var:
                     (length,) = struct.unpack_from("<H", blob, pos)
                     cells.append(blob[pos + 2 : pos + 2 + length] or None)
                     pos += 2 + length
                 else:
-                    cells.append(blob[pos : pos + entry.dtype.itemsize])
-                    pos += entry.dtype.itemsize
+                    cells.append(blob[pos : pos + entry.itemsize])
+                    pos += entry.itemsize
             if pos != len(blob):
                 raise ValueError(f"proto log row has {len(blob) - pos} bytes beyond its schema")
             rows.append(cells)
         return rows
 
 
-def _fixed_block(col: pa.Array, width: int) -> np.ndarray:
-    """(rows, width) uint8 cells of a fixed-size column, zeros where missing (reference 4.5)."""
-    n = len(col)
-    bufs = col.buffers()
-    if n and bufs[2] is not None:
-        offsets = np.frombuffer(bufs[1], dtype=np.int32)[col.offset : col.offset + n + 1]
-        if int(offsets[-1] - offsets[0]) == n * width and (np.diff(offsets) == width).all():
-            data = np.frombuffer(bufs[2], dtype=np.uint8)[offsets[0] : offsets[0] + n * width]
-            block = data.reshape(n, width)
-            if col.null_count:
-                block = block.copy()
-                block[~col.is_valid().to_numpy(zero_copy_only=False)] = 0
-            return block
-    filled = pc.fill_null(col, pa.scalar(b"\0" * width, pa.binary())).to_pylist()
-    return np.frombuffer(b"".join(filled), dtype=np.uint8).reshape(n, width)
-
-
-def _is_var(dtype: DataType) -> bool:
-    return dtype.is_vector or not dtype.is_fixed_width
-
-
 def _record_batch(table: LogTable) -> pa.RecordBatch:
     fields = [pa.field(str(i), pa.binary(), nullable=True) for i in range(len(table.entries))]
-    return pa.RecordBatch.from_arrays(table.columns, schema=pa.schema(fields))
+    return pa.RecordBatch.from_arrays([c.arrow() for c in table.columns], schema=pa.schema(fields))
 
 
 class ArrowFormat:
@@ -182,28 +168,13 @@ class ParquetFormat:
         return np.zeros(table.rows, dtype=bool)
 
     def encode(self, table: LogTable, batch_size: int) -> list[Chunk]:
-        schema = pa.schema([pa.field(PARQUET_COLUMN, PARQUET_MAP, nullable=False)])
         out = []
         for part in _chunks(table, batch_size):
-            n, k = part.rows, len(part.entries)
-            if k:
-                flat = pa.concat_arrays([c.cast(pa.binary()) for c in part.columns])  # column-major
-                order = (np.arange(k)[None, :] * n + np.arange(n)[:, None]).ravel()  # row-major take
-                items = pc.fill_null(flat.take(pa.array(order)), pa.scalar(b"", pa.binary()))
-            else:
-                items = pa.array([], type=pa.binary())
-            keys = pa.array(np.tile(np.arange(k, dtype=np.int64), n))
-            offsets = pa.array(np.arange(n + 1, dtype=np.int32) * k)
-            col = pa.MapArray.from_arrays(offsets, keys, items, type=PARQUET_MAP)
-            buf = io.BytesIO()
-            pq.write_table(
-                pa.Table.from_arrays([col], schema=schema),
-                buf,
-                compression="NONE",
-                use_dictionary=False,
-                write_statistics=False,
-            )
-            out.append(Chunk(part.entities, [buf.getvalue()]))
+            col = _map_column(part)
+            sink = pa.BufferOutputStream()
+            with pq.ParquetWriter(sink, _PARQUET_SCHEMA, **_PARQUET_OPTIONS) as writer:
+                writer.write_table(pa.Table.from_arrays([col], schema=_PARQUET_SCHEMA))
+            out.append(Chunk(part.entities, [sink.getvalue().to_pybytes()]))
         return out
 
     def decode(self, features: list[bytes], entries: tuple[SchemaEntry, ...]) -> list[list[bytes | None]]:
@@ -214,6 +185,34 @@ class ParquetFormat:
                 got = dict(pairs or [])
                 rows.append([got.get(i) or None for i in range(len(entries))])
         return rows
+
+
+_PARQUET_SCHEMA = pa.schema([pa.field(PARQUET_COLUMN, PARQUET_MAP, nullable=False)])
+_PARQUET_OPTIONS: dict[str, Any] = {"compression": "NONE", "use_dictionary": False, "write_statistics": False}
+
+
+def _map_column(table: LogTable) -> pa.MapArray:
+    """Every row's ``{position: cell}`` map (missing = empty), flattened with numpy: no per-row dicts."""
+    n, k = table.rows, len(table.entries)
+    widths = np.array([0 if c.block is None else c.block.shape[1] for c in table.columns], dtype=np.int64)
+    lengths = table.valid_matrix() * widths  # (n, k): block cells; ragged columns filled in below
+    segments = []
+    for j, col in enumerate(table.columns):
+        if col.block is not None:
+            segments.append(Segment(block=col.block, valid=None if col.all_valid else col.valid))
+        else:
+            lens, data = col.var_parts()
+            lengths[:, j] = lens
+            segments.append(Segment(lengths=lens, data=data))
+    buf, _ = pack(segments, n)
+    ends = np.cumsum(lengths.reshape(-1))
+    if len(ends) and ends[-1] > np.iinfo(np.int32).max:
+        raise ValueError(f"parquet log chunk of {int(ends[-1])} bytes exceeds the binary column limit")
+    offsets = np.concatenate((np.zeros(1, dtype=np.int32), ends.astype(np.int32)))
+    items = pa.Array.from_buffers(pa.binary(), n * k, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+    keys = pa.array(np.tile(np.arange(k, dtype=np.int64), n))
+    row_offsets = pa.array(np.arange(n + 1, dtype=np.int32) * k)
+    return pa.MapArray.from_arrays(row_offsets, keys, items, type=PARQUET_MAP)
 
 
 FORMATS = {f.name: f for f in (ProtoFormat(), ArrowFormat(), ParquetFormat())}

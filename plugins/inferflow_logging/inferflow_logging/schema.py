@@ -14,7 +14,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
+
+import numpy as np
 
 from inferflow_core.api import CompiledModel, DataType
 
@@ -31,6 +34,22 @@ class SchemaEntry:
     name: str
     dtype: DataType
 
+    @cached_property
+    def is_var(self) -> bool:
+        """Variable-length in the proto format (strings, vectors): uint16 length-prefixed."""
+        return self.dtype.is_vector or not self.dtype.is_fixed_width
+
+    @cached_property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @cached_property
+    def block_dtype(self) -> np.dtype | None:
+        """The little-endian numpy dtype of a fixed-width column's values; None for strings."""
+        if not self.dtype.is_fixed_width:
+            return None
+        return np.dtype(self.dtype.numpy_dtype).newbyteorder("<")
+
 
 @dataclass(frozen=True)
 class LogSchema:
@@ -43,8 +62,17 @@ class LogSchema:
     cache_version: int
 
     def to_json(self, slate: bool = False) -> list[list[str]]:
-        """``[[name, wire type name], ...]``: the form written next to log files and read by the CLI."""
-        return [[e.name, e.dtype.wire_name] for e in (self.slate_entries if slate else self.entries)]
+        """``[[name, wire type name], ...]``: the form written next to log files and read by the CLI.
+
+        Built once per schema (it is attached to every message); treat the result as read-only.
+        """
+        return self._described[1 if slate else 0]
+
+    @cached_property
+    def _described(self) -> tuple[list[list[str]], list[list[str]]]:
+        return tuple(
+            [[e.name, e.dtype.wire_name] for e in entries] for entries in (self.entries, self.slate_entries)
+        )  # type: ignore[return-value]
 
 
 def metadata_byte(compression_enabled: bool, cache_version: int, fmt: str) -> bytes:

@@ -134,9 +134,10 @@ class FileWriter:
                     self._open()
                 self._note_schema(msg)
                 assert self._file is not None
-                record = varint(len(msg.value)) + msg.value
-                self._file.write(record)
-                self._size += len(record)
+                head = varint(len(msg.value))
+                self._file.write(head)
+                self._file.write(msg.value)  # no concatenated copy of a large (parquet) value
+                self._size += len(head) + len(msg.value)
                 self.metrics.count("logging.logged", model_id=msg.model_id, sink="file")
             except OSError as exc:
                 _sink_error(self.metrics, "file", type(exc).__name__)

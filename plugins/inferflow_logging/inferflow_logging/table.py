@@ -1,84 +1,150 @@
-"""Matrix -> LogTable: one Arrow ``binary`` array of raw wire cells per schema entry (null = missing).
+"""Matrix -> LogTable: the raw wire cells (reference 4.4) of every schema entry, column by column.
 
 Cells are produced by the core's converters only (``ComponentMatrix.read`` + ``api.encode_array`` for
 fixed widths, ``ComponentMatrix.cells`` otherwise), so the logged bytes are exactly the reference 4.4
-encoding of what the matrix holds. Fixed-width columns are converted with numpy in one call each; the
-three log formats are built from this table with Arrow compute kernels (no per-cell Python loops
-except for strings and ragged vectors, which are per-row by nature).
+encoding of what the matrix holds. A column whose cells all have one width (fixed scalars, vectors of a
+constant dim) is kept as a ``(rows, width)`` uint8 numpy block — usually a view of the matrix's own
+values, no copy — which the proto and parquet formats lay out with numpy; only strings and ragged
+vectors are Arrow ``binary`` arrays built per row. Arrow arrays of block columns are made on demand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
-from inferflow_core.api import ComponentMatrix, DataType, encode_array
+from inferflow_core.api import ComponentMatrix, encode_array
 
 from .schema import SchemaEntry
 
 
 @dataclass
+class LogColumn:
+    """One schema entry's cells: a uint8 ``block`` (every cell ``width`` bytes) or Arrow ``cells``."""
+
+    valid: np.ndarray  # (rows,) bool: which cells are present
+    block: np.ndarray | None = None  # (rows, width) uint8; rows where ``valid`` is False hold junk
+    cells: pa.Array | None = None  # binary, null = missing (always set when ``block`` is None)
+    all_valid: bool | None = None  # computed from ``valid`` when not given
+
+    def __post_init__(self) -> None:
+        if self.all_valid is None:
+            self.all_valid = bool(self.valid.all())
+
+    @property
+    def rows(self) -> int:
+        return len(self.valid)
+
+    def arrow(self) -> pa.Array:
+        """The cells as an Arrow binary array (null = missing)."""
+        if self.cells is None:
+            assert self.block is not None
+            self.cells = fixed_binary(self.block, None if self.all_valid else self.valid)
+        return self.cells
+
+    def var_parts(self, fill: bytes = b"") -> tuple[np.ndarray, np.ndarray]:
+        """(lengths (rows,) int64, the present cells' bytes concatenated in row order as uint8).
+
+        A missing cell is ``fill`` (the proto format's default of reference 4.5, or nothing).
+        """
+        if self.block is not None and not fill:
+            width = self.block.shape[1]
+            if self.all_valid:
+                return np.full(self.rows, width, dtype=np.int64), self.block.reshape(-1)
+            return self.valid.astype(np.int64) * width, self.block[self.valid].reshape(-1)
+        cells = self.arrow()
+        if cells.null_count:
+            cells = cells.fill_null(pa.scalar(fill, pa.binary()))
+        bufs = cells.buffers()
+        offsets = np.frombuffer(bufs[1], dtype=np.int32)[cells.offset : cells.offset + len(cells) + 1]
+        data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+        return np.diff(offsets).astype(np.int64), data[offsets[0] : offsets[-1]]
+
+    def take(self, keep: np.ndarray | slice) -> LogColumn:
+        """Rows selected by a boolean mask or a slice."""
+        block = None if self.block is None else self.block[keep]
+        if self.cells is None:
+            cells = None
+        elif isinstance(keep, slice):
+            start, stop, _ = keep.indices(len(self.cells))
+            cells = self.cells.slice(start, stop - start)
+        else:
+            cells = self.cells.filter(pa.array(keep, type=pa.bool_()))
+        return LogColumn(self.valid[keep], block, cells, True if self.all_valid else None)
+
+
+@dataclass
 class LogTable:
-    """Rows to log: entity ids plus one binary column per schema entry."""
+    """Rows to log: entity ids plus one :class:`LogColumn` per schema entry."""
 
     entries: tuple[SchemaEntry, ...]
     entities: list[str]
-    columns: list[pa.Array]
+    columns: list[LogColumn]
+    _valid: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def rows(self) -> int:
         return len(self.entities)
 
-    def filter(self, keep: np.ndarray) -> LogTable:
-        mask = pa.array(keep, type=pa.bool_())
-        ents = [e for e, k in zip(self.entities, keep.tolist(), strict=True) if k]
-        return LogTable(self.entries, ents, [c.filter(mask) for c in self.columns])
-
-    def slice(self, start: int, stop: int) -> LogTable:
-        return LogTable(
-            self.entries, self.entities[start:stop], [c.slice(start, stop - start) for c in self.columns]
-        )
-
     def valid_matrix(self) -> np.ndarray:
         """(rows, columns) bool: which cells are present."""
-        out = np.ones((self.rows, len(self.columns)), dtype=bool)
-        for j, col in enumerate(self.columns):
-            if col.null_count:
-                out[:, j] = col.is_valid().to_numpy(zero_copy_only=False)
-        return out
+        if self._valid is None:
+            cols = self.columns
+            self._valid = np.stack([c.valid for c in cols], axis=1) if cols else np.ones((self.rows, 0), bool)
+        return self._valid
+
+    def filter(self, keep: np.ndarray) -> LogTable:
+        ents = [e for e, k in zip(self.entities, keep.tolist(), strict=True) if k]
+        return LogTable(self.entries, ents, [c.take(keep) for c in self.columns])
+
+    def slice(self, start: int, stop: int) -> LogTable:
+        part = slice(start, stop)
+        return LogTable(self.entries, self.entities[start:stop], [c.take(part) for c in self.columns])
 
 
-def fixed_binary(data: bytes, rows: int, width: int, valid: np.ndarray | None) -> pa.Array:
-    """A binary array over ``rows`` cells of ``width`` bytes each (no copy of ``data``)."""
+def fixed_binary(block: np.ndarray, valid: np.ndarray | None) -> pa.Array:
+    """A binary array over the rows of a ``(rows, width)`` uint8 block (null where not ``valid``)."""
+    rows, width = block.shape
     offsets = np.arange(rows + 1, dtype=np.int32) * width
     nulls = 0 if valid is None else int(rows - np.count_nonzero(valid))
     bitmap = None if not nulls or valid is None else pa.array(valid, type=pa.bool_()).buffers()[1]
-    return pa.Array.from_buffers(
-        pa.binary(), rows, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls
-    )
+    data = pa.py_buffer(np.ascontiguousarray(block))
+    return pa.Array.from_buffers(pa.binary(), rows, [bitmap, pa.py_buffer(offsets), data], null_count=nulls)
 
 
-def _cells_array(cells: Sequence[bytes | None]) -> pa.Array:
-    return pa.array([c if c else None for c in cells], type=pa.binary())
+def _cells_column(cells: Sequence[bytes | None]) -> LogColumn:
+    arr = pa.array([c if c else None for c in cells], type=pa.binary())
+    valid = arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else np.ones(len(arr), bool)
+    return LogColumn(valid, None, arr)
 
 
-def column_cells(matrix: ComponentMatrix, name: str, dtype: DataType) -> pa.Array:
-    """The column ``name`` of ``matrix`` as raw cells of ``dtype`` (null where missing)."""
-    rows = matrix.rows
+def _missing_column(rows: int) -> LogColumn:
+    return LogColumn(np.zeros(rows, dtype=bool), None, pa.nulls(rows, type=pa.binary()))
+
+
+def _as_block(values: np.ndarray, entry: SchemaEntry, rows: int) -> np.ndarray:
+    """(rows, width) uint8 little-endian cells: a view of ``values`` when it already is the entry's
+    type (one copy when it is a strided column view), else through the core's converter."""
+    if values.dtype == entry.block_dtype:
+        return np.ascontiguousarray(values).view(np.uint8).reshape(rows, -1)
+    return np.frombuffer(encode_array(values, entry.dtype), dtype=np.uint8).reshape(rows, -1)
+
+
+def column_cells(matrix: ComponentMatrix, entry: SchemaEntry) -> LogColumn:
+    """The column of ``entry`` in ``matrix`` as raw cells of its type (missing where invalid)."""
+    rows, name, dtype = matrix.rows, entry.name, entry.dtype
     if not matrix.has(name):
-        return pa.nulls(rows, type=pa.binary())
-    if dtype.is_fixed_width:
+        return _missing_column(rows)
+    if entry.block_dtype is not None:
         values, valid = matrix.read(name, dtype)
-        if values.dtype != object and (not dtype.is_vector or values.ndim == 2):
-            data = encode_array(values, dtype) if rows else b""
-            width = len(data) // rows if rows else 0
-            if width == 0:
-                return pa.nulls(rows, type=pa.binary())
-            return fixed_binary(data, rows, width, valid)
-    return _cells_array(matrix.cells(name, dtype))
+        if values.dtype != object and (values.ndim == 2 or not entry.is_var):
+            if not rows or values.size == 0:
+                return _missing_column(rows)
+            return LogColumn(valid, _as_block(values, entry, rows))
+    return _cells_column(matrix.cells(name, dtype))
 
 
 def build_table(
@@ -91,13 +157,13 @@ def build_table(
     columns = []
     for entry in entries:
         try:
-            columns.append(column_cells(matrix, entry.name, entry.dtype))
+            columns.append(column_cells(matrix, entry))
         except Exception:
             columns.append(_row_by_row(matrix, entry, bad))
     return LogTable(entries, entities, columns), bad
 
 
-def _row_by_row(matrix: ComponentMatrix, entry: SchemaEntry, bad: np.ndarray) -> pa.Array:
+def _row_by_row(matrix: ComponentMatrix, entry: SchemaEntry, bad: np.ndarray) -> LogColumn:
     cells: list[bytes | None] = []
     for i in range(matrix.rows):
         try:
@@ -105,7 +171,7 @@ def _row_by_row(matrix: ComponentMatrix, entry: SchemaEntry, bad: np.ndarray) ->
         except Exception:
             bad[i] = True
             cells.append(None)
-    return _cells_array(cells)
+    return _cells_column(cells)
 
 
 def slate_entities(target_ids: list[str], target_indices: Sequence[np.ndarray]) -> list[str]:
