@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..components.base import Component, RunContext, Stopwatch
@@ -20,36 +21,61 @@ async def run_dag(model: CompiledModel, ctx: RunContext, metrics: Metrics | None
     """Run every node of ``model``'s DAG once, in dependency order, concurrently where possible.
 
     A node that raises or exceeds its own timeout is recorded in ``ctx.failures``; its dependants
-    still run. The whole run ends by ``ctx.deadline``: nodes still running then are cancelled and
-    recorded as ``deadline`` failures. Cancelling the caller cancels every node.
+    still run. The whole run ends by ``ctx.deadline``: nodes still running or not yet started then
+    are cancelled and recorded as ``deadline`` failures. Cancelling the caller cancels every node.
+
+    Nodes that nothing can run beside (``Graph.stages`` barriers: the feature initializer, a final
+    scorer, every node of a chain) are awaited inline; only the nodes between two barriers get tasks.
+    That keeps a chain DAG free of task creation and event-loop round trips.
     """
-    loop = asyncio.get_running_loop()
-    tasks: dict[str, asyncio.Task[None]] = {}
-    for name in model.graph.order:
-        prereqs = [tasks[p] for p in model.graph.prerequisites[name]]
-        tasks[name] = loop.create_task(_run_node(model.nodes[name], prereqs, ctx, metrics))
+    done: set[str] = set()
     try:
         if ctx.deadline is None:
-            await asyncio.gather(*tasks.values())
+            await _run_stages(model, ctx, metrics, done)
         else:
             async with asyncio.timeout_at(ctx.deadline):
-                await asyncio.gather(*tasks.values())
+                await _run_stages(model, ctx, metrics, done)
     except TimeoutError:
-        for task in tasks.values():
-            task.cancel()
-        await asyncio.gather(*tasks.values(), return_exceptions=True)
-        for name, task in tasks.items():
-            if task.cancelled():
+        for name in model.graph.order:
+            if name not in done:
                 ctx.fail(name, "deadline", "request deadline exceeded before the component finished")
-    except asyncio.CancelledError:
+
+
+async def _run_stages(model: CompiledModel, ctx: RunContext, metrics: Metrics | None, done: set[str]) -> None:
+    nodes = model.nodes
+    for stage in model.graph.stages:
+        if len(stage) == 1:
+            await _run_node(nodes[stage[0]], (), ctx, metrics)
+            done.add(stage[0])
+            continue
+        await _run_group(model, stage, ctx, metrics, done)
+
+
+async def _run_group(
+    model: CompiledModel, stage: tuple[str, ...], ctx: RunContext, metrics: Metrics | None, done: set[str]
+) -> None:
+    loop = asyncio.get_running_loop()
+    members = set(stage)
+    tasks: dict[str, asyncio.Task[None]] = {}
+    for name in stage:
+        prereqs = [tasks[p] for p in model.graph.prerequisites[name] if p in members]
+        tasks[name] = loop.create_task(_run_node(model.nodes[name], prereqs, ctx, metrics))
+    try:
+        await asyncio.gather(*tasks.values())
+    except BaseException:  # deadline (CancelledError turned into TimeoutError above) or caller cancel
         for task in tasks.values():
             task.cancel()
         await asyncio.gather(*tasks.values(), return_exceptions=True)
         raise
+    finally:
+        done.update(name for name, task in tasks.items() if task.done() and not task.cancelled())
 
 
 async def _run_node(
-    component: Component, prereqs: list[asyncio.Task[None]], ctx: RunContext, metrics: Metrics | None
+    component: Component,
+    prereqs: Sequence[asyncio.Task[None]],
+    ctx: RunContext,
+    metrics: Metrics | None,
 ) -> None:
     for task in prereqs:
         await task

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import mmh3
 
@@ -17,6 +18,42 @@ class Graph:
 
     order: tuple[str, ...]
     prerequisites: Mapping[str, tuple[str, ...]]
+
+    @cached_property
+    def stages(self) -> tuple[tuple[str, ...], ...]:
+        """The order cut at *barrier* nodes (computed once per graph, used by the executor).
+
+        A barrier is comparable to every other node (each node is its ancestor or descendant), so
+        nothing can run concurrently with it: it runs inline in the request's task, with no task,
+        no gather and no event-loop round trip. A stage of one barrier is ``(name,)``; the nodes
+        between two barriers form a stage run as concurrent tasks (their other prerequisites lie in
+        earlier stages). A chain DAG is all barriers.
+        """
+        ancestors: dict[str, set[str]] = {}
+        for node in self.order:
+            acc: set[str] = set()
+            for dep in self.prerequisites[node]:
+                acc.add(dep)
+                acc |= ancestors[dep]
+            ancestors[node] = acc
+        descendants = {node: 0 for node in self.order}
+        for node in self.order:
+            for anc in ancestors[node]:
+                descendants[anc] += 1
+        total = len(self.order) - 1
+        stages: list[tuple[str, ...]] = []
+        group: list[str] = []
+        for node in self.order:
+            if len(ancestors[node]) + descendants[node] == total:
+                if group:
+                    stages.append(tuple(group))
+                    group = []
+                stages.append((node,))
+            else:
+                group.append(node)
+        if group:
+            stages.append(tuple(group))
+        return tuple(stages)
 
 
 def dag_digest(dependency: Mapping[str, Sequence[str]]) -> str:

@@ -1,79 +1,293 @@
-"""Metrics: one Prometheus registry per process, with a small typed facade plugins use via the api.
+"""Metrics: Prometheus (per process, or aggregated across ``--workers``) plus optional DogStatsD.
 
-Generic ``count`` / ``observe`` create a counter / histogram per metric name on first use (label names
-fixed by that first use), so plugins add metrics without touching the core.
+Generic ``count`` / ``observe`` / ``observe_size`` / ``gauge`` create a metric per name on first use
+(label names fixed by that first use), so plugins add metrics without touching the core. Labelled
+children are cached per label values: a prometheus ``.labels(...)`` lookup costs microseconds, a dict
+hit a fraction of one, and the request path records ~10 samples per request.
+
+Multi-process: when ``PROMETHEUS_MULTIPROC_DIR`` is set (``inferflow serve --workers N`` sets it to a
+fresh temp dir before spawning), prometheus_client keeps every value in per-process mmap files there,
+and :meth:`Metrics.exposition` merges all processes' files, so any worker's ``/metrics`` shows the
+totals of all of them. Without it, values live in this process's own registry.
+
+Every generic sample is also sent to StatsD (``inferflow.<name>``, labels as tags) when a
+:class:`~.statsd.StatsdClient` is attached; the request-path helpers (:meth:`api_request`,
+:meth:`component_run`, :meth:`external_call`, :meth:`cache_lookup`) emit the reference's names.
+The metric table is in ``observability/README.md``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-_LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+from .statsd import StatsdClient
+
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 _NAME = re.compile(r"[^a-zA-Z0-9_]")
+_STATSD_TAG = {
+    "model_id": "model-id",
+    "component": "component-name",
+    "error_type": "error-type",
+    "kind": "error-type",
+}
+_PREDICT_APIS = {"pointwise", "pairwise", "slatewise"}
+# gRPC method paths for the router metric's ``api`` tag
+API_METHODS = {
+    "pointwise": "/Predict/InferPointWise",
+    "pairwise": "/Predict/InferPairWise",
+    "slatewise": "/Predict/InferSlateWise",
+    "retrieve_model_score": "/Inferflow/RetrieveModelScore",
+}
 
 
-def _prom_name(name: str) -> str:
+def prom_name(name: str) -> str:
     return "inferflow_" + _NAME.sub("_", name).strip("_")
 
 
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def _tag_key(label: str) -> str:
+    return _STATSD_TAG.get(label) or label.replace("_", "-")
+
+
 class Metrics:
-    """Process-wide metrics. Thread-safe creation; label values are converted to str."""
+    """Process-wide metrics. Thread-safe; label values are converted to str."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, statsd: StatsdClient | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self.statsd = statsd
         self._lock = threading.Lock()
-        self._counters: dict[str, Counter] = {}
-        self._histograms: dict[str, Histogram] = {}
-        self._gauges: dict[str, Gauge] = {}
+        self._metrics: dict[str, Any] = {}
+        self._children: dict[tuple, Any] = {}
+        self._api: dict[tuple[str, str, str], tuple] = {}
+        self._comp: dict[tuple[str, str], tuple] = {}
 
+    # -- generic, for plugins ---------------------------------------------------------------------
     def count(self, name: str, amount: float = 1.0, **labels: object) -> None:
         """Add ``amount`` to counter ``name`` with ``labels``."""
-        metric = self._get(self._counters, Counter, name, labels)
-        (metric.labels(**_str(labels)) if labels else metric).inc(amount)
+        self._child(Counter, name, labels).inc(amount)
+        if self.statsd is not None:
+            self.statsd.count("inferflow." + name, amount, self._tags(labels))
 
     def observe(self, name: str, seconds: float, **labels: object) -> None:
         """Record a latency (seconds) in histogram ``name``."""
-        metric = self._get(self._histograms, Histogram, name, labels)
-        (metric.labels(**_str(labels)) if labels else metric).observe(seconds)
+        self._child(Histogram, name, labels).observe(seconds)
+        if self.statsd is not None:
+            self.statsd.timing("inferflow." + name, seconds * 1000.0, self._tags(labels))
 
-    def gauge(self, name: str, value: float, **labels: object) -> None:
-        metric = self._get(self._gauges, Gauge, name, labels)
-        (metric.labels(**_str(labels)) if labels else metric).set(value)
+    def observe_size(self, name: str, value: float, **labels: object) -> None:
+        """Record a size (rows, keys, bytes ...) in histogram ``name`` (size buckets)."""
+        self._child(Histogram, name, labels, SIZE_BUCKETS).observe(value)
+        if self.statsd is not None:
+            self.statsd.histogram("inferflow." + name, value, self._tags(labels))
+
+    def gauge(self, name: str, value: float, *, aggregate: str = "livesum", **labels: object) -> None:
+        """Set gauge ``name``. ``aggregate`` says how workers combine (prometheus multiprocess_mode:
+        ``livesum`` for queue depths, ``max`` for versions ...)."""
+        self._child(Gauge, name, labels, aggregate).set(value)
+        if self.statsd is not None:
+            self.statsd.gauge("inferflow." + name, value, self._tags(labels))
 
     def value(self, name: str, **labels: object) -> float:
-        """Current value of a counter or gauge sample (0 if never recorded); for tests and health."""
-        full = _prom_name(name)
-        for suffix in ("_total", ""):
-            got = self.registry.get_sample_value(full + suffix, _str(labels) or None)
-            if got is not None:
-                return got
-        return 0.0
+        """Sum of the samples of counter/gauge ``name`` whose labels include ``labels`` (this process;
+        0 if never recorded). For tests and health details."""
+        full = prom_name(name)
+        want = {k: str(v) for k, v in labels.items()}
+        total = 0.0
+        for family in self.registry.collect():
+            if family.name not in (full, full.removesuffix("_total")):
+                continue
+            for sample in family.samples:
+                if sample.name in (full, full + "_total") and all(
+                    sample.labels.get(k) == v for k, v in want.items()
+                ):
+                    total += sample.value
+        return total
+
+    # -- request path -----------------------------------------------------------------------------
+    def api_request(self, api: str, status: str, code: int, seconds: float, rows: int, model_id: str) -> None:
+        """One served RPC: router metrics (api, status) and per-model metrics (api, model_id)."""
+        key = (api, status, model_id)
+        got = self._api.get(key)
+        if got is None:
+            got = self._api_children(api, status, code, model_id)
+        requests, errors, latency, batch, m_requests, m_latency, m_batch = got[0]
+        requests.inc()
+        latency.observe(seconds)
+        if errors is not None:
+            errors.inc()
+        if m_requests is not None:
+            m_requests.inc()
+            m_latency.observe(seconds)
+            if rows:
+                batch.observe(rows)
+                m_batch.observe(rows)
+        if self.statsd is not None:
+            self._statsd_api(api, got[1], got[2], seconds, rows, model_id)
+
+    def _api_children(self, api: str, status: str, code: int, model_id: str) -> tuple:
+        ok = status == "OK"
+        children = (
+            self._child(Counter, "api_requests", {"api": api, "status": status}),
+            None if ok else self._child(Counter, "api_errors", {"api": api, "status": status}),
+            self._child(Histogram, "api_latency_seconds", {"api": api}),
+            self._child(Histogram, "api_batch_size", {"api": api}, SIZE_BUCKETS),
+            self._child(Counter, "model_requests", {"api": api, "model_id": model_id}) if model_id else None,
+            self._child(Histogram, "model_latency_seconds", {"api": api, "model_id": model_id})
+            if model_id
+            else None,
+            self._child(Histogram, "model_batch_size", {"api": api, "model_id": model_id}, SIZE_BUCKETS)
+            if model_id
+            else None,
+        )
+        router_tags = (f"api:{API_METHODS.get(api, api)}", f"status:{code}")
+        model_tags = (f"model-id:{model_id}",) + ((f"inference-mode:{api}",) if api in _PREDICT_APIS else ())
+        got = (children, router_tags, model_tags)
+        self._api[(api, status, model_id)] = got
+        return got
+
+    def _statsd_api(
+        self, api: str, router_tags: tuple, model_tags: tuple, seconds: float, rows: int, model_id: str
+    ) -> None:
+        sd = self.statsd
+        assert sd is not None
+        ms = seconds * 1000.0
+        sd.count("inferflow.router.api.request.total", 1, router_tags)
+        sd.timing("inferflow.router.api.request.latency", ms, router_tags)
+        if not model_id:
+            return
+        prefix = "predict.infer.request" if api in _PREDICT_APIS else "inferflow.retrievemodelscore.request"
+        sd.count(prefix + ".total", 1, model_tags)
+        sd.timing(prefix + ".latency", ms, model_tags)
+        sd.count(prefix + ".batch.size", rows, model_tags)
 
     def component_run(self, model_id: str, component: str, seconds: float, error_kind: str | None) -> None:
-        self.observe("component_latency_seconds", seconds, model_id=model_id, component=component)
-        self.count("component_runs", model_id=model_id, component=component)
+        """One DAG node run (the engine calls this for every node)."""
+        key = (model_id, component)
+        got = self._comp.get(key)
+        if got is None:
+            labels = {"model_id": model_id, "component": component}
+            got = (
+                self._child(Counter, "component_runs", labels),
+                self._child(Histogram, "component_latency_seconds", labels),
+                (f"model-id:{model_id}", f"component-name:{component}"),
+            )
+            self._comp[key] = got
+        got[0].inc()
+        got[1].observe(seconds)
         if error_kind:
-            self.count("component_errors", model_id=model_id, component=component, kind=error_kind)
+            self._child(
+                Counter,
+                "component_errors",
+                {"model_id": model_id, "component": component, "kind": error_kind},
+            ).inc()
+        sd = self.statsd
+        if sd is not None:
+            tags = got[2]
+            sd.count("inferflow.component.execution.total", 1, tags)
+            sd.timing("inferflow.component.execution.latency", seconds * 1000.0, tags)
+            if error_kind:
+                sd.count("inferflow.component.execution.error", 1, (*tags, f"error-type:{error_kind}"))
 
+    def external_call(
+        self,
+        service: str,
+        endpoint: str,
+        model_id: str,
+        component: str,
+        seconds: float,
+        batch: int,
+        error_kind: str | None = None,
+    ) -> None:
+        """One call to an external service (OnFS, Predator, Numerix ...), for plugins."""
+        labels = {"service": service, "endpoint": endpoint, "model_id": model_id, "component": component}
+        self._child(Counter, "external_requests", labels).inc()
+        self._child(Histogram, "external_latency_seconds", labels).observe(seconds)
+        self._child(Histogram, "external_batch_size", labels, SIZE_BUCKETS).observe(batch)
+        if error_kind:
+            self._child(Counter, "external_errors", {**labels, "kind": error_kind}).inc()
+        sd = self.statsd
+        if sd is not None:
+            tags = (
+                f"model-id:{model_id}",
+                f"component-name:{component}",
+                f"ext-service:{service}",
+                f"endpoint:{endpoint}",
+            )
+            sd.count("inferflow.external.api.request.total", 1, tags)
+            sd.timing("inferflow.external.api.request.latency", seconds * 1000.0, tags)
+            sd.count("inferflow.external.api.request.batch", batch, tags)
+            if error_kind:
+                sd.count("inferflow.external.api.request.error", 1, (*tags, f"error-type:{error_kind}"))
+
+    def cache_lookup(self, cache: str, model_id: str, component: str, hits: int, misses: int) -> None:
+        """Hits and misses of a cache lookup batch (e.g. the feature cache), for plugins."""
+        labels = {"cache": cache, "model_id": model_id, "component": component}
+        if hits:
+            self._child(Counter, "cache_hits", labels).inc(hits)
+        if misses:
+            self._child(Counter, "cache_misses", labels).inc(misses)
+        sd = self.statsd
+        if sd is not None:
+            tags = (f"model-id:{model_id}", f"component-name:{component}")
+            sd.count("inferflow.component.inmemorycache.request.total", hits + misses, tags)
+            if misses:
+                sd.count("inferflow.component.inmemorycache.request.miss.total", misses, tags)
+
+    # -- exposition ---------------------------------------------------------------------------------
     def exposition(self) -> bytes:
+        """The Prometheus text: every worker's values when multiprocess mode is on, else ours."""
+        path = multiprocess_dir()
+        if path:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path)
+            return generate_latest(registry)
         return generate_latest(self.registry)
 
-    def _get(self, store: dict, cls: type, name: str, labels: dict[str, object]):  # type: ignore[no-untyped-def]
-        metric = store.get(name)
-        if metric is None:
-            with self._lock:
-                metric = store.get(name)
-                if metric is None:
-                    kwargs = {"buckets": _LATENCY_BUCKETS} if cls is Histogram else {}
-                    metric = cls(
-                        _prom_name(name), name, labelnames=sorted(labels), registry=self.registry, **kwargs
-                    )
-                    store[name] = metric
-        return metric
+    def flush_statsd(self) -> None:
+        """Send buffered StatsD lines now (they are otherwise sent when a datagram fills or by timer)."""
+        if self.statsd is not None:
+            self.statsd.flush()
 
+    def close(self) -> None:
+        if self.statsd is not None:
+            self.statsd.close()
 
-def _str(labels: dict[str, object]) -> dict[str, str]:
-    return {k: str(v) for k, v in labels.items()}
+    # -- internals ----------------------------------------------------------------------------------
+    @staticmethod
+    def _tags(labels: Mapping[str, object]) -> tuple[str, ...]:
+        return tuple(f"{_tag_key(k)}:{v}" for k, v in labels.items())
+
+    def _child(self, cls: type, name: str, labels: Mapping[str, object], extra: Any = None) -> Any:
+        key = (name, *labels.items())
+        child = self._children.get(key)
+        if child is not None:
+            return child
+        with self._lock:
+            metric: Any = self._metrics.get(name)
+            if metric is None:
+                kwargs: dict[str, Any] = {}
+                if cls is Histogram:
+                    kwargs["buckets"] = extra or LATENCY_BUCKETS
+                elif cls is Gauge:
+                    kwargs["multiprocess_mode"] = extra or "livesum"
+                metric = cls(
+                    prom_name(name), name, labelnames=sorted(labels), registry=self.registry, **kwargs
+                )
+                self._metrics[name] = metric
+            elif not isinstance(metric, cls):
+                raise ValueError(f"metric {name!r} is a {type(metric).__name__}, not a {cls.__name__}")
+            child = metric.labels(**{k: str(v) for k, v in labels.items()}) if labels else metric
+            self._children[key] = child
+        return child

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from ..components.feature_init import InitialData, TypedValues
 from ..dtypes import DataType, cells_to_array, parse_text_column
@@ -139,14 +141,63 @@ def _context(request: object, rows: int, initial: InitialData, encoding: str, sl
             _put(feat.name, None, reps, initial, slate)
 
 
-def decode_targets(request: object, id_column: str, encoding: str) -> Decoded:
-    """Targets (+ context features) of any Predict request -> the target part of :class:`Decoded`."""
+def _raw_targets_class() -> Any:
+    """A shadow of ``PointWiseRequest.targets`` (field 5) as ``repeated bytes``.
+
+    Parsing the same request bytes with it gives each target's serialized ``Target`` in one C call;
+    a target that is only ``id`` (field 1, < 128 bytes) is ``0x0a <len> <id>``, checked with numpy.
+    That replaces a Python wrapper object per target for reading the ids and checking that no
+    target carries feature values when there is no target schema.
+    """
+    fd = descriptor_pb2.FileDescriptorProto(
+        name="inferflow_core/raw_targets.proto", package="inferflow_core_raw", syntax="proto3"
+    )
+    msg = fd.message_type.add(name="RawTargets")
+    msg.field.add(
+        name="targets",
+        number=5,
+        type=descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
+        label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED,
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("inferflow_core_raw.RawTargets"))
+
+
+_RawTargets = _raw_targets_class()
+
+
+def _ids_only(raw: bytes | None) -> list[str] | None:
+    """Target ids from the request bytes when every target is just a short ``id``; else None."""
+    if raw is None:
+        return None
+    targets = list(_RawTargets.FromString(raw).targets)
+    lens = np.fromiter(map(len, targets), dtype=np.int64, count=len(targets))
+    if not lens.size or lens.min() < 3 or lens.max() > 129:
+        return None
+    buf = np.frombuffer(b"".join(targets), dtype=np.uint8)
+    starts = np.cumsum(lens) - lens
+    if not ((buf[starts] == 0x0A).all() and (buf[starts + 1] == lens - 2).all()):
+        return None
+    return [t[2:].decode("utf-8") for t in targets]  # valid UTF-8: the full parse checked it
+
+
+def decode_targets(request: object, id_column: str, encoding: str, payload: bytes | None = None) -> Decoded:
+    """Targets (+ context features) of any Predict request -> the target part of :class:`Decoded`.
+
+    ``payload`` (the request's bytes) enables the fast path for requests whose targets carry only ids.
+    """
     targets = request.targets  # type: ignore[attr-defined]
     rows = len(targets)
     schema = _check_schema(request.target_input_schema, "target_input_schema")  # type: ignore[attr-defined]
     initial = InitialData(rows=rows)
-    initial.texts[id_column] = np.array([t.id for t in targets], dtype=object)
     out = Decoded(initial)
+    ids = None if schema else _ids_only(payload)
+    if ids is not None:
+        initial.texts[id_column] = np.array(ids, dtype=object)
+        _context(request, rows, initial, encoding, slate=False)
+        return out
+    initial.texts[id_column] = np.array([t.id for t in targets], dtype=object)
     cols = _row_features(targets, schema, "targets", "target_input_schema")
     for (name, dtype), raw in zip(schema, cols, strict=True):
         texts, typed = decode_column(raw, dtype, encoding, name, out.target_errors, "target")
@@ -155,10 +206,10 @@ def decode_targets(request: object, id_column: str, encoding: str) -> Decoded:
     return out
 
 
-def decode_pointwise(request: object, id_column: str, encoding: str) -> Decoded:
+def decode_pointwise(request: object, id_column: str, encoding: str, payload: bytes | None = None) -> Decoded:
     if not request.targets:  # type: ignore[attr-defined]
         raise RequestError("targets: pointwise request must have at least one target")
-    return decode_targets(request, id_column, encoding)
+    return decode_targets(request, id_column, encoding, payload)
 
 
 def _check_index(value: int, ntargets: int, where: str) -> None:
@@ -177,7 +228,7 @@ def _slate_features(
     _context(request, len(items), out.initial, encoding, slate=True)
 
 
-def decode_pairwise(request: object, id_column: str, encoding: str) -> Decoded:
+def decode_pairwise(request: object, id_column: str, encoding: str, payload: bytes | None = None) -> Decoded:
     pairs = request.pairs  # type: ignore[attr-defined]
     if not pairs:
         raise RequestError("pairs: pairwise request must have at least one pair")
@@ -195,7 +246,7 @@ def decode_pairwise(request: object, id_column: str, encoding: str) -> Decoded:
     return out
 
 
-def decode_slatewise(request: object, id_column: str, encoding: str) -> Decoded:
+def decode_slatewise(request: object, id_column: str, encoding: str, payload: bytes | None = None) -> Decoded:
     items = request.slates  # type: ignore[attr-defined]
     if not items:
         raise RequestError("slates: slatewise request must have at least one slate")

@@ -13,8 +13,10 @@ import asyncio
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from typing import Any
 
 from ..config.settings import ServiceSettings
@@ -37,10 +39,12 @@ def _settings(args: argparse.Namespace) -> tuple[ServiceSettings, int, int]:
 
 async def serve(settings: ServiceSettings, port: int, http_port: int, reuse_port: bool = False) -> int:
     """Run one worker until SIGTERM/SIGINT, then stop gracefully. Returns the exit code."""
+    from ..observability.metrics import Metrics
+    from ..observability.statsd import StatsdClient
     from ..runtime import Runtime
     from .server import InferflowServer
 
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, metrics=Metrics(statsd=StatsdClient.from_env()))
     server = InferflowServer(runtime, port, http_port, host=settings.bind_host, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -51,6 +55,7 @@ async def serve(settings: ServiceSettings, port: int, http_port: int, reuse_port
     await stop.wait()
     log.info("shutdown requested, draining", extra={"grace_s": settings.shutdown_grace_s})
     await server.stop(settings.shutdown_grace_s)
+    runtime.metrics.close()
     return 0
 
 
@@ -69,6 +74,23 @@ def main(args: argparse.Namespace) -> int:
     if port == 0:
         log.error("--workers > 1 needs a fixed --port")
         return 2
+    # Prometheus multiprocess mode: each worker writes its values to mmap files in this dir, and any
+    # worker's /metrics merges all of them. It must be set before the workers import prometheus_client.
+    own_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_dir = tempfile.mkdtemp(prefix="inferflow-prom-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
+    try:
+        return _run_workers(settings, port, http_port, workers)
+    finally:
+        if own_dir is not None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _run_workers(settings: ServiceSettings, port: int, http_port: int, workers: int) -> int:
+    from prometheus_client import multiprocess
+
     ctx = mp.get_context("spawn")
     procs = [
         ctx.Process(target=_worker, args=(settings.model_dump_json(), port, http_port), name=f"worker-{i}")
@@ -86,4 +108,6 @@ def main(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, forward)
     for proc in procs:
         proc.join()
+        if proc.pid is not None:
+            multiprocess.mark_process_dead(proc.pid)  # drops its live gauges; counters stay summed
     return max((p.exitcode or 0) if (p.exitcode or 0) >= 0 else 1 for p in procs)

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +34,18 @@ class ResponsePlan:
     slate_types: dict[str, DataType]
     producers: dict[str, str]
     slate_producers: dict[str, str]
+    id_column: str = ""
+    schema_bytes: dict[tuple, bytes] = field(default_factory=dict)  # (field, schema) -> wire bytes
+
+    def schema_field(self, number: int, schema: list[tuple[str, DataType]]) -> bytes:
+        """``wire.schema_field`` memoised per plan: the schema of a model rarely varies by request."""
+        key = (number, *schema)
+        got = self.schema_bytes.get(key)
+        if got is None:
+            got = wire.schema_field(number, schema)
+            if len(self.schema_bytes) < 64:
+                self.schema_bytes[key] = got
+        return got
 
 
 def _plan(model: CompiledModel) -> ResponsePlan:
@@ -49,7 +61,14 @@ def _plan(model: CompiledModel) -> ResponsePlan:
     slate_features = tuple(s.name for s in model.slate_columns if s.name in wanted)
     target_features = tuple(f for f in features if f not in slate_types)
     return ResponsePlan(
-        features, target_features, slate_features, types, slate_types, producers, slate_producers
+        features,
+        target_features,
+        slate_features,
+        types,
+        slate_types,
+        producers,
+        slate_producers,
+        model.config.response_config.id_column,
     )
 
 
@@ -147,7 +166,7 @@ def build_pointwise(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> by
     schema, cols = _columns(ctx.matrix, names, plan.types)
     errors = _item_errors(ctx, names, cols, plan.producers, decoded.target_errors)
     return (
-        wire.schema_field(1, schema)
+        plan.schema_field(1, schema)
         + wire.score_messages(2, cols, errors, ctx.matrix.rows)
         + wire.string_field(3, request_error(ctx, decoded))
     )
@@ -169,6 +188,6 @@ def build_grouped(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> byte
     if plan.target_features:
         t_schema, t_cols = _columns(ctx.matrix, plan.target_features, plan.types)
         t_errors = _item_errors(ctx, plan.target_features, t_cols, plan.producers, decoded.target_errors)
-        out += wire.score_messages(2, t_cols, t_errors, ctx.matrix.rows) + wire.schema_field(3, t_schema)
-    out += wire.schema_field(4, s_schema)
+        out += wire.score_messages(2, t_cols, t_errors, ctx.matrix.rows) + plan.schema_field(3, t_schema)
+    out += plan.schema_field(4, s_schema)
     return out + wire.string_field(5, request_error(ctx, decoded))

@@ -89,7 +89,7 @@ class InferflowServer:
     # -- config -------------------------------------------------------------------------------
     def _apply(self, tree: dict[str, str]) -> None:
         snap = self.runtime.apply_tree(tree)
-        self.runtime.metrics.gauge("config_version", snap.version)
+        self.runtime.metrics.gauge("config_version", snap.version, aggregate="max")
         log.info(
             "config snapshot applied",
             extra={"version": snap.version, "models": sorted(snap.models), "rejected": sorted(snap.errors)},

@@ -42,6 +42,16 @@ def _metadata(context: Any) -> dict[str, list[str]]:
     return out
 
 
+class _Served:
+    """What the metrics need to know about a request once it is known (model, rows)."""
+
+    __slots__ = ("model_id", "rows")
+
+    def __init__(self) -> None:
+        self.model_id = ""
+        self.rows = 0
+
+
 def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, InferflowError):
         return exc.code, exc.message
@@ -101,12 +111,13 @@ class InferflowService:
             except Exception:  # an observer never fails a request
                 log.exception("request observer %r failed", obs)
 
-    async def _guard(self, api: str, context: Any, work: Callable[[], Awaitable[bytes]]) -> bytes:
+    async def _guard(self, api: str, context: Any, work: Callable[[_Served], Awaitable[bytes]]) -> bytes:
         """Run ``work``, record metrics, and turn errors into a status (the one mapping place)."""
         start = time.perf_counter()
         status = grpc.StatusCode.OK
+        served = _Served()
         try:
-            return await work()
+            return await work(served)
         except asyncio.CancelledError:
             status = grpc.StatusCode.CANCELLED
             raise
@@ -117,23 +128,21 @@ class InferflowService:
             await context.abort(status, message)
             raise  # pragma: no cover - abort raises
         finally:
-            metrics = self.runtime.metrics
-            metrics.count("api_requests", api=api, status=status.name)
-            metrics.observe("api_latency_seconds", time.perf_counter() - start, api=api)
-            if status is not grpc.StatusCode.OK:
-                metrics.count("api_errors", api=api, status=status.name)
+            self.runtime.metrics.api_request(
+                api, status.name, status.value[0], time.perf_counter() - start, served.rows, served.model_id
+            )
 
     # -- Predict --------------------------------------------------------------------------------
     def _predict(self, api: str, cls: Any, decode: Callable[..., adapters.Decoded], grouped: bool) -> Handler:
         async def handler(raw: bytes, context: Any) -> bytes:
-            async def work() -> bytes:
+            async def work(served: _Served) -> bytes:
                 request = self._parse(raw, cls)
                 snap = self.runtime.store.current
                 model = self._model(snap, request.model_config_id)
+                served.model_id = model.model_id
                 plan = self.plans.get(model)
-                decoded = decode(
-                    request, model.config.response_config.id_column, self.settings.request_value_encoding
-                )
+                decoded = decode(request, plan.id_column, self.settings.request_value_encoding, raw)
+                served.rows = decoded.initial.rows
                 meta = _metadata(context)
                 info = RequestInfo(api, request.tracking_id, meta, (meta.get("user-id") or [""])[0])
                 ctx = await self.runtime.execute(
@@ -155,12 +164,13 @@ class InferflowService:
 
     # -- RetrieveModelScore ----------------------------------------------------------------------
     async def retrieve_model_score(self, raw: bytes, context: Any) -> bytes:
-        async def work() -> bytes:
+        async def work(served: _Served) -> bytes:
             request = self._parse(raw, inferflow_pb2.InferflowRequestProto)
             meta = _metadata(context)
             initial = retrieve.decode_retrieve(request, meta)
             snap = self.runtime.store.current
             model = self._model(snap, request.model_config_id)
+            served.model_id, served.rows = model.model_id, initial.rows
             user_id = (meta.get("user-id") or [""])[0]
             info = RequestInfo("retrieve_model_score", request.tracking_id, meta, user_id)
             ctx = await self.runtime.execute(

@@ -1,0 +1,221 @@
+"""Metrics: Prometheus on the HTTP side port (one worker and aggregated over two), DogStatsD over UDP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+
+from inferflow_core._proto import predict_pb2, predict_pb2_grpc
+from inferflow_core.components import builtin_plugin
+from inferflow_core.config.sources import write_config_dir
+from inferflow_core.observability.metrics import Metrics
+from inferflow_core.observability.statsd import StatsdClient
+from inferflow_core.plugins import PluginHost
+from inferflow_core.runtime import Runtime
+from inferflow_core.testing.process import ServeProcess, entry_point_plugin
+from inferflow_core.testing.server import running_server
+from tests.helpers import ProbePlugin, model_json
+
+PREFIX = "inferflow/services/inferflow/model-config/config-map/"
+MODEL = model_json(
+    {"scorer": ["feature_initializer"], "broken": ["feature_initializer"]},
+    [
+        {"component": "scorer", "outputs": [{"name": "score"}]},
+        {"component": "broken", "outputs": [{"name": "bad"}], "fail": True},
+    ],
+    ["catalog_id", "score"],
+)
+
+
+def _runtime(metrics: Metrics) -> Runtime:
+    host = PluginHost()
+    host.register(builtin_plugin, name="core")
+    host.register(ProbePlugin(), name="probe")
+    return Runtime(host=host, metrics=metrics)
+
+
+def _request(n: int = 3, model: str = "m") -> predict_pb2.PointWiseRequest:
+    return predict_pb2.PointWiseRequest(
+        model_config_id=model, targets=[predict_pb2.Target(id=str(i)) for i in range(n)]
+    )
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as r:
+        return r.read().decode()
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """Sum of samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(3) or ""))
+        if all(got.get(k) == v for k, v in labels.items()):
+            total += float(m.group(4))
+    return total
+
+
+async def test_metrics_endpoint_shows_api_component_and_config_counters() -> None:
+    rt = _runtime(Metrics())
+    async with running_server(rt, {PREFIX + "m": MODEL, PREFIX + "bad": "{not json"}) as srv:
+        stub = predict_pb2_grpc.PredictStub(srv.channel)
+        for _ in range(3):
+            await stub.InferPointWise(_request(4), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.InferPointWise(_request(model="nope"), timeout=5)
+        assert srv.http_port
+        text = await asyncio.to_thread(_scrape, srv.http_port)
+    api = {"api": "pointwise"}
+    assert _sample(text, "inferflow_api_requests_total", **api, status="OK") == 3
+    assert _sample(text, "inferflow_api_requests_total", **api, status="INVALID_ARGUMENT") == 1
+    assert _sample(text, "inferflow_api_errors_total", **api, status="INVALID_ARGUMENT") == 1
+    assert _sample(text, "inferflow_api_latency_seconds_count", **api) == 4
+    assert _sample(text, "inferflow_model_requests_total", **api, model_id="m") == 3
+    assert _sample(text, "inferflow_model_batch_size_sum", **api, model_id="m") == 12
+    comp = {"model_id": "m", "component": "scorer"}
+    assert _sample(text, "inferflow_component_runs_total", **comp) == 3
+    assert _sample(text, "inferflow_component_latency_seconds_count", **comp) == 3
+    broken = {"model_id": "m", "component": "broken", "kind": "error"}
+    assert _sample(text, "inferflow_component_errors_total", **broken) == 3
+    assert _sample(text, "inferflow_config_reloads_total") >= 1
+    assert _sample(text, "inferflow_config_rejections_total", model_id="bad") >= 1
+
+
+def _udp_listener() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    return sock
+
+
+def _drain(sock: socket.socket, until: float, want: list[str]) -> list[str]:
+    lines: list[str] = []
+    while time.monotonic() < until and not all(w in lines for w in want):
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            continue
+        lines += data.decode().splitlines()
+    return lines
+
+
+async def test_statsd_lines_have_the_reference_names_and_tags() -> None:
+    expected = EXPECTED_STATSD
+    sock = _udp_listener()
+    port = sock.getsockname()[1]
+    env = {"TELEGRAF_HOST": "127.0.0.1", "TELEGRAF_PORT": str(port), "APP_ENV": "test", "APP_NAME": "svc"}
+    statsd = StatsdClient.from_env(env)
+    assert statsd is not None and StatsdClient.from_env({}) is None
+    metrics = Metrics(statsd=statsd)
+    rt = _runtime(metrics)
+    try:
+        async with running_server(rt, {PREFIX + "m": MODEL}) as srv:
+            await predict_pb2_grpc.PredictStub(srv.channel).InferPointWise(_request(5), timeout=5)
+        metrics.count("logging.kafka_sent", model_id="m")
+        metrics.flush_statsd()
+        lines = await asyncio.to_thread(_drain, sock, time.monotonic() + 5, expected)
+    finally:
+        metrics.close()
+        sock.close()
+    for line in expected:
+        assert line in lines, (line, lines)
+    timings = [
+        x
+        for x in lines
+        if x.startswith(("inferflow.router.api.request.latency:", "predict.infer.request.latency:"))
+    ]
+    assert len(timings) == 2 and all("|ms|#" in x for x in timings)
+
+
+GLOB = "env:test,service:svc"
+EXPECTED_STATSD = [
+    "inferflow.router.api.request.total:1|c|#api:/Predict/InferPointWise,status:0," + GLOB,
+    "predict.infer.request.total:1|c|#model-id:m,inference-mode:pointwise," + GLOB,
+    "predict.infer.request.batch.size:5|c|#model-id:m,inference-mode:pointwise," + GLOB,
+    "inferflow.component.execution.total:1|c|#model-id:m,component-name:scorer," + GLOB,
+    "inferflow.component.execution.error:1|c|#model-id:m,component-name:broken,error-type:error," + GLOB,
+    "inferflow.logging.kafka_sent:1|c|#model-id:m," + GLOB,
+]
+
+
+def test_statsd_never_blocks_or_raises_without_an_agent() -> None:
+    client = StatsdClient("127.0.0.1", 9, flush_interval=0.05)  # discard port: nobody listens
+    t0 = time.perf_counter()
+    for i in range(5000):
+        client.count("inferflow.x", i, ("a:b",))
+    client.flush()
+    client.close()
+    assert time.perf_counter() - t0 < 2.0
+
+
+NOOP_PLUGIN = """
+import numpy as np
+from pydantic import BaseModel
+from inferflow_core.api import ColumnSpec, Component, DataType, hookimpl
+
+class Cfg(BaseModel):
+    component: str
+
+class Scorer(Component):
+    def outputs(self):
+        return [ColumnSpec("score", DataType.FP32)]
+    async def run(self, ctx):
+        ctx.matrix.set_column("score", np.ones(ctx.matrix.rows, dtype=np.float32))
+
+class ScorerType:
+    config_key = "scorer_components"
+    config_model = Cfg
+    def build(self, cfg, ctx):
+        return Scorer(cfg.component, ctx.model_id)
+
+@hookimpl
+def register_components(register):
+    register(ScorerType())
+"""
+
+
+@pytest.mark.integration
+def test_two_workers_metrics_add_up(tmp_path: Path) -> None:
+    (tmp_path / "plug").mkdir()
+    (tmp_path / "plug" / "metrics_scorer.py").write_text(NOOP_PLUGIN)
+    entry_point_plugin(tmp_path / "plug", "metrics-scorer", "metrics_scorer")
+    model = {
+        "dag_execution_config": {"component_dependency": {"s": ["feature_initializer"]}},
+        "component_config": {"scorer_components": [{"component": "s"}]},
+        "response_config": {"features": ["catalog_id", "score"]},
+    }
+    write_config_dir(tmp_path / "cfg", {PREFIX + "m": json.dumps(model)})
+    env = {"APP_LOG_LEVEL": "WARNING", "PROMETHEUS_MULTIPROC_DIR": ""}
+    with ServeProcess(tmp_path / "cfg", workers=2, env=env, pythonpath=[str(tmp_path / "plug")]) as srv:
+        end = time.monotonic() + 20
+        streak = 0
+        while streak < 10 and time.monotonic() < end:  # both workers up: many connections answer ready
+            streak = streak + 1 if srv.ready() else 0
+            time.sleep(0.05)
+        assert streak >= 10
+        payload = _request(7).SerializeToString()
+        channels, per_channel = 12, 3
+        for _ in range(channels):  # a fresh connection each: SO_REUSEPORT spreads them over both workers
+            with grpc.insecure_channel(srv.address) as ch:
+                call = ch.unary_unary("/Predict/InferPointWise")
+                for _ in range(per_channel):
+                    call(payload, timeout=5)
+        total = channels * per_channel
+        for _ in range(8):  # each scrape may be answered by either worker
+            text = _scrape(srv.http_port)
+            assert _sample(text, "inferflow_api_requests_total", api="pointwise", status="OK") == total
+            assert _sample(text, "inferflow_component_runs_total", model_id="m", component="s") == total
+            assert _sample(text, "inferflow_model_batch_size_sum", model_id="m") == 7 * total
+            # config_reloads: one per worker at start, summed
+            assert _sample(text, "inferflow_config_reloads_total") >= 2
