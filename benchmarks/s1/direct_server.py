@@ -1,12 +1,16 @@
-"""The "direct" baseline of S1: the same work with no DAG and no matrix, behind the same gRPC method.
+"""The "direct" baseline of S1: the same backend work with no DAG and no matrix, behind the same gRPC method.
 
     python direct_server.py --data examples/ctr/data/full --port 9000 [--workers 2]
+    python direct_server.py --mode remote --onfs H:P --kserve H:P --numerix H:P --port 9000
 
-Embedded mode only: it reads the example's Parquet files into plain numpy arrays with an id -> row dict,
-runs the same ONNX model with ONNX Runtime (1 intra-op thread) on the [targets, 96] + [targets, 32]
-inputs, evaluates ``pctr / ln(price + 2)`` with numpy and writes the PointWise response with one
-``extend`` of prebuilt TargetScore messages. The load generator calls it exactly as it calls Inferflow,
-so the ratio Inferflow p50 / direct p50 is the cost of the DAG, matrix and generic response building.
+``embedded``: the example's Parquet files as plain numpy arrays with an id -> row dict, the same ONNX model
+in ONNX Runtime (1 intra-op thread) on the [targets, 96] + [targets, 32] inputs, ``pctr / ln(price + 2)``
+in numpy. ``remote``: the same calls Inferflow's remote mode makes (``remote_direct.RemoteDirect``: both
+OnFS look-ups in parallel, one KServe v2 ModelInfer, one Numerix Compute), from one grpc.aio channel per
+backend. Both answer with the PointWise response Inferflow writes (same fields, same bytes), written as
+wire bytes directly like Inferflow does. The load generator calls this server exactly as it calls
+Inferflow, so Inferflow p50 / direct p50 is the cost of the DAG, the matrix and the generic code: direct
+p50 = the same work done in process + one gRPC round trip of the same request and response bytes.
 """
 
 from __future__ import annotations
@@ -20,10 +24,66 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+_SMALL = [bytes([i]) for i in range(128)]
 
 
-class DirectS1:
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _ld(field: int, payload: bytes) -> bytes:
+    return bytes(((field << 3) | 2,)) + _varint(len(payload)) + payload
+
+
+def _schema() -> bytes:
+    """PointWiseResponse.target_output_schema: catalog_id STRING, pctr FP32, final_score FP32."""
+    from inferflow_core._proto import predict_pb2 as pb
+
+    columns = (("catalog_id", pb.DataTypeString), ("pctr", pb.DataTypeFP32), ("final_score", pb.DataTypeFP32))
+    return b"".join(_ld(1, _ld(1, name.encode()) + bytes((0x10, dtype))) for name, dtype in columns)
+
+
+_SCHEMA = _schema()
+_FIXED_HEAD = np.frombuffer(b"\x12\x04", np.uint8)
+
+
+def pointwise_response(ids: list[str], pctr: np.ndarray, final: np.ndarray) -> bytes:
+    """``PointWiseResponse`` bytes: schema, then per target ``output_values = [id, pctr LE, final LE]``."""
+    n = len(ids)
+    block = np.empty((n, 12), np.uint8)
+    block[:, 0:2] = block[:, 6:8] = _FIXED_HEAD
+    block[:, 2:6] = np.ascontiguousarray(pctr, "<f4").view(np.uint8).reshape(n, 4)
+    block[:, 8:12] = np.ascontiguousarray(final, "<f4").view(np.uint8).reshape(n, 4)
+    fixed = block.tobytes()
+    small = _SMALL
+    parts = [_SCHEMA]
+    for i, ident in enumerate(ids):
+        raw = ident.encode()
+        body = b"\x12" + small[len(raw)] + raw + fixed[12 * i : 12 * i + 12]
+        parts.append(b"\x12" + small[len(body)] + body)
+    return b"".join(parts)
+
+
+def _request(raw: bytes) -> tuple[str, list[str]]:
+    from inferflow_core._proto import predict_pb2 as pb
+
+    req = pb.PointWiseRequest.FromString(raw)
+    user = next((c.value.decode() for c in req.context_features if c.name == "user_id"), "")
+    return user, [t.id for t in req.targets]
+
+
+class EmbeddedS1:
+    """The S1 work in process: dict look-ups, ONNX Runtime, the expression in numpy."""
+
     def __init__(self, data: Path) -> None:
         import onnxruntime as ort
         import pyarrow.parquet as pq
@@ -45,83 +105,83 @@ class DirectS1:
         model = next((data / "models").glob("*/1/model.onnx"))
         self.session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
 
-    def handle(self, req):  # type: ignore[no-untyped-def]
-        from inferflow_core._proto import predict_pb2 as pb
-
-        ids = [t.id for t in req.targets]
-        user = next((c.value.decode() for c in req.context_features if c.name == "user_id"), "")
+    async def handle(self, raw: bytes) -> bytes:
+        user, ids = _request(raw)
         rows = np.fromiter((self.cat_index.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
-        ok = rows >= 0
-        rows = np.where(ok, rows, 0)
+        rows = np.where(rows >= 0, rows, 0)
         urow = self.user_index.get(user)
         uvec = self.user[urow] if urow is not None else np.zeros(self.user.shape[1], np.float32)
-        dense = np.concatenate([np.broadcast_to(uvec, (len(ids), uvec.shape[0])), self.dense[rows]], axis=1)
+        dense = np.empty((len(ids), uvec.shape[0] + self.dense.shape[1]), np.float32)
+        dense[:, : uvec.shape[0]] = uvec
+        dense[:, uvec.shape[0] :] = self.dense[rows]
         (prob,) = self.session.run(["prob"], {"dense": dense, "emb": self.emb[rows]})
         pctr = prob[:, 0].astype("<f4")
-        final = (pctr / np.log(self.price[rows] + np.float32(2))).astype("<f4")
-        pb_bytes, fb_bytes = pctr.tobytes(), final.tobytes()
-        scores = [
-            pb.TargetScore(
-                output_values=[ids[i].encode(), pb_bytes[4 * i : 4 * i + 4], fb_bytes[4 * i : 4 * i + 4]]
-            )
-            for i in range(len(ids))
-        ]
-        resp = pb.PointWiseResponse(
-            target_output_schema=[
-                pb.FeatureSchema(name="catalog_id", data_type=pb.DataTypeString),
-                pb.FeatureSchema(name="pctr", data_type=pb.DataTypeFP32),
-                pb.FeatureSchema(name="final_score", data_type=pb.DataTypeFP32),
-            ]
-        )
-        resp.target_scores.extend(scores)
-        return resp
+        final = pctr / np.log(self.price[rows] + np.float32(2))
+        return pointwise_response(ids, pctr, final)
 
 
-async def serve(data: Path, port: int) -> None:
+class RemoteS1:
+    """The S1 calls to the three remote backends, made by hand (see ``remote_direct.RemoteDirect``)."""
+
+    def __init__(self, onfs: str, kserve: str, numerix: str) -> None:
+        from remote_direct import RemoteDirect
+
+        self.client = RemoteDirect(onfs, kserve, numerix)
+
+    async def handle(self, raw: bytes) -> bytes:
+        user, ids = _request(raw)
+        pctr, final = await self.client.score(user, ids)
+        return pointwise_response(ids, pctr, final)
+
+
+async def serve(args: argparse.Namespace) -> None:
     import grpc
 
-    from inferflow_core._proto import predict_pb2 as pb
+    work = (
+        EmbeddedS1(Path(args.data))
+        if args.mode == "embedded"
+        else RemoteS1(args.onfs, args.kserve, args.numerix)
+    )
 
-    work = DirectS1(data)
-
-    async def infer(request, context):  # type: ignore[no-untyped-def]
-        return work.handle(request)
+    async def infer(request: bytes, context: object) -> bytes:
+        return await work.handle(request)
 
     handler = grpc.method_handlers_generic_handler(
-        "Predict",
-        {
-            "InferPointWise": grpc.unary_unary_rpc_method_handler(
-                infer,
-                request_deserializer=pb.PointWiseRequest.FromString,
-                response_serializer=pb.PointWiseResponse.SerializeToString,
-            )
-        },
+        "Predict", {"InferPointWise": grpc.unary_unary_rpc_method_handler(infer)}
     )
     server = grpc.aio.server(
         options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 64 << 20)]
     )
     server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.add_insecure_port(f"127.0.0.1:{args.port}")
     await server.start()
-    print(f"direct S1 server on {port}", flush=True)
+    print(f"direct S1 server ({args.mode}) on {args.port}", flush=True)
     await server.wait_for_termination()
 
 
-def _run(data: str, port: int) -> None:
-    asyncio.run(serve(Path(data), port))
+def _run(args: argparse.Namespace) -> None:
+    asyncio.run(serve(args))
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True)
+    p.add_argument("--mode", choices=("embedded", "remote"), default="embedded")
+    p.add_argument("--data", help="example data dir (embedded mode)")
+    p.add_argument("--onfs", help="OnFS-protocol server host:port (remote mode)")
+    p.add_argument("--kserve", help="KServe v2 server host:port (remote mode)")
+    p.add_argument("--numerix", help="Numerix server host:port (remote mode)")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args()
+    if args.mode == "embedded" and not args.data:
+        p.error("--data is required in embedded mode")
+    if args.mode == "remote" and not (args.onfs and args.kserve and args.numerix):
+        p.error("--onfs, --kserve and --numerix are required in remote mode")
     if args.workers == 1:
-        _run(args.data, args.port)
+        _run(args)
         return 0
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_run, args=(args.data, args.port)) for _ in range(args.workers)]
+    procs = [ctx.Process(target=_run, args=(args,)) for _ in range(args.workers)]
     for proc in procs:
         proc.start()
     for proc in procs:

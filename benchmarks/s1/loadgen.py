@@ -45,6 +45,9 @@ def build_requests(args: argparse.Namespace, count: int) -> list[bytes]:
 
 
 def check_response(raw: bytes, targets: int) -> dict:
+    """Every target scored? Plus the reply's size and digest (the direct baseline must answer the same)."""
+    import hashlib
+
     from inferflow_core._proto import predict_pb2 as pb
 
     resp = pb.PointWiseResponse.FromString(raw)
@@ -55,7 +58,13 @@ def check_response(raw: bytes, targets: int) -> dict:
         filled = sum(
             1 for s in resp.target_scores if len(s.output_values) > k and len(s.output_values[k]) == 4
         )
-    return {"targets": len(resp.target_scores), "final_score_filled": filled, "expected": targets}
+    return {
+        "targets": len(resp.target_scores),
+        "final_score_filled": filled,
+        "expected": targets,
+        "bytes": len(raw),
+        "sha1": hashlib.sha1(raw).hexdigest()[:12],
+    }
 
 
 def latency(args: argparse.Namespace, reqs: list[bytes]) -> dict:

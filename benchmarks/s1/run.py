@@ -2,12 +2,16 @@
 
     python benchmarks/s1/run.py [--quick] [--modes embedded,remote] [--out results.json]
 
-For each backend mode (embedded | remote), for 1 and 2 workers, for cache off and warm: start
-``inferflow serve`` in its own process group, run ``loadgen.py`` (its own process) for latency at
-concurrency 1 and throughput at concurrency 16, read peak RSS of every worker and the feature-cache
-hit ratio from /metrics, stop the server. The "direct" baseline (``direct_server.py``: the same work
-without DAG or matrix, behind the same gRPC method) runs in the same run; the overhead ratio is
-Inferflow p50 / direct p50. A 1,000-target vs 200-target latency pair checks per-target scaling.
+Per backend mode (embedded | remote): start the backends (remote: OnFS-protocol, KServe v2 / ONNX Runtime
+and Numerix servers, each its own process), run the "direct" baseline (``direct_server.py``: the same
+backend work with no DAG or matrix, behind the same gRPC method and answering the same bytes), then
+``inferflow serve`` for each worker count and cache setting. Each server is measured by ``loadgen.py`` in
+its own process: latency at concurrency 1, throughput in a closed loop at concurrency 16, peak RSS of
+every worker process, the feature-cache hit ratio from /metrics. Overhead ratio = Inferflow p50 / direct
+p50 (same mode, same worker count). A 1,000-target vs 200-target pair checks per-target scaling.
+
+Full run: both modes, 1 and 2 workers, cache off and warm, 2,000 requests after 200 warm-up, 20 s of
+throughput. ``--quick`` (about a minute): 1 worker, 300 requests, 3 s of throughput.
 """
 
 from __future__ import annotations
@@ -15,22 +19,33 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import re
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
-BIN = Path(sys.executable).parent
+TARGETS = {  # issue 8
+    "remote_ratio": 1.15,
+    "embedded_ratio": 1.5,
+    "scaling_2w": 1.8,
+    "rss_mb": 250.0,
+    "cost_1000_vs_200": 5.5,
+}
 
 
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"s1_{path.stem}", path)
+def _load(path: Path, name: str) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
@@ -38,8 +53,10 @@ def _load(path: Path) -> ModuleType:
     return mod
 
 
-gen = _load(ROOT / "examples" / "ctr" / "generate.py")
-h = _load(ROOT / "examples" / "ctr" / "harness.py")
+gen = _load(ROOT / "examples" / "ctr" / "generate.py", "s1_generate")
+h = _load(ROOT / "examples" / "ctr" / "harness.py", "s1_harness")
+sys.path.insert(0, str(HERE))
+import remote_direct  # noqa: E402
 
 
 class Bench:
@@ -49,35 +66,22 @@ class Bench:
         self.data = gen.ensure_data(demo=False, progress=lambda m: print(m, flush=True))
         q = args.quick
         self.latency_n, self.warmup = (300, 50) if q else (2000, 200)
-        self.tput_s = 4.0 if q else 20.0
+        self.tput_s = 3.0 if q else 20.0
+        self.workers = (1,) if q else (1, 2)
+        self.caches = (False, True)
 
     def loadgen(
         self, port: int, name: str, targets: int = 200, latency: int | None = None, throughput: bool = True
     ) -> dict:
         out = self.tmp / f"{name}.json"
+        n = self.latency_n if latency is None else latency
         cmd = [
-            PY,
-            str(HERE / "loadgen.py"),
-            "--target",
-            f"127.0.0.1:{port}",
-            "--out",
-            str(out),
-            "--targets",
-            str(targets),
-            "--latency",
-            str(self.latency_n if latency is None else latency),
-            "--warmup",
-            str(self.warmup),
-            "--throughput-s",
-            str(self.tput_s if throughput else 0),
-            "--users",
-            str(gen.FULL["users"]),
-            "--catalogs",
-            str(gen.FULL["catalogs"]),
-        ]
-        proc = h.ServerProcess(
-            f"loadgen {name}", cmd, dict(__import__("os").environ), self.tmp / f"{name}.log"
-        )
+            PY, str(HERE / "loadgen.py"), "--target", f"127.0.0.1:{port}", "--out", str(out),
+            "--targets", str(targets), "--latency", str(n), "--warmup", str(min(self.warmup, n)),
+            "--throughput-s", str(self.tput_s if throughput else 0),
+            "--users", str(gen.FULL["users"]), "--catalogs", str(gen.FULL["catalogs"]),
+        ]  # fmt: skip
+        proc = h.ServerProcess(f"loadgen {name}", cmd, dict(os.environ), self.tmp / f"{name}.log")
         proc.start()
         assert proc.proc is not None
         code = proc.proc.wait(timeout=600)
@@ -85,112 +89,48 @@ class Bench:
             raise RuntimeError(f"loadgen {name} failed:\n{proc.log_tail()}")
         return json.loads(out.read_text())
 
-    def direct(self, workers: int) -> dict:
+    def _settle(self, workers: int) -> None:
+        time.sleep(1.5 if workers > 1 else 0.2)  # let every worker finish loading
+
+    def direct(self, mode: str, workers: int, ports: dict[str, int] | None) -> dict:
         port = h.free_port()
-        cmd = [
-            PY,
-            str(HERE / "direct_server.py"),
-            "--data",
-            str(self.data),
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ]
-        srv = h.ServerProcess(
-            "direct", cmd, dict(__import__("os").environ), self.tmp / f"direct-{workers}.log"
-        )
+        cmd = [PY, str(HERE / "direct_server.py"), "--mode", mode, "--port", str(port)]
+        cmd += ["--workers", str(workers)]
+        if mode == "embedded":
+            cmd += ["--data", str(self.data)]
+        else:
+            assert ports is not None
+            cmd += [f"--{k}=127.0.0.1:{v}" for k, v in ports.items()]
+        name = f"direct-{mode}-w{workers}"
+        srv = h.ServerProcess(name, cmd, dict(os.environ), self.tmp / f"{name}.log")
         srv.start()
         try:
             srv.wait_port(port, 60)
-            time.sleep(1.0 if workers > 1 else 0.2)
-            res = self.loadgen(port, f"direct-w{workers}", latency=self.latency_n if workers == 1 else 0)
-            res["rss_mb"] = [h.rss_mb(p) for p in srv.pids()]
+            self._settle(workers)
+            res = self.loadgen(port, name)
+            if workers == 1 and not self.args.quick:
+                res["latency_1000"] = self.loadgen(
+                    port, name + "-1000t", targets=1000, latency=self.latency_n // 4, throughput=False
+                )["latency"]
+            res["rss_mb"] = [h.rss_mb(p) for p in srv.worker_pids()]
         finally:
             srv.stop()
+        res.update({"mode": mode, "workers": workers, "cache": "-", "server": "direct"})
         return res
 
-    def backends(self) -> tuple[dict[str, str], list]:
-        """Remote mode: OnFS-protocol, KServe v2 and Numerix servers, each its own process."""
-        env = dict(__import__("os").environ)
-        ports = {k: h.free_port() for k in ("onfs", "kserve", "numerix")}
-        procs = [
-            h.ServerProcess(
-                "onfs",
-                [
-                    str(BIN / "inferflow-onfs"),
-                    "serve",
-                    "--data",
-                    str(self.data / "features"),
-                    "--port",
-                    str(ports["onfs"]),
-                    "--host",
-                    "127.0.0.1",
-                ],
-                env,
-                self.tmp / "onfs.log",
-            ),
-            h.ServerProcess(
-                "kserve",
-                [
-                    PY,
-                    str(HERE / "kserve_onnx_server.py"),
-                    "--repo",
-                    str(self.data / "models"),
-                    "--port",
-                    str(ports["kserve"]),
-                ],
-                env,
-                self.tmp / "kserve.log",
-            ),
-            h.ServerProcess(
-                "numerix",
-                [
-                    str(BIN / "inferflow-numerix"),
-                    "serve",
-                    "--config-dir",
-                    str(h.CONFIG_DIR),
-                    "--port",
-                    str(ports["numerix"]),
-                    "--host",
-                    "127.0.0.1",
-                ],
-                env,
-                self.tmp / "numerix.log",
-            ),
-        ]
-        for proc in procs:
-            proc.start()
-        for proc, port in zip(procs, ports.values(), strict=True):
-            proc.wait_port(port, 60)
-        remote_env = {
-            "EXTERNAL_SERVICE_ONFS_FS_HOST": "127.0.0.1",
-            "EXTERNAL_SERVICE_ONFS_FS_PORT": str(ports["onfs"]),
-            "EXTERNAL_SERVICE_ONFS_FS_GRPC_PLAIN_TEXT": "true",
-            "EXTERNAL_SERVICE_ONFS_FS_BATCH_SIZE": "200",
-            "EXTERNAL_SERVICE_PREDATOR_GRPC_PLAIN_TEXT": "true",
-            "NUMERIX_CLIENT_V1_HOST": "127.0.0.1",
-            "NUMERIX_CLIENT_V1_PORT": str(ports["numerix"]),
-            "NUMERIX_CLIENT_V1_PLAINTEXT": "true",
-            "NUMERIX_CLIENT_V1_BATCHSIZE": "200",
-            "predator_endpoint": f"127.0.0.1:{ports['kserve']}",
-        }
-        return remote_env, procs
-
-    def inferflow(self, mode: str, workers: int, cache: bool, remote: dict[str, str] | None) -> dict:
+    def inferflow(self, mode: str, workers: int, cache: bool, ports: dict[str, int] | None) -> dict:
         name = f"{mode}-w{workers}-{'warm' if cache else 'off'}"
-        extra = dict(remote or {})
-        endpoint = extra.pop("predator_endpoint", None)
         config = h.write_config(
             self.tmp / f"config-{name}",
             self.data,
             cache=cache,
             logging_perc=0,
-            predator_endpoint=endpoint,
+            predator_endpoint=f"127.0.0.1:{ports['kserve']}" if ports else None,
             models=("bench_ctr",),
         )
         env = h.embedded_env(self.data)
-        env.update(extra)
+        if ports:
+            env.update(remote_env(ports))
         port, http_port = h.free_port(), h.free_port()
         srv = h.ServerProcess(
             name, h.inferflow_serve(config, port, http_port, workers), env, self.tmp / f"{name}.log"
@@ -198,19 +138,35 @@ class Bench:
         srv.start()
         try:
             srv.wait_http(f"http://127.0.0.1:{http_port}/health/ready", 90)
-            if workers > 1:
-                time.sleep(1.5)  # let every worker finish loading
+            self._settle(workers)
             res = self.loadgen(port, name)
-            if mode == "embedded" and workers == 1 and not cache:
+            if workers == 1 and not cache:
                 res["latency_1000"] = self.loadgen(
                     port, name + "-1000t", targets=1000, latency=self.latency_n // 4, throughput=False
                 )["latency"]
-            res["rss_mb"] = [h.rss_mb(p) for p in srv.pids()]
+            res["rss_mb"] = [h.rss_mb(p) for p in srv.worker_pids()]
             res["cache_hit_ratio"] = hit_ratio(http_port) if cache else None
         finally:
             srv.stop()
-        res.update({"mode": mode, "workers": workers, "cache": "warm" if cache else "off"})
+        res.update(
+            {"mode": mode, "workers": workers, "cache": "warm" if cache else "off", "server": "inferflow"}
+        )
         return res
+
+
+def remote_env(ports: dict[str, int]) -> dict[str, str]:
+    """Inferflow's remote-mode settings: OnFS and Numerix by env, one batch of 200 each (as the direct)."""
+    return {
+        "EXTERNAL_SERVICE_ONFS_FS_HOST": "127.0.0.1",
+        "EXTERNAL_SERVICE_ONFS_FS_PORT": str(ports["onfs"]),
+        "EXTERNAL_SERVICE_ONFS_FS_GRPC_PLAIN_TEXT": "true",
+        "EXTERNAL_SERVICE_ONFS_FS_BATCH_SIZE": "200",
+        "EXTERNAL_SERVICE_PREDATOR_GRPC_PLAIN_TEXT": "true",
+        "NUMERIX_CLIENT_V1_HOST": "127.0.0.1",
+        "NUMERIX_CLIENT_V1_PORT": str(ports["numerix"]),
+        "NUMERIX_CLIENT_V1_PLAINTEXT": "true",
+        "NUMERIX_CLIENT_V1_BATCHSIZE": "200",
+    }
 
 
 def hit_ratio(http_port: int) -> float | None:
@@ -223,102 +179,161 @@ def hit_ratio(http_port: int) -> float | None:
         if line.startswith("#") or "cache" not in line:
             continue
         m = re.match(r"^(\S+?)(\{.*\})?\s+([0-9.eE+-]+)$", line)
-        if not m:
+        if not m or m.group(1).endswith("_created"):
             continue
-        name = m.group(1)
-        if name.endswith("_created"):
-            continue
-        if "hit" in name:
+        what = m.group(1) + (m.group(2) or "")  # e.g. onfs_cache_requests_total{result="hit"}
+        if "hit" in what:
             hits += float(m.group(3))
-        elif "miss" in name:
+        elif "miss" in what:
             misses += float(m.group(3))
     return hits / (hits + misses) if hits + misses else None
 
 
 def run(args: argparse.Namespace) -> dict:
     bench = Bench(args)
+    t0 = time.perf_counter()
     results: dict = {
         "scenario": "S1",
         "quick": args.quick,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "load_average_at_start": os.getloadavg()[0],
+        "targets": TARGETS,
         "modes": {},
     }
     print(f"S1 {'quick' if args.quick else 'full'} run; work dir {bench.tmp}", flush=True)
-    print("  direct baseline ...", flush=True)
-    direct = {"w1": bench.direct(1), "w2": bench.direct(2)}
-    results["direct"] = direct
     for mode in args.modes.split(","):
-        remote, procs = (None, [])
+        ports: dict[str, int] | None = None
+        procs: list = []
         if mode == "remote":
             print("  starting remote backends (OnFS, KServe v2 / ONNX Runtime, Numerix) ...", flush=True)
-            remote, procs = bench.backends()
-        runs = []
+            ports, procs, _ = remote_direct.start_backends(bench.tmp, bench.data)
         try:
-            for workers in (1, 2):
-                for cache in (False, True):
-                    print(
-                        f"  {mode}: {workers} worker(s), cache {'warm' if cache else 'off'} ...", flush=True
-                    )
-                    runs.append(bench.inferflow(mode, workers, cache, remote))
+            direct: dict = {}
+            runs: list = []
+            results["modes"][mode] = {"mode": mode, "direct": direct, "runs": runs}
+            for workers in bench.workers:
+                print(f"  {mode}: direct baseline, {workers} worker(s) ...", flush=True)
+                got = _attempt(partial(bench.direct, mode, workers, ports), results)
+                if got is not None:
+                    direct[f"w{workers}"] = got
+            for workers in bench.workers:
+                for cache in bench.caches:
+                    label = "warm" if cache else "off"
+                    print(f"  {mode}: inferflow, {workers} worker(s), cache {label} ...", flush=True)
+                    got = _attempt(partial(bench.inferflow, mode, workers, cache, ports), results)
+                    if got is not None:
+                        runs.append(got)
         finally:
             for proc in procs:
                 proc.stop()
-        results["modes"][mode] = {"mode": mode, "direct": direct, "runs": runs}
+        if "w1" not in results["modes"][mode]["direct"]:
+            results["modes"].pop(mode)  # nothing to compare against
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    results["summary"] = summarise(results)
     return results
 
 
+def _attempt(measure: Callable[[], dict], results: dict) -> dict | None:
+    """One measurement; a failure (a server that did not start, a broken plugin) is recorded and skipped,
+    so one bad configuration does not lose the rest of a long run."""
+    try:
+        return measure()
+    except (RuntimeError, TimeoutError, OSError, ValueError, KeyError) as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        print(f"    FAILED: {message.splitlines()[0][:300]}", flush=True)
+        results.setdefault("errors", []).append(message[:4000])
+        return None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def summarise(results: dict) -> dict:
+    """Overhead ratios per run and the issue-8 targets (value, target, met)."""
+    out: dict = {}
+    for mode, m in results["modes"].items():
+        for r in m["runs"]:
+            d = m["direct"].get(f"w{r['workers']}") or m["direct"]["w1"]
+            d_lat = d.get("latency") or m["direct"]["w1"]["latency"]
+            r["overhead_ratio"] = _ratio(r["latency"]["p50_ms"], d_lat["p50_ms"])
+            r["throughput_vs_direct"] = _ratio(r["throughput"]["rps"], d["throughput"]["rps"])
+            r["same_bytes_as_direct"] = r["latency"]["check"]["sha1"] == d_lat["check"]["sha1"]
+        by = {(r["workers"], r["cache"]): r for r in m["runs"]}
+        off1 = by.get((1, "off"))
+        if off1 is None:
+            continue
+        key = "remote_ratio" if mode == "remote" else "embedded_ratio"
+        out[f"{mode}: overhead ratio (1 worker, cache off)"] = (off1["overhead_ratio"], TARGETS[key], "<=")
+        if "latency_1000" in off1:
+            cost = _ratio(off1["latency_1000"]["p50_ms"], off1["latency"]["p50_ms"])
+            out[f"{mode}: 1,000 / 200-target p50"] = (cost, TARGETS["cost_1000_vs_200"], "<=")
+        off2 = by.get((2, "off"))
+        if off2 is not None:
+            scale = _ratio(off2["throughput"]["rps"], off1["throughput"]["rps"])
+            out[f"{mode}: 2 / 1 worker throughput (cache off)"] = (scale, TARGETS["scaling_2w"], ">=")
+            if "w2" in m["direct"]:
+                d2 = _ratio(m["direct"]["w2"]["throughput"]["rps"], m["direct"]["w1"]["throughput"]["rps"])
+                out[f"{mode}: 2 / 1 worker throughput, direct (reference)"] = (d2, None, "")
+        rss = max((x for r in m["runs"] for x in r["rss_mb"]), default=None)
+        out[f"{mode}: peak RSS per worker, MB"] = (rss, TARGETS["rss_mb"], "<=")
+    return {
+        k: {
+            "value": v,
+            "target": t,
+            "met": None if t is None or v is None else (v <= t if op == "<=" else v >= t),
+        }
+        for k, (v, t, op) in out.items()
+    }
+
+
+def _f(x: float | None, fmt: str = ".2f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
 def print_table(results: dict) -> None:
-    d1 = results["direct"]["w1"]
-    d_p50 = d1["latency"]["p50_ms"]
     hdr = (
-        f"{'mode':<9}{'wk':>3} {'cache':<6}{'p50ms':>7}{'p99ms':>7}{'maxms':>7}{'ratio':>7}{'req/s':>8}"
-        f"{'targets/s':>11}{'RSS MB':>14}{'hit':>6}"
+        f"{'mode':<9}{'server':<10}{'wk':>3} {'cache':<6}{'p50ms':>7}{'p99ms':>7}{'maxms':>7}{'ratio':>7}"
+        f"{'req/s':>8}{'vs dir':>7}{'targets/s':>11}{'RSS MB/wk':>12}{'hit':>6}"
     )
     print("\n" + hdr + "\n" + "-" * len(hdr))
-    for wk in ("w1", "w2"):
-        d = results["direct"][wk]
-        lat = d.get("latency") or {}
-        print(
-            f"{'direct':<9}{wk[1]:>3} {'-':<6}{lat.get('p50_ms', float('nan')):>7.2f}"
-            f"{lat.get('p99_ms', float('nan')):>7.2f}{lat.get('max_ms', float('nan')):>7.2f}"
-            f"{1.0 if lat else float('nan'):>7.2f}"
-            f"{d['throughput']['rps']:>8.0f}{d['throughput']['targets_per_s']:>11.0f}"
-            f"{'/'.join(f'{r:.0f}' for r in d['rss_mb']):>14}{'-':>6}"
-        )
-    for mode in results["modes"].values():
-        for r in mode["runs"]:
-            lat, tp = r["latency"], r["throughput"]
+    for m in results["modes"].values():
+        rows = list(m["direct"].values()) + m["runs"]
+        for r in rows:
+            base = 1.0 if r["server"] == "direct" else None
+            lat, tp = r.get("latency") or {}, r["throughput"]
             hit = r.get("cache_hit_ratio")
             print(
-                f"{r['mode']:<9}{r['workers']:>3} {r['cache']:<6}{lat['p50_ms']:>7.2f}"
-                f"{lat['p99_ms']:>7.2f}{lat['max_ms']:>7.2f}{lat['p50_ms'] / d_p50:>7.2f}"
-                f"{tp['rps']:>8.0f}{tp['targets_per_s']:>11.0f}"
-                f"{'/'.join(f'{x:.0f}' for x in r['rss_mb']):>14}"
-                f"{(f'{hit:.2f}' if hit is not None else '-'):>6}"
+                f"{r['mode']:<9}{r['server']:<10}{r['workers']:>3} {r['cache']:<6}"
+                f"{_f(lat.get('p50_ms')):>7}{_f(lat.get('p99_ms')):>7}{_f(lat.get('max_ms'), '.1f'):>7}"
+                f"{_f(r.get('overhead_ratio', base)):>7}"
+                f"{tp['rps']:>8.0f}{_f(r.get('throughput_vs_direct', base)):>7}"
+                f"{tp['targets_per_s']:>11.0f}{'/'.join(f'{x:.0f}' for x in r['rss_mb']):>12}"
+                f"{_f(hit):>6}"
             )
     print(
-        "\nratio = Inferflow p50 / direct p50 (embedded direct = same work in process + one gRPC round trip)"
+        "\nratio = Inferflow p50 / direct p50 (same mode and workers; direct = the same backend work done by"
+        "\n  hand + one gRPC round trip of the same bytes); vs dir = Inferflow req/s / direct req/s"
     )
-    emb = {(r["workers"], r["cache"]): r for r in results["modes"].get("embedded", {}).get("runs", [])}
-    if (1, "off") in emb and (2, "off") in emb:
-        r1 = emb[(1, "off")]
-        print(
-            f"2 workers / 1 worker throughput (embedded, cache off): "
-            f"{emb[(2, 'off')]['throughput']['rps'] / r1['throughput']['rps']:.2f}x"
-        )
-        if "latency_1000" in r1:
-            print(
-                f"1,000-target / 200-target p50 (embedded, 1 worker): "
-                f"{r1['latency_1000']['p50_ms'] / r1['latency']['p50_ms']:.2f}x"
-            )
+    for name, s in results["summary"].items():
+        verdict = "" if s["met"] is None else ("  met" if s["met"] else "  MISSED")
+        target = "" if s["target"] is None else f" (target {s['target']})"
+        print(f"{name}: {_f(s['value'])}{target}{verdict}")
     checks = [r["latency"]["check"] for m in results["modes"].values() for r in m["runs"]]
     bad = [c for c in checks if c["final_score_filled"] != c["expected"]]
-    print(f"responses checked: {len(checks) - len(bad)}/{len(checks)} with every target scored")
+    same = [r.get("same_bytes_as_direct") for m in results["modes"].values() for r in m["runs"]]
+    print(
+        f"responses checked: {len(checks) - len(bad)}/{len(checks)} with every target scored; "
+        f"{sum(bool(s) for s in same)}/{len(same)} byte-identical to the direct baseline's"
+    )
+    print(
+        f"load average at start: {results['load_average_at_start']:.2f}; run took {results['seconds']:.0f}s"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="short run (~1-2 minutes)")
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="about a minute: 1 worker, short windows")
     p.add_argument("--modes", default="embedded,remote")
     p.add_argument("--out", default=str(HERE / "results" / "s1-latest.json"))
     args = p.parse_args(argv)

@@ -78,7 +78,7 @@ def _write_catalogs(path: Path, catalogs: int, rng: np.random.Generator) -> None
     cols["A:price"] = pa.array(price, pa.float32())
     flat = pa.array(emb.reshape(-1), pa.float32())
     cols["B:emb"] = pa.ListArray.from_arrays(
-        pa.array(np.arange(0, catalogs * EMB_DIM + 1, EMB_DIM, np.int32)), flat
+        pa.array(np.arange(0, catalogs * EMB_DIM + 1, EMB_DIM, dtype=np.int32)), flat
     )
     pq.write_table(pa.table(cols), path)
 

@@ -157,6 +157,19 @@ class ServerProcess:
             pass
         return out
 
+    def worker_pids(self) -> list[int]:
+        """The processes that serve requests: the children that are not multiprocessing helpers (the
+        resource tracker), or this process itself when it has none (a single-worker server)."""
+        kids = []
+        for pid in self.pids()[1:]:
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"resource_tracker" not in cmd:
+                kids.append(pid)
+        return kids or self.pids()[:1]
+
     def stop(self, grace: float = 15.0) -> int | None:
         """SIGTERM, wait ``grace`` seconds, then SIGKILL the process group. Returns the exit code."""
         if self.proc is None or self.proc.poll() is not None:

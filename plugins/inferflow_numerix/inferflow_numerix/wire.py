@@ -73,6 +73,9 @@ def encode_request(
     return pb.NumerixRequestProto(entity_score_data=data)
 
 
+_SMALL = [bytes((i,)) for i in range(0x80)]
+
+
 def _varint(n: int) -> bytes:
     if n < 0x80:
         return bytes((n,))
@@ -107,11 +110,17 @@ def encode_request_bytes(
         cells[:, j, 2:] = raw.reshape(rows, width)
     fixed, stride = cells.tobytes(), k * cell
     parts = [_field(0x0A, s.encode("utf-8")) for s in schema]
+    small = _SMALL
     for i, ident in enumerate(ids):
-        byte_list = (
-            _field(0x0A, ident.encode("utf-8", "surrogateescape")) + fixed[i * stride : (i + 1) * stride]
-        )
-        parts.append(_field(0x12, _field(0x12, byte_list)))
+        key = ident.encode("utf-8", "surrogateescape")
+        inner = len(key) + 2 + stride  # ByteList size when the id's length fits one byte
+        row = fixed[i * stride : (i + 1) * stride]
+        if inner + 2 < 0x80:  # every length is one byte: write the three headers at once
+            parts.append(
+                b"\x12" + small[inner + 2] + b"\x12" + small[inner] + b"\x0a" + small[len(key)] + key + row
+            )
+        else:
+            parts.append(_field(0x12, _field(0x12, _field(0x0A, key) + row)))
     if compute_id:
         parts.append(_field(0x1A, compute_id.encode("utf-8")))
     parts.append(_field(0x22, _wire_name(dtype).encode()))
