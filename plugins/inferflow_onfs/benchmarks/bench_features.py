@@ -1,10 +1,13 @@
 """Time the two S1 feature components (benchmark.md) filling a 200-row matrix: embedded, remote, warm cache.
 
-    python plugins/inferflow_onfs/benchmarks/bench_features.py [--requests 2000]
+    python plugins/inferflow_onfs/benchmarks/bench_features.py [--requests 2000] [--data DIR]
 
 user_features: 1 user x 32 FP32 (10,000 users); catalog_features: 200 catalogs x (64 FP32 + FP32Vector[32])
 (100,000 catalogs). Both components run concurrently per request, as in the DAG. "bare gRPC" replays the
-same response bytes from a raw server (no store, no decoding, same batching) — the floor for remote mode.
+same response bytes from a raw server (no store, no decoding, same batching) — the floor for remote mode —
+once from a server in another process (the topology of remote mode) and once from a server in this process.
+``cpu_p50_ms`` is this thread's CPU time per request (robust on a busy machine, where wall time is not).
+``store_rss`` is measured in a fresh process: RSS after imports, then after loading both labels.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -85,24 +89,27 @@ def requests(n: int, seed: int) -> list[tuple[str, list[str]]]:
     ]
 
 
-async def run_mode(components, reqs, warm: int) -> list[float]:  # type: ignore[no-untyped-def]
+async def run_mode(components, reqs, warm: int, cpu: list[float] | None = None) -> list[float]:  # type: ignore[no-untyped-def]
     times = []
     for i, (user, cats) in enumerate(reqs):
         ctx = make_context(components[0], rows=TARGETS, texts={"catalog_id": cats, "user_id": user})
         for comp in components[1:]:
             for spec in comp.outputs():
                 ctx.matrix.declare(spec.name, spec.dtype)
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         await asyncio.gather(*(c.run(ctx) for c in components))
         elapsed = time.perf_counter() - t0
         assert not ctx.failures, ctx.failures
         if i >= warm:
             times.append(elapsed)
+            if cpu is not None:
+                cpu.append(time.thread_time() - c0)
     return times
 
 
-async def bare_grpc(port: int, reqs, warm: int, batch: int) -> list[float]:  # type: ignore[no-untyped-def]
-    """Same calls (1 user + 200/batch catalog batches in parallel), the server replays prepared bytes."""
+async def bare_grpc(port: int, reqs, warm: int, batch: int) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
+    """Same calls (1 user + 200/batch catalog batches in parallel), the server replays prepared bytes:
+    from another process (``out``) and from this one (``in``)."""
     from inferflow_onfs._proto import retrieve_pb2 as pb
 
     client = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=port, fs_plaintext=True, deadline_ms=5000))
@@ -118,18 +125,59 @@ async def bare_grpc(port: int, reqs, warm: int, batch: int) -> list[float]:  # t
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         raw = channel.unary_unary(METHOD)
         answers = [await raw(b, timeout=5) for b in bodies]
-        echo = _ReplayServer(dict(zip(bodies, answers, strict=True)))
-        replay_port = await echo.start()
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{replay_port}") as ch2:
-            call = ch2.unary_unary(METHOD)
-            times = []
-            for i in range(len(reqs)):
-                t0 = time.perf_counter()
-                await asyncio.gather(*(call(b, timeout=5) for b in bodies))
-                if i >= warm:
-                    times.append(time.perf_counter() - t0)
-        await echo.stop()
+    out: dict[str, list[float]] = {}
+    with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as fh:
+        pickle.dump(dict(zip(bodies, answers, strict=True)), fh)
+    replay_port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--replay-serve", fh.name, "--port", str(replay_port)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        proc.stdout.readline()  # type: ignore[union-attr]
+        c0 = _proc_cpu(proc.pid)
+        out["out_cpu"] = []
+        out["out"] = await _replay_times(replay_port, bodies, len(reqs), warm, out["out_cpu"])
+        out["out_server_cpu"] = [(_proc_cpu(proc.pid) - c0) / len(reqs)]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        os.unlink(fh.name)
+    echo = _ReplayServer(dict(zip(bodies, answers, strict=True)))
+    out["in"] = await _replay_times(await echo.start(), bodies, len(reqs), warm)
+    await echo.stop()
+    return out
+
+
+async def _replay_times(
+    port: int, bodies: list[bytes], n: int, warm: int, cpu: list[float] | None = None
+) -> list[float]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(METHOD)
+        times = []
+        for i in range(n):
+            c0, t0 = time.thread_time(), time.perf_counter()
+            await asyncio.gather(*(call(b, timeout=5) for b in bodies))
+            if i >= warm:
+                times.append(time.perf_counter() - t0)
+                if cpu is not None:
+                    cpu.append(time.thread_time() - c0)
     return times
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid``."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _replay_serve(path: str, port: int) -> None:
+    with open(path, "rb") as fh:
+        server = _ReplayServer(pickle.load(fh))
+    await server.start(port)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
 
 
 class _ReplayServer:
@@ -140,12 +188,12 @@ class _ReplayServer:
     async def _handle(self, body: bytes, context) -> bytes:  # type: ignore[no-untyped-def]
         return self.answers[body]
 
-    async def start(self) -> int:
+    async def start(self, port: int = 0) -> int:
         handler = grpc.method_handlers_generic_handler(
             "retrieve.FeatureService", {"RetrieveFeatures": grpc.unary_unary_rpc_method_handler(self._handle)}
         )
         self.server.add_generic_rpc_handlers((handler,))
-        port = self.server.add_insecure_port("127.0.0.1:0")
+        port = self.server.add_insecure_port(f"127.0.0.1:{port}")
         await self.server.start()
         return port
 
@@ -153,11 +201,39 @@ class _ReplayServer:
         await self.server.stop(0.5)
 
 
-def stats(times: list[float]) -> dict:
+def stats(times: list[float], cpu: list[float] | None = None) -> dict:
     ms = np.array(times) * 1000
-    return {"n": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 3),
-            "p99_ms": round(float(np.percentile(ms, 99)), 3),
-            "max_ms": round(float(ms.max()), 3)}  # fmt: skip
+    out = {"n": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 3),
+           "p99_ms": round(float(np.percentile(ms, 99)), 3),
+           "max_ms": round(float(ms.max()), 3)}  # fmt: skip
+    if cpu:
+        out["cpu_p50_ms"] = round(float(np.percentile(np.array(cpu) * 1000, 50)), 3)
+    return out
+
+
+def _rss() -> dict[str, float]:
+    got = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(("VmRSS", "RssAnon")):
+                got[line.split(":")[0]] = round(int(line.split()[1]) / 1024, 1)
+    return got
+
+
+def store_rss(root: str) -> dict:
+    """RSS of a fresh process before and after loading the store for both components."""
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[2]); import bench_features as B; "
+        "before = B._rss(); store = B.LocalStore(sys.argv[1]); B.build(B.LocalBackend(store), None); "
+        "print(json.dumps({'before_mb': before, 'after_mb': B._rss()}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, root, os.path.dirname(os.path.abspath(__file__))],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    got["store_anon_mb"] = round(got["after_mb"]["RssAnon"] - got["before_mb"]["RssAnon"], 1)
+    return dict(got)
 
 
 async def main_async(args: argparse.Namespace, root: str) -> dict:
@@ -166,15 +242,17 @@ async def main_async(args: argparse.Namespace, root: str) -> dict:
     local = LocalBackend(store)
     embedded = build(local, None)
     load_s = time.perf_counter() - t0
-    out: dict = {"store_load_s": round(load_s, 2)}
+    out: dict = {"store_load_s": round(load_s, 2), "store_rss": store_rss(root)}
     warm = 200
-    out["embedded"] = stats(await run_mode(embedded, requests(args.requests + warm, 1), warm))
+    cpu: list[float] = []
+    out["embedded"] = stats(await run_mode(embedded, requests(args.requests + warm, 1), warm, cpu), cpu)
     cache = FeatureCache(1 << 30)
     cached = build(local, cache)
     reqs = requests(args.requests + warm, 2)
     await run_mode(cached, reqs, len(reqs))  # first pass fills the cache; the second is measured
     cache.hits = cache.misses = 0
-    out["warm_cache"] = stats(await run_mode(cached, reqs, warm))
+    cpu = []
+    out["warm_cache"] = stats(await run_mode(cached, reqs, warm, cpu), cpu)
     out["warm_cache"]["hit_ratio"] = round(cache.hits / max(1, cache.hits + cache.misses), 4)
     port = _free_port()
     exe = shutil.which("inferflow-onfs", path=os.path.dirname(sys.executable)) or "inferflow-onfs"
@@ -187,8 +265,14 @@ async def main_async(args: argparse.Namespace, root: str) -> dict:
                                 batch_size=args.batch)  # fmt: skip
         remote = build(OnfsClient(settings), None)
         n = args.remote_requests
-        out["remote"] = stats(await run_mode(remote, requests(n + warm, 3), warm))
-        out["bare_grpc_same_bytes"] = stats(await bare_grpc(port, requests(n + warm, 3), warm, args.batch))
+        cpu = []
+        c0 = _proc_cpu(proc.pid)
+        out["remote"] = stats(await run_mode(remote, requests(n + warm, 3), warm, cpu), cpu)
+        out["remote"]["server_cpu_ms_per_request"] = round((_proc_cpu(proc.pid) - c0) / (n + warm) * 1000, 3)
+        bare = await bare_grpc(port, requests(n + warm, 3), warm, args.batch)
+        out["bare_grpc_same_bytes"] = stats(bare["out"], bare["out_cpu"])
+        out["bare_grpc_same_bytes"]["server_cpu_ms_per_request"] = round(bare["out_server_cpu"][0] * 1000, 3)
+        out["bare_grpc_same_bytes_in_process"] = stats(bare["in"])
         out["remote_over_bare_p50"] = round(
             out["remote"]["p50_ms"] / out["bare_grpc_same_bytes"]["p50_ms"], 2
         )
@@ -212,7 +296,12 @@ def main() -> None:
     parser.add_argument("--remote-requests", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=50, help="EXTERNAL_SERVICE_ONFS_FS_BATCH_SIZE")
     parser.add_argument("--data", default="", help="reuse a generated data directory")
+    parser.add_argument("--replay-serve", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.replay_serve:
+        asyncio.run(_replay_serve(args.replay_serve, args.port))
+        return
     root = args.data or tempfile.mkdtemp(prefix="onfs_bench_")
     os.makedirs(root, exist_ok=True)
     if not os.path.exists(os.path.join(root, "catalog.parquet")):

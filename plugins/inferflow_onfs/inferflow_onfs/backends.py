@@ -6,14 +6,17 @@ row per key (missing entities and failed batches = missing rows) plus the failur
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Protocol
+
+import numpy as np
 
 from inferflow_core.api import DataType
 
 from .config import FeatureSpec
 from .frame import FeatureFrame
-from .store import LocalStore
+from .store import LabelTable, LocalStore
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,15 @@ class FetchRequest:
     keys_schema: tuple[str, ...]
     specs: tuple[FeatureSpec, ...]
 
-    @property
+    def __hash__(self) -> int:
+        # used as a dict key on every call (query templates, row templates): hash the 65 specs only once
+        got = self.__dict__.get("_hash")
+        if got is None:
+            got = hash((self.label, self.keys_schema, self.specs))
+            object.__setattr__(self, "_hash", got)
+        return got
+
+    @functools.cached_property
     def dtypes(self) -> tuple[DataType, ...]:
         return tuple(s.dtype for s in self.specs)
 
@@ -39,10 +50,19 @@ class FetchRequest:
 
 @dataclass
 class FetchOutcome:
+    """``frame`` has one row per key, or — when ``rows`` is set (the embedded store) — key ``i`` is row
+    ``rows[i]`` of ``frame`` and ``missing_row`` is an all-missing row, so the caller can gather once."""
+
     frame: FeatureFrame
     failures: list[tuple[str, str]] = field(default_factory=list)  # (kind, message)
     failed_all: bool = False
     calls: int = 0
+    rows: np.ndarray | None = None
+    missing_row: int = -1
+
+    def per_key(self) -> FeatureFrame:
+        """The frame with one row per key."""
+        return self.frame if self.rows is None else self.frame.take(self.rows)
 
 
 class Backend(Protocol):
@@ -63,6 +83,7 @@ class LocalBackend:
 
     def __init__(self, store: LocalStore) -> None:
         self.store = store
+        self._resolved: dict[FetchRequest, tuple[FeatureFrame, LabelTable]] = {}
 
     def _columns(self, request: FetchRequest) -> list[tuple[str, DataType | None]]:
         return [(f"{s.group}:{s.name}", s.dtype) for s in request.specs]
@@ -73,6 +94,9 @@ class LocalBackend:
     async def fetch(
         self, request: FetchRequest, keys: list[tuple[str, ...]], timeout: float | None
     ) -> FetchOutcome:
-        frame = self.store.prepared(request.label, request.keys_schema, self._columns(request))
-        table = self.store.table(request.label, request.keys_schema)
-        return FetchOutcome(frame.take(table.positions(keys)))
+        got = self._resolved.get(request)
+        if got is None:
+            frame = self.store.prepared(request.label, request.keys_schema, self._columns(request))
+            got = self._resolved[request] = (frame, self.store.table(request.label, request.keys_schema))
+        frame, table = got
+        return FetchOutcome(frame, rows=table.positions(keys), missing_row=frame.n - 1)

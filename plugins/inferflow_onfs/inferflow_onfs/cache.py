@@ -1,36 +1,129 @@
 """The feature cache (reference 5.2 steps 6 and 8): L1 in-process, optional L2 shared through ``diskcache``.
 
-Keys are ``model_config_id|cache_version|component|entity key``. A value is ``(layout, signature, blob,
-objects)``: ``layout`` names the component's feature list (wire labels and types), so an entry written for
-another feature list is a miss, never a wrong column layout. L1 is an LRU bounded in bytes with a TTL per
-entry; L2 (``INFERFLOW_ONFS_CACHE_L2_PATH``, a tmpfs path is best) is shared by the worker processes of one
-host and is read on an L1 miss, written off the request path (in a thread).
+Keys are ``model_config_id|cache_version|component|entity key``. L1 keeps the entities of one *format* — a
+component's feature list (wire labels and types) plus block layout (vector lengths) — in a :class:`Slab`
+laid out like the embedded store: one growable numpy array per block of values and of validity, with expiry,
+last use and size per row. The index is two-level, ``prefix -> entity -> slab << 32 | row``, so the entity
+strings of a request are looked up as they are (hashes already cached, no key strings built). A hit path is
+one dict pass over the keys and one ``take`` per block, and a warm cache of 100k entities is a few arrays
+rather than ~300k small objects for the garbage collector to walk (which is what made the old per-entry
+tuples spike to tens of ms). An entry of another feature list is a miss, never a wrong layout.
+
+Bounded in bytes (``IN_MEMORY_CACHE_SIZE_IN_BYTES``; an entry counts its row, key and string cells plus a
+fixed overhead). LRU is approximated: each hit stamps a use counter; when over the bound the least recently
+used entries are evicted (at least 1/16 of the bound at a time, so eviction is amortised). TTL is per entry.
+
+L2 (``INFERFLOW_ONFS_CACHE_L2_PATH``, a tmpfs path is best) is shared by the worker processes of one host:
+read on an L1 miss (hits are promoted to L1), written off the request path in a thread. An L2 value carries
+its format's description, so a process that never wrote that format can read it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
+import operator
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-_OVERHEAD = 120  # rough bytes of bookkeeping per entry (tuple, key object, OrderedDict node)
+import numpy as np
 
-CacheValue = tuple[str, tuple, bytes, Any]
+from inferflow_core.api import DataType
+
+from .codec import pack_rows, row_dtype, unpack_rows
+from .frame import Block, FeatureFrame
+
+_OVERHEAD = 120  # rough bytes of bookkeeping per entry (key object, index entry, arrays)
+_SHIFT = 32
+_MASK = (1 << _SHIFT) - 1
 
 
-def entry_size(key: str, value: CacheValue) -> int:
-    size = _OVERHEAD + len(key) + len(value[2])
-    objs = value[3]
-    if objs:
-        for item, _ in objs:
-            size += 50 + (sum(len(s) for s in item) if isinstance(item, list) else len(item))
-    return size
+def _cells_size(values: np.ndarray, vector: bool) -> np.ndarray:
+    """Bytes of the string cells of one variable-width block, per row."""
+    if vector:
+        return np.fromiter((50 + sum(map(len, v)) for v in values), dtype=np.int64, count=len(values))
+    return np.fromiter((50 + len(v) for v in values), dtype=np.int64, count=len(values))
+
+
+class Slab:
+    """The cached entities of one format, stored like the embedded store: one growable array per block
+    (values and validity), so a hit is a ``take`` per block. ``full`` marks rows whose cells are all
+    present (then validity need not be gathered); expiry, last use and size are per-row arrays."""
+
+    def __init__(self, sid: int, fmt: int, layout: str, signature: tuple) -> None:
+        self.sid, self.fmt, self.layout, self.signature = sid, fmt, layout, signature
+        self.specs: list[tuple[DataType, tuple, int]] = list(signature[0])
+        self.values: list[np.ndarray] = []
+        self.valid: list[np.ndarray] = []
+        self.row_bytes = 0
+        for dt, shape, k in self.specs:
+            if dt.is_fixed_width:
+                self.values.append(np.zeros((0, *shape), dtype=dt.numpy_dtype))
+                self.row_bytes += int(np.prod(shape, dtype=np.int64)) * dt.itemsize + k
+            else:
+                self.values.append(np.empty(0, dtype=object))
+                self.row_bytes += 8 + k
+            self.valid.append(np.zeros((0, k), dtype=bool))
+        self.row_bytes += 1 + 8 + 8 + 8 + 4  # full, expires, used, sizes, prefixes
+        self.full = np.zeros(0, dtype=bool)
+        self.expires = np.zeros(0)
+        self.used = np.zeros(0, dtype=np.int64)
+        self.sizes = np.zeros(0, dtype=np.int64)  # 0 = free row
+        self.keys: list[str | None] = []  # entity of each row (None = free)
+        self.prefixes = np.zeros(0, dtype=np.int32)  # and its key prefix, as an id
+        self.free: list[int] = []
+
+    def allocate(self, count: int) -> np.ndarray:
+        """``count`` free rows (growing the arrays by doubling when needed)."""
+        take = min(count, len(self.free))
+        got = [self.free.pop() for _ in range(take)]
+        if take < count:
+            start = len(self.keys)
+            need = start + count - take
+            if need > len(self.full):
+                cap = max(need, len(self.full) * 3 // 2, 64)
+                self.values = [_grow(v, cap) for v in self.values]
+                self.valid = [_grow(v, cap) for v in self.valid]
+                self.full, self.expires = _grow(self.full, cap), _grow(self.expires, cap)
+                self.used, self.sizes = _grow(self.used, cap), _grow(self.sizes, cap)
+                self.prefixes = _grow(self.prefixes, cap)
+            self.keys.extend([None] * (need - start))
+            got.extend(range(start, need))
+        return np.asarray(got, dtype=np.intp)
+
+    def write(self, rows: np.ndarray, frame: FeatureFrame) -> None:
+        full = np.ones(len(rows), dtype=bool)
+        for b, block in enumerate(frame.blocks):
+            self.values[b][rows] = block.values
+            self.valid[b][rows] = block.valid
+            full &= block.valid.all(axis=1)
+        self.full[rows] = full
+
+    def clear(self, row: int) -> None:
+        for b, (dt, _shape, _k) in enumerate(self.specs):
+            if not dt.is_fixed_width:
+                self.values[b][row] = None  # let the strings go
+
+    def frame(self, rows: np.ndarray) -> FeatureFrame:
+        n = len(rows)
+        dense = bool(self.full[rows].all())
+        blocks = []
+        for b, (dt, _shape, k) in enumerate(self.specs):
+            valid = np.ones((n, k), dtype=bool) if dense else self.valid[b][rows]
+            blocks.append(Block(dt, self.values[b][rows], valid))
+        return FeatureFrame(n, blocks, self.signature[1])
+
+
+def _grow(arr: np.ndarray, cap: int) -> np.ndarray:
+    out = np.zeros((cap, *arr.shape[1:]), dtype=arr.dtype) if arr.dtype != object else np.empty(cap, object)
+    out[: len(arr)] = arr
+    return out
 
 
 class FeatureCache:
-    """Byte-bounded LRU with per-entry TTL, plus an optional diskcache L2."""
+    """Byte-bounded, approximately-LRU entity cache with per-entry TTL, plus an optional diskcache L2."""
 
     def __init__(
         self, max_bytes: int, l2_path: str = "", clock: Callable[[], float] = time.monotonic
@@ -39,7 +132,12 @@ class FeatureCache:
         self.clock = clock
         self.bytes = 0
         self.hits = self.misses = self.l2_hits = self.evictions = 0
-        self._l1: OrderedDict[str, tuple[float, int, CacheValue]] = OrderedDict()
+        self._index: dict[str, dict[str, int]] = {}  # key prefix (model|version|component|) -> entity -> code
+        self._prefixes: list[str] = []
+        self._prefix_ids: dict[str, int] = {}
+        self._slabs: list[Slab] = []
+        self._by_format: dict[int, Slab] = {}
+        self._tick = 0
         self._l2: Any = None
         self._pending: set[asyncio.Future[None]] = set()
         if l2_path:
@@ -48,42 +146,109 @@ class FeatureCache:
             self._l2 = diskcache.Cache(l2_path)
 
     def __len__(self) -> int:
-        return len(self._l1)
+        return sum(map(len, self._index.values()))
 
-    def get_many(self, keys: Sequence[str]) -> list[CacheValue | None]:
-        """L1 lookups (expired entries are dropped)."""
-        now, l1 = self.clock(), self._l1
-        out: list[CacheValue | None] = []
-        for key in keys:
-            got = l1.get(key)
-            if got is None:
-                out.append(None)
-            elif got[0] <= now:
-                self._drop(key)
-                out.append(None)
-            else:
-                l1.move_to_end(key)
-                out.append(got[2])
-        found = sum(v is not None for v in out)
-        self.hits += found
-        self.misses += len(out) - found
-        return out
-
-    async def get_many_l2(self, keys: Sequence[str], ttl: float) -> list[CacheValue | None]:
-        """L2 lookups for L1 misses (in a thread); hits are promoted to L1 with ``ttl``."""
-        if self._l2 is None or not keys:
-            return [None] * len(keys)
-        got: list[CacheValue | None] = await asyncio.to_thread(lambda: [self._l2.get(k) for k in keys])
-        found = [(k, v) for k, v in zip(keys, got, strict=True) if v is not None]
-        self.l2_hits += len(found)
-        self._put_l1(found, ttl)
+    # ------------------------------------------------------------------------------------ formats
+    def slab(self, layout: str, signature: tuple) -> Slab:
+        """The slab of (feature list, block layout); its format id is the same in every process."""
+        digest = hashlib.blake2b(f"{layout}\n{signature!r}".encode(), digest_size=8).digest()
+        fmt = int.from_bytes(digest, "little")
+        got = self._by_format.get(fmt)
+        if got is None:
+            got = self._by_format[fmt] = Slab(len(self._slabs), fmt, layout, signature)
+            self._slabs.append(got)
         return got
 
-    def put_many(self, items: Sequence[tuple[str, CacheValue]], ttl: float) -> None:
-        """Store in L1 now and in L2 off the request path."""
-        self._put_l1(items, ttl)
-        if self._l2 is not None and items:
-            batch = list(items)
+    # ------------------------------------------------------------------------------------ reads
+    def lookup(
+        self, prefix: str, keys: Sequence[str], count: bool = True
+    ) -> list[tuple[np.ndarray, Slab, np.ndarray]]:
+        """Live L1 entries of ``prefix + key`` for ``keys`` as ``(positions in keys, slab, rows)`` per slab.
+        Expired entries are dropped; hits are stamped as recently used. (Two-level index: the entity strings
+        of a request are looked up as they are, their hashes already computed, no key strings built.)"""
+        index = self._index.get(prefix)
+        if index is None:
+            if count:
+                self.misses += len(keys)
+            return []
+        codes = list(map(index.get, keys))
+        hit = list(itertools.compress(range(len(codes)), map(operator.is_not, codes, itertools.repeat(None))))
+        out = []
+        found = 0
+        if hit:
+            packed = (
+                np.array(codes, dtype=np.int64)
+                if len(hit) == len(codes)
+                else np.fromiter((codes[i] for i in hit), dtype=np.int64, count=len(hit))
+            )
+            where = np.asarray(hit, dtype=np.intp)
+            sids = packed >> _SHIFT
+            rows_all = (packed & _MASK).astype(np.intp)
+            first = int(sids[0])
+            groups = [first] if (sids == first).all() else np.unique(sids).tolist()
+            now = self.clock()
+            self._tick += 1
+            for sid in groups:
+                sel = None if len(groups) == 1 else np.flatnonzero(sids == sid)
+                pos = where if sel is None else where[sel]
+                rows = rows_all if sel is None else rows_all[sel]
+                slab = self._slabs[sid]
+                live = slab.expires[rows] > now
+                if not live.all():
+                    self._remove(slab, rows[~live])
+                    pos, rows = pos[live], rows[live]
+                slab.used[rows] = self._tick
+                found += len(rows)
+                if len(rows):
+                    out.append((pos, slab, rows))
+        if count:
+            self.hits += found
+            self.misses += len(keys) - found
+        return out
+
+    async def fill_from_l2(self, prefix: str, keys: Sequence[str], ttl: float) -> int:
+        """Read L1 misses from L2 (in a thread) and promote the hits to L1 with ``ttl``; how many."""
+        if self._l2 is None or not keys:
+            return 0
+        raw: list[Any] = await asyncio.to_thread(lambda: [self._l2.get(prefix + k) for k in keys])
+        groups: dict[int, tuple[Slab, list[str], list[bytes], list[Any]]] = {}
+        for key, got in zip(keys, raw, strict=True):
+            if got is None:
+                continue
+            try:
+                (layout, signature), row, cells = got
+                slab = self.slab(layout, signature)
+            except (TypeError, ValueError):  # written by another version of this plugin: a miss
+                continue
+            if len(row) != row_dtype(signature).itemsize:
+                continue
+            group = groups.setdefault(slab.fmt, (slab, [], [], []))
+            group[1].append(key)
+            group[2].append(row)
+            group[3].append(cells)
+        promoted = 0
+        for slab, gkeys, rows, cells in groups.values():
+            arr = np.frombuffer(b"".join(rows), dtype=row_dtype(slab.signature))
+            frame = unpack_rows(slab.signature, arr, None if cells[0] is None else cells)
+            self._insert(prefix, slab, gkeys, frame, ttl)
+            promoted += len(gkeys)
+        self.l2_hits += promoted
+        return promoted
+
+    # ------------------------------------------------------------------------------------ writes
+    def put_frame(
+        self, prefix: str, keys: Sequence[str], layout: str, frame: FeatureFrame, ttl: float
+    ) -> None:
+        """Cache row ``i`` of ``frame`` under ``prefix + keys[i]`` (L1 now, L2 off the request path)."""
+        if not keys:
+            return
+        slab = self.slab(layout, frame.signature)
+        self._insert(prefix, slab, keys, frame, ttl)
+        if self._l2 is not None:
+            arr, objs = pack_rows(frame)
+            desc = (slab.layout, slab.signature)
+            values = [(desc, arr[i].tobytes(), None if objs is None else objs[i]) for i in range(len(keys))]
+            batch = [(prefix + key, value) for key, value in zip(keys, values, strict=True)]
 
             def write() -> None:
                 for key, value in batch:
@@ -98,24 +263,70 @@ class FeatureCache:
         if self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
-    def _put_l1(self, items: Sequence[tuple[str, CacheValue]], ttl: float) -> None:
-        expires = self.clock() + ttl
-        for key, value in items:
-            size = entry_size(key, value)
-            if size > self.max_bytes:
-                continue
-            if key in self._l1:
-                self._drop(key)
-            self._l1[key] = (expires, size, value)
-            self.bytes += size
-        while self.bytes > self.max_bytes and self._l1:
-            _key, (_e, size, _v) = self._l1.popitem(last=False)
-            self.bytes -= size
-            self.evictions += 1
+    def _insert(self, prefix: str, slab: Slab, keys: Sequence[str], frame: FeatureFrame, ttl: float) -> None:
+        index = self._index.get(prefix)
+        if index is None:
+            index = self._index[prefix] = {}
+            self._prefix_ids[prefix] = len(self._prefixes)
+            self._prefixes.append(prefix)
+        prefix_id = self._prefix_ids[prefix]
+        for key in keys:  # replace: drop the old entry wherever it lives
+            code = index.get(key)
+            if code is not None:
+                self._remove(self._slabs[code >> _SHIFT], np.array([code & _MASK]))
+        base_size = _OVERHEAD + slab.row_bytes + len(prefix)
+        sizes = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)) + base_size
+        for block in frame.blocks:
+            if not block.fixed:
+                sizes += _cells_size(block.values, block.dtype.is_vector)
+        fits = sizes <= self.max_bytes
+        if not fits.all():
+            keep = np.flatnonzero(fits)
+            keys, frame, sizes = [keys[i] for i in keep.tolist()], frame.take(keep), sizes[keep]
+        if not len(keys):
+            return
+        rows = slab.allocate(len(keys))
+        slab.write(rows, frame)
+        slab.expires[rows] = self.clock() + ttl
+        self._tick += 1
+        slab.used[rows] = self._tick
+        slab.sizes[rows] = sizes
+        code = slab.sid << _SHIFT
+        slab.prefixes[rows] = prefix_id
+        for key, row in zip(keys, rows.tolist(), strict=True):
+            slab.keys[row] = key
+            index[key] = code | row
+        self.bytes += int(sizes.sum())
+        if self.bytes > self.max_bytes:
+            self._evict()
 
-    def _drop(self, key: str) -> None:
-        _e, size, _v = self._l1.pop(key)
-        self.bytes -= size
+    def _remove(self, slab: Slab, rows: np.ndarray) -> None:
+        for row in rows.tolist():
+            key = slab.keys[row]
+            if key is None:
+                continue
+            del self._index[self._prefixes[slab.prefixes[row]]][key]
+            slab.keys[row] = None
+            slab.clear(row)
+            self.bytes -= int(slab.sizes[row])
+            slab.sizes[row] = 0
+            slab.free.append(row)
+
+    def _evict(self) -> None:
+        """Drop the least recently used entries until at least 1/16 of the bound is free."""
+        target = self.bytes - self.max_bytes + self.max_bytes // 16
+        used = np.concatenate([s.used[: len(s.keys)] for s in self._slabs])
+        sizes = np.concatenate([s.sizes[: len(s.keys)] for s in self._slabs])
+        owner = np.concatenate([np.full(len(s.keys), s.sid) for s in self._slabs])
+        rows = np.concatenate([np.arange(len(s.keys)) for s in self._slabs])
+        occupied = np.flatnonzero(sizes > 0)
+        order = occupied[np.argsort(used[occupied], kind="stable")]
+        upto = int(np.searchsorted(np.cumsum(sizes[order]), target)) + 1
+        victims = order[:upto]
+        for sid in np.unique(owner[victims]).tolist():
+            mine = victims[owner[victims] == sid]
+            self._remove(self._slabs[sid], rows[mine])
+        self.evictions += len(victims)
 
     def close(self) -> None:
         if self._l2 is not None:

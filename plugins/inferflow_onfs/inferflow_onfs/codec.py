@@ -1,9 +1,10 @@
-"""Wire cells <-> FeatureFrame, and FeatureFrame rows <-> compact cache entries.
+"""Wire cells <-> FeatureFrame (the general path), and FeatureFrame rows <-> L2 cache rows.
 
-Decoding (reference 4.4 encodings): rows whose fixed-width cells all have the expected size are decoded
-together — their cells joined into one buffer and read with a single ``np.frombuffer`` over a structured dtype
-with one field per block. Only the other rows (missing cells, wrong sizes) and string features go through
-``api.cells_to_array`` column by column. No per-cell Python for fixed-width types.
+Decoding (reference 4.4 encodings; answers that fit a ``wire.RowTemplate`` never get here): rows whose
+fixed-width cells all have the expected size are decoded together — their cells joined into one buffer and
+read with a single ``np.frombuffer`` over a structured dtype with one field per block. Only the other rows
+(missing cells, wrong sizes) and string features go through ``api.cells_to_array`` column by column. No
+per-cell Python for fixed-width types.
 """
 
 from __future__ import annotations
@@ -99,57 +100,50 @@ def encode_columns(frame: FeatureFrame, dtypes: Sequence[DataType]) -> list[list
     return out
 
 
-# ---------------------------------------------------------------------------------------- cache entries
-def _struct(frame: FeatureFrame) -> np.dtype:
-    fields = []
-    for b, block in enumerate(frame.blocks):
-        if block.fixed:
-            fields.append((f"v{b}", raw_dtype(block.dtype), (block.values.shape[1],)))
-            fields.append((f"m{b}", np.dtype(np.bool_), (block.valid.shape[1],)))
+# ---------------------------------------------------------------------------------------- cache rows
+# The L2 cache stores an entity as one structured row (fixed-width values and validity per block), with its
+# string cells beside it — see cache.py.
+def row_dtype(signature: tuple) -> np.dtype:
+    """Structured dtype of one entity of frames with ``signature`` (fixed-width blocks only)."""
+    fields: list = []
+    for b, (dt, shape, k) in enumerate(signature[0]):
+        if dt.is_fixed_width:
+            fields.append((f"v{b}", raw_dtype(dt), shape))
+            fields.append((f"m{b}", np.dtype(np.bool_), (k,)))
     return np.dtype(fields)
 
 
-def pack_rows(frame: FeatureFrame) -> tuple[tuple, list[bytes], list]:
-    """``(signature, per-row blobs, per-row objects)``: a row's fixed-width values and validity as one
-    bytes object, plus its string cells (None when the frame has none)."""
-    struct = _struct(frame)
-    arr = np.empty(frame.n, dtype=struct)
+def pack_rows(frame: FeatureFrame) -> tuple[np.ndarray, list | None]:
+    """The frame's rows as a structured array, and per-row string cells (None when it has none)."""
+    arr = np.empty(frame.n, dtype=row_dtype(frame.signature))
     for b, block in enumerate(frame.blocks):
         if block.fixed:
             arr[f"v{b}"] = to_raw(block.values, block.dtype)
             arr[f"m{b}"] = block.valid
-    buf, size = arr.tobytes(), struct.itemsize
-    blobs = [buf[i * size : (i + 1) * size] for i in range(frame.n)]
     var = [b for b, block in enumerate(frame.blocks) if not block.fixed]
     if not var:
-        return frame.signature, blobs, [None] * frame.n
+        return arr, None
     objs = [
         tuple((frame.blocks[b].values[i], bool(frame.blocks[b].valid[i, 0])) for b in var)
         for i in range(frame.n)
     ]
-    return frame.signature, blobs, objs
+    return arr, objs
 
 
-def unpack_rows(signature: tuple, blobs: Sequence[bytes], objs: Sequence[tuple | None]) -> FeatureFrame:
-    """Inverse of :func:`pack_rows` for rows that share ``signature``."""
+def unpack_rows(signature: tuple, arr: np.ndarray, objs: Sequence[tuple] | None) -> FeatureFrame:
+    """Inverse of :func:`pack_rows` (``arr`` is a structured array of :func:`row_dtype`)."""
     block_specs, slots = signature
-    n = len(blobs)
-    fields: list = []
-    for b, (dt, shape, k) in enumerate(block_specs):
-        if dt.is_fixed_width:
-            fields.append((f"v{b}", raw_dtype(dt), shape))
-            fields.append((f"m{b}", np.dtype(np.bool_), (k,)))
-    arr = np.frombuffer(b"".join(blobs), dtype=np.dtype(fields))
+    n = len(arr)
     blocks = []
     var_i = 0
     for b, (dt, _shape, _k) in enumerate(block_specs):
         if dt.is_fixed_width:
-            blocks.append(Block(dt, from_raw(arr[f"v{b}"], dt).copy(), arr[f"m{b}"].copy()))
+            blocks.append(Block(dt, from_raw(arr[f"v{b}"], dt), arr[f"m{b}"]))
             continue
         values = np.empty(n, dtype=object)
         valid = np.zeros((n, 1), dtype=bool)
-        for i, row in enumerate(objs):
-            values[i], valid[i, 0] = row[var_i]  # type: ignore[index]
+        for i, row in enumerate(objs or ()):
+            values[i], valid[i, 0] = row[var_i]
         blocks.append(Block(dt, values, valid))
         var_i += 1
     return FeatureFrame(n, blocks, slots)

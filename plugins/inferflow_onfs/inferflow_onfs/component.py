@@ -9,7 +9,6 @@ the matrix rows with the inverse index — one numpy operation per block, one ``
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 
 import numpy as np
 
@@ -23,9 +22,8 @@ from inferflow_core.api import (
     RunContext,
 )
 
-from .backends import Backend, FetchRequest
-from .cache import CacheValue, FeatureCache
-from .codec import pack_rows, unpack_rows
+from .backends import Backend, FetchOutcome, FetchRequest
+from .cache import FeatureCache, Slab
 from .config import FeatureComponentConfig, feature_specs
 from .frame import FeatureFrame, assemble
 
@@ -45,6 +43,7 @@ class FeatureComponent(Component):
         super().__init__(cfg.component, model_id)
         self.cfg = cfg
         self.specs = feature_specs(cfg)
+        self.columns = [s.column for s in self.specs]
         self.key_cols = [k.col for k in cfg.fs_keys]
         self.request = FetchRequest(cfg.fs_request.label, tuple(k.schema_ for k in cfg.fs_keys), self.specs)
         self.backend = backend
@@ -71,7 +70,10 @@ class FeatureComponent(Component):
         texts = []
         for col in self.key_cols:
             values, valid = matrix.read(col, DataType.STRING)
-            texts.append([v if ok else "" for v, ok in zip(values.tolist(), valid.tolist(), strict=True)])
+            if valid.all():
+                texts.append(values.tolist())
+            else:
+                texts.append([v if ok else "" for v, ok in zip(values.tolist(), valid.tolist(), strict=True)])
         row_keys = list(zip(*texts, strict=True))
         if self.specs:
             await self._features(ctx, row_keys)
@@ -80,48 +82,81 @@ class FeatureComponent(Component):
             matrix.set_column(self.cfg.component_id, joined, joined != "")
 
     async def _features(self, ctx: RunContext, row_keys: list[tuple[str, ...]]) -> None:
-        index: dict[tuple[str, ...], int] = {}
-        inverse = np.fromiter((index.setdefault(k, len(index)) for k in row_keys), np.intp, len(row_keys))
-        unique = [k for k in index if all(k)]  # a key with an empty part is never sent
-        positions = np.fromiter((index[k] for k in unique), np.intp, len(unique))
-        parts, misses = await self._from_cache(unique, positions)
+        # dedupe at C speed: dict.fromkeys keeps first-seen order, map() looks every row up
+        index = {k: i for i, k in enumerate(dict.fromkeys(row_keys))}
+        inverse = np.fromiter(map(index.__getitem__, row_keys), np.intp, len(row_keys))
+        if len(self.key_cols) == 1 and ("",) not in index:
+            unique = list(index)
+            positions = np.arange(len(unique), dtype=np.intp)
+        else:
+            unique = [k for k in index if all(k)]  # a key with an empty part is never sent
+            positions = np.fromiter((index[k] for k in unique), np.intp, len(unique))
+        cached, misses = await self._from_cache(unique, positions)
+        if not misses and len(cached) == 1 and len(unique) == len(index):  # all hits: one gather
+            pos, slab, rows = cached[0]
+            order = np.empty(len(index), dtype=np.intp)
+            order[positions[pos]] = rows
+            self._write(ctx, slab.frame(order[inverse]))
+            return
+        parts = [(positions[pos], slab.frame(rows)) for pos, slab, rows in cached]
         if misses:
-            parts.append((positions[misses], await self._fetch(ctx, unique, misses)))
+            outcome = await self._fetch(ctx, unique, misses)
+            if outcome.rows is not None and not parts:  # the embedded store: one gather, no merge
+                rows = np.full(len(index), outcome.missing_row, dtype=np.intp)
+                rows[positions[misses]] = outcome.rows
+                self._write(ctx, outcome.frame.take(rows[inverse]))
+                return
+            parts.append((positions[misses], outcome.per_key()))
         frame = assemble(self.request.dtypes, len(index), parts).take(inverse)
-        for j, spec in enumerate(self.specs):
-            values, valid = frame.column(j)
-            if valid.any():
-                ctx.matrix.set_column(spec.column, values, valid)
+        self._write(ctx, frame)
+
+    def _write(self, ctx: RunContext, frame: FeatureFrame) -> None:
+        """One ``set_column`` per feature that has a value: views into the frame's blocks, no copies."""
+        filled: list[np.ndarray] = [np.asarray(b.valid.any(axis=0)) for b in frame.blocks]
+        blocks, set_column = frame.blocks, ctx.matrix.set_column
+        for name, slot in zip(self.columns, frame.slots, strict=True):
+            if not filled[slot.block][slot.vcol]:
+                continue
+            block = blocks[slot.block]
+            valid = block.valid[:, slot.vcol]
+            if not block.fixed:
+                set_column(name, block.values, valid)
+            elif slot.vector:
+                set_column(name, block.values[:, slot.start : slot.start + slot.dim], valid)
+            else:
+                set_column(name, block.values[:, slot.start], valid)
 
     async def _from_cache(
         self, unique: list[tuple[str, ...]], positions: np.ndarray
-    ) -> tuple[list[tuple[np.ndarray, FeatureFrame]], list[int]]:
-        """Frames of the cached entities and the indices (into ``unique``) still to fetch."""
-        if self.cache is None:
+    ) -> tuple[list[tuple[np.ndarray, Slab, np.ndarray]], list[int]]:
+        """The cached entities as ``(indices into unique, slab, slab rows)``; the indices still to fetch."""
+        cache = self.cache
+        if cache is None or not unique:
             return [], list(range(len(unique)))
-        keys = [self.cache_prefix + "|".join(k) for k in unique]
-        got = self.cache.get_many(keys)
-        missing = [i for i, v in enumerate(got) if v is None or v[0] != self.layout]
-        if missing and self.cache._l2 is not None:
-            more = await self.cache.get_many_l2([keys[i] for i in missing], self.ttl)
-            for i, value in zip(missing, more, strict=True):
-                got[i] = value
-            missing = [i for i in missing if got[i] is None or got[i][0] != self.layout]  # type: ignore[index]
-        hits = len(unique) - len(missing)
-        self._count("onfs_cache_requests", hits, result="hit")
-        self._count("onfs_cache_requests", len(missing), result="miss")
-        groups: dict[tuple, list[int]] = defaultdict(list)
-        skip = set(missing)
-        for i, value in enumerate(got):
-            if i not in skip:
-                groups[value[1]].append(i)  # type: ignore[index]
+        prefix = self.cache_prefix
+        keys = [k[0] for k in unique] if len(self.key_cols) == 1 else ["|".join(k) for k in unique]
+        found = cache.lookup(prefix, keys)
+        if cache._l2 is not None and sum(len(pos) for pos, _, _ in found) < len(keys):
+            have = np.zeros(len(keys), dtype=bool)
+            for pos, _, _ in found:
+                have[pos] = True
+            missing = np.flatnonzero(~have)
+            if await cache.fill_from_l2(prefix, [keys[i] for i in missing.tolist()], self.ttl):
+                more = cache.lookup(prefix, [keys[i] for i in missing.tolist()], count=False)
+                found += [(missing[pos], slab, rows) for pos, slab, rows in more]
         parts = []
-        for signature, idx in groups.items():
-            frame = unpack_rows(signature, [got[i][2] for i in idx], [got[i][3] for i in idx])  # type: ignore[index]
-            parts.append((positions[idx], frame))
-        return parts, missing
+        usable = np.zeros(len(unique), dtype=bool)
+        for pos, slab, rows in found:
+            if slab.layout != self.layout:
+                continue  # written for another feature list: a miss
+            usable[pos] = True
+            parts.append((pos, slab, rows))
+        misses = np.flatnonzero(~usable).tolist()
+        self._count("onfs_cache_requests", len(unique) - len(misses), result="hit")
+        self._count("onfs_cache_requests", len(misses), result="miss")
+        return parts, misses
 
-    async def _fetch(self, ctx: RunContext, unique: list[tuple[str, ...]], misses: list[int]) -> FeatureFrame:
+    async def _fetch(self, ctx: RunContext, unique: list[tuple[str, ...]], misses: list[int]) -> FetchOutcome:
         if self.backend is None:
             raise ComponentError(
                 f"model {self.model_id!r} component {self.name!r}: no feature store configured: "
@@ -142,22 +177,22 @@ class FeatureComponent(Component):
                 raise ComponentError(text, kind)
             ctx.fail(self.name, kind, text)
         if self.cache is not None:
-            self._store(keys, outcome.frame)
-        return outcome.frame
+            self._store(keys, outcome.per_key())
+        return outcome
 
     def _store(self, keys: list[tuple[str, ...]], frame: FeatureFrame) -> None:
         """Cache the entities that came back with at least one value (missing ones are asked again)."""
+        cache = self.cache
+        assert cache is not None
         has = np.zeros(frame.n, dtype=bool)
         for block in frame.blocks:
             has |= block.valid.any(axis=1)
         if not has.any():
             return
-        signature, blobs, objs = pack_rows(frame)
-        items: list[tuple[str, CacheValue]] = [
-            (self.cache_prefix + "|".join(keys[i]), (self.layout, signature, blobs[i], objs[i]))
-            for i in np.flatnonzero(has).tolist()
-        ]
-        self.cache.put_many(items, self.ttl)  # type: ignore[union-attr]
+        rows = np.flatnonzero(has)
+        entities = ["|".join(keys[i]) for i in rows.tolist()]
+        sub = frame if len(rows) == frame.n else frame.take(rows)
+        cache.put_frame(self.cache_prefix, entities, self.layout, sub, self.ttl)
 
     def _count(self, name: str, amount: float, **labels: str) -> None:
         if self.metrics is not None and amount:

@@ -18,28 +18,30 @@ from inferflow_core.api import DataType
 _FP8 = (DataType.FP8E4M3, DataType.FP8E5M2)
 
 
-@dataclass
 class Block:
     """``values``: ``(n, width)`` elements of ``dtype`` (fixed width) or ``(n,)`` objects (variable width).
-    ``valid``: ``(n, k)``, one column per feature stored in the block."""
+    ``valid``: ``(n, k)``, one column per feature stored in the block. ``fixed`` is computed once (the
+    request path reads it per block, and DataType properties are not free). ``dense``: every row but the
+    last is valid and the last is not (the embedded store's blocks with their missing row), so a ``take``
+    can skip gathering validity from a large table."""
 
-    dtype: DataType
-    values: np.ndarray
-    valid: np.ndarray
+    __slots__ = ("dense", "dtype", "fixed", "valid", "values")
 
-    @property
-    def fixed(self) -> bool:
-        return self.dtype.is_fixed_width
+    def __init__(self, dtype: DataType, values: np.ndarray, valid: np.ndarray, dense: bool = False) -> None:
+        self.dtype, self.values, self.valid = dtype, values, valid
+        self.fixed = dtype.is_fixed_width
+        self.dense = dense
 
 
 @dataclass(frozen=True)
 class Slot:
-    """Where a feature lives: block index, first element, vector length (0 = scalar), validity column."""
+    """Where a feature lives: block index, first element, vector length, validity column, is a vector."""
 
     block: int
     start: int
     dim: int
     vcol: int
+    vector: bool = False
 
 
 def raw_dtype(dt: DataType) -> np.dtype:
@@ -80,10 +82,11 @@ class FeatureFrame:
         blocks: list[Block] = []
         slots: list[Slot] = []
         pending: list[tuple[np.ndarray, np.ndarray]] = []
+        offset = 0
         for dt, (values, valid) in zip(dtypes, columns, strict=True):
             if not dt.is_fixed_width:
                 cls._flush(blocks, pending)
-                slots.append(Slot(len(blocks), 0, 0, 0))
+                slots.append(Slot(len(blocks), 0, 0, 0, dt.is_vector))
                 blocks.append(Block(dt, values, valid.reshape(n, 1)))
                 continue
             elem = dt.scalar
@@ -91,9 +94,10 @@ class FeatureFrame:
                 cls._flush(blocks, pending)
             if not pending:
                 blocks.append(Block(elem, np.empty((n, 0)), np.empty((n, 0), dtype=bool)))
-            start = sum(v.shape[1] if v.ndim == 2 else 1 for v, _ in pending)
+                offset = 0
             dim = values.shape[1] if values.ndim == 2 else 0
-            slots.append(Slot(len(blocks) - 1, start, dim, len(pending)))
+            slots.append(Slot(len(blocks) - 1, offset, dim, len(pending), values.ndim == 2))
+            offset += dim if values.ndim == 2 else 1
             pending.append((values, valid))
         cls._flush(blocks, pending)
         return cls(n, blocks, slots)
@@ -115,13 +119,21 @@ class FeatureFrame:
         valid = block.valid[:, slot.vcol]
         if not block.fixed:
             return block.values, valid
-        if slot.dim == 0:
+        if not slot.vector:
             return block.values[:, slot.start], valid
         return block.values[:, slot.start : slot.start + slot.dim], valid
 
     def take(self, idx: np.ndarray) -> FeatureFrame:
         """Rows ``idx`` (in that order)."""
-        blocks = [Block(b.dtype, b.values[idx], b.valid[idx]) for b in self.blocks]
+        blocks = []
+        last = self.n - 1
+        for b in self.blocks:
+            if b.dense:
+                valid = np.ones((len(idx), b.valid.shape[1]), dtype=bool)
+                valid[idx == last] = False
+            else:
+                valid = b.valid[idx]
+            blocks.append(Block(b.dtype, b.values[idx], valid))
         return FeatureFrame(len(idx), blocks, self.slots)
 
     @property

@@ -4,6 +4,10 @@ For remote-mode benchmarks, for tests of the client, and for teams without OnFS.
 reference 4.4 in the store's own types (a ``name@DataTypeX`` feature is converted to X, as OnFS quantises);
 one row per requested key, in query order, carrying its keys; an unknown entity is a row of empty cells.
 ``INFERFLOW_ONFS_SERVE_TEST_SLEEP_MS`` (tests only) delays every answer.
+
+Per query shape (entity, key schema, feature groups) the resolved columns, the response header and the row
+templates are computed once; a call is then key lookup, one ``take`` and one numpy scatter of the values into
+serialized rows (protobuf only for rows with missing cells or string features).
 """
 
 from __future__ import annotations
@@ -21,11 +25,25 @@ from inferflow_core.api import DataType, DataTypeError, format_column, parse_dty
 from ._proto import retrieve_pb2 as pb
 from .codec import encode_columns
 from .frame import FeatureFrame, to_raw
-from .store import LocalStore, StoreError
+from .store import LabelTable, LocalStore, StoreError
+from .wire import RowTemplate, cell_widths, key_bytes, varint
 
 log = logging.getLogger("inferflow.onfs.server")
 SERVICE = "retrieve.FeatureService"
 SLEEP_ENV = "INFERFLOW_ONFS_SERVE_TEST_SLEEP_MS"
+
+
+class _Plan:
+    """What a query shape (entity, key schema, feature groups) resolves to, computed once per shape."""
+
+    __slots__ = ("dtypes", "frame", "head", "schemas", "table", "templates")
+
+    def __init__(
+        self, table: LabelTable, frame: FeatureFrame, dtypes: list[DataType], schemas: list, head: bytes
+    ):
+        self.table, self.frame, self.schemas, self.head = table, frame, schemas, head
+        self.dtypes = tuple(dtypes)
+        self.templates: dict[tuple[int, ...], RowTemplate] = {}
 
 
 class FeatureService:
@@ -36,21 +54,26 @@ class FeatureService:
         self.caller_id = caller_id
         self.auth_token = auth_token
         self.sleep_s = float(os.environ.get(SLEEP_ENV, "0") or 0) / 1000
+        self._plans: dict[tuple, _Plan] = {}
 
-    async def _lookup(
-        self, query: pb.Query, context: grpc.aio.ServicerContext
-    ) -> tuple[list[tuple[str, ...]], FeatureFrame, list[DataType], list[pb.FeatureSchema]]:
+    async def _check(self, context: grpc.aio.ServicerContext) -> None:
+        if not (self.auth_token or self.caller_id):
+            return
         meta = dict(context.invocation_metadata() or ())
         if self.auth_token and meta.get("online-feature-store-auth-token") != self.auth_token:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid online-feature-store-auth-token")
         if self.caller_id and meta.get("online-feature-store-caller-id") != self.caller_id:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "unknown online-feature-store-caller-id")
-        if self.sleep_s:
-            await asyncio.sleep(self.sleep_s)
-        keys = [tuple(k.cols) for k in query.keys]
-        width = len(query.keys_schema)
-        if any(len(k) != width for k in keys):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"every key must have {width} columns")
+
+    async def _plan(self, query: pb.Query, context: grpc.aio.ServicerContext) -> _Plan:
+        shape = (
+            query.entity_label,
+            tuple(query.keys_schema),
+            tuple((g.label, tuple(g.feature_labels)) for g in query.feature_groups),
+        )
+        got = self._plans.get(shape)
+        if got is not None:
+            return got
         columns: list[tuple[str, DataType | None]] = []
         schemas = []
         for group in query.feature_groups:
@@ -69,23 +92,36 @@ class FeatureService:
             dtypes = [dt or table.dtype(name) for name, dt in columns]
         except (StoreError, DataTypeError) as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        return keys, prepared.take(table.positions(keys)), dtypes, schemas
-
-    async def retrieve_features(self, query: pb.Query, context: grpc.aio.ServicerContext) -> bytes:
-        keys, frame, dtypes, schemas = await self._lookup(query, context)
         head = pb.Result(
             entity_label=query.entity_label, keys_schema=query.keys_schema, feature_schemas=schemas
-        )
-        rows = encode_rows(keys, frame, dtypes)
-        return head.SerializeToString() + b"".join(b"\x22" + _varint(len(r)) + r for r in rows)
+        ).SerializeToString()
+        plan = self._plans[shape] = _Plan(table, prepared, dtypes, schemas, head)
+        return plan
+
+    async def _lookup(
+        self, query: pb.Query, context: grpc.aio.ServicerContext
+    ) -> tuple[list[tuple[str, ...]], FeatureFrame, _Plan]:
+        await self._check(context)
+        if self.sleep_s:
+            await asyncio.sleep(self.sleep_s)
+        keys = [tuple(k.cols) for k in query.keys]
+        width = len(query.keys_schema)
+        if any(len(k) != width for k in keys):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"every key must have {width} columns")
+        plan = await self._plan(query, context)
+        return keys, plan.frame.take(plan.table.positions(keys)), plan
+
+    async def retrieve_features(self, query: pb.Query, context: grpc.aio.ServicerContext) -> bytes:
+        keys, frame, plan = await self._lookup(query, context)
+        return plan.head + b"".join(encode_rows(keys, frame, plan.dtypes, plan.templates))
 
     async def retrieve_decoded(self, query: pb.Query, context: grpc.aio.ServicerContext) -> pb.DecodedResult:
-        keys, frame, dtypes, schemas = await self._lookup(query, context)
-        texts = [format_column(*frame.column(j), dt) for j, dt in enumerate(dtypes)]
+        keys, frame, plan = await self._lookup(query, context)
+        texts = [format_column(*frame.column(j), dt) for j, dt in enumerate(plan.dtypes)]
         rows = [
             pb.DecodedRow(keys=k, columns=list(c)) for k, c in zip(keys, _rows(texts, len(keys)), strict=True)
         ]
-        return pb.DecodedResult(keys_schema=query.keys_schema, feature_schemas=schemas, rows=rows)
+        return pb.DecodedResult(keys_schema=query.keys_schema, feature_schemas=plan.schemas, rows=rows)
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
@@ -101,49 +137,56 @@ class FeatureService:
         )
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        if not value:
-            out.append(low)
-            return bytes(out)
-        out.append(low | 0x80)
-
-
-def _key_bytes(key: tuple[str, ...]) -> bytes:
-    parts = [k.encode() for k in key]
-    return b"".join(b"\x0a" + _varint(len(p)) + p for p in parts)
+def _fixed_bytes(frame: FeatureFrame, dtypes: Sequence[DataType]) -> tuple[np.ndarray, list[int]] | None:
+    """All values of an all-fixed-width frame as ``(n, bytes)`` uint8 in feature order, and cell widths."""
+    if not all(b.fixed for b in frame.blocks):
+        return None
+    n = frame.n
+    widths = cell_widths(tuple(dtypes), frame.slots)
+    parts = [
+        np.ascontiguousarray(to_raw(b.values, b.dtype)).view(np.uint8).reshape(n, -1) for b in frame.blocks
+    ]
+    raw = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    if raw.shape[1] != sum(widths):
+        return None
+    return raw, widths
 
 
 def encode_rows(
-    keys: Sequence[tuple[str, ...]], frame: FeatureFrame, dtypes: Sequence[DataType]
+    keys: Sequence[tuple[str, ...]],
+    frame: FeatureFrame,
+    dtypes: Sequence[DataType],
+    templates: dict[tuple[int, ...], RowTemplate] | None = None,
 ) -> list[bytes]:
-    """Serialized ``Row`` messages. Rows whose fixed-width cells are all present are written straight from
-    the numpy blocks (field headers are the same for every such row); the others go through protobuf."""
+    """Serialized ``rows`` fields (tag, length, ``Row``). Rows whose cells are all present are written from
+    one numpy scatter of the frame's blocks (:class:`RowTemplate`); the others go through protobuf."""
     n = frame.n
-    cells = None
+    out: list[bytes] = []
+    fixed = _fixed_bytes(frame, dtypes) if n else None
     complete = np.zeros(n, dtype=bool)
-    blob, width = b"", 0
-    if n and all(dt.is_fixed_width for dt in dtypes):
-        pieces = []
+    blob, size = b"", 0
+    if fixed is not None and RowTemplate.usable(dtypes, fixed[1]):
+        raw, widths = fixed
+        key = tuple(widths)
+        template = templates.get(key) if templates is not None else None
+        if template is None:
+            template = RowTemplate(dtypes, widths)
+            if templates is not None:
+                templates[key] = template
         complete[:] = True
-        for j, dt in enumerate(dtypes):
-            values, valid = frame.column(j)
-            raw = np.ascontiguousarray(to_raw(values, dt)).view(np.uint8).reshape(n, -1)
-            header = np.frombuffer(b"\x12" + _varint(raw.shape[1]), dtype=np.uint8)
-            pieces += [np.broadcast_to(header, (n, header.size)), raw]
-            complete &= valid & (raw.shape[1] > 0)
-        matrix = np.concatenate(pieces, axis=1)
-        blob, width = matrix.tobytes(), matrix.shape[1]
-    out = []
-    for i, key in enumerate(keys):
+        for block in frame.blocks:
+            complete &= block.valid.all(axis=1)
+        blob, size = template.encode(raw).tobytes(), template.size
+    cells = None
+    for i, key_ in enumerate(keys):
         if complete[i]:
-            out.append(_key_bytes(key) + blob[i * width : (i + 1) * width])
+            kb = key_bytes(key_)
+            out.append(b"\x22" + varint(len(kb) + size) + kb + blob[i * size : (i + 1) * size])
             continue
         if cells is None:
             cells = encode_columns(frame, dtypes)
-        out.append(pb.Row(keys=key, columns=[c[i] for c in cells]).SerializeToString())
+        row = pb.Row(keys=key_, columns=[c[i] for c in cells]).SerializeToString()
+        out.append(b"\x22" + varint(len(row)) + row)
     return out
 
 

@@ -5,17 +5,23 @@ named ``<group>:<feature>``, typed by its Arrow type: float16/32/64, int8..64, u
 and (fixed-size or variable) lists of those for vectors. FP8 features are stored as uint8 (or lists of uint8)
 with field metadata ``inferflow.dtype = FP8E4M3`` (Arrow has no float8). Null = missing cell.
 
-Lookups: a dict from key (a string, or a tuple of strings for composite keys) to row number; the features a
-component asks for are laid out once as a :class:`FeatureFrame` with an extra all-missing last row, so a
-lookup is one dict pass over the unique keys and one ``take`` per block. An unknown entity is a missing row.
+Memory layout (why it is small): a label is read in record batches straight into one
+:class:`~inferflow_onfs.frame.FeatureFrame` — consecutive fixed-width features of one element type share one
+contiguous 2-D numpy block (the S1 catalog's 64 FP32 + FP32Vector[32] are a single ``(n + 1, 96)`` float32
+array), with one extra all-missing last row; the Arrow table is not kept. The key index is a dict from the
+key string (a tuple for composite keys) to its row. A component's feature list is served from views of those
+blocks when its features are contiguous in the file (no copy), otherwise from one copy made once. A lookup is
+one dict pass over the unique keys and one ``take`` per block; an unknown entity is the missing last row.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +30,7 @@ import pyarrow.parquet as pq
 
 from inferflow_core.api import DataType, DataTypeError, cast_array, parse_dtype
 
-from .frame import FeatureFrame, empty_objects
+from .frame import Block, FeatureFrame, Slot, empty_objects
 
 _ARROW: dict[str, DataType] = {
     "halffloat": DataType.FP16, "float": DataType.FP32, "double": DataType.FP64,
@@ -33,6 +39,8 @@ _ARROW: dict[str, DataType] = {
     "bool": DataType.BOOL, "string": DataType.STRING, "large_string": DataType.STRING,
     "binary": DataType.STRING, "large_binary": DataType.STRING,
 }  # fmt: skip
+_FP8 = (DataType.FP8E4M3, DataType.FP8E5M2)
+_BATCH_ROWS = 8_192  # rows decoded from Parquet at a time: bounds the transient Arrow memory of a load
 
 
 class StoreError(LookupError):
@@ -64,71 +72,273 @@ def _filled(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False))
 
 
-def _column(arr: pa.ChunkedArray, dt: DataType) -> tuple[np.ndarray, np.ndarray]:
-    """Arrow column -> (values, valid) in the matrix layout (vectors 2-D at their most common length)."""
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+def _lengths(arr: pa.Array) -> np.ndarray:
+    return np.asarray(pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _mode(lens: np.ndarray) -> int:
+    """Most common positive length (ties: the larger); 0 when there is none."""
+    dims, counts = np.unique(lens[lens > 0], return_counts=True)
+    return int(dims[len(counts) - 1 - int(np.argmax(counts[::-1]))]) if dims.size else 0
+
+
+def _fixed_cells(arr: pa.Array, dt: DataType, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """One record batch of a fixed-width feature -> (``(rows, max(dim, 1))`` values, valid)."""
     n = len(arr)
+    store = np.uint8 if dt.scalar in _FP8 else dt.numpy_dtype
     valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    if not dt.is_fixed_width:
-        values = empty_objects(n, dt.is_vector)
-        for i, item in enumerate(arr.to_pylist()):
-            if item is not None:
-                values[i] = (
-                    [x.decode() if isinstance(x, bytes) else str(x) for x in item]
-                    if dt.is_vector
-                    else (item.decode("utf-8", "surrogateescape") if isinstance(item, bytes) else item)
-                )
-        return values, valid
-    store = np.uint8 if dt.scalar in (DataType.FP8E4M3, DataType.FP8E5M2) else dt.numpy_dtype
     if not dt.is_vector:
         raw = _filled(arr).astype(store, copy=False)
-        return (raw.view(dt.numpy_dtype) if store is np.uint8 else raw), valid
-    lens = np.asarray(pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    dims, counts = np.unique(lens[valid & (lens > 0)], return_counts=True)
-    dim = int(dims[len(counts) - 1 - int(np.argmax(counts[::-1]))]) if dims.size else 0
-    valid &= lens == dim
+        return (raw.view(dt.numpy_dtype) if store is np.uint8 else raw).reshape(n, 1), valid
+    if pa.types.is_fixed_size_list(arr.type) and arr.type.list_size == dim and not arr.null_count:
+        flat = arr.values.slice(arr.offset * dim, n * dim)
+        if not flat.null_count:  # the common case: the child buffer is the block, no copies on the way
+            raw = _filled(flat).astype(store, copy=False).reshape(n, dim)
+            return (raw.view(dt.numpy_dtype) if store is np.uint8 else raw), valid
+    valid &= _lengths(arr) == dim
     values = np.zeros((n, dim), dtype=dt.numpy_dtype)
-    if valid.any():
-        picked = arr.filter(pa.array(valid))
-        raw = _filled(pc.list_flatten(picked)).astype(store, copy=False)
+    if dim and valid.any():
+        raw = _filled(pc.list_flatten(arr.filter(pa.array(valid)))).astype(store, copy=False)
         values[valid] = (raw.view(dt.numpy_dtype) if store is np.uint8 else raw).reshape(-1, dim)
     return values, valid
 
 
+def _object_cells(arr: pa.Array, dt: DataType) -> np.ndarray:
+    out = empty_objects(len(arr), dt.is_vector)
+    for i, item in enumerate(arr.to_pylist()):
+        if item is not None:
+            out[i] = (
+                [x.decode() if isinstance(x, bytes) else str(x) for x in item]
+                if dt.is_vector
+                else (item.decode("utf-8", "surrogateescape") if isinstance(item, bytes) else item)
+            )
+    return out
+
+
+class KeyIndex:
+    """Entity key -> row. One key column: the keys as one sorted numpy unicode array plus the row order and
+    each key's length (~3 MB for 100k short keys, where a dict of str -> int costs ~14 MB of objects); a
+    lookup is one ``searchsorted``. Composite keys, long keys (the fixed-width array would be larger than a
+    dict) and keys with NUL characters (numpy strips trailing NULs) use a dict. Duplicate keys: the last
+    row wins, as in a dict."""
+
+    _MAX_WIDTH = 48
+
+    def __init__(self, parts: list[list[str]], n: int) -> None:
+        self.n = n
+        self.single = len(parts) == 1
+        self.dict: dict | None = None
+        first = parts[0]
+        if (
+            not self.single
+            or not n
+            or max(map(len, first)) > self._MAX_WIDTH
+            or any("\x00" in k for k in first)
+        ):
+            self.dict = (
+                dict(zip(first, range(n), strict=True))
+                if self.single
+                else dict(zip(zip(*parts, strict=True), range(n), strict=True))
+            )
+            return
+        keys = np.array(first)
+        order = np.argsort(keys, kind="stable")
+        self.sorted = keys[order]
+        self.order = order.astype(np.int32)
+        self.lens = np.fromiter(map(len, first), dtype=np.int32, count=n)
+
+    def rows(self, keys: Sequence[tuple[str, ...]]) -> np.ndarray:
+        """Row of each key (``self.n`` when unknown)."""
+        if self.dict is not None:
+            get, miss = self.dict.get, self.n
+            if self.single:
+                return np.fromiter((get(k[0], miss) for k in keys), dtype=np.intp, count=len(keys))
+            return np.fromiter((get(tuple(k), miss) for k in keys), dtype=np.intp, count=len(keys))
+        if not keys:
+            return np.zeros(0, dtype=np.intp)
+        texts = [k[0] for k in keys]
+        query = np.array(texts)
+        if query.dtype.itemsize > self.sorted.dtype.itemsize:  # longer than every key: truncated here,
+            query = query.astype(self.sorted.dtype)  # then rejected by the length check below
+        at = np.searchsorted(self.sorted, query, side="right") - 1
+        np.maximum(at, 0, out=at)
+        rows = self.order[at].astype(np.intp)
+        lens = np.fromiter(map(len, texts), dtype=np.int32, count=len(texts))
+        hit = (self.sorted[at] == query) & (self.lens[rows] == lens)
+        return np.where(hit, rows, self.n)
+
+
 @dataclass
 class LabelTable:
-    """One entity label: the key index, feature columns (read lazily) and its Arrow table."""
+    """One entity label: key index, and every feature as a slot of one :class:`FeatureFrame` of
+    ``rows + 1`` rows (the last row all missing)."""
 
     label: str
     keys_schema: tuple[str, ...]
-    index: dict
-    table: pa.Table
+    index: KeyIndex
     rows: int
-    dtypes: dict[str, DataType] = field(default_factory=dict)
+    frame: FeatureFrame
+    dtypes: dict[str, DataType]
+    slots: dict[str, int]  # feature column -> slot in ``frame``
 
     def dtype(self, column: str) -> DataType:
         got = self.dtypes.get(column)
         if got is None:
-            if column not in self.table.column_names:
-                raise StoreError(f"entity {self.label!r} has no feature column {column!r}")
-            got = self.dtypes[column] = arrow_dtype(self.table.schema.field(column))
+            raise StoreError(f"entity {self.label!r} has no feature column {column!r}")
         return got
 
     def feature_column(self, column: str, dtype: DataType | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Values of ``column`` (optionally cast to ``dtype``) with one extra all-missing last row."""
+        """Values of ``column`` (optionally cast to ``dtype``) with the extra all-missing last row."""
         own = self.dtype(column)
-        values, valid = _column(self.table.column(column), own)
+        values, valid = self.frame.column(self.slots[column])
         if dtype is not None and dtype is not own:
             values = cast_array(values, own, dtype)
-        pad = empty_objects(1, own.is_vector) if values.dtype == object else np.zeros_like(values[:1])
-        return np.concatenate([values, pad]), np.append(valid, False)
+        return values, valid
 
     def positions(self, keys: Sequence[tuple[str, ...]]) -> np.ndarray:
         """Row of each key; unknown keys map to the all-missing last row."""
-        get, miss = self.index.get, self.rows
-        if len(self.keys_schema) == 1:
-            return np.fromiter((get(k[0], miss) for k in keys), dtype=np.intp, count=len(keys))
-        return np.fromiter((get(tuple(k), miss) for k in keys), dtype=np.intp, count=len(keys))
+        return self.index.rows(keys)
+
+
+def _parts(path: str) -> list[str]:
+    """The Parquet file, or the part files of a folder (sorted; hidden and ``_`` files skipped)."""
+    if not os.path.isdir(path):
+        return [path]
+    out = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        out += [os.path.join(root, f) for f in sorted(files) if not f.startswith((".", "_"))]
+    return out
+
+
+def _stream(files: list[pq.ParquetFile], column: str) -> Iterator[pa.Array]:
+    """One column, in record batches, file after file. Reading one column at a time with small buffers keeps
+    the transient Arrow memory of a load to a few MB (a whole-table read costs ~2x the data, kept as RSS)."""
+    for pf in files:
+        for batch in pf.iter_batches(batch_size=_BATCH_ROWS, columns=[column], use_threads=False):
+            yield batch.column(0)
+
+
+def _read(label: str, path: str, keys: tuple[str, ...] | None) -> LabelTable:
+    """Read ``path`` column by column into one FeatureFrame (+ missing row) and a key index."""
+    files = [pq.ParquetFile(p, pre_buffer=False, buffer_size=1 << 20) for p in _parts(path)]
+    if not files:
+        raise StoreError(f"no data for entity {label!r}: {path} holds no Parquet files")
+    schema = files[0].schema_arrow
+    names = schema.names
+    keys = keys if keys is not None else tuple(c for c in names if ":" not in c)
+    missing = [k for k in keys if k not in names]
+    if missing or not keys:
+        raise StoreError(f"entity {label!r} has no key column(s) {missing or 'at all'}")
+    feats = [c for c in names if ":" in c]
+    dtypes = {c: arrow_dtype(schema.field(c)) for c in feats}
+    n = sum(pf.metadata.num_rows for pf in files)
+    dims: dict[str, int] = {}
+    for c in feats:
+        dt, typ = dtypes[c], schema.field(c).type
+        if not (dt.is_fixed_width and dt.is_vector):
+            continue
+        if pa.types.is_fixed_size_list(typ):
+            dims[c] = typ.list_size
+        else:  # variable lists: the most common length wins (others are missing)
+            lens = [_lengths(arr) for arr in _stream(files, c)]
+            dims[c] = _mode(np.concatenate(lens)) if lens else 0
+    # block layout: consecutive fixed-width features of one element type share a block
+    shapes: list[list] = []  # per block: [dtype, width, validity columns]
+    slots: list[Slot] = []
+    where: dict[str, tuple[int, int, int, int]] = {}  # column -> (block, start, width, vcol)
+    for c in feats:
+        dt = dtypes[c]
+        if not dt.is_fixed_width:
+            shapes.append([dt, 0, 1])
+            where[c] = (len(shapes) - 1, 0, 0, 0)
+            slots.append(Slot(len(shapes) - 1, 0, 0, 0, dt.is_vector))
+            continue
+        width = dims[c] if dt.is_vector else 1
+        if not shapes or not shapes[-1][0].is_fixed_width or shapes[-1][0] is not dt.scalar:
+            shapes.append([dt.scalar, 0, 0])
+        b, (_, start, vcol) = len(shapes) - 1, shapes[-1]
+        where[c] = (b, start, width, vcol)
+        slots.append(Slot(b, start, dims[c] if dt.is_vector else 0, vcol, dt.is_vector))
+        shapes[-1][1:] = [start + width, vcol + 1]
+    blocks = [
+        Block(dt, np.zeros((n + 1, width), dtype=dt.numpy_dtype), np.zeros((n + 1, k), dtype=bool))
+        if dt.is_fixed_width
+        else Block(dt, empty_objects(n + 1, dt.is_vector), np.zeros((n + 1, 1), dtype=bool))
+        for dt, width, k in shapes
+    ]
+    key_parts = [[str(v) for arr in _stream(files, k) for v in arr.to_pylist()] for k in keys]
+    for c in feats:
+        dt = dtypes[c]
+        b, start, width, vcol = where[c]
+        block, row = blocks[b], 0
+        for arr in _stream(files, c):
+            m = len(arr)
+            if not dt.is_fixed_width:
+                block.values[row : row + m] = _object_cells(arr, dt)
+                block.valid[row : row + m, 0] = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False))
+            else:
+                values, valid = _fixed_cells(arr, dt, dims.get(c, 0))
+                block.values[row : row + m, start : start + width] = values
+                block.valid[row : row + m, vcol] = valid
+            row += m
+    index = KeyIndex(key_parts, n)
+    del key_parts
+    frame = FeatureFrame(n + 1, blocks, slots)
+    _release_memory()
+    return LabelTable(label, keys, index, n, frame, dtypes, {c: j for j, c in enumerate(feats)})
+
+
+def _release_memory() -> None:
+    """Hand the load's transient buffers back to the OS: Arrow's pool and glibc keep freed memory as RSS."""
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _select(table: LabelTable, columns: Sequence[tuple[str, DataType | None]]) -> FeatureFrame:
+    """The frame of ``columns``: views of the label's blocks where the features are contiguous there and
+    need no cast, otherwise a copy (blocks grouped as :meth:`FeatureFrame.from_columns` groups them)."""
+    full = table.frame
+    dtypes = [dt or table.dtype(name) for name, dt in columns]
+    if any(d is not table.dtype(name) for d, (name, _) in zip(dtypes, columns, strict=True)):
+        return _copy(table, columns, dtypes)
+    blocks: list[Block] = []
+    out: list[Slot] = []
+    runs: list[list[int]] = []  # per output block: [source block, start, end, vcol start, vcol end]
+    for name, _ in columns:
+        slot = full.slots[table.slots[name]]
+        src = full.blocks[slot.block]
+        if not src.fixed:
+            runs.append([slot.block, 0, 0, 0, 0])
+            out.append(Slot(len(runs) - 1, 0, 0, 0, slot.vector))
+            continue
+        width = slot.dim if slot.vector else 1
+        run = runs[-1] if runs else None
+        if run and run[0] == slot.block and run[2] == slot.start and run[4] == slot.vcol:
+            out.append(Slot(len(runs) - 1, slot.start - run[1], slot.dim, slot.vcol - run[3], slot.vector))
+            run[2], run[4] = slot.start + width, slot.vcol + 1
+        elif run and full.blocks[run[0]].fixed and full.blocks[run[0]].dtype is src.dtype:
+            return _copy(table, columns, dtypes)  # same type but not contiguous: one merged copy
+        else:
+            runs.append([slot.block, slot.start, slot.start + width, slot.vcol, slot.vcol + 1])
+            out.append(Slot(len(runs) - 1, 0, slot.dim, 0, slot.vector))
+    for b, start, end, v0, v1 in runs:
+        src = full.blocks[b]
+        if src.fixed:
+            valid = src.valid[:, v0:v1]
+            dense = bool(valid[:-1].all()) and not valid[-1].any()
+            blocks.append(Block(src.dtype, src.values[:, start:end], valid, dense))
+        else:
+            blocks.append(src)
+    return FeatureFrame(full.n, blocks, out)
+
+
+def _copy(
+    table: LabelTable, columns: Sequence[tuple[str, DataType | None]], dtypes: Sequence[DataType]
+) -> FeatureFrame:
+    cols = [table.feature_column(name, dt) for name, dt in columns]
+    return FeatureFrame.from_columns(dtypes, cols)
 
 
 class LocalStore:
@@ -144,37 +354,22 @@ class LocalStore:
         with self._lock:
             got = self._tables.get(label)
             if got is None:
-                got = self._load(label)
+                got = self._load(label, None)
                 self._tables[label] = got
         if got.keys_schema != tuple(keys_schema):
-            # a different key order: re-index (rare; cached under its own name)
+            # a different key order: re-read with that key order (rare; cached under its own name)
             alt = f"{label}\x00{'|'.join(keys_schema)}"
             with self._lock:
                 if alt not in self._tables:
-                    self._tables[alt] = self._index(label, got.table, tuple(keys_schema))
+                    self._tables[alt] = self._load(label, tuple(keys_schema))
                 return self._tables[alt]
         return got
 
-    def _load(self, label: str) -> LabelTable:
+    def _load(self, label: str, keys: tuple[str, ...] | None) -> LabelTable:
         path = os.path.join(self.root, f"{label}.parquet")
         if not os.path.exists(path):
             raise StoreError(f"no data for entity {label!r}: {path} does not exist")
-        table = pq.read_table(path)
-        keys = tuple(c for c in table.column_names if ":" not in c)
-        return self._index(label, table, keys)
-
-    @staticmethod
-    def _index(label: str, table: pa.Table, keys: tuple[str, ...]) -> LabelTable:
-        missing = [k for k in keys if k not in table.column_names]
-        if missing or not keys:
-            raise StoreError(f"entity {label!r} has no key column(s) {missing or 'at all'}")
-        cols = [[str(v) for v in table.column(k).to_pylist()] for k in keys]
-        index: dict = (
-            {v: i for i, v in enumerate(cols[0])}
-            if len(keys) == 1
-            else {t: i for i, t in enumerate(zip(*cols, strict=True))}
-        )
-        return LabelTable(label, keys, index, table, table.num_rows)
+        return _read(label, path, keys)
 
     def prepared(
         self, label: str, keys_schema: Sequence[str], columns: Sequence[tuple[str, DataType | None]]
@@ -185,9 +380,7 @@ class LocalStore:
         if got is not None:
             return got
         table = self.table(label, keys_schema)
-        cols = [table.feature_column(name, dt) for name, dt in columns]
-        dtypes = [dt or table.dtype(name) for name, dt in columns]
-        frame = FeatureFrame.from_columns(dtypes, cols)
+        frame = _select(table, columns)
         with self._lock:
             self._prepared[key] = frame
         return frame

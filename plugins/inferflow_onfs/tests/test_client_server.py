@@ -70,7 +70,7 @@ async def test_every_type_two_groups_missing_entities_and_batching(server_port, 
     _check_against_truth(outcome.frame, request, truth, ids)
     # the embedded backend returns the same values without bytes
     local = await LocalBackend(LocalStore(str(store_dir[0]))).fetch(request, [(i,) for i in ids], None)
-    _check_against_truth(local.frame, request, truth, ids)
+    _check_against_truth(local.per_key(), request, truth, ids)
     await client.close()
 
 
@@ -128,7 +128,7 @@ async def test_decoded_rpc_matches_text_form(server_port, store_dir) -> None:
         )
         result = await asyncio.wait_for(call(query, metadata=meta, timeout=5), 10)
     local = await LocalBackend(LocalStore(str(store_dir[0]))).fetch(request, [("u3",)], None)
-    expected = [format_column(*local.frame.column(j), s.dtype)[0] for j, s in enumerate(request.specs)]
+    expected = [format_column(*local.per_key().column(j), s.dtype)[0] for j, s in enumerate(request.specs)]
     assert list(result.rows[0].columns) == expected
     assert list(result.rows[0].keys) == ["u3"]
     assert all(c == "" for c in result.rows[1].columns)
@@ -182,7 +182,7 @@ def test_meesho_grpc_feature_client_reads_our_server(server_port, store_dir) -> 
     for row_i, row in enumerate(got["rows"]):
         assert row["keys"] == [f"u{5 + row_i}"]
         for col_hex, name in zip(row["columns"], ["fp32", "i64", "name", "emb"], strict=True):
-            values, _ = local.frame.column(names.index(name))
+            values, _ = local.per_key().column(names.index(name))
             cell = values[row_i]
             want = cell.encode() if isinstance(cell, str) else np.asarray(cell).tobytes()
             assert bytes.fromhex(col_hex) == want, name
