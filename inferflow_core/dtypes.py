@@ -67,47 +67,49 @@ class DataType(enum.IntEnum):
     STRING_VECTOR = 29
     BOOL_VECTOR = 30
 
+    # Properties read precomputed per-member tables (filled below the class): they sit on the hot path
+    # (every matrix read/write asks them), so none of them computes anything per call.
     @property
     def wire_name(self) -> str:
         """The proto enum value name, e.g. ``DataTypeFP32Vector``."""
-        return "DataType" + _WIRE[self.scalar] + ("Vector" if self.is_vector else "")
+        return _T_WIRE_NAME[self]
 
     @property
     def is_vector(self) -> bool:
-        return self >= DataType.FP8E5M2_VECTOR
+        return self >= 16
 
     @property
     def scalar(self) -> DataType:
-        return DataType(self - 15) if self.is_vector else self
+        return _T_SCALAR[self]
 
     @property
     def vector(self) -> DataType:
         if self is DataType.UNKNOWN:
             raise DataTypeError("DataTypeUnknown has no vector form")
-        return self if self.is_vector else DataType(self + 15)
+        return _T_VECTOR[self]
 
     @property
     def is_fixed_width(self) -> bool:
-        return self.scalar not in (DataType.STRING, DataType.UNKNOWN)
+        return _T_FIXED[self]
 
     @property
     def itemsize(self) -> int:
-        return int(self.numpy_dtype.itemsize) if self.is_fixed_width else _no(self, "a fixed element size")
+        size = _T_ITEMSIZE[self]
+        return size if size else _no(self, "a fixed element size")
 
     @property
     def numpy_dtype(self) -> np.dtype:
-        if self.scalar is DataType.UNKNOWN:
-            _no(self, "a numpy dtype")
-        return _NUMPY[self.scalar]
+        dtype = _T_NUMPY[self]
+        return dtype if dtype is not None else _no(self, "a numpy dtype")
 
     @property
     def kserve_name(self) -> str:
-        name = _KSERVE.get(self.scalar)
+        name = _KSERVE.get(_T_SCALAR[self])
         return name if name is not None else _no(self, "a KServe v2 datatype")
 
 
 def _no(dt: DataType, what: str) -> NoReturn:
-    raise DataTypeError(f"{dt.wire_name} has no {what}")
+    raise DataTypeError(f"{dt.wire_name} does not have {what}")
 
 
 _S = DataType
@@ -125,6 +127,17 @@ _KSERVE: dict[DataType, str] = {
     dt: _WIRE[dt].upper() for dt in _NUMPY if dt not in (_S.FP8E5M2, _S.FP8E4M3, _S.STRING)
 }
 _KSERVE[_S.STRING] = "BYTES"
+_T_SCALAR: tuple[DataType, ...] = tuple(DataType(v - 15 if v >= 16 else v) for v in range(31))
+_T_VECTOR: tuple[DataType, ...] = tuple(DataType(v if v >= 16 else v + 15) for v in range(31))
+_T_WIRE_NAME: tuple[str, ...] = tuple(
+    "DataType" + _WIRE[_T_SCALAR[v]] + ("Vector" if v >= 16 else "") for v in range(31)
+)
+_T_FIXED: tuple[bool, ...] = tuple(_T_SCALAR[v] not in (_S.STRING, _S.UNKNOWN) for v in range(31))
+_T_NUMPY: tuple[np.dtype | None, ...] = tuple(_NUMPY.get(_T_SCALAR[v]) for v in range(31))
+_T_ITEMSIZE: tuple[int, ...] = tuple(
+    int(_T_NUMPY[v].itemsize) if _T_FIXED[v] else 0  # type: ignore[union-attr]
+    for v in range(31)
+)
 _FLOATS = (_S.FP8E5M2, _S.FP8E4M3, _S.FP16, _S.FP32, _S.FP64)
 _INT_RANGE = {
     dt: (int(np.iinfo(_NUMPY[dt]).min), int(np.iinfo(_NUMPY[dt]).max)) for dt in _S if 6 <= dt <= 13
