@@ -480,3 +480,14 @@ def test_routing_shapes(routing: str, make_runtime: Any) -> None:
     picks = [comp.pick_endpoint() for _ in range(4000)]
     assert set(picks) == {"a:7777", "b:9"}
     assert abs(picks.count("a:7777") / 4000 - 0.7) < 0.035
+
+
+def test_committed_example_model_is_what_make_mlp_builds() -> None:
+    """The demo copies the committed model instead of rebuilding it: it must not drift from the script."""
+    root = Path(__file__).resolve().parents[3] / "examples" / "models"
+    spec = importlib.util.spec_from_file_location("make_mlp_check", root / "make_mlp.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = onnx.load(str(root / "repo" / module.MODEL_NAME / "1" / "model.onnx"))
+    assert committed.graph.SerializeToString() == module.build(7).graph.SerializeToString()
