@@ -85,3 +85,117 @@ def test_broadcast() -> None:
     m.declare("model", DataType.STRING)
     m.broadcast("model", "ctr_v1")
     assert m.texts("model") == ["ctr_v1"] * 3
+
+
+# -- column blocks ----------------------------------------------------------------------------------
+def _block_matrix(rows: int = 4, k: int = 3) -> tuple[ComponentMatrix, np.ndarray, list[str]]:
+    m = ComponentMatrix(rows)
+    names = [f"f{j}" for j in range(k)]
+    for n in names:
+        m.declare(n, DataType.FP32)
+    values = np.arange(rows * k, dtype=np.float32).reshape(rows, k)
+    m.set_block(names, values)
+    return m, values, names
+
+
+def test_block_columns_are_views_and_read_many_is_zero_copy() -> None:
+    m, values, names = _block_matrix()
+    assert np.shares_memory(m.column("f1").values, values)
+    assert m.read("f1")[0].tolist() == [1, 4, 7, 10]
+    got, valid = m.read_many(names[1:])
+    assert np.shares_memory(got, values) and got.shape == (4, 2) and valid.all()
+    assert got.tolist() == values[:, 1:].tolist()
+    assert m.read_filled_many(names) is not None and np.shares_memory(m.read_filled_many(names), values)
+    # not consecutive in the block: stacked copies, same content
+    got, _ = m.read_many(["f2", "f0"])
+    assert not np.shares_memory(got, values) and got.tolist() == values[:, [2, 0]].tolist()
+
+
+def test_per_column_writes_after_a_block_write_copy_on_write() -> None:
+    m, values, names = _block_matrix()
+    before = values.copy()
+    m.set_rows("f1", [0], np.array([99.0], dtype=np.float32))
+    assert np.array_equal(values, before)  # the block is never written
+    assert m.read("f1")[0].tolist() == [99, 4, 7, 10]
+    assert m.column("f1").block is None and m.column("f0").block is not None
+    got, valid = m.read_many(names)  # f1 left the block: stacked, with the new cell
+    assert not np.shares_memory(got, values) and got[:, 1].tolist() == [99, 4, 7, 10] and valid.all()
+    assert np.shares_memory(m.read_many(["f2"])[0], values)  # the rest still read the block
+    m.set_column("f2", np.zeros(4, dtype=np.float32), np.array([True, False, True, True]))
+    assert np.array_equal(values, before) and m.read("f2")[1].tolist() == [True, False, True, True]
+    m.broadcast("f0", 5.0)
+    assert np.array_equal(values, before) and m.read("f0")[0].tolist() == [5.0] * 4
+    assert m.read_many(names)[0].tolist() == [[5, 99, 0], [5, 4, 0], [5, 7, 0], [5, 10, 0]]
+
+
+def test_block_partial_validity_and_text_fallback() -> None:
+    m = ComponentMatrix(3)
+    m.set_text("b", ["", "", "42"])  # request text for b: a fallback for its missing cells
+    for n in ("a", "b"):
+        m.declare(n, DataType.FP32)
+    values = np.array([[1, 2], [3, 4], [5, 6]], dtype=np.float32)
+    valid = np.array([[True, True], [False, True], [True, False]])
+    m.set_block(["a", "b"], values, valid)
+    assert m.read("a")[1].tolist() == [True, False, True]
+    got, ok = m.read_many(["a", "b"])
+    assert ok.tolist() == [[True, True], [False, True], [True, True]] and got[2, 1] == 42  # text fallback
+    assert m.read_filled_many(["a", "b"]).tolist() == [[1, 2], [0, 4], [5, 42]]
+    assert np.array_equal(values, [[1, 2], [3, 4], [5, 6]])
+    # one mask shared by all columns; no text: a view even with missing cells
+    m2, _, names = _block_matrix(3, 2)
+    m2.set_block(names, np.ones((3, 2), dtype=np.float32), np.array([True, False, True]))
+    got, ok = m2.read_many(names)
+    assert ok.tolist() == [[True, True], [False, False], [True, True]]
+    assert m2.read_filled_many(names).tolist() == [[1, 1], [0, 0], [1, 1]]
+
+
+def test_block_conversion_on_read_and_errors() -> None:
+    m = ComponentMatrix(2)
+    for n in ("x", "y"):
+        m.declare(n, DataType.INT64)
+    m.set_block(["x", "y"], np.array([[1, 2], [3, 4]]), np.array([[True, False], [True, True]]))
+    got, ok = m.read_many(["x", "y"], DataType.FP32)
+    assert got.dtype == np.float32 and got.tolist() == [[1, 2], [3, 4]] and ok[0].tolist() == [True, False]
+    texts, tok = m.read_many(["x", "y"], DataType.STRING)
+    assert texts.tolist() == [["1", ""], ["3", "4"]] and not tok[0, 1]
+    assert m.read_filled_many(["x", "y"], DataType.STRING)[0].tolist() == ["1", ""]
+    m.declare("s", DataType.STRING)
+    with pytest.raises(DataTypeError):
+        m.set_block(["x", "s"], np.zeros((2, 2)))
+    m.declare("v", DataType.FP32_VECTOR)
+    m.set_column("v", np.zeros((2, 3), dtype=np.float32))
+    with pytest.raises(DataTypeError, match="'v'"):
+        m.read_many(["x", "v"])
+    with pytest.raises(KeyError):
+        m.read_many(["nope"])
+
+
+def test_take_of_a_block_backed_matrix_keeps_the_block() -> None:
+    m, values, names = _block_matrix()
+    m.set_rows("f0", [3], np.array([-1.0], dtype=np.float32))  # f0 detached before take
+    sub = m.take([3, 1])
+    got, ok = sub.read_many(names[1:])
+    assert got.tolist() == [[10, 11], [4, 5]] and ok.all()
+    assert sub.column("f1").block is sub.column("f2").block is not None
+    assert not np.shares_memory(got, values)  # take() gathers a copy of the block
+    assert np.shares_memory(got, sub.column("f1").block.values)  # type: ignore[union-attr]
+    assert sub.read("f0")[0].tolist() == [-1, 3] and sub.column("f0").block is None
+    assert sub.read_many(names)[0].tolist() == [[-1, 10, 11], [3, 4, 5]]
+
+
+def test_read_many_across_blocks_and_plain_columns() -> None:
+    m = ComponentMatrix(2)
+    names = ["a0", "a1", "b0", "b1", "p", "c0"]
+    for n in names:
+        m.declare(n, DataType.FP32)
+    a = np.array([[1, 2], [3, 4]], dtype=np.float32)
+    b = np.array([[5, 6], [7, 8]], dtype=np.float32)
+    m.set_block(["a0", "a1"], a)
+    m.set_block(["b0", "b1"], b, np.array([[True, False], [True, True]]))
+    m.set_column("p", np.array([9, 10], dtype=np.float32))
+    m.set_block(["c0"], np.array([[11], [12]], dtype=np.float32))
+    got, ok = m.read_many(names)
+    assert got.tolist() == [[1, 2, 5, 6, 9, 11], [3, 4, 7, 8, 10, 12]]
+    assert ok.tolist() == [[True, True, True, False, True, True], [True] * 6]
+    assert m.read_many(["a1", "b0"])[0].tolist() == [[2, 5], [4, 7]]  # a block's tail, then another block
+    assert m.read_filled_many(["b1", "p"]).tolist() == [[0, 9], [8, 10]]

@@ -152,15 +152,60 @@ def build_table(
 ) -> tuple[LogTable, np.ndarray]:
     """(table, bad-row mask). A column that fails to convert as a whole is retried row by row; rows
     whose cell still fails are marked bad (dropped by the caller and counted), never the whole request.
+
+    Runs of consecutive fixed-width scalar entries of one type are gathered with one
+    ``ComponentMatrix.read_many`` (a view of the matrix's column block when they were written together);
+    each entry's cells are then a contiguous view of one feature-major byte array.
     """
     bad = np.zeros(matrix.rows, dtype=bool)
-    columns = []
+    columns: list[LogColumn] = []
+    run: list[SchemaEntry] = []
     for entry in entries:
-        try:
-            columns.append(column_cells(matrix, entry))
-        except Exception:
-            columns.append(_row_by_row(matrix, entry, bad))
+        if _scalar_entry(matrix, entry):
+            if run and run[-1].dtype is not entry.dtype:
+                _flush(matrix, run, columns, bad)
+            run.append(entry)
+            continue
+        _flush(matrix, run, columns, bad)
+        columns.append(_entry_column(matrix, entry, bad))
+    _flush(matrix, run, columns, bad)
     return LogTable(entries, entities, columns), bad
+
+
+def _scalar_entry(matrix: ComponentMatrix, entry: SchemaEntry) -> bool:
+    return entry.block_dtype is not None and not entry.is_var and matrix.has(entry.name)
+
+
+def _entry_column(matrix: ComponentMatrix, entry: SchemaEntry, bad: np.ndarray) -> LogColumn:
+    try:
+        return column_cells(matrix, entry)
+    except Exception:
+        return _row_by_row(matrix, entry, bad)
+
+
+def _flush(matrix: ComponentMatrix, run: list[SchemaEntry], out: list[LogColumn], bad: np.ndarray) -> None:
+    """Append the columns of ``run`` (same-type fixed scalar entries) and empty it."""
+    if not run:
+        return
+    rows = matrix.rows
+    gathered = None
+    if len(run) > 1 and rows:
+        try:
+            values, valid = matrix.read_many([e.name for e in run], run[0].dtype)
+            if values.dtype == run[0].block_dtype:
+                gathered = values, valid
+        except Exception:
+            gathered = None  # per entry below, with its row-by-row fallback
+    if gathered is None:
+        out.extend(_entry_column(matrix, e, bad) for e in run)
+    else:
+        values, valid = gathered
+        # feature-major: one transposing copy, then every entry's cells are a contiguous (rows, width)
+        # view (Arrow buffers and the proto row packer take them without another copy)
+        major = np.ascontiguousarray(values.T).view(np.uint8).reshape(len(run), rows, -1)
+        full = np.asarray(valid.all(axis=0), dtype=bool).tolist()
+        out.extend(LogColumn(valid[:, j], major[j], None, full[j]) for j in range(len(run)))
+    run.clear()
 
 
 def _row_by_row(matrix: ComponentMatrix, entry: SchemaEntry, bad: np.ndarray) -> LogColumn:

@@ -3,12 +3,14 @@
 Per request: read the key columns as text, build one key per row (parts joined with ``|``), dedupe (a user key
 shared by 200 targets is looked up once), never send an empty key (a row with any empty key part stays
 missing), serve what the cache holds, fetch the rest through the backend, then scatter the unique rows back to
-the matrix rows with the inverse index — one numpy operation per block, one ``set_column`` per feature.
+the matrix rows with the inverse index — one numpy operation per block, one ``set_block`` per run of
+same-type scalar features (views of the block), one ``set_column`` per other feature.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,6 +20,7 @@ from inferflow_core.api import (
     ComponentConfig,
     ComponentError,
     DataType,
+    DataTypeError,
     Metrics,
     RunContext,
 )
@@ -25,7 +28,47 @@ from inferflow_core.api import (
 from .backends import Backend, FetchOutcome, FetchRequest
 from .cache import FeatureCache, Slab
 from .config import FeatureComponentConfig, feature_specs
-from .frame import FeatureFrame, assemble
+from .frame import FeatureFrame, Slot, assemble
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Features written together: ``names`` (a set_block of ``block[:, start:...]``, validity columns from
+    ``vcol``) when they are >= 2 consecutive scalars of one block, else None; ``columns`` per feature."""
+
+    block: int
+    start: int
+    vcol: int
+    names: tuple[str, ...] | None
+    columns: tuple[tuple[str, Slot], ...]
+
+
+def plan_runs(columns: list[str], slots: tuple[Slot, ...], fixed: list[bool]) -> list[_Run]:
+    """Group features into :class:`_Run` s: consecutive scalar slots of one fixed-width block whose
+    elements and validity columns are adjacent (the frame's layout for a run of same-type scalars)."""
+    runs: list[list[tuple[str, Slot]]] = []
+    for name, slot in zip(columns, slots, strict=True):
+        last = runs[-1][-1][1] if runs else None
+        if (
+            last is not None
+            and fixed[slot.block]
+            and not slot.vector
+            and not last.vector
+            and last.block == slot.block
+            and slot.start == last.start + 1
+            and slot.vcol == last.vcol + 1
+            and name not in {n for n, _ in runs[-1]}
+        ):
+            runs[-1].append((name, slot))
+        else:
+            runs.append([(name, slot)])
+    out = []
+    for run in runs:
+        first = run[0][1]
+        scalar_run = len(run) >= 2 and fixed[first.block] and not first.vector
+        names = tuple(n for n, _ in run) if scalar_run else None
+        out.append(_Run(first.block, first.start, first.vcol, names, tuple(run)))
+    return out
 
 
 class FeatureComponent(Component):
@@ -54,6 +97,8 @@ class FeatureComponent(Component):
         self.layout = hashlib.blake2b(layout.encode(), digest_size=12).hexdigest()
         self.metrics = metrics
         self._labels = {"model_id": model_id, "component": cfg.component}
+        self._plan_slots: tuple[Slot, ...] | None = None
+        self._plan: list[_Run] = []
 
     def outputs(self) -> list[ColumnSpec]:
         out = [ColumnSpec(s.column, s.dtype) for s in self.specs]
@@ -111,20 +156,42 @@ class FeatureComponent(Component):
         self._write(ctx, frame)
 
     def _write(self, ctx: RunContext, frame: FeatureFrame) -> None:
-        """One ``set_column`` per feature that has a value: views into the frame's blocks, no copies."""
+        """Runs of same-type scalar features: one ``set_block`` each (views of the frame's block); other
+        features: one ``set_column`` each. A feature with no value in any row is not written (a typed
+        request value of the same name stays)."""
         filled: list[np.ndarray] = [np.asarray(b.valid.any(axis=0)) for b in frame.blocks]
-        blocks, set_column = frame.blocks, ctx.matrix.set_column
-        for name, slot in zip(self.columns, frame.slots, strict=True):
-            if not filled[slot.block][slot.vcol]:
-                continue
-            block = blocks[slot.block]
-            valid = block.valid[:, slot.vcol]
-            if not block.fixed:
-                set_column(name, block.values, valid)
-            elif slot.vector:
-                set_column(name, block.values[:, slot.start : slot.start + slot.dim], valid)
-            else:
-                set_column(name, block.values[:, slot.start], valid)
+        blocks, matrix = frame.blocks, ctx.matrix
+        for run in self._write_plan(frame):
+            block = blocks[run.block]
+            if run.names is not None:
+                stop = run.vcol + len(run.names)
+                if filled[run.block][run.vcol : stop].all():
+                    try:
+                        values = block.values[:, run.start : run.start + len(run.names)]
+                        matrix.set_block(run.names, values, block.valid[:, run.vcol : stop])
+                        continue
+                    except DataTypeError:  # a column declared with another type: per column below
+                        pass
+            for name, slot in run.columns:
+                if not filled[slot.block][slot.vcol]:
+                    continue
+                valid = block.valid[:, slot.vcol]
+                if not block.fixed:
+                    matrix.set_column(name, block.values, valid)
+                elif slot.vector:
+                    matrix.set_column(name, block.values[:, slot.start : slot.start + slot.dim], valid)
+                else:
+                    matrix.set_column(name, block.values[:, slot.start], valid)
+
+    def _write_plan(self, frame: FeatureFrame) -> list[_Run]:
+        """The write runs for a frame layout, computed once per distinct ``slots`` tuple (frames made by
+        ``take`` share their source's tuple, so the identity check hits on the request path)."""
+        slots = frame.slots
+        if slots is self._plan_slots:
+            return self._plan
+        plan = plan_runs(self.columns, slots, [b.fixed for b in frame.blocks])
+        self._plan_slots, self._plan = slots, plan
+        return plan
 
     async def _from_cache(
         self, unique: list[tuple[str, ...]], positions: np.ndarray

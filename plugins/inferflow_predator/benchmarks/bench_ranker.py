@@ -3,6 +3,8 @@
     /work/venv/bin/python plugins/inferflow_predator/benchmarks/bench_ranker.py [--iters 2000] [--no-remote]
 
 * embedded: endpoint ``onnx://examples/models/repo`` (the example MLP, ONNX Runtime, 1 intra-op thread);
+  the 64 catalog scalars are one matrix column block, as the OnFS component writes them
+  (``embedded_columns``: the same with 64 separately written columns);
 * remote: MLServer 1.7.1 on loopback (its own process) serving an sklearn ``MLPRegressor`` with hidden
   layers (128, 64) and one output over the same 128 inputs (MLServer cannot run ONNX). The remote model has a
   single input tensor, so the step sends one [200, 128] tensor assembled from the same columns.
@@ -73,7 +75,9 @@ def component_config(endpoint: str, model: str, single_input: bool) -> dict[str,
     }
 
 
-def build(cfg: dict[str, Any]) -> tuple[Any, Any]:
+def build(cfg: dict[str, Any], blocks: bool = True) -> tuple[Any, Any]:
+    """The component and a 200-row S1 matrix. ``blocks``: the 64 catalog scalars are one column block
+    (as the OnFS component writes them); otherwise 64 separate columns."""
     ptype = PredatorType(PredatorSettings(plain_text=True))
     model = ModelConfig.model_validate({"dag_execution_config": {"component_dependency": {"ranker": []}}})
     comp = ptype.build(ptype.config_model.model_validate(cfg), BuildContext("bench", model, {}, Metrics()))  # type: ignore[arg-type]
@@ -81,9 +85,14 @@ def build(cfg: dict[str, Any]) -> tuple[Any, Any]:
     ctx = make_context(comp, rows=ROWS)
     ctx.matrix.declare("user_emb", DataType.FP32_VECTOR)
     ctx.matrix.set_column("user_emb", np.repeat(rng.normal(size=(1, 32)).astype(np.float32), ROWS, axis=0))
-    for i in range(64):
-        ctx.matrix.declare(f"c{i}", DataType.FP32)
-        ctx.matrix.set_column(f"c{i}", rng.normal(size=ROWS).astype(np.float32))
+    names = [f"c{i}" for i in range(64)]
+    for name in names:
+        ctx.matrix.declare(name, DataType.FP32)
+    if blocks:
+        ctx.matrix.set_block(names, rng.normal(size=(ROWS, 64)).astype(np.float32))
+    else:
+        for name in names:
+            ctx.matrix.set_column(name, rng.normal(size=ROWS).astype(np.float32))
     ctx.matrix.declare("cat_emb", DataType.FP32_VECTOR)
     ctx.matrix.set_column("cat_emb", rng.normal(size=(ROWS, 32)).astype(np.float32))
     return comp, ctx
@@ -140,8 +149,8 @@ async def measure(comp: Any, ctx: Any, iters: int, warmup: int, instrument: Any)
     }
 
 
-async def bench_embedded(iters: int) -> dict[str, float]:
-    comp, ctx = build(component_config(f"onnx://{REPO}", "s1_mlp", single_input=False))
+async def bench_embedded(iters: int, blocks: bool = True) -> dict[str, float]:
+    comp, ctx = build(component_config(f"onnx://{REPO}", "s1_mlp", single_input=False), blocks)
     backend = comp.pool.get(f"onnx://{REPO}")
     await backend.session("s1_mlp", "1")
 
@@ -217,7 +226,10 @@ def main() -> None:
     parser.add_argument("--remote-iters", type=int, default=1000)
     parser.add_argument("--no-remote", action="store_true")
     args = parser.parse_args()
-    results = {"embedded": asyncio.run(bench_embedded(args.iters))}
+    results = {
+        "embedded": asyncio.run(bench_embedded(args.iters)),
+        "embedded_columns": asyncio.run(bench_embedded(args.iters, blocks=False)),
+    }
     if not args.no_remote:
         with tempfile.TemporaryDirectory() as tmp:
             proc, port = start_mlserver(Path(tmp))

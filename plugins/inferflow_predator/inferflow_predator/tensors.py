@@ -1,7 +1,8 @@
 """Matrix columns <-> model tensors, with numpy (reference 4.4, 4.5 and the payload rules of 5.3).
 
-Inputs: each feature column is read once as the input's element type (vector columns as the vector type),
-missing cells take the 4.5 defaults, the parts are stacked side by side and reshaped to ``[rows] + shape``
+Inputs: each feature column is read once as the input's element type (vector columns as the vector type,
+runs of scalar columns with one ``read_filled_many``), missing cells take the 4.5 defaults, the parts are
+joined side by side and reshaped to ``[rows] + shape``
 (one ``-1`` is resolved from the per-row element count). BYTES inputs are object arrays of text, sent as
 uint32-LE length-prefixed elements. Outputs: raw bytes are read with ``np.frombuffer`` for every KServe
 datatype and cut into the configured per-row slices.
@@ -79,9 +80,36 @@ def _ready_values(matrix: ComponentMatrix, feature: str, spec: InputSpec) -> np.
 def assemble_input(matrix: ComponentMatrix, spec: InputSpec) -> Tensor:
     """The whole matrix's tensor for ``spec``: shape ``[rows] + shape`` with ``-1`` resolved.
 
-    Fixed-width parts are copied as contiguous rows of a feature-major buffer, transposed once at the end
-    (cheaper than one strided column write per feature).
+    Each run of consecutive scalar feature columns is read with one ``read_filled_many`` (a view of the
+    matrix's column block when the columns were written together, e.g. by a feature component); vector
+    features are read one by one; the parts are joined with one ``np.concatenate``.
     """
+    rows = matrix.rows
+    if spec.dtype is DataType.STRING or len(spec.features) == 1:
+        return _assemble_per_feature(matrix, spec)
+    parts: list[np.ndarray] = []
+    run: list[str] = []
+    for feature in spec.features:
+        col = matrix.column(feature) if matrix.has(feature) else None
+        if col is not None and not col.dtype.is_vector:
+            run.append(feature)
+            continue
+        if run:
+            parts.append(matrix.read_filled_many(run, spec.dtype))
+            run = []
+        part = _feature_part(matrix, feature, spec) if col is not None else None
+        if part is None:
+            part = _default_part(rows, spec)
+        parts.append(part if part.ndim == 2 else part[:, None])
+    if run:
+        parts.append(matrix.read_filled_many(run, spec.dtype))
+    flat = np.ascontiguousarray(parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1))
+    shape = _fix_shape(spec, flat.shape[1])
+    return Tensor(spec.name, spec.kserve, flat.reshape((rows, *shape)))
+
+
+def _assemble_per_feature(matrix: ComponentMatrix, spec: InputSpec) -> Tensor:
+    """BYTES inputs and single-feature inputs: one part per feature (a STRING column may hold vectors)."""
     rows = matrix.rows
     parts: list[np.ndarray] = []
     for feature in spec.features:
@@ -91,16 +119,8 @@ def assemble_input(matrix: ComponentMatrix, spec: InputSpec) -> Tensor:
         parts.append(part if part is not None else _default_part(rows, spec))
     if len(parts) == 1:
         flat = parts[0] if parts[0].ndim == 2 else parts[0][:, None]
-    elif spec.dtype is DataType.STRING:
-        flat = np.concatenate([p.reshape(rows, -1) for p in parts], axis=1)
     else:
-        widths = [p.shape[1] if p.ndim == 2 else 1 for p in parts]
-        major = np.empty((sum(widths), rows), dtype=spec.dtype.numpy_dtype)
-        start = 0
-        for part, width in zip(parts, widths, strict=True):
-            major[start : start + width] = part.T if part.ndim == 2 else part
-            start += width
-        flat = np.ascontiguousarray(major.T)
+        flat = np.concatenate([p.reshape(rows, -1) for p in parts], axis=1)
     shape = _fix_shape(spec, flat.shape[1])
     return Tensor(spec.name, spec.kserve, flat.reshape((rows, *shape)))
 
