@@ -180,7 +180,7 @@ class ParquetFormat:
     def decode(self, features: list[bytes], entries: tuple[SchemaEntry, ...]) -> list[list[bytes | None]]:
         rows: list[list[bytes | None]] = []
         for blob in features:
-            read = pq.read_table(io.BytesIO(blob))
+            read = pq.read_table(io.BytesIO(blob), use_threads=False)  # no Arrow thread pool: it can abort at exit
             for pairs in read.column(PARQUET_COLUMN).to_pylist():
                 got = dict(pairs or [])
                 rows.append([got.get(i) or None for i in range(len(entries))])
