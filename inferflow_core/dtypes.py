@@ -330,8 +330,10 @@ def _str_bytes(value: object) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------- text -> values
-_DEC = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?i:inf|infinity)|(?i:nan)"
-_HEX = r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?\d+"
+# Unambiguous and atomic (no digit run can be split two ways), so a failing match of a huge text is
+# linear, not quadratic: a 70,000-digit value must not stall the event loop.
+_DEC = r"(?>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?i:infinity|inf)|(?i:nan))"
+_HEX = r"(?>[+-]?0[xX](?:[0-9a-fA-F]+(?:\.[0-9a-fA-F]*)?|\.[0-9a-fA-F]+)[pP][+-]?\d+)"
 _FLOAT_RE, _HEX_RE = re.compile(_DEC), re.compile(_HEX)
 _FLOAT_COL_RE = re.compile(f"(?:{_DEC})(?:,(?:{_DEC}))*")
 _SIGNED_RE, _UNSIGNED_RE = re.compile(r"[+-]?\d+"), re.compile(r"\d+")
@@ -380,6 +382,11 @@ def _f64_to_f32(f64: np.ndarray, texts: Sequence[str]) -> tuple[np.ndarray, np.n
     return r, np.isfinite(r) | ~np.isfinite(f64)
 
 
+def _clip(text: str, limit: int = 40) -> str:
+    """A text for an error message: repr, shortened when long."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} chars)"
+
+
 def _parse_scalar(text: str, dt: DataType) -> object:
     """Strict Go-like parse of one scalar text (ParseInt/ParseUint base 10, ParseFloat, true/false)."""
     if not text:
@@ -388,19 +395,19 @@ def _parse_scalar(text: str, dt: DataType) -> object:
         return text
     if dt is DataType.BOOL:
         if text.lower() not in ("true", "false"):
-            raise DataTypeError(f"cannot parse {text!r} as {dt.wire_name}: expected 'true' or 'false'")
+            raise DataTypeError(f"cannot parse {_clip(text)} as {dt.wire_name}: expected 'true' or 'false'")
         return np.bool_(text.lower() == "true")
     if dt in _INT_RANGE:
         lo, hi = _INT_RANGE[dt]
         if not (_UNSIGNED_RE if lo == 0 else _SIGNED_RE).fullmatch(text):
-            raise DataTypeError(f"cannot parse {text!r} as {dt.wire_name}: expected a base-10 integer")
-        if not lo <= int(text) <= hi:
-            raise DataTypeError(f"{text!r} is out of range for {dt.wire_name} [{lo}, {hi}]")
+            raise DataTypeError(f"cannot parse {_clip(text)} as {dt.wire_name}: expected a base-10 integer")
+        if len(text.lstrip("+-").lstrip("0")) > 20 or not lo <= int(text) <= hi:  # > 20 digits: no int64
+            raise DataTypeError(f"{_clip(text)} is out of range for {dt.wire_name} [{lo}, {hi}]")
         return dt.numpy_dtype.type(int(text))
     is_hex = _HEX_RE.fullmatch(text) is not None
     if dt not in _FLOATS or not (is_hex or _FLOAT_RE.fullmatch(text)):
-        raise DataTypeError(f"cannot parse {text!r} as {dt.wire_name}")
-    out_of_range = DataTypeError(f"{text!r} is out of range for {dt.wire_name}")
+        raise DataTypeError(f"cannot parse {_clip(text)} as {dt.wire_name}")
+    out_of_range = DataTypeError(f"{_clip(text)} is out of range for {dt.wire_name}")
     try:
         arr = np.array([float.fromhex(text) if is_hex else float(text)])
     except OverflowError:

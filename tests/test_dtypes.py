@@ -517,3 +517,18 @@ def test_cast_array_strings() -> None:
     assert cast_array(np.array(["a:b"], dtype=object), D.STRING, D.STRING_VECTOR).tolist() == [["a", "b"]]
     with pytest.raises(DataTypeError):
         cast_array(np.array([1]), D.INT8, D.UNKNOWN)
+
+
+def test_huge_texts_are_invalid_quickly_not_a_crash_or_a_stall() -> None:
+    """A 70,000-digit value once hit Python's int-digit limit (crash) and a backtracking regex (stall)."""
+    import time
+
+    big = ["1" * 70000] * 49 + ["1" * 70000 + "x"]
+    for dt in (DataType.FP32, DataType.FP64, DataType.INT64, DataType.UINT8, DataType.FP32_VECTOR):
+        t0 = time.perf_counter()
+        _, valid = parse_text_column(big, dt)
+        assert not valid.any()
+        assert time.perf_counter() - t0 < 2.0, dt
+    with pytest.raises(DataTypeError, match=r"\(70000 chars\) is out of range"):
+        parse_text("9" * 70000, DataType.INT64)
+    assert parse_text("0" * 50 + "7", DataType.INT8) == 7  # leading zeros are fine, as in Go
