@@ -85,7 +85,9 @@ class Column:
     ) -> None:
         self.name, self.dtype, self.rows = name, dtype, rows
         self._values = values
-        self._valid: np.ndarray | None = np.zeros(rows, dtype=bool) if valid is None else valid
+        # None = all missing until first read (most declared columns are written whole before any read,
+        # so the feature initializer's ~100 declarations per request allocate nothing)
+        self._valid: np.ndarray | None = valid
         self._text = text  # object array of str, "" = absent
         self._block: ColumnBlock | None = None
         self._j = 0
@@ -110,8 +112,10 @@ class Column:
     def valid(self) -> np.ndarray:
         valid = self._valid
         if valid is None:
-            assert self._block is not None
-            valid = self._valid = self._block.valid[:, self._j]
+            block = self._block
+            valid = self._valid = (
+                np.zeros(self.rows, dtype=bool) if block is None else block.valid[:, self._j]
+            )
         return valid
 
     @valid.setter

@@ -170,22 +170,18 @@ def remote_env(ports: dict[str, int]) -> dict[str, str]:
 
 
 def hit_ratio(http_port: int) -> float | None:
+    """Feature-cache hit ratio from /metrics: the core's ``inferflow_cache_hits_total`` /
+    ``inferflow_cache_misses_total`` (recorded by ``Metrics.cache_lookup``) summed over components."""
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5).read().decode()
     except OSError:
         return None
-    hits = misses = 0.0
+    totals = {"inferflow_cache_hits_total": 0.0, "inferflow_cache_misses_total": 0.0}
     for line in text.splitlines():
-        if line.startswith("#") or "cache" not in line:
-            continue
         m = re.match(r"^(\S+?)(\{.*\})?\s+([0-9.eE+-]+)$", line)
-        if not m or m.group(1).endswith("_created"):
-            continue
-        what = m.group(1) + (m.group(2) or "")  # e.g. onfs_cache_requests_total{result="hit"}
-        if "hit" in what:
-            hits += float(m.group(3))
-        elif "miss" in what:
-            misses += float(m.group(3))
+        if m and m.group(1) in totals:  # e.g. inferflow_cache_hits_total{cache="feature",...} 42.0
+            totals[m.group(1)] += float(m.group(3))
+    hits, misses = totals.values()
     return hits / (hits + misses) if hits + misses else None
 
 

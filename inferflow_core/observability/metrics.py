@@ -70,6 +70,8 @@ class Metrics:
         self._children: dict[tuple, Any] = {}
         self._api: dict[tuple[str, str, str], tuple] = {}
         self._comp: dict[tuple[str, str], tuple] = {}
+        self._ext: dict[tuple[str, str, str, str], tuple] = {}
+        self._cache: dict[tuple[str, str, str], tuple] = {}
 
     # -- generic, for plugins ---------------------------------------------------------------------
     def count(self, name: str, amount: float = 1.0, **labels: object) -> None:
@@ -209,20 +211,30 @@ class Metrics:
         error_kind: str | None = None,
     ) -> None:
         """One call to an external service (OnFS, Predator, Numerix ...), for plugins."""
-        labels = {"service": service, "endpoint": endpoint, "model_id": model_id, "component": component}
-        self._child(Counter, "external_requests", labels).inc()
-        self._child(Histogram, "external_latency_seconds", labels).observe(seconds)
-        self._child(Histogram, "external_batch_size", labels, SIZE_BUCKETS).observe(batch)
+        key = (service, endpoint, model_id, component)
+        got = self._ext.get(key)
+        if got is None:
+            labels = {"service": service, "endpoint": endpoint, "model_id": model_id, "component": component}
+            got = self._ext[key] = (
+                self._child(Counter, "external_requests", labels),
+                self._child(Histogram, "external_latency_seconds", labels),
+                self._child(Histogram, "external_batch_size", labels, SIZE_BUCKETS),
+                (
+                    f"model-id:{model_id}",
+                    f"component-name:{component}",
+                    f"ext-service:{service}",
+                    f"endpoint:{endpoint}",
+                ),
+            )
+        requests, latency, batches, tags = got
+        requests.inc()
+        latency.observe(seconds)
+        batches.observe(batch)
         if error_kind:
+            labels = {"service": service, "endpoint": endpoint, "model_id": model_id, "component": component}
             self._child(Counter, "external_errors", {**labels, "kind": error_kind}).inc()
         sd = self.statsd
         if sd is not None:
-            tags = (
-                f"model-id:{model_id}",
-                f"component-name:{component}",
-                f"ext-service:{service}",
-                f"endpoint:{endpoint}",
-            )
             sd.count("inferflow.external.api.request.total", 1, tags)
             sd.timing("inferflow.external.api.request.latency", seconds * 1000.0, tags)
             sd.count("inferflow.external.api.request.batch", batch, tags)
@@ -231,14 +243,22 @@ class Metrics:
 
     def cache_lookup(self, cache: str, model_id: str, component: str, hits: int, misses: int) -> None:
         """Hits and misses of a cache lookup batch (e.g. the feature cache), for plugins."""
-        labels = {"cache": cache, "model_id": model_id, "component": component}
+        key = (cache, model_id, component)
+        got = self._cache.get(key)
+        if got is None:
+            labels = {"cache": cache, "model_id": model_id, "component": component}
+            got = self._cache[key] = (
+                self._child(Counter, "cache_hits", labels),
+                self._child(Counter, "cache_misses", labels),
+                (f"model-id:{model_id}", f"component-name:{component}"),
+            )
         if hits:
-            self._child(Counter, "cache_hits", labels).inc(hits)
+            got[0].inc(hits)
         if misses:
-            self._child(Counter, "cache_misses", labels).inc(misses)
+            got[1].inc(misses)
         sd = self.statsd
         if sd is not None:
-            tags = (f"model-id:{model_id}", f"component-name:{component}")
+            tags = got[2]
             sd.count("inferflow.component.inmemorycache.request.total", hits + misses, tags)
             if misses:
                 sd.count("inferflow.component.inmemorycache.request.miss.total", misses, tags)

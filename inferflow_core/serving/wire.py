@@ -8,6 +8,7 @@ field 2), so we write them ourselves. The tests decode these bytes with the gene
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 
@@ -49,37 +50,64 @@ def schema_field(field: int, columns: Sequence[tuple[str, DataType]]) -> bytes:
 
 Cells = list[bytes] | np.ndarray  # per-row cells, or a (rows, width) uint8 block of fixed-width cells
 
+_VALUE_HEAD = [b"\x12" + n for n in _SMALL]  # ``output_values`` tag + length, for cells < 128 bytes
+
 
 def _fixed_rows(blocks: list[np.ndarray], rows: int) -> list[bytes]:
     """Consecutive fixed-width columns -> per-row bytes of their ``output_values`` fields (numpy)."""
-    parts = []
+    width = sum(len(varint(b.shape[1])) + 1 + b.shape[1] for b in blocks)
+    out = np.empty((rows, width), dtype=np.uint8)
+    at = 0
     for block in blocks:
-        prefix = np.frombuffer(b"\x12" + varint(block.shape[1]), dtype=np.uint8)
-        parts.append(np.broadcast_to(prefix, (rows, len(prefix))))
-        parts.append(block)
-    joined = np.ascontiguousarray(np.hstack(parts))
-    buf, w = joined.tobytes(), joined.shape[1]
-    return [buf[i : i + w] for i in range(0, rows * w, w)]
+        head = b"\x12" + varint(block.shape[1])
+        out[:, at : at + len(head)] = np.frombuffer(head, dtype=np.uint8)
+        at += len(head)
+        out[:, at : at + block.shape[1]] = block
+        at += block.shape[1]
+    buf = out.tobytes()
+    return [buf[i : i + width] for i in range(0, rows * width, width)]
+
+
+def _value_fields(cells: list[bytes]) -> tuple[list[bytes], int]:
+    """Per-row ``output_values`` fields of one column of variable cells, and the longest field's size."""
+    longest = max(map(len, cells), default=0)
+    if longest < 128:
+        head = _VALUE_HEAD
+        return [head[len(c)] + c for c in cells], longest + 2
+    return [b"\x12" + varint(len(c)) + c for c in cells], longest + 1 + len(varint(longest))
 
 
 def score_messages(field: int, columns: Sequence[Cells], errors: dict[int, str], rows: int) -> bytes:
     """``rows`` score messages (``TargetScore`` / ``PairScore`` / ``SlateScore``) as repeated ``field``.
 
     ``columns[k]`` holds column ``k``'s output value per row; ``errors[r]`` is row ``r``'s error.
+    Runs of fixed-width columns become one numpy block; when every message is shorter than 128 bytes
+    (one-byte lengths, the common case) the result is one ``join`` of (header, field, field ...) pieces.
     """
     pieces: list[list[bytes]] = []
+    variable: list[list[bytes]] = []  # the pieces whose fields vary in length
+    longest = fixed = 0  # longest message body; bytes per row of the fixed-width pieces
     run: list[np.ndarray] = []
-    for cells in columns:
+    for cells in (*columns, None):
         if isinstance(cells, np.ndarray):
             run.append(cells)
             continue
         if run:
             pieces.append(_fixed_rows(run, rows))
+            width = len(pieces[-1][0]) if rows else 0
+            fixed += width
+            longest += width
             run = []
-        pieces.append([b"\x12" + varint(len(c)) + c for c in cells])
-    if run:
-        pieces.append(_fixed_rows(run, rows))
+        if cells is not None:
+            fields, size = _value_fields(cells)
+            pieces.append(fields)
+            variable.append(fields)
+            longest += size
     head = tag(field)
+    if not errors and longest < 128 and pieces and len(variable) <= 1:
+        heads = [head + n for n in _SMALL]
+        lead = [heads[len(f) + fixed] for f in variable[0]] if variable else [heads[fixed]] * rows
+        return b"".join(chain.from_iterable(zip(lead, *pieces, strict=True)))
     if len(pieces) == 1:
         bodies = pieces[0]
     else:

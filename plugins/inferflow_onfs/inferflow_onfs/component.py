@@ -10,6 +10,7 @@ same-type scalar features (views of the block), one ``set_column`` per other fea
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -219,8 +220,10 @@ class FeatureComponent(Component):
             usable[pos] = True
             parts.append((pos, slab, rows))
         misses = np.flatnonzero(~usable).tolist()
-        self._count("onfs_cache_requests", len(unique) - len(misses), result="hit")
-        self._count("onfs_cache_requests", len(misses), result="miss")
+        if self.metrics is not None:  # the core's shared names: inferflow_cache_hits/misses_total
+            self.metrics.cache_lookup(
+                "feature", self.model_id, self.name, len(unique) - len(misses), len(misses)
+            )
         return parts, misses
 
     async def _fetch(self, ctx: RunContext, unique: list[tuple[str, ...]], misses: list[int]) -> FetchOutcome:
@@ -232,7 +235,18 @@ class FeatureComponent(Component):
                 "featurestore-not-configured",
             )
         keys = [unique[i] for i in misses]
+        started = time.perf_counter()
         outcome = await self.backend.fetch(self.request, keys, ctx.bound(None))
+        if self.metrics is not None:  # the core's shared names: inferflow_external_* (service featurestore)
+            self.metrics.external_call(
+                "featurestore",
+                self.backend.name,
+                self.model_id,
+                self.name,
+                time.perf_counter() - started,
+                len(keys),
+                outcome.failures[0][0] if outcome.failures else None,
+            )
         self._count("onfs_batches", outcome.calls)
         self._count("onfs_fetched_entities", len(keys))
         for kind, _message in outcome.failures:

@@ -71,12 +71,13 @@ async def test_hits_skip_the_store_and_equal_the_store(store_dir) -> None:
     comp, metrics = _build(LocalBackend(LocalStore(str(store_dir[0]))), cache)
     first = await _run(comp, ["u1", "u2", "u1", "ghost"])
     assert _fetched(metrics) == 3 and len(cache) == 2  # the missing entity is not cached
+    assert metrics.value("cache_misses", model_id="m", component="user_features") == 3
     # same cache, a backend that cannot answer: hits must not touch it
     broken = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=free_port(), fs_plaintext=True))
     comp2, metrics2 = _build(broken, cache)
     second = await _run(comp2, ["u1", "u2", "u1"])
     assert _fetched(metrics2) == 0 and not second.failures
-    assert metrics2.value("onfs_cache_requests", model_id="m", component="user_features", result="hit") == 2
+    assert metrics2.value("cache_hits", model_id="m", component="user_features") == 2
     for col in ("user:scalars:fp32", "user:vectors:emb", "user:vectors:svec", "user:scalars:name"):
         va, _ = first.matrix.read(col)
         vb, okb = second.matrix.read(col)

@@ -124,9 +124,13 @@ class PredatorComponent(Component):
     async def _call(
         self, ctx: RunContext, backend: Backend, endpoint: str, tensors: list[Tensor], rows: int
     ) -> Scores | ComponentError:
-        """One model call; a failure is returned (and counted per endpoint), never raised."""
-        labels = {"model_id": self.model_id, "component": self.name, "endpoint": endpoint}
+        """One model call; a failure is returned (and counted per endpoint), never raised.
+
+        Recorded with ``Metrics.external_call`` (service ``predator``): ``inferflow_external_*`` in
+        Prometheus, ``inferflow.external.api.request.*`` in StatsD, labelled with the endpoint.
+        """
         started = time.perf_counter()
+        kind: str | None = None
         try:
             timeout = ctx.bound(self.deadline_s)
             await backend.check_ready(self.cfg.model_name, self.cfg.model_version, timeout)
@@ -140,14 +144,15 @@ class PredatorComponent(Component):
                     raise ComponentError(f"model {self.cfg.model_name!r} returned no output {spec.name!r}")
                 scores.append(split_output(spec, got[spec.name], rows))
         except ComponentError as exc:
-            self.metrics.count("predator_endpoint_errors", 1.0, kind=exc.kind, **labels)
+            kind = exc.kind
             return exc
         except Exception as exc:
-            self.metrics.count("predator_endpoint_errors", 1.0, kind="predator-api-error", **labels)
-            return ComponentError(f"{endpoint}: {type(exc).__name__}: {exc}", "predator-api-error")
+            kind = "predator-api-error"
+            return ComponentError(f"{endpoint}: {type(exc).__name__}: {exc}", kind)
         finally:
-            self.metrics.count("predator_endpoint_calls", 1.0, **labels)
-            self.metrics.observe("predator_endpoint_latency_seconds", time.perf_counter() - started, **labels)
+            self.metrics.external_call(
+                "predator", endpoint, self.model_id, self.name, time.perf_counter() - started, rows, kind
+            )
         return scores
 
     def _write(self, matrix: ComponentMatrix, rows: np.ndarray, scores: Scores) -> None:

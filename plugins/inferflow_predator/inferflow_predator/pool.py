@@ -8,10 +8,9 @@ registered component type, i.e. one per process runtime, and shared by every mod
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from .embedded import OnnxBackend
+from .embedded import OnnxBackend, OnnxWorkers
 from .kserve import KServeClient
 from .settings import PredatorSettings
 from .tensors import Tensor
@@ -45,18 +44,16 @@ class BackendPool:
     def __init__(self, settings: PredatorSettings) -> None:
         self.settings = settings
         self._backends: dict[str, tuple[Backend, asyncio.AbstractEventLoop]] = {}
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: OnnxWorkers | None = None
         self._metadata = (
             ("predator-caller-id", settings.caller_id),
             ("predator-auth-token", settings.caller_token),
         )
 
     @property
-    def executor(self) -> ThreadPoolExecutor:
+    def executor(self) -> OnnxWorkers:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=self.settings.onnx_workers, thread_name_prefix="inferflow-onnx"
-            )
+            self._executor = OnnxWorkers(self.settings.onnx_workers, "inferflow-onnx")
         return self._executor
 
     def get(self, endpoint: str) -> Backend:

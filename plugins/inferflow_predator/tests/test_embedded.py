@@ -140,7 +140,7 @@ async def test_example_mlp_scores_like_numpy(make_runtime: Any) -> None:
     assert ctx.matrix.texts("ctr_model") == ["s1_mlp"] * rows
     assert ctx.matrix.texts("inferflow_config_id") == ["m"] * rows
     calls = rt.metrics.value(
-        "predator_endpoint_calls", model_id="m", component="ranker", endpoint=f"onnx://{cf.EXAMPLE_REPO}"
+        "external_requests", model_id="m", component="ranker", endpoint=f"onnx://{cf.EXAMPLE_REPO}"
     )
     assert calls == 4  # 200 rows in batches of 64
 
@@ -343,8 +343,8 @@ async def test_failed_batch_leaves_exactly_its_rows_missing(make_runtime: Any, t
     assert "1/4 batches failed" in ctx.failures[0].message
     endpoint = f"onnx://{tmp_path}"
     labels = {"model_id": "m", "component": "lookup", "endpoint": endpoint}
-    assert rt.metrics.value("predator_endpoint_errors", kind="predator-api-error", **labels) == 1
-    assert rt.metrics.value("predator_endpoint_calls", **labels) == 4
+    assert rt.metrics.value("external_errors", kind="predator-api-error", **labels) == 1
+    assert rt.metrics.value("external_requests", **labels) == 4
 
 
 async def test_slate_mode(make_runtime: Any, tmp_path: Path) -> None:
@@ -379,14 +379,12 @@ async def test_slate_mode(make_runtime: Any, tmp_path: Path) -> None:
     assert not ctx.matrix.has("slate_s")
     # PointWise (no slate matrix): a slate component does not call the model
     calls = rt.metrics.value(
-        "predator_endpoint_calls", model_id="m", component="lookup", endpoint=f"onnx://{tmp_path}"
+        "external_requests", model_id="m", component="lookup", endpoint=f"onnx://{tmp_path}"
     )
     ctx = await run(rt, 5, i=typed(DataType.INT64, np.arange(5)))
     assert not ctx.failures
     assert (
-        rt.metrics.value(
-            "predator_endpoint_calls", model_id="m", component="lookup", endpoint=f"onnx://{tmp_path}"
-        )
+        rt.metrics.value("external_requests", model_id="m", component="lookup", endpoint=f"onnx://{tmp_path}")
         == calls
     )
 
@@ -443,7 +441,7 @@ async def test_hot_reload_to_a_new_endpoint_works_at_once(make_runtime: Any, tmp
     ctx = await run(rt, 2, i=typed(DataType.INT64, np.array([1, 2])))
     assert ctx.matrix.read("s")[1].all() and not ctx.failures
     labels = {"model_id": "m", "component": "lookup", "endpoint": f"onnx://{tmp_path / 'b'}"}
-    assert rt.metrics.value("predator_endpoint_calls", **labels) == 1
+    assert rt.metrics.value("external_requests", **labels) == 1
 
 
 @pytest.mark.parametrize("routing", ["model_end_points", "route_config", "horizon_top_level"])

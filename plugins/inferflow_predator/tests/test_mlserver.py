@@ -78,7 +78,7 @@ async def test_dag_scores_match_the_model_computed_locally(mlserver: Any, make_r
     labels, ok = ctx.matrix.read("clf_label")
     assert ok.all() and labels.dtype == np.int64 and labels.tolist() == exp["label"].tolist()
     labels = {"model_id": "m", "component": "clf", "endpoint": mlserver.endpoint}
-    assert rt.metrics.value("predator_endpoint_calls", **labels) == 7  # 64 rows in batches of 10
+    assert rt.metrics.value("external_requests", **labels) == 7  # 64 rows in batches of 10
 
 
 async def test_failed_batch_leaves_only_its_rows_missing(mlserver: Any, make_runtime: Any) -> None:
@@ -92,7 +92,7 @@ async def test_failed_batch_leaves_only_its_rows_missing(mlserver: Any, make_run
     assert [f.kind for f in ctx.failures] == ["predator-api-error"]
     assert "1/3 batches failed" in ctx.failures[0].message
     labels = {"model_id": "m", "component": "clf", "endpoint": mlserver.endpoint}
-    assert rt.metrics.value("predator_endpoint_errors", kind="predator-api-error", **labels) == 1
+    assert rt.metrics.value("external_errors", kind="predator-api-error", **labels) == 1
 
 
 def constant_clf(repo: Path) -> None:
@@ -153,7 +153,7 @@ async def test_percentage_routing_80_20_over_2000_calls(
     # Binomial(2000, 0.2): mean 400, sd 17.9; +-5 sd
     assert 310 <= embedded <= 490, embedded
     calls = {
-        ep: rt.metrics.value("predator_endpoint_calls", model_id="m", component="clf", endpoint=ep)
+        ep: rt.metrics.value("external_requests", model_id="m", component="clf", endpoint=ep)
         for ep in (mlserver.endpoint, onnx_ep)
     }
     assert calls == {mlserver.endpoint: 2000 - embedded, onnx_ep: embedded}
@@ -183,7 +183,7 @@ async def test_down_and_slow_endpoints_are_contained_and_counted(
         ("slow", blackhole, "predator-api-timeout"),
     ):
         labels = {"model_id": "m", "component": name, "endpoint": endpoint}
-        assert rt.metrics.value("predator_endpoint_errors", kind=kind, **labels) == 2  # two batches of 10
+        assert rt.metrics.value("external_errors", kind=kind, **labels) == 2  # two batches of 10
 
 
 async def test_routing_to_a_down_endpoint_only_loses_those_requests(mlserver: Any, make_runtime: Any) -> None:
@@ -203,6 +203,4 @@ async def test_routing_to_a_down_endpoint_only_loses_those_requests(mlserver: An
     assert len(lost) + len(kept) == 40 and lost and kept
     assert all(c.failures and not k.failures for c in lost for k in kept)
     labels = {"model_id": "m", "component": "clf", "endpoint": down}
-    assert rt.metrics.value("predator_endpoint_errors", kind="predator-api-unavailable", **labels) == len(
-        lost
-    )
+    assert rt.metrics.value("external_errors", kind="predator-api-unavailable", **labels) == len(lost)
