@@ -63,3 +63,47 @@ async def test_sigterm_finishes_in_flight_requests(tmp_path: Path) -> None:
         assert np.frombuffer(res.target_scores[0].output_values[1], "<f4")[0] == np.float32(0.5)
         assert res.target_scores[0].error == ""
     assert '"msg": "shutdown requested, draining"' in log
+
+
+async def test_stop_closes_component_types_even_when_one_fails() -> None:
+    """Component types with long-lived resources get ``aclose()`` at shutdown; a failing or hanging
+    one is logged and does not keep the others (or the process) from closing."""
+    from inferflow_core.api import hookimpl
+    from inferflow_core.components import builtin_plugin
+    from inferflow_core.components.base import close_component_types
+    from inferflow_core.plugins import PluginHost
+    from inferflow_core.runtime import Runtime
+    from inferflow_core.testing.server import running_server
+    from tests.helpers import ProbeType
+
+    closed: list[str] = []
+
+    class Closing(ProbeType):
+        def __init__(self, key: str, mode: str) -> None:
+            self.config_key, self.mode = key, mode
+
+        async def aclose(self) -> None:
+            if self.mode == "fail":
+                raise RuntimeError("boom")
+            if self.mode == "hang":
+                await asyncio.sleep(60)
+            closed.append(self.config_key)
+
+    class Plugin:
+        @hookimpl
+        def register_components(self, register):  # type: ignore[no-untyped-def]
+            register(Closing("a_components", "ok"))
+            register(Closing("b_components", "fail"))
+            register(Closing("c_components", "ok"))
+
+    host = PluginHost()
+    host.register(builtin_plugin, name="core")
+    host.register(Plugin(), name="closing")
+    async with running_server(Runtime(host=host), {}):
+        pass
+    assert sorted(closed) == ["a_components", "c_components"]
+    hang = {"h_components": Closing("h_components", "hang")}
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert await close_component_types(hang, 0.2) == ["h_components"]
+    assert loop.time() - t0 < 2

@@ -129,6 +129,10 @@ class ComponentType(Protocol):
 
     ``config_model`` validates one entry of ``component_config.<config_key>`` (errors name the
     JSON path); ``build`` turns a validated entry into a :class:`Component`.
+
+    A type that holds long-lived resources (channels, sessions, caches) may also define
+    ``async def aclose(self) -> None``: the server awaits it once at shutdown, after in-flight requests
+    have finished (see :func:`close_component_types`).
     """
 
     config_key: str
@@ -185,3 +189,21 @@ class RequestObserver(Protocol):
     async def start(self, host: ObserverHost) -> None: ...
 
     async def stop(self, grace_s: float) -> None: ...
+
+
+async def close_component_types(types: Mapping[str, Any], timeout_s: float) -> list[str]:
+    """Await ``aclose()`` of every registered component type that has one, each bounded by
+    ``timeout_s``; returns the config keys whose close failed or timed out (logged, never raised)."""
+    import logging
+
+    failed: list[str] = []
+    for key, ctype in types.items():
+        close = getattr(ctype, "aclose", None)
+        if close is None:
+            continue
+        try:
+            await asyncio.wait_for(close(), timeout_s)
+        except Exception as exc:  # shutdown goes on: one plugin must not keep the process alive
+            logging.getLogger("inferflow.plugins").error("closing component type %r failed: %r", key, exc)
+            failed.append(key)
+    return failed

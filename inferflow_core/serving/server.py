@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from ..components.base import ObserverHost
+from ..components.base import ObserverHost, close_component_types
 from ..config.sources import ConfigSource
 from ..runtime import Runtime
 from .http import HttpSidePort
@@ -183,6 +183,7 @@ class InferflowServer:
                 await asyncio.wait_for(obs.stop(left), left + 1.0)
             except Exception:
                 log.exception("request observer %r failed to stop", obs)
+        await close_component_types(self.runtime.registry.components, max(0.5, deadline - time.monotonic()))
         if self._http is not None:
             await self._http.stop()
         log.info("stopped")

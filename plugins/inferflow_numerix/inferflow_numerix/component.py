@@ -232,3 +232,10 @@ class NumerixType:
             if client is None:
                 client = self._clients[key] = NumerixClient(settings)
         return NumerixComponent(checked, ctx.model_id, settings, self.programs, client)
+
+    async def aclose(self) -> None:
+        """Server shutdown: close the remote Numerix channels."""
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await client.close()

@@ -64,6 +64,18 @@ class FeatureComponentType:
             self._caches[key] = FeatureCache(settings.cache_bytes, settings.cache_l2_path)
         return self._caches[key]
 
+    async def aclose(self) -> None:
+        """Server shutdown: close OnFS channels and the caches' L2 handles."""
+        backends, caches = list(self._backends.values()), list(self._caches.values())
+        self._backends.clear()
+        self._caches.clear()
+        for backend in backends:
+            close = getattr(backend, "close", None)
+            if close is not None:
+                await close()
+        for cache in caches:
+            cache.close()
+
     def build(self, config: FeatureComponentConfig, ctx: BuildContext) -> Component:
         name = config.component
         if config.composite_id and not config.component_id:

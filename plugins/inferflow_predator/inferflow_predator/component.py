@@ -213,3 +213,7 @@ class PredatorType:
 
     def build(self, config: PredatorConfig, ctx: BuildContext) -> Component:
         return PredatorComponent(config, ctx.model_id, self.pool, ctx.metrics, ctx.model.route_config)
+
+    async def aclose(self) -> None:
+        """Server shutdown: close every endpoint's channel and the ONNX workers."""
+        await self.pool.aclose()
