@@ -29,7 +29,12 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parents[3]
 METHOD = "/Predict/InferPointWise"
 WARMUP = 50
-SETTINGS = (("off", 0, "proto"), ("proto", 100, "proto"), ("parquet", 100, "parquet"))
+SETTINGS = (
+    ("off", 0, "proto"),
+    ("proto", 100, "proto"),
+    ("parquet", 100, "parquet"),
+    ("proto-nosink", 100, "proto"),  # encode everything, write nothing (--nosink): logging's own CPU
+)
 
 
 def _load(path: Path, name: str) -> ModuleType:
@@ -85,10 +90,10 @@ async def closed_loop(target: str, reqs: list[bytes], seconds: float, concurrenc
                     errors += 1
                 i += concurrency
 
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         await asyncio.gather(*(caller(k) for k in range(concurrency)))
-        elapsed = time.perf_counter() - t0
-    return {"requests": done, "errors": errors, "seconds": elapsed, "rps": done / elapsed}
+        elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"requests": done, "errors": errors, "seconds": elapsed, "rps": done / elapsed, "load_cpu_s": cpu}
 
 
 def loadgen_main(args: argparse.Namespace) -> int:
@@ -114,6 +119,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def box_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK"), sum(fields) / os.sysconf("SC_CLK_TCK")
+
+
 def run_setting(h: ModuleType, gen: ModuleType, data: Path, tmp: Path, setting: tuple, args) -> dict:  # type: ignore[no-untyped-def]
     name, perc, fmt = setting
     config = h.write_config(tmp / f"config-{name}", data, logging_perc=perc, models=("bench_ctr",))
@@ -121,7 +133,8 @@ def run_setting(h: ModuleType, gen: ModuleType, data: Path, tmp: Path, setting: 
     service.write_text(json.dumps({"v2-logging-type": fmt, "compression-enabled": False}))
     log_dir = tmp / f"logs-{name}-{time.monotonic_ns()}"
     env = h.embedded_env(data, log_dir=log_dir)
-    env["INFERFLOW_LOG_SINK"] = args.sink  # "none": encode everything, write nothing (diagnostics)
+    # "none": encode everything, write nothing (diagnostics)
+    env["INFERFLOW_LOG_SINK"] = "none" if name.endswith("-nosink") else args.sink
     port, http_port = h.free_port(), h.free_port()
     srv = h.ServerProcess(name, h.inferflow_serve(config, port, http_port, 1), env, tmp / f"{name}.log")
     srv.start()
@@ -137,15 +150,20 @@ def run_setting(h: ModuleType, gen: ModuleType, data: Path, tmp: Path, setting: 
         load = h.ServerProcess(f"loadgen {name}", cmd, h.embedded_env(data), tmp / f"load-{name}.log")
         assert srv.proc is not None
         cpu0 = cpu_seconds(srv.proc.pid)
+        box0 = box_cpu()
         load.start()
         assert load.proc is not None
         if load.proc.wait(timeout=args.seconds + 120) != 0:
             raise RuntimeError(f"loadgen failed:\n{load.log_tail()}")
         res = json.loads(out.read_text())
+        box1 = box_cpu()
         time.sleep(0.5)  # let the logging worker catch up before reading its counters
         cpu1 = cpu_seconds(srv.proc.pid)
         served = res["requests"] + WARMUP
         res["cpu_ms_per_req"] = 1000 * (cpu1 - cpu0) / served
+        res["load_cpu_ms_per_req"] = 1000 * res["load_cpu_s"] / max(1, res["requests"])
+        # machine busy share during the load (all processes; the load's own start-up included)
+        res["box_busy"] = (box1[0] - box0[0]) / max(1e-9, box1[1] - box0[1])
         res["logged_entities"] = metric_sum(http_port, "inferflow_logging_entities_total")
         res["dropped"] = metric_sum(http_port, "inferflow_logging_dropped_total")
     finally:
@@ -161,6 +179,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--targets", type=int, default=200)
     parser.add_argument("--sink", choices=("file", "none"), default="file")
+    parser.add_argument("--nosink", action="store_true", help="also run proto with INFERFLOW_LOG_SINK=none")
     parser.add_argument("--only", nargs="*", help="run only these settings (off, proto, parquet)")
     parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
@@ -180,10 +199,14 @@ def main() -> int:
             for setting in SETTINGS:
                 if args.only and setting[0] not in args.only and setting[0] != "off":
                     continue
+                wanted = args.nosink or (args.only and setting[0] in args.only)
+                if setting[0] == "proto-nosink" and not wanted:
+                    continue
                 res = run_setting(h, gen, data, tmp, setting, args)
                 results[setting[0]].append(res)
                 print(
                     f"  {setting[0]:<8} {res['rps']:8.1f} req/s  {res['cpu_ms_per_req']:.3f} CPU ms/req"
+                    f" (load {res['load_cpu_ms_per_req']:.3f}, box busy {res['box_busy']:.0%})"
                     f"  errors {res['errors']}",
                     flush=True,
                 )
@@ -193,7 +216,8 @@ def main() -> int:
         f"\nS1 PointWise, 200 targets, concurrency {args.concurrency}, {args.seconds:.0f} s x {args.rounds}"
     )
     print(
-        f"{'logging':<16}{'req/s':>8}{'vs off':>8}{'CPU ms/req':>11}{'entities':>10}{'dropped':>8}{'MB':>7}"
+        f"{'logging':<22}{'req/s':>8}{'vs off':>8}{'CPU ms/req':>11}{'load ms':>8}{'box':>6}"
+        f"{'entities':>10}{'dropped':>8}{'MB':>7}"
     )
     for name, perc, fmt in SETTINGS:
         runs = results[name]
@@ -209,12 +233,15 @@ def main() -> int:
             "dropped": sum(r["dropped"] for r in runs),
             "log_mb": round(sum(r["log_bytes"] for r in runs) / 1e6, 1),
             "cpu_ms_per_req": round(statistics.median(r["cpu_ms_per_req"] for r in runs), 3),
+            "load_cpu_ms_per_req": round(statistics.median(r["load_cpu_ms_per_req"] for r in runs), 3),
+            "box_busy": round(statistics.median(r["box_busy"] for r in runs), 3),
             "rps_runs": [round(r["rps"], 1) for r in runs],
         }
         summary[name] = row
-        label = f"{perc}%" + (f" {fmt}" if perc else "")
+        label = f"{perc}%" + (f" {fmt}" if perc else "") + (" no sink" if name.endswith("-nosink") else "")
         print(
-            f"{label:<16}{row['rps']:>8.1f}{row['ratio_vs_off']:>8.3f}{row['cpu_ms_per_req']:>11.3f}"
+            f"{label:<22}{row['rps']:>8.1f}{row['ratio_vs_off']:>8.3f}{row['cpu_ms_per_req']:>11.3f}"
+            f"{row['load_cpu_ms_per_req']:>8.3f}{row['box_busy']:>6.0%}"
             f"{row['logged_entities']:>10.0f}{row['dropped']:>8.0f}"
             f"{row['log_mb']:>7.1f}"
         )

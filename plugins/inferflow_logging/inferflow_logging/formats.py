@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,9 +22,9 @@ import pyarrow.parquet as pq
 
 from inferflow_core.api import DataType
 
-from .rowpack import Segment, pack, split_rows
+from .rowpack import Segment, frame_heads, pack, split_rows
 from .schema import FORMAT_CODES, SchemaEntry
-from .table import LogTable
+from .table import CellGroup, LogColumn, LogTable
 
 MAX_VAR_LEN = 0xFFFF
 PARQUET_COLUMN = "Features"  # parquet-go's column name for the Go row struct's field ``Features``
@@ -33,10 +32,36 @@ PARQUET_MAP = pa.map_(pa.int64(), pa.field("value", pa.binary(), nullable=False)
 _MISSING_STRING = b"0.0"  # reference 4.5: a missing String/BYTES value in the proto log
 
 
-@dataclass
 class Chunk:
-    entities: list[str]
-    features: list[bytes]
+    """One message's rows: entity ids and their feature blobs (one per entity for proto, one per chunk
+    for arrow / parquet).
+
+    The proto format hands over ``framed`` instead: the chunk's ``InferflowLog.features`` field already
+    in protobuf wire form (every ``PerEntityFeatures`` with its tag and lengths), a slice of one buffer
+    for the whole request, so the envelope copies it once; ``features`` is then derived on demand.
+    """
+
+    def __init__(
+        self,
+        entities: list[str],
+        features: list[bytes] | None = None,
+        framed: memoryview | None = None,
+        bounds: tuple[np.ndarray, np.ndarray] | None = None,  # (blob starts, blob ends) within framed
+    ) -> None:
+        self.entities = entities
+        self._features = features
+        self.framed = framed
+        self._bounds = bounds
+
+    @property
+    def features(self) -> list[bytes]:
+        if self._features is None:
+            assert self.framed is not None and self._bounds is not None
+            data = bytes(self.framed)
+            self._features = [
+                data[a:b] for a, b in zip(self._bounds[0].tolist(), self._bounds[1].tolist(), strict=True)
+            ]
+        return self._features
 
 
 def _chunks(table: LogTable, batch_size: int) -> list[LogTable]:
@@ -49,9 +74,10 @@ def _chunks(table: LogTable, batch_size: int) -> list[LogTable]:
 class ProtoFormat:
     """Per entity: flag byte, then fixed-size scalars raw, variable values uint16-LE length-prefixed.
 
-    Built column-wise with numpy (:mod:`.rowpack`): scalar columns are ``(rows, width)`` blocks (zeros
-    where missing), a vector/string column is a uint16 length block plus its bytes; one buffer holds
-    every row, sliced into one ``bytes`` per entity at the end.
+    Built column-wise with numpy (:mod:`.rowpack`): a run of scalar entries is one ``(rows, k * width)``
+    block (a view of the matrix's column block; zeros where missing), a vector/string column is a uint16
+    length block plus its bytes. One buffer holds every row already framed as ``PerEntityFeatures``
+    (heads computed for all rows at once), so a chunk is a slice of it; no Python per row.
     """
 
     name = "proto"
@@ -60,47 +86,65 @@ class ProtoFormat:
     def bad_rows(self, table: LogTable) -> np.ndarray:
         """Rows holding a variable-length value too long for the uint16 length prefix."""
         bad = np.zeros(table.rows, dtype=bool)
-        for entry, col in zip(table.entries, table.columns, strict=True):
-            if entry.is_var and table.rows:
-                if col.block is not None:
-                    if col.block.shape[1] > MAX_VAR_LEN:
-                        bad |= col.valid
-                    continue
-                bad |= col.var_parts()[0] > MAX_VAR_LEN
+        for part in table.parts:
+            if isinstance(part, CellGroup) or not table.rows:
+                continue  # fixed scalars only
+            if part.block is not None:
+                if part.block.shape[1] > MAX_VAR_LEN:
+                    bad |= part.valid
+                continue
+            bad |= part.var_parts()[0] > MAX_VAR_LEN
         return bad
 
     def encode(self, table: LogTable, batch_size: int) -> list[Chunk]:
         if not table.rows:
             return []
-        rows_bytes = self.encode_rows(table)
+        buf, offsets, heads = self.encode_framed(table)
         size = max(1, batch_size)
+        view = memoryview(buf.data)
+        starts, ends = offsets[:-1] + heads, offsets[1:]
         return [
-            Chunk(table.entities[i : i + size], rows_bytes[i : i + size]) for i in range(0, table.rows, size)
+            Chunk(
+                table.entities[i : i + size],
+                framed=view[int(offsets[i]) : int(offsets[min(i + size, table.rows)])],
+                bounds=(starts[i : i + size] - offsets[i], ends[i : i + size] - offsets[i]),
+            )
+            for i in range(0, table.rows, size)
         ]
 
     def encode_rows(self, table: LogTable) -> list[bytes]:
-        n = table.rows
-        flags = np.asarray(
-            table.valid_matrix().all(axis=1), dtype=bool
-        )  # byte 0: every cell of the row present
-        segments: list[Segment] = [Segment(block=flags.view(np.uint8)[:, None])]
-        for entry, col in zip(table.entries, table.columns, strict=True):
-            missing = None if col.all_valid else col.valid
-            if not entry.is_var:
-                block = col.block if col.block is not None else np.zeros((n, entry.itemsize), np.uint8)
-                segments.append(Segment(block=block, valid=missing, fill_zero=True))
-            elif col.block is not None:  # a constant-dim vector: a missing cell is length 0
-                width = col.block.shape[1]
-                lengths = np.full(n, width, dtype="<u2") if missing is None else (col.valid * width)
-                segments.append(Segment(block=lengths.astype("<u2").view(np.uint8).reshape(n, 2)))
-                segments.append(Segment(block=col.block, valid=missing))
-            else:
-                fill = _MISSING_STRING if entry.dtype is DataType.STRING else b""
-                lengths, data = col.var_parts(fill)
-                segments.append(Segment(block=lengths.astype("<u2").view(np.uint8).reshape(n, 2)))
-                segments.append(Segment(lengths=lengths, data=data))
-        buf, offsets = pack(segments, n)
+        """One proto log row per entity (unframed)."""
+        buf, offsets = pack(self.segments(table), table.rows)
         return split_rows(buf, offsets)
+
+    def encode_framed(self, table: LogTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(buffer, row offsets (rows + 1,), head length per row): every row as a framed
+        ``InferflowLog.features`` element (``0x2a len {0x0a len row}``), all rows in one buffer."""
+        n = table.rows
+        segments = self.segments(table)
+        sizes = np.zeros(n, dtype=np.int64)
+        for seg in segments:
+            sizes += seg.row_lengths(n)
+        head = frame_heads(0x2A, sizes, inner_tag=0x0A)
+        buf, offsets = pack([head, *segments], n)
+        head_lengths = head.row_lengths(n)
+        return buf, offsets, np.broadcast_to(np.asarray(head_lengths, dtype=np.int64), (n,))
+
+    def segments(self, table: LogTable) -> list[Segment]:
+        """The row layout: flag byte, then each entry's cells (see the class docstring)."""
+        n = table.rows
+        flags = table.row_complete()  # byte 0: every cell of the row present
+        segments: list[Segment] = [Segment(block=flags.view(np.uint8)[:, None])]
+        pos = 0
+        for part in table.parts:
+            if isinstance(part, CellGroup):
+                valid = None if part.all_valid else part.valid
+                segments.append(Segment(block=part.block, valid=valid, fill_zero=True))
+                pos = part.stop
+                continue
+            segments.extend(_proto_column(table.entries[pos], part, n))
+            pos += 1
+        return segments
 
     def decode(self, features: list[bytes], entries: tuple[SchemaEntry, ...]) -> list[list[bytes | None]]:
         rows = []
@@ -118,6 +162,27 @@ class ProtoFormat:
                 raise ValueError(f"proto log row has {len(blob) - pos} bytes beyond its schema")
             rows.append(cells)
         return rows
+
+
+def _proto_column(entry: SchemaEntry, col: LogColumn, n: int) -> list[Segment]:
+    """One entry's proto cells: a fixed scalar raw (zeros where missing), else uint16-LE length + bytes."""
+    missing = None if col.all_valid else col.valid
+    if not entry.is_var:
+        block = col.block if col.block is not None else np.zeros((n, entry.itemsize), np.uint8)
+        return [Segment(block=block, valid=missing, fill_zero=True)]
+    if col.block is not None:  # a constant-dim vector: a missing cell is length 0
+        width = col.block.shape[1]
+        lengths = np.full(n, width, dtype="<u2") if missing is None else (col.valid * width)
+        return [
+            Segment(block=lengths.astype("<u2").view(np.uint8).reshape(n, 2)),
+            Segment(block=col.block, valid=missing),
+        ]
+    fill = _MISSING_STRING if entry.dtype is DataType.STRING else b""
+    lengths, data = col.var_parts(fill)
+    return [
+        Segment(block=lengths.astype("<u2").view(np.uint8).reshape(n, 2)),
+        Segment(lengths=lengths, data=data),
+    ]
 
 
 def _record_batch(table: LogTable) -> pa.RecordBatch:
@@ -180,7 +245,9 @@ class ParquetFormat:
     def decode(self, features: list[bytes], entries: tuple[SchemaEntry, ...]) -> list[list[bytes | None]]:
         rows: list[list[bytes | None]] = []
         for blob in features:
-            read = pq.read_table(io.BytesIO(blob), use_threads=False)  # no Arrow thread pool: it can abort at exit
+            read = pq.read_table(
+                io.BytesIO(blob), use_threads=False
+            )  # no Arrow thread pool: it can abort at exit
             for pairs in read.column(PARQUET_COLUMN).to_pylist():
                 got = dict(pairs or [])
                 rows.append([got.get(i) or None for i in range(len(entries))])
@@ -194,25 +261,50 @@ _PARQUET_OPTIONS: dict[str, Any] = {"compression": "NONE", "use_dictionary": Fal
 def _map_column(table: LogTable) -> pa.MapArray:
     """Every row's ``{position: cell}`` map (missing = empty), flattened with numpy: no per-row dicts."""
     n, k = table.rows, len(table.entries)
-    widths = np.array([0 if c.block is None else c.block.shape[1] for c in table.columns], dtype=np.int64)
-    lengths = table.valid_matrix() * widths  # (n, k): block cells; ragged columns filled in below
+    lengths = np.empty((n, k), dtype=np.int64)  # (n, k) cell lengths, row-major = the items' order
     segments = []
-    for j, col in enumerate(table.columns):
-        if col.block is not None:
-            segments.append(Segment(block=col.block, valid=None if col.all_valid else col.valid))
+    pos = 0
+    for part in table.parts:
+        if isinstance(part, CellGroup):
+            valid = None if part.all_valid else part.valid
+            segments.append(Segment(block=part.block, valid=valid))
+            lengths[:, part.start : part.stop] = part.width if valid is None else valid * part.width
+            pos = part.stop
+            continue
+        if part.block is not None:
+            valid = None if part.all_valid else part.valid
+            segments.append(Segment(block=part.block, valid=valid))
+            width = part.block.shape[1]
+            lengths[:, pos] = width if valid is None else valid * width
         else:
-            lens, data = col.var_parts()
-            lengths[:, j] = lens
+            lens, data = part.var_parts()
+            lengths[:, pos] = lens
             segments.append(Segment(lengths=lens, data=data))
+        pos += 1
     buf, _ = pack(segments, n)
     ends = np.cumsum(lengths.reshape(-1))
     if len(ends) and ends[-1] > np.iinfo(np.int32).max:
         raise ValueError(f"parquet log chunk of {int(ends[-1])} bytes exceeds the binary column limit")
-    offsets = np.concatenate((np.zeros(1, dtype=np.int32), ends.astype(np.int32)))
+    offsets = np.empty(n * k + 1, dtype=np.int32)
+    offsets[0] = 0
+    offsets[1:] = ends
     items = pa.Array.from_buffers(pa.binary(), n * k, [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
-    keys = pa.array(np.tile(np.arange(k, dtype=np.int64), n))
-    row_offsets = pa.array(np.arange(n + 1, dtype=np.int32) * k)
+    keys, row_offsets = _map_keys(n, k)
     return pa.MapArray.from_arrays(row_offsets, keys, items, type=PARQUET_MAP)
+
+
+_KEYS: dict[tuple[int, int], tuple[pa.Array, pa.Array]] = {}
+
+
+def _map_keys(n: int, k: int) -> tuple[pa.Array, pa.Array]:
+    """(keys 0..k-1 repeated n times, row offsets): the same for every chunk of one shape, so cached."""
+    got = _KEYS.get((n, k))
+    if got is None:
+        if len(_KEYS) > 64:
+            _KEYS.clear()
+        keys = pa.array(np.tile(np.arange(k, dtype=np.int64), n))
+        got = _KEYS[(n, k)] = keys, pa.array(np.arange(n + 1, dtype=np.int32) * k)
+    return got
 
 
 FORMATS = {f.name: f for f in (ProtoFormat(), ArrowFormat(), ParquetFormat())}

@@ -25,7 +25,7 @@ from .records import encode_request
 from .sampling import should_log
 from .schema import SchemaCache, check_model_config
 from .settings import LoggingSettings
-from .sinks import SINKS, SinkWriter
+from .sinks import SINKS, LogMessage, SinkWriter
 
 log = logging.getLogger("inferflow.logging")
 _STOP = object()
@@ -33,6 +33,8 @@ _STOP = object()
 
 class InferenceLogger:
     """Registered through ``register_request_observers``. See the module docstring."""
+
+    BATCH = 64  # requests encoded per sink write at most (whatever is queued when the worker wakes)
 
     def __init__(
         self,
@@ -144,11 +146,24 @@ class InferenceLogger:
             except queue.Empty:
                 self._idle()
                 continue
-            if item is _STOP:
+            if item is not _STOP and self.settings.linger_ms:
+                time.sleep(self.settings.linger_ms / 1000.0)  # let a batch gather (the GIL is free)
+            batch = [item]  # whatever queued meanwhile too: one sink write for all of it
+            while item is not _STOP and len(batch) < self.BATCH:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(item)
+            self.metrics.gauge("logging.queue_depth", self.queue.qsize())
+            messages: list[LogMessage] = []
+            for served in batch:
+                if served is not _STOP:
+                    messages += self.encode(served)
+            self.write(messages)
+            if batch[-1] is _STOP:
                 self._idle()
                 return
-            self.metrics.gauge("logging.queue_depth", self.queue.qsize())
-            self.process(item)
 
     def _idle(self) -> None:
         self.metrics.gauge("logging.queue_depth", self.queue.qsize())
@@ -160,6 +175,10 @@ class InferenceLogger:
 
     def process(self, served: ServedRequest) -> int:
         """Encode one request and write it; returns the number of messages written. Never raises."""
+        return self.write(self.encode(served))
+
+    def encode(self, served: ServedRequest) -> list[LogMessage]:
+        """The message values of one request (empty when it cannot be encoded). Never raises."""
         model_id = served.model.model_id
         try:
             schema, new = self.schemas.get(served.model)
@@ -171,18 +190,22 @@ class InferenceLogger:
             self.metrics.count("logging.error", model_id=model_id, error_type="encoding_error")
             self.metrics.count("logging.encode_errors", model_id=model_id, error_type="encoding_error")
             log.warning("inference logging: model %s: encoding failed: %s", model_id, exc)
-            return 0
+            return []
         if encoded.entities:
             self.metrics.count("logging.entities", encoded.entities, model_id=model_id)
-        if self.writer is None or not encoded.messages:
+        return encoded.messages
+
+    def write(self, messages: list[LogMessage]) -> int:
+        """Hand ``messages`` to the sink in one call; the number handed over. Never raises."""
+        if self.writer is None or not messages:
             return 0
         try:
-            self.writer.write(encoded.messages)
+            self.writer.write(messages)
         except Exception as exc:
             self.metrics.count("logging.sink_errors", sink=self.settings.effective_sink(), error_type="write")
-            log.warning("inference logging: model %s: sink write failed: %s", model_id, exc)
+            log.warning("inference logging: sink write failed: %s", exc)
             return 0
-        return len(encoded.messages)
+        return len(messages)
 
     def _check(self, model: Any) -> None:
         for path, message in check_model_config(model):

@@ -10,7 +10,7 @@ import numpy as np
 
 from inferflow_core.api import ComponentMatrix, Metrics, ServedRequest
 
-from .envelope import EVENT_NAME, SLATE_EVENT_NAME, parent_entity, wrap
+from .envelope import EVENT_NAME, SLATE_EVENT_NAME, frame_entities, frame_features, parent_entity, wrap_framed
 from .sampling import RETRIEVE_MODEL_SCORE
 from .schema import LogSchema, SchemaEntry, metadata_byte
 from .sinks import LogMessage
@@ -98,7 +98,15 @@ def _encode_matrix(
     slate = event_name == SLATE_EVENT_NAME
     key = model_id + ("#slate" if slate else "")
     described = schema.to_json(slate=slate)
-    for chunk in fmt.encode(table, batch):
-        value = wrap(entities=chunk.entities, features=chunk.features, event_name=event_name, **common)
+    chunks = fmt.encode(table, batch)
+    for chunk in chunks:
+        rows = len(chunk.entities)
+        framed = getattr(chunk, "framed", None)
+        value = wrap_framed(
+            entities=frame_entities(chunk.entities),
+            features=framed if framed is not None else frame_features(chunk.features),
+            event_name=event_name,
+            **common,
+        )
         out.messages.append(LogMessage(value, model_id, key, described))
-        out.entities += len(chunk.entities)
+        out.entities += rows

@@ -2,14 +2,16 @@
 
 A record (a proto log row, or the concatenated values of a parquet map) is a sequence of *segments*:
 
-* a block: ``(rows, width)`` uint8, optionally with a per-row ``valid`` mask; a row whose cell is not
-  valid contributes ``width`` zero bytes (``fill_zero``, the proto default of scalars) or nothing;
+* a block: ``(rows, width)`` uint8 holding ``k`` cells of ``width // k`` bytes per row (``k`` = 1 for
+  one column, more for a column block of the matrix), optionally with a ``valid`` mask ``(rows,)`` or
+  ``(rows, k)``; a missing cell contributes its width in zero bytes (``fill_zero``, the proto default
+  of scalars) or nothing;
 * ragged: per-row lengths plus the rows' bytes concatenated (strings, ragged vectors).
 
-Consecutive blocks are joined with one ``np.hstack`` and one ``np.repeat`` of their validity into a
-byte mask; a run without dropped bytes is copied as is, otherwise ``block[mask]`` (row-major) yields
-its bytes. When ragged segments remain, each is written into the output with one fancy-index
-assignment at positions from the row-major cumulative sum of the (rows, segments) lengths.
+Consecutive blocks are joined with one ``np.concatenate``; missing cells are zeroed in place in that
+copy, or dropped with one byte mask. When ragged segments remain, each is written into the output with
+one fancy-index assignment at positions from the row-major cumulative sum of the (rows, segments)
+lengths. :func:`varints` / :func:`frame_heads` write protobuf length framing for every row at once.
 """
 
 from __future__ import annotations
@@ -24,29 +26,73 @@ import numpy as np
 @dataclass
 class Segment:
     block: np.ndarray | None = None  # (rows, width) uint8
-    valid: np.ndarray | None = None  # (rows,) bool for a block; None = every cell present
-    fill_zero: bool = False  # a block's invalid cells: width zero bytes (True) or no bytes (False)
+    valid: np.ndarray | None = None  # (rows,) or (rows, k) bool for a block; None = every cell present
+    fill_zero: bool = False  # a block's invalid cells: zero bytes (True) or no bytes (False)
     lengths: np.ndarray | None = None  # (rows,) int64, ragged
     data: np.ndarray | None = None  # uint8, ragged bytes in row order (len == lengths.sum())
+
+    def row_lengths(self, rows: int) -> np.ndarray | int:
+        """Bytes per row (an int when every row has the same length)."""
+        if self.block is not None:
+            if self.valid is None or self.fill_zero:
+                return int(self.block.shape[1])
+            return _cells(self)[0] @ _cell_widths(self)
+        assert self.lengths is not None
+        return self.lengths
+
+
+def _cells(seg: Segment) -> tuple[np.ndarray, int]:
+    """(valid (rows, k), cell width) of a block segment with a mask."""
+    assert seg.block is not None and seg.valid is not None
+    valid = seg.valid if seg.valid.ndim == 2 else seg.valid[:, None]
+    return valid, seg.block.shape[1] // max(1, valid.shape[1])
+
+
+def _cell_widths(seg: Segment) -> np.ndarray:
+    valid, width = _cells(seg)
+    return np.full(valid.shape[1], width, dtype=np.int64)
 
 
 def _join(run: list[Segment], rows: int) -> Segment:
     """One segment for consecutive block segments (full block, or ragged when bytes are dropped)."""
     blocks = [s.block for s in run if s.block is not None]
-    big = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
-    if all(s.valid is None for s in run):
+    masked = [s for s in run if s.valid is not None]
+    if len(blocks) == 1:
+        big = blocks[0]
+        if masked and masked[0].fill_zero:
+            big = big.copy()  # never write into a view of the matrix
+    else:
+        big = np.concatenate(blocks, axis=1)  # a fresh copy: zeroed in place below
+    if not masked:
         return Segment(block=big)
-    widths = np.array([b.shape[1] for b in blocks], dtype=np.int64)
-    ones = np.ones(rows, dtype=bool)
-    valid = np.stack([ones if s.valid is None else s.valid for s in run], axis=1)
-    zeroed = np.array([s.valid is not None and s.fill_zero for s in run])
-    dropped = np.array([s.valid is not None and not s.fill_zero for s in run])
-    if zeroed.any():  # np.where makes a new array: never writes into a view of the matrix
-        big = np.where(np.repeat(valid | ~zeroed[None, :], widths, axis=1), big, np.uint8(0))
-    if not dropped.any():
+    keep: list[np.ndarray] = []  # per block: (rows, cells) kept mask (dropped cells only)
+    widths: list[np.ndarray] = []
+    offset = 0
+    for seg in run:
+        assert seg.block is not None
+        width = seg.block.shape[1]
+        if seg.valid is None:
+            keep.append(np.ones((rows, 1), dtype=bool))
+            widths.append(np.array([width], dtype=np.int64))
+        else:
+            valid, cell = _cells(seg)
+            if seg.fill_zero:
+                if not valid.all():
+                    view = big[:, offset : offset + width].reshape(rows, valid.shape[1], cell)
+                    view[~valid] = 0
+                keep.append(np.ones((rows, 1), dtype=bool))
+                widths.append(np.array([width], dtype=np.int64))
+            else:
+                keep.append(valid)
+                widths.append(np.full(valid.shape[1], cell, dtype=np.int64))
+        offset += width
+    if all(s.fill_zero for s in masked):
         return Segment(block=big)
-    kept = valid | ~dropped[None, :]
-    return Segment(lengths=kept.astype(np.int64) @ widths, data=big[np.repeat(kept, widths, axis=1)])
+    kept = np.concatenate(keep, axis=1)
+    all_widths = np.concatenate(widths)
+    if kept.all():
+        return Segment(block=big)
+    return Segment(lengths=kept.astype(np.int64) @ all_widths, data=big[np.repeat(kept, all_widths, axis=1)])
 
 
 def merge_blocks(segments: Sequence[Segment], rows: int) -> list[Segment]:
@@ -106,3 +152,63 @@ def split_rows(buf: np.ndarray, offsets: np.ndarray) -> list[bytes]:
     data = buf.tobytes()
     bounds = offsets.tolist()
     return [data[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+# ----------------------------------------------------------------------- protobuf framing, vectorised
+_SHIFTS = np.arange(0, 35, 7, dtype=np.int64)  # 5 varint bytes: lengths below 2**35
+
+
+def varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes (n, 5) uint8, used (n, 5) bool): the base-128 varint of each value, row-major."""
+    v = np.asarray(values, dtype=np.int64)
+    nbytes = 1 + (v[:, None] >= (np.int64(1) << _SHIFTS[1:])).sum(axis=1)
+    used = np.arange(5) < nbytes[:, None]
+    more = np.arange(5) < (nbytes - 1)[:, None]
+    out = ((v[:, None] >> _SHIFTS) & 0x7F).astype(np.uint8) | (more.astype(np.uint8) << 7)
+    return out, used
+
+
+def frame_heads(tag: int, sizes: np.ndarray, inner_tag: int | None = None) -> Segment:
+    """Per row, the head of a length-delimited field ``tag`` holding ``sizes[i]`` bytes.
+
+    With ``inner_tag`` the payload is itself a message whose only field ``inner_tag`` (a proto3 bytes
+    field, omitted when empty) holds those bytes — ``PerEntityFeatures{encoded_features}``. A block
+    segment when every row has the same size, else a ragged one.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    rows = len(sizes)
+    if rows and (sizes == sizes[0]).all():
+        one = _head_bytes(tag, int(sizes[0]), inner_tag)
+        return Segment(block=np.broadcast_to(np.frombuffer(one, dtype=np.uint8), (rows, len(one))))
+    cols, used = [np.full((rows, 1), tag, np.uint8)], [np.ones((rows, 1), bool)]
+    if inner_tag is None:
+        b, u = varints(sizes)
+        cols += [b]
+        used += [u]
+    else:
+        inner_b, inner_u = varints(sizes)
+        present = sizes > 0
+        outer = np.where(present, 1 + inner_u.sum(axis=1) + sizes, 0)
+        b, u = varints(outer)
+        cols += [b, np.full((rows, 1), inner_tag, np.uint8), inner_b]
+        used += [u, present[:, None], inner_u & present[:, None]]
+    heads, mask = np.concatenate(cols, axis=1), np.concatenate(used, axis=1)
+    if (mask == mask[0]).all():  # every head has the same shape (the usual case): a block
+        return Segment(block=heads[:, mask[0]])
+    return Segment(lengths=mask.sum(axis=1).astype(np.int64), data=heads[mask])
+
+
+def _head_bytes(tag: int, size: int, inner_tag: int | None) -> bytes:
+    if inner_tag is None:
+        return bytes((tag,)) + _varint(size)
+    inner = bytes((inner_tag,)) + _varint(size) if size else b""
+    return bytes((tag,)) + _varint(len(inner) + size) + inner
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)

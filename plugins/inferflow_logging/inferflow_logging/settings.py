@@ -41,6 +41,9 @@ class LoggingSettings(BaseSettings):
         3600.0, gt=0, validation_alias=_env("INFERFLOW_LOG_FILE_MAX_AGE_S", "file_max_age_s")
     )
     queue_size: int = Field(1024, gt=0, validation_alias=_env("INFERFLOW_LOG_QUEUE_SIZE", "queue_size"))
+    linger_ms: float = Field(
+        10.0, ge=0, le=1000, validation_alias=_env("INFERFLOW_LOG_LINGER_MS", "linger_ms")
+    )  # the worker collects requests this long before encoding a batch (fewer GIL hand-offs)
     log_slates: bool = Field(True, validation_alias=_env("INFERFLOW_LOG_SLATES", "log_slates"))
 
     def bootstrap_servers(self) -> str:

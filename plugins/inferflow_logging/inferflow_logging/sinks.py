@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 from inferflow_core.api import Metrics
 
@@ -79,6 +79,24 @@ def schema_path(log_file: str | Path) -> Path:
     return Path(str(log_file) + ".schema.json")
 
 
+_IOV_MAX = 1024  # Linux's IOV_MAX
+
+
+def _writev_all(fd: int, parts: list[bytes]) -> None:
+    """Write every part, in order, with as few ``writev`` calls as the kernel allows."""
+    start = 0
+    while start < len(parts):
+        group = parts[start : start + _IOV_MAX]
+        written = os.writev(fd, group)
+        for part in group:
+            if written >= len(part):
+                written -= len(part)
+                start += 1
+                continue
+            parts[start] = part[written:]  # a short write: the rest of this part goes next
+            break
+
+
 class FileWriter:
     """Appends delimited KafkaRequest bytes to ``<dir>/<topic>-<UTC yyyymmddHHMMSS>-<n>.binpb``.
 
@@ -92,7 +110,7 @@ class FileWriter:
         self.max_bytes = settings.file_max_bytes
         self.max_age = settings.file_max_age_s
         self.metrics = metrics
-        self._file: BinaryIO | None = None
+        self._file: Any = None  # an unbuffered FileIO
         self._path: Path | None = None
         self._opened = 0.0
         self._size = 0
@@ -108,7 +126,7 @@ class FileWriter:
             path = self.dir / f"{self.topic}-{stamp}-{self._seq}.binpb"
             self._seq += 1
             try:
-                self._file = open(path, "xb")  # noqa: SIM115 - owned by this writer until rotation
+                self._file = open(path, "xb", buffering=0)  # noqa: SIM115 - owned until rotation
                 break
             except FileExistsError:
                 continue
@@ -117,7 +135,8 @@ class FileWriter:
 
     def _note_schema(self, msg: LogMessage) -> None:
         known = self._schemas.get(msg.schema_key)
-        if known == msg.schema:
+        if known is msg.schema or known == msg.schema:
+            self._schemas[msg.schema_key] = msg.schema  # the identity check in ``write`` is then enough
             return
         if known is not None:
             self._open()  # schema changed: start a new file so the sidecar stays unambiguous
@@ -128,22 +147,47 @@ class FileWriter:
         os.replace(tmp, schema_path(self._path))
 
     def write(self, messages: list[LogMessage]) -> None:
+        """Append ``messages``: one ``writev`` per file for the whole batch (no copy of the values)."""
+        pending: list[bytes] = []
+        counts: dict[str, int] = {}
+        pending_ids: list[str] = []
         for msg in messages:
             try:
                 if self._file is None or self._size >= self.max_bytes or self._expired():
+                    self._write_out(pending, pending_ids, counts)
                     self._open()
-                self._note_schema(msg)
-                assert self._file is not None
-                head = varint(len(msg.value))
-                self._file.write(head)
-                self._file.write(msg.value)  # no concatenated copy of a large (parquet) value
-                self._size += len(head) + len(msg.value)
-                self.metrics.count("logging.logged", model_id=msg.model_id, sink="file")
+                if self._schemas.get(msg.schema_key) is not msg.schema:
+                    self._write_out(pending, pending_ids, counts)  # a rotation must not split the batch
+                    self._note_schema(msg)
             except OSError as exc:
-                _sink_error(self.metrics, "file", type(exc).__name__)
-                self.metrics.count("logging.error", model_id=msg.model_id, error_type="file-write-error")
-        if self._file is not None:
-            self._file.flush()  # readers see whole records between batches
+                self._failed([msg.model_id], exc)
+                continue
+            head = varint(len(msg.value))
+            pending += (head, msg.value)
+            pending_ids.append(msg.model_id)
+            self._size += len(head) + len(msg.value)
+        self._write_out(pending, pending_ids, counts)
+        for model_id, n in counts.items():
+            self.metrics.count("logging.logged", n, model_id=model_id, sink="file")
+
+    def _write_out(self, pending: list[bytes], ids: list[str], counts: dict[str, int]) -> None:
+        """Write ``pending`` (head, value, ...) to the open file and clear it; count per model."""
+        if not pending:
+            return
+        try:
+            assert self._file is not None
+            _writev_all(self._file.fileno(), pending)
+            for model_id in ids:
+                counts[model_id] = counts.get(model_id, 0) + 1
+        except OSError as exc:
+            self._failed(ids, exc)
+        pending.clear()
+        ids.clear()
+
+    def _failed(self, ids: list[str], exc: OSError) -> None:
+        _sink_error(self.metrics, "file", type(exc).__name__, len(ids))
+        for model_id in ids:
+            self.metrics.count("logging.error", model_id=model_id, error_type="file-write-error")
 
     def _expired(self) -> bool:
         return time.monotonic() - self._opened >= self.max_age
@@ -153,9 +197,7 @@ class FileWriter:
             self.close()
 
     def flush(self, timeout: float) -> int:
-        if self._file is not None:
-            self._file.flush()
-        return 0
+        return 0  # unbuffered: every batch is written when ``write`` returns
 
     def close(self) -> None:
         if self._file is not None:

@@ -6,6 +6,9 @@ encoding of what the matrix holds. A column whose cells all have one width (fixe
 constant dim) is kept as a ``(rows, width)`` uint8 numpy block — usually a view of the matrix's own
 values, no copy — which the proto and parquet formats lay out with numpy; only strings and ragged
 vectors are Arrow ``binary`` arrays built per row. Arrow arrays of block columns are made on demand.
+Runs of consecutive scalar entries of one type stay together as a :class:`CellGroup` (one
+``read_many``, a row-major block = the proto / parquet layout of those cells), so per-request work does
+not grow with the number of scalar features.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from inferflow_core.api import ComponentMatrix, encode_array
+from inferflow_core.api import ComponentMatrix, DataType, encode_array
 
 from .schema import SchemaEntry
 
@@ -77,32 +80,93 @@ class LogColumn:
 
 
 @dataclass
+class CellGroup:
+    """Consecutive schema entries (``start:stop``) of one fixed-width scalar type read as one block.
+
+    ``block`` is ``(rows, k * width)`` uint8, row-major: row ``i`` is the run's cells of row ``i``
+    concatenated, exactly the proto layout of those entries (and their parquet map values) when every
+    cell is present — usually a view of the matrix's column block.
+    """
+
+    start: int
+    stop: int
+    block: np.ndarray  # (rows, k * width) uint8; missing cells hold junk
+    valid: np.ndarray  # (rows, k) bool
+    all_valid: bool | None = None  # computed from ``valid`` when not given
+
+    def __post_init__(self) -> None:
+        if self.all_valid is None:
+            self.all_valid = bool(self.valid.all())
+
+    @property
+    def width(self) -> int:
+        return self.block.shape[1] // max(1, self.stop - self.start)
+
+    def columns(self) -> list[LogColumn]:
+        """One column per entry; one feature-major copy, so each column's cells are contiguous."""
+        w, k = self.width, self.stop - self.start
+        rows = self.block.shape[0]
+        major = np.ascontiguousarray(self.block.reshape(rows, k, w).transpose(1, 0, 2))
+        full: list[bool] = [True] * k if self.all_valid else np.all(self.valid, axis=0).tolist()
+        return [LogColumn(self.valid[:, j], major[j], None, full[j]) for j in range(k)]
+
+    def take(self, keep: np.ndarray | slice) -> CellGroup:
+        return CellGroup(self.start, self.stop, self.block[keep], self.valid[keep], self.all_valid or None)
+
+
+Part = LogColumn | CellGroup  # one entry's column, or a group of consecutive entries
+
+
+@dataclass
 class LogTable:
-    """Rows to log: entity ids plus one :class:`LogColumn` per schema entry."""
+    """Rows to log: entity ids plus the cells of every schema entry, as :data:`Part` s in schema order."""
 
     entries: tuple[SchemaEntry, ...]
     entities: list[str]
-    columns: list[LogColumn]
+    parts: list[Part]
     _valid: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _columns: list[LogColumn] | None = field(default=None, repr=False, compare=False)
 
     @property
     def rows(self) -> int:
         return len(self.entities)
 
+    @property
+    def columns(self) -> list[LogColumn]:
+        """One :class:`LogColumn` per schema entry (groups split into views; built on first use)."""
+        if self._columns is None:
+            cols: list[LogColumn] = []
+            for part in self.parts:
+                if isinstance(part, CellGroup):
+                    cols.extend(part.columns())
+                else:
+                    cols.append(part)
+            self._columns = cols
+        return self._columns
+
     def valid_matrix(self) -> np.ndarray:
         """(rows, columns) bool: which cells are present."""
         if self._valid is None:
-            cols = self.columns
-            self._valid = np.stack([c.valid for c in cols], axis=1) if cols else np.ones((self.rows, 0), bool)
+            pieces = [p.valid if isinstance(p, CellGroup) else p.valid[:, None] for p in self.parts]
+            self._valid = np.concatenate(pieces, axis=1) if pieces else np.ones((self.rows, 0), bool)
         return self._valid
+
+    def row_complete(self) -> np.ndarray:
+        """(rows,) bool: every cell of the row present (the proto flag byte)."""
+        out = np.ones(self.rows, dtype=bool)
+        for part in self.parts:
+            if part.all_valid:
+                continue
+            out &= part.valid.all(axis=1) if isinstance(part, CellGroup) else part.valid
+        return out
 
     def filter(self, keep: np.ndarray) -> LogTable:
         ents = [e for e, k in zip(self.entities, keep.tolist(), strict=True) if k]
-        return LogTable(self.entries, ents, [c.take(keep) for c in self.columns])
+        return LogTable(self.entries, ents, [p.take(keep) for p in self.parts])
 
     def slice(self, start: int, stop: int) -> LogTable:
         part = slice(start, stop)
-        return LogTable(self.entries, self.entities[start:stop], [c.take(part) for c in self.columns])
+        return LogTable(self.entries, self.entities[start:stop], [p.take(part) for p in self.parts])
 
 
 def fixed_binary(block: np.ndarray, valid: np.ndarray | None) -> pa.Array:
@@ -153,27 +217,41 @@ def build_table(
     """(table, bad-row mask). A column that fails to convert as a whole is retried row by row; rows
     whose cell still fails are marked bad (dropped by the caller and counted), never the whole request.
 
-    Runs of consecutive fixed-width scalar entries of one type are gathered with one
-    ``ComponentMatrix.read_many`` (a view of the matrix's column block when they were written together);
-    each entry's cells are then a contiguous view of one feature-major byte array.
+    Runs of consecutive fixed-width scalar entries of one type (planned once per schema) are gathered
+    with one ``ComponentMatrix.read_many`` into a :class:`CellGroup` — a view of the matrix's column
+    block when they were written together — so per request the cost does not grow with the number of
+    scalar features.
     """
     bad = np.zeros(matrix.rows, dtype=bool)
-    columns: list[LogColumn] = []
-    run: list[SchemaEntry] = []
-    for entry in entries:
-        if _scalar_entry(matrix, entry):
-            if run and run[-1].dtype is not entry.dtype:
-                _flush(matrix, run, columns, bad)
-            run.append(entry)
-            continue
-        _flush(matrix, run, columns, bad)
-        columns.append(_entry_column(matrix, entry, bad))
-    _flush(matrix, run, columns, bad)
-    return LogTable(entries, entities, columns), bad
+    parts: list[Part] = []
+    for start, stop, dtype in _plan(entries):
+        if dtype is None:
+            parts.append(_entry_column(matrix, entries[start], bad))
+        else:
+            _add_run(matrix, entries, start, stop, parts, bad)
+    return LogTable(entries, entities, parts), bad
 
 
-def _scalar_entry(matrix: ComponentMatrix, entry: SchemaEntry) -> bool:
-    return entry.block_dtype is not None and not entry.is_var and matrix.has(entry.name)
+_PLANS: dict[int, tuple[tuple[SchemaEntry, ...], list[tuple[int, int, DataType | None]]]] = {}
+
+
+def _plan(entries: tuple[SchemaEntry, ...]) -> list[tuple[int, int, DataType | None]]:
+    """``(start, stop, dtype)`` spans: runs of fixed scalar entries of one type, others one by one
+    (dtype None). Cached by the identity of ``entries`` (a schema's tuple lives as long as the schema)."""
+    got = _PLANS.get(id(entries))
+    if got is not None and got[0] is entries:
+        return got[1]
+    spans: list[tuple[int, int, DataType | None]] = []
+    for i, entry in enumerate(entries):
+        scalar = entry.block_dtype is not None and not entry.is_var
+        if scalar and spans and spans[-1][2] is entry.dtype and spans[-1][1] == i:
+            spans[-1] = (spans[-1][0], i + 1, entry.dtype)
+        else:
+            spans.append((i, i + 1, entry.dtype if scalar else None))
+    if len(_PLANS) > 1024:
+        _PLANS.clear()
+    _PLANS[id(entries)] = (entries, spans)
+    return spans
 
 
 def _entry_column(matrix: ComponentMatrix, entry: SchemaEntry, bad: np.ndarray) -> LogColumn:
@@ -183,29 +261,53 @@ def _entry_column(matrix: ComponentMatrix, entry: SchemaEntry, bad: np.ndarray) 
         return _row_by_row(matrix, entry, bad)
 
 
-def _flush(matrix: ComponentMatrix, run: list[SchemaEntry], out: list[LogColumn], bad: np.ndarray) -> None:
-    """Append the columns of ``run`` (same-type fixed scalar entries) and empty it."""
-    if not run:
-        return
-    rows = matrix.rows
-    gathered = None
-    if len(run) > 1 and rows:
+def _add_run(
+    matrix: ComponentMatrix,
+    entries: tuple[SchemaEntry, ...],
+    start: int,
+    stop: int,
+    out: list[Part],
+    bad: np.ndarray,
+) -> None:
+    """Append the parts of the same-type fixed scalar entries ``start:stop``."""
+    rows, first = matrix.rows, entries[start]
+    names = [e.name for e in entries[start:stop]]
+    if rows:
         try:
-            values, valid = matrix.read_many([e.name for e in run], run[0].dtype)
-            if values.dtype == run[0].block_dtype:
-                gathered = values, valid
+            values, valid = matrix.read_many(names, first.dtype)
+        except KeyError:  # some entries are not in the matrix: split around them
+            _split_run(matrix, entries, start, stop, out, bad)
+            return
         except Exception:
-            gathered = None  # per entry below, with its row-by-row fallback
-    if gathered is None:
-        out.extend(_entry_column(matrix, e, bad) for e in run)
-    else:
-        values, valid = gathered
-        # feature-major: one transposing copy, then every entry's cells are a contiguous (rows, width)
-        # view (Arrow buffers and the proto row packer take them without another copy)
-        major = np.ascontiguousarray(values.T).view(np.uint8).reshape(len(run), rows, -1)
-        full = np.asarray(valid.all(axis=0), dtype=bool).tolist()
-        out.extend(LogColumn(valid[:, j], major[j], None, full[j]) for j in range(len(run)))
-    run.clear()
+            values = None  # entry by entry below, with the row-by-row fallback
+        if values is not None and values.dtype == first.block_dtype and values.shape == (rows, stop - start):
+            if values.strides[1] != values.itemsize:
+                values = np.ascontiguousarray(values)
+            block = values.view(np.uint8)  # (rows, k * width): a view when the last axis is contiguous
+            out.append(CellGroup(start, stop, block, np.asarray(valid, dtype=bool)))
+            return
+    out.extend(_entry_column(matrix, e, bad) for e in entries[start:stop])
+
+
+def _split_run(
+    matrix: ComponentMatrix,
+    entries: tuple[SchemaEntry, ...],
+    start: int,
+    stop: int,
+    out: list[Part],
+    bad: np.ndarray,
+) -> None:
+    i = start
+    while i < stop:
+        if not matrix.has(entries[i].name):
+            out.append(_missing_column(matrix.rows))
+            i += 1
+            continue
+        j = i
+        while j < stop and matrix.has(entries[j].name):
+            j += 1
+        _add_run(matrix, entries, i, j, out, bad)
+        i = j
 
 
 def _row_by_row(matrix: ComponentMatrix, entry: SchemaEntry, bad: np.ndarray) -> LogColumn:

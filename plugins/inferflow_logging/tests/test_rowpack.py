@@ -4,13 +4,17 @@ missing cells of every type (the golden tests hold one all-present and one all-m
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from google.protobuf.internal import encoder
 from iflog_support import ALL_TYPES, typed_values
+from inferflow_logging.envelope import frame_entities, wrap, wrap_framed
 from inferflow_logging.formats import FORMATS
+from inferflow_logging.rowpack import frame_heads, pack
 from inferflow_logging.schema import SchemaEntry
 from inferflow_logging.table import build_table
 
@@ -67,3 +71,54 @@ def test_proto_and_parquet_layout_match_a_per_cell_reference(seed: int) -> None:
     (kept,) = FORMATS["proto"].encode(table.filter(keep), 500)
     assert kept.features == [r for r, k in zip(chunk.features, keep, strict=True) if k]
     assert kept.entities == [f"e{i}" for i in range(ROWS) if keep[i]]
+
+
+def test_framed_proto_chunks_equal_the_generic_envelope() -> None:
+    """The proto format's pre-framed ``features`` region (vectorised protobuf heads, ragged rows of
+    mixed lengths) wraps to the same bytes as the per-blob envelope."""
+    order = list(np.random.default_rng(5).permutation(np.array(ALL_TYPES * 3, dtype=object)))
+    m, entries = mixed_matrix(order)
+    table, _ = build_table(m, entries, [f"e{i}" for i in range(ROWS)])
+    common = {"user_id": "u", "tracking_id": "t", "model_id": "m", "metadata": b"\x00", "parents": []}
+    for chunk in FORMATS["proto"].encode(table, 4):
+        assert chunk.framed is not None
+        framed = wrap_framed(
+            entities=frame_entities(chunk.entities), features=chunk.framed, created_at=0, **common
+        )
+        assert framed == wrap(entities=chunk.entities, features=chunk.features, created_at=0, **common)
+
+
+@pytest.mark.parametrize("sizes", [[0, 0], [0, 5, 127], [128, 1, 0], [16383, 16384, 2**21], [300, 300]])
+def test_vectorised_heads_match_protobuf_framing(sizes: list[int]) -> None:
+    head = frame_heads(0x2A, np.array(sizes), inner_tag=0x0A)
+    buf, offsets = pack([head], len(sizes))
+    got = [buf[a:b].tobytes() for a, b in itertools.pairwise(offsets)]
+    want = []
+    for size in sizes:
+        inner = b"\x0a" + encoder._VarintBytes(size) if size else b""
+        want.append(b"\x2a" + encoder._VarintBytes(len(inner) + size) + inner)
+    assert got == want
+    plain = frame_heads(0x22, np.array(sizes))
+    buf, offsets = pack([plain], len(sizes))
+    assert buf.tobytes() == b"".join(b"\x22" + encoder._VarintBytes(s) for s in sizes)
+
+
+def test_block_groups_with_missing_cells_zero_a_copy_not_the_matrix() -> None:
+    m = ComponentMatrix(3)
+    names = [f"b{j}" for j in range(4)]
+    for n in names:
+        m.declare(n, DataType.FP32)
+    values = np.arange(12, dtype=np.float32).reshape(3, 4) + 1
+    valid = np.ones((3, 4), dtype=bool)
+    valid[1, 2] = False
+    m.set_block(names, values, valid)
+    entries = tuple(SchemaEntry(n, DataType.FP32) for n in names)
+    table, _ = build_table(m, entries, ["a", "b", "c"])
+    (chunk,) = FORMATS["proto"].encode(table, 500)
+    row1 = b"\x00" + struct.pack("<4f", 5, 6, 0, 8)
+    assert chunk.features[1] == row1
+    assert values[1, 2] == 7  # the matrix's block is untouched
+    (pchunk,) = FORMATS["parquet"].encode(table, 500)
+    maps = pq.read_table(io.BytesIO(pchunk.features[0])).column("Features").to_pylist()
+    f32 = [struct.pack("<f", v) for v in (5, 6, 7, 8)]
+    assert maps[1] == [(0, f32[0]), (1, f32[1]), (2, b""), (3, f32[3])]
