@@ -86,7 +86,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     print("plugins:")
     for p in runtime.host.plugins():
         print(f"  {p.name:<12} {p.distribution} {p.version}  hooks: {', '.join(p.hooks)}")
-    print(f"component sections: {', '.join(sorted(reg.components)) or '-'}")
+    sections = sorted(k for k in reg.components if k != "feature_initializer")  # the root node, not a section
+    print(f"component sections: {', '.join(sections) or '-'}")
     print(f"log formats: {', '.join(sorted(reg.log_formats)) or '-'}")
     print(f"log sinks: {', '.join(sorted(reg.log_sinks)) or '-'}")
     print(f"config sources: {', '.join(sorted(reg.config_sources)) or '-'}")
