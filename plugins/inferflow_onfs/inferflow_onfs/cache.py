@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-import operator
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -137,6 +136,7 @@ class FeatureCache:
         self._prefix_ids: dict[str, int] = {}
         self._slabs: list[Slab] = []
         self._by_format: dict[int, Slab] = {}
+        self._memo: dict[tuple[str, int], tuple[tuple, Slab]] = {}
         self._tick = 0
         self._l2: Any = None
         self._pending: set[asyncio.Future[None]] = set()
@@ -150,7 +150,17 @@ class FeatureCache:
 
     # ------------------------------------------------------------------------------------ formats
     def slab(self, layout: str, signature: tuple) -> Slab:
-        """The slab of (feature list, block layout); its format id is the same in every process."""
+        """The slab of (feature list, block layout); its format id is the same in every process.
+        Memoised by the identity of the signature's slots tuple (frames taken from one source share it),
+        since hashing the repr of ~66 slots costs ~100 us per call."""
+        memo = self._memo.get((layout, id(signature[1])))
+        if memo is not None and memo[0] is signature[1] and memo[1].signature[0] == signature[0]:
+            return memo[1]
+        got = self._slab(layout, signature)
+        self._memo[(layout, id(signature[1]))] = (signature[1], got)  # keeps the slots tuple alive
+        return got
+
+    def _slab(self, layout: str, signature: tuple) -> Slab:
         digest = hashlib.blake2b(f"{layout}\n{signature!r}".encode(), digest_size=8).digest()
         fmt = int.from_bytes(digest, "little")
         got = self._by_format.get(fmt)
@@ -171,17 +181,16 @@ class FeatureCache:
             if count:
                 self.misses += len(keys)
             return []
-        codes = list(map(index.get, keys))
-        hit = list(itertools.compress(range(len(codes)), map(operator.is_not, codes, itertools.repeat(None))))
+        codes = np.fromiter(map(index.get, keys, itertools.repeat(-1)), dtype=np.int64, count=len(keys))
+        hit = codes >= 0
         out = []
         found = 0
-        if hit:
-            packed = (
-                np.array(codes, dtype=np.int64)
-                if len(hit) == len(codes)
-                else np.fromiter((codes[i] for i in hit), dtype=np.int64, count=len(hit))
-            )
-            where = np.asarray(hit, dtype=np.intp)
+        if hit.any():
+            if hit.all():
+                packed, where = codes, np.arange(len(codes), dtype=np.intp)
+            else:
+                where = np.flatnonzero(hit)
+                packed = codes[where]
             sids = packed >> _SHIFT
             rows_all = (packed & _MASK).astype(np.intp)
             first = int(sids[0])
@@ -270,10 +279,8 @@ class FeatureCache:
             self._prefix_ids[prefix] = len(self._prefixes)
             self._prefixes.append(prefix)
         prefix_id = self._prefix_ids[prefix]
-        for key in keys:  # replace: drop the old entry wherever it lives
-            code = index.get(key)
-            if code is not None:
-                self._remove(self._slabs[code >> _SHIFT], np.array([code & _MASK]))
+        for code in [c for c in map(index.get, keys) if c is not None]:  # replace: drop the old entry
+            self._remove(self._slabs[code >> _SHIFT], np.array([code & _MASK]))
         base_size = _OVERHEAD + slab.row_bytes + len(prefix)
         sizes = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys)) + base_size
         for block in frame.blocks:
@@ -293,9 +300,13 @@ class FeatureCache:
         slab.sizes[rows] = sizes
         code = slab.sid << _SHIFT
         slab.prefixes[rows] = prefix_id
-        for key, row in zip(keys, rows.tolist(), strict=True):
-            slab.keys[row] = key
-            index[key] = code | row
+        row_list = rows.tolist()
+        if row_list == list(range(row_list[0], row_list[0] + len(row_list))):  # fresh rows: one slice
+            slab.keys[row_list[0] : row_list[0] + len(row_list)] = keys
+        else:
+            for key, row in zip(keys, row_list, strict=True):
+                slab.keys[row] = key
+        index.update(zip(keys, (rows | code).tolist(), strict=True))
         self.bytes += int(sizes.sum())
         if self.bytes > self.max_bytes:
             self._evict()

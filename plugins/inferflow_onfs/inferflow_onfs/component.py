@@ -10,6 +10,7 @@ same-type scalar features (views of the block), one ``set_column`` per other fea
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -129,7 +130,7 @@ class FeatureComponent(Component):
 
     async def _features(self, ctx: RunContext, row_keys: list[tuple[str, ...]]) -> None:
         # dedupe at C speed: dict.fromkeys keeps first-seen order, map() looks every row up
-        index = {k: i for i, k in enumerate(dict.fromkeys(row_keys))}
+        index = dict(zip(dict.fromkeys(row_keys), itertools.count()))
         inverse = np.fromiter(map(index.__getitem__, row_keys), np.intp, len(row_keys))
         if len(self.key_cols) == 1 and ("",) not in index:
             unique = list(index)
