@@ -94,7 +94,11 @@ class FeatureComponentType:
             except (LookupError, ValueError, DataTypeError) as exc:
                 raise ConfigError(ctx.model_id, [("fs_request", f"component {name!r}: {exc}")]) from None
         cc = ctx.model.component_config
-        cache = self.cache(settings) if cc.cache_enabled and config.comp_cache_enabled else None
+        # The embedded store is already an in-memory index: an L1 cache in front of it could only add
+        # work (measured: partial hits cost a lookup + a fetch + an insert + a merge), so it is skipped.
+        embedded = self._backend_override is None and isinstance(backend, LocalBackend)
+        cached = cc.cache_enabled and config.comp_cache_enabled and not embedded
+        cache = self.cache(settings) if cached else None
         return FeatureComponent(config, ctx.model_id, cc, backend, cache, ctx.metrics)
 
 

@@ -181,3 +181,19 @@ async def test_no_feature_store_configured_validates_but_fails_the_component_cle
     )
     assert [f.kind for f in ctx.failures] == ["featurestore-not-configured"]
     assert "INFERFLOW_ONFS_LOCAL_DIR" in ctx.failures[0].message
+
+
+def test_cache_is_skipped_in_front_of_the_embedded_store_but_kept_for_remote(local_env, monkeypatch) -> None:
+    """The embedded store is already in memory: a cache in front of it only adds work (measured)."""
+    from inferflow_core.runtime import Runtime
+
+    cache_on = {"cache_enabled": True}
+    comp = all_types_component(comp_cache_enabled=True)
+    rt = Runtime()
+    snap = rt.apply_tree({rt.settings.config_map_prefix + "m": model_json([comp], cache_on)})
+    assert snap.models["m"].components["user_features"].cache is None
+    monkeypatch.setenv("EXTERNAL_SERVICE_ONFS_FS_HOST", "127.0.0.1")
+    monkeypatch.setenv("EXTERNAL_SERVICE_ONFS_FS_PORT", str(free_port()))
+    rt2 = Runtime()
+    snap2 = rt2.apply_tree({rt2.settings.config_map_prefix + "m": model_json([comp], cache_on)})
+    assert snap2.models["m"].components["user_features"].cache is not None
