@@ -35,6 +35,7 @@ SETTINGS = (
     ("parquet", 100, "parquet"),
     ("proto-nosink", 100, "proto"),  # encode everything, write nothing (--nosink): logging's own CPU
 )
+ENCODERS = ("process", "thread")  # INFERFLOW_LOG_ENCODER; a setting "proto/thread" runs that encoder
 
 
 def _load(path: Path, name: str) -> ModuleType:
@@ -113,10 +114,22 @@ def metric_sum(http_port: int, name: str) -> float:
     return sum(float(v) for v in pattern.findall(text))
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) the process has used so far, all threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """CPU seconds (user + system) the process and its live children (the encoder process) have used
+    so far, all threads."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*/children") if children else ():
+        total += sum(cpu_seconds(int(child)) for child in task.read_text().split())
+    return total
+
+
+def child_cpu_seconds(pid: int) -> float:
+    """The CPU seconds of the live children alone (the encoder process)."""
+    return cpu_seconds(pid) - cpu_seconds(pid, children=False)
 
 
 def box_cpu() -> tuple[float, float]:
@@ -128,13 +141,15 @@ def box_cpu() -> tuple[float, float]:
 
 def run_setting(h: ModuleType, gen: ModuleType, data: Path, tmp: Path, setting: tuple, args) -> dict:  # type: ignore[no-untyped-def]
     name, perc, fmt = setting
+    encoder = name.split("/")[1] if "/" in name else "thread"
     config = h.write_config(tmp / f"config-{name}", data, logging_perc=perc, models=("bench_ctr",))
     service = config / "inferflow/services/inferflow/model-config/service-config.json"
     service.write_text(json.dumps({"v2-logging-type": fmt, "compression-enabled": False}))
     log_dir = tmp / f"logs-{name}-{time.monotonic_ns()}"
     env = h.embedded_env(data, log_dir=log_dir)
     # "none": encode everything, write nothing (diagnostics)
-    env["INFERFLOW_LOG_SINK"] = "none" if name.endswith("-nosink") else args.sink
+    env["INFERFLOW_LOG_SINK"] = "none" if "-nosink" in name else args.sink
+    env["INFERFLOW_LOG_ENCODER"] = encoder
     port, http_port = h.free_port(), h.free_port()
     srv = h.ServerProcess(name, h.inferflow_serve(config, port, http_port, 1), env, tmp / f"{name}.log")
     srv.start()
@@ -150,6 +165,7 @@ def run_setting(h: ModuleType, gen: ModuleType, data: Path, tmp: Path, setting: 
         load = h.ServerProcess(f"loadgen {name}", cmd, h.embedded_env(data), tmp / f"load-{name}.log")
         assert srv.proc is not None
         cpu0 = cpu_seconds(srv.proc.pid)
+        child0 = child_cpu_seconds(srv.proc.pid)
         box0 = box_cpu()
         load.start()
         assert load.proc is not None
@@ -159,8 +175,10 @@ def run_setting(h: ModuleType, gen: ModuleType, data: Path, tmp: Path, setting: 
         box1 = box_cpu()
         time.sleep(0.5)  # let the logging worker catch up before reading its counters
         cpu1 = cpu_seconds(srv.proc.pid)
+        child1 = child_cpu_seconds(srv.proc.pid)
         served = res["requests"] + WARMUP
         res["cpu_ms_per_req"] = 1000 * (cpu1 - cpu0) / served
+        res["encoder_cpu_ms_per_req"] = 1000 * (child1 - child0) / served
         res["load_cpu_ms_per_req"] = 1000 * res["load_cpu_s"] / max(1, res["requests"])
         # machine busy share during the load (all processes; the load's own start-up included)
         res["box_busy"] = (box1[0] - box0[0]) / max(1e-9, box1[1] - box0[1])
@@ -181,6 +199,7 @@ def main() -> int:
     parser.add_argument("--sink", choices=("file", "none"), default="file")
     parser.add_argument("--nosink", action="store_true", help="also run proto with INFERFLOW_LOG_SINK=none")
     parser.add_argument("--only", nargs="*", help="run only these settings (off, proto, parquet)")
+    parser.add_argument("--encoders", nargs="*", default=list(ENCODERS), choices=ENCODERS)
     parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -192,20 +211,25 @@ def main() -> int:
     gen = _load(ROOT / "examples" / "ctr" / "generate.py", "s1_generate")
     h = _load(ROOT / "examples" / "ctr" / "harness.py", "s1_harness")
     data = gen.ensure_data(demo=False, progress=lambda m: print(m, flush=True))
-    results: dict[str, list[dict]] = {name: [] for name, _, _ in SETTINGS}
+    settings = [("off", 0, "proto")] + [
+        (f"{name}/{enc}", perc, fmt) for name, perc, fmt in SETTINGS[1:] for enc in args.encoders
+    ]
+    results: dict[str, list[dict]] = {name: [] for name, _, _ in settings}
     with tempfile.TemporaryDirectory(prefix="inferflow-logbench-") as tmp_name:
         tmp = Path(tmp_name)
         for _ in range(args.rounds):
-            for setting in SETTINGS:
-                if args.only and setting[0] not in args.only and setting[0] != "off":
+            for setting in settings:
+                base_name = setting[0].split("/")[0]
+                if args.only and base_name not in args.only and base_name != "off":
                     continue
-                wanted = args.nosink or (args.only and setting[0] in args.only)
-                if setting[0] == "proto-nosink" and not wanted:
+                wanted = args.nosink or (args.only and base_name in args.only)
+                if base_name == "proto-nosink" and not wanted:
                     continue
                 res = run_setting(h, gen, data, tmp, setting, args)
                 results[setting[0]].append(res)
                 print(
-                    f"  {setting[0]:<8} {res['rps']:8.1f} req/s  {res['cpu_ms_per_req']:.3f} CPU ms/req"
+                    f"  {setting[0]:<20} {res['rps']:8.1f} req/s  {res['cpu_ms_per_req']:.3f} CPU ms/req"
+                    f" (encoder process {res['encoder_cpu_ms_per_req']:.3f})"
                     f" (load {res['load_cpu_ms_per_req']:.3f}, box busy {res['box_busy']:.0%})"
                     f"  errors {res['errors']}",
                     flush=True,
@@ -219,7 +243,7 @@ def main() -> int:
         f"{'logging':<22}{'req/s':>8}{'vs off':>8}{'CPU ms/req':>11}{'load ms':>8}{'box':>6}"
         f"{'entities':>10}{'dropped':>8}{'MB':>7}"
     )
-    for name, perc, fmt in SETTINGS:
+    for name, perc, fmt in settings:
         runs = results[name]
         if not runs:
             continue
@@ -238,7 +262,8 @@ def main() -> int:
             "rps_runs": [round(r["rps"], 1) for r in runs],
         }
         summary[name] = row
-        label = f"{perc}%" + (f" {fmt}" if perc else "") + (" no sink" if name.endswith("-nosink") else "")
+        label = f"{perc}%" + (f" {fmt}" if perc else "") + (" no sink" if "-nosink" in name else "")
+        label += f" {name.split('/')[1]}" if "/" in name else ""
         print(
             f"{label:<22}{row['rps']:>8.1f}{row['ratio_vs_off']:>8.3f}{row['cpu_ms_per_req']:>11.3f}"
             f"{row['load_cpu_ms_per_req']:>8.3f}{row['box_busy']:>6.0%}"

@@ -1,10 +1,13 @@
 """The inference logger: a RequestObserver that samples on the event loop and does everything else on a
-worker thread, so a request never waits on encoding or on a sink.
+worker thread (and, by default, a worker process), so a request never waits on encoding or on a sink.
 
 ``observe`` only decides (sampling, tracking id, format) and ``put_nowait``s the finished request on a
-bounded queue; a full queue drops the request's log and counts it. The worker derives (and caches) the
-model's schema, encodes, wraps and hands message values to the sink. ``stop`` drains the queue within
-the grace period; what is left is counted as dropped.
+bounded queue; a full queue drops the request's log and counts it. The worker thread derives (and
+caches) the model's schema and then either (``INFERFLOW_LOG_ENCODER=thread``) encodes, wraps and hands
+message values to the sink itself, or (``process``, the default) only extracts the request's column
+blocks and pipes them to the encoder process (:mod:`.encoder_process`), which encodes and owns the
+sink, so encoding does not compete with the event loop for the server's GIL. ``stop`` drains the
+queue within the grace period; what is left is counted as dropped.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pickle
 import queue
 import threading
 import time
@@ -20,10 +24,11 @@ from typing import Any
 
 from inferflow_core.api import Metrics, ObserverHost, ServedRequest
 
+from .encoder_process import EncoderProcess
 from .formats import FORMATS
-from .records import encode_request
+from .records import Extracted, encode_request, extract_request
 from .sampling import should_log
-from .schema import SchemaCache, check_model_config
+from .schema import LogSchema, SchemaCache, check_model_config
 from .settings import LoggingSettings
 from .sinks import SINKS, LogMessage, SinkWriter
 
@@ -51,6 +56,8 @@ class InferenceLogger:
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=self.settings.queue_size)
         self.writer: SinkWriter | None = None
         self._thread: threading.Thread | None = None
+        self.encoder: EncoderProcess | None = None  # process mode only
+        self._deadline = 0.0  # set by ``stop``: when the process worker must be done
         self._lock = threading.Lock()
         self._warned: set[tuple[str, str]] = set()
 
@@ -96,9 +103,32 @@ class InferenceLogger:
         with self._lock:
             if self._thread is not None:
                 return
-            self.writer = self._make_writer()
-            self._thread = threading.Thread(target=self._run, name="inferflow-logging", daemon=True)
+            self.encoder = self._make_encoder()
+            if self.encoder is None:
+                self.writer = self._make_writer()
+            run = self._run if self.encoder is None else self._run_process
+            self._thread = threading.Thread(target=run, name="inferflow-logging", daemon=True)
             self._thread.start()
+
+    def _make_encoder(self) -> EncoderProcess | None:
+        """The process encoder when configured and its formats and sink can be sent to a child."""
+        if self.settings.encoder != "process":
+            return None
+        name = self.settings.effective_sink()
+        sink = None if name == "none" else self.sinks[name]
+        try:
+            pickle.dumps((self.settings, self.formats, sink))
+        except Exception as exc:
+            log.warning("inference logging: encoding in the server process (%s cannot go to a child)", exc)
+            return None
+        if sink is None:
+            log.warning("inference logging is disabled (INFERFLOW_LOG_SINK=none)")
+        else:
+            where = self.settings.bootstrap_servers() if name == "kafka" else self.settings.log_dir
+            log.info(
+                "inference logs go to %s (%s, topic %s), encoder process", name, where, self.settings.topic
+            )
+        return EncoderProcess(self.settings, self.formats, sink, self.metrics)
 
     def _make_writer(self) -> SinkWriter | None:
         name = self.settings.effective_sink()
@@ -116,9 +146,13 @@ class InferenceLogger:
         if thread is None:
             return
         deadline = time.monotonic() + max(0.0, grace_s)
+        self._deadline = deadline
         with contextlib.suppress(queue.Full):  # off the loop: a full queue makes this put wait
             await asyncio.to_thread(self.queue.put, _STOP, True, max(0.001, grace_s))
         await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
+        if self.encoder is not None and thread.is_alive():
+            self.encoder.kill()  # overran the grace period: its pipe breaks and the thread ends
+            await asyncio.to_thread(thread.join, 1.0)
         left = 0
         while True:
             try:
@@ -164,6 +198,59 @@ class InferenceLogger:
             if batch[-1] is _STOP:
                 self._idle()
                 return
+
+    def _take_batch(self) -> list[Any] | None:
+        """The next batch of queued requests (``_STOP`` last when stopping); None after an idle wait."""
+        try:
+            item = self.queue.get(timeout=0.1)
+        except queue.Empty:
+            return None
+        if item is not _STOP and self.settings.linger_ms:
+            time.sleep(self.settings.linger_ms / 1000.0)  # let a batch gather (the GIL is free)
+        batch = [item]
+        while item is not _STOP and len(batch) < self.BATCH:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            batch.append(item)
+        self.metrics.gauge("logging.queue_depth", self.queue.qsize())
+        return batch
+
+    def _run_process(self) -> None:
+        """Process mode: extract on this thread, encode and write in the encoder process."""
+        encoder = self.encoder
+        assert encoder is not None
+        encoder.ensure()
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                self.metrics.gauge("logging.queue_depth", self.queue.qsize())
+                encoder.pump()
+                encoder.ensure()
+                continue
+            items = [got for served in batch if served is not _STOP for got in self.extract(served)]
+            encoder.send(items)
+            if batch[-1] is _STOP:
+                encoder.stop(self._deadline)
+                self.metrics.gauge("logging.queue_depth", self.queue.qsize())
+                return
+
+    def extract(self, served: ServedRequest) -> list[tuple[LogSchema, Extracted]]:
+        """The schema and column blocks of one request ([] when it cannot be logged). Never raises."""
+        model_id = served.model.model_id
+        try:
+            schema, new = self.schemas.get(served.model)
+            if new:
+                self._check(served.model)
+            fmt = self.formats[served.service.v2_logging_type]
+            got = extract_request(served, schema, fmt.name, self.metrics, self.settings.log_slates)
+        except Exception as exc:
+            self.metrics.count("logging.error", model_id=model_id, error_type="encoding_error")
+            self.metrics.count("logging.encode_errors", model_id=model_id, error_type="encoding_error")
+            log.warning("inference logging: model %s: encoding failed: %s", model_id, exc)
+            return []
+        return [] if got is None else [(schema, got)]
 
     def _idle(self) -> None:
         self.metrics.gauge("logging.queue_depth", self.queue.qsize())

@@ -1,4 +1,9 @@
-"""One served request -> the Kafka message values to write (runs on the logging worker thread)."""
+"""One served request -> the Kafka message values to write (off the event loop).
+
+Two halves: :func:`extract_request` reads the matrices (column blocks, ids) and needs the request;
+:func:`encode_extracted` formats and wraps and needs only that extract, so it can run in the
+encoder process (:mod:`.procworker`). :func:`encode_request` runs both.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,9 @@ from inferflow_core.api import ComponentMatrix, Metrics, ServedRequest
 
 from .envelope import EVENT_NAME, SLATE_EVENT_NAME, frame_entities, frame_features, parent_entity, wrap_framed
 from .sampling import RETRIEVE_MODEL_SCORE
-from .schema import LogSchema, SchemaEntry, metadata_byte
+from .schema import LogSchema, metadata_byte
 from .sinks import LogMessage
-from .table import build_table, slate_entities
+from .table import LogTable, build_table, slate_entities
 
 
 @dataclass
@@ -30,6 +35,17 @@ def _target_ids(matrix: ComponentMatrix, id_column: str) -> list[str] | None:
     return matrix.texts(id_column)
 
 
+@dataclass
+class Extracted:
+    """What encoding needs of one request, taken from its matrices on the server: plain data (numpy
+    blocks, Arrow arrays, strings) that the process encoder pickles to its worker process."""
+
+    fmt_name: str
+    batch: int
+    common: dict[str, Any]
+    tables: list[tuple[str, LogTable, np.ndarray]]  # (event name, table, bad-row mask)
+
+
 def encode_request(
     served: ServedRequest, schema: LogSchema, fmt: Any, metrics: Metrics, log_slates: bool = True
 ) -> Encoded:
@@ -38,47 +54,54 @@ def encode_request(
     Bad rows are dropped one by one and counted (``logging.error{error_type=bad_row}``); a missing id
     column logs nothing for the request (``id_column_not_found``), as in the anchor.
     """
+    extracted = extract_request(served, schema, fmt.name, metrics, log_slates)
+    if extracted is None:
+        return Encoded([])
+    return encode_extracted(extracted, schema, fmt, metrics)
+
+
+def extract_request(
+    served: ServedRequest, schema: LogSchema, fmt_name: str, metrics: Metrics, log_slates: bool = True
+) -> Extracted | None:
+    """The matrix side of :func:`encode_request` (None, counted, when the id column is missing)."""
     ctx, model = served.ctx, served.model
     request = ctx.request
     ids = _target_ids(ctx.matrix, schema.id_column)
     if ids is None:
         metrics.count("logging.error", model_id=model.model_id, error_type="id_column_not_found")
         metrics.count("logging.encode_errors", model_id=model.model_id, error_type="id_column_not_found")
-        return Encoded([])
+        return None
     common = {
         "user_id": request.user_id if request.api == RETRIEVE_MODEL_SCORE else "",
         "tracking_id": request.tracking_id,
         "model_id": model.model_id,
-        "metadata": metadata_byte(bool(served.service.compression_enabled), schema.cache_version, fmt.name),
+        "metadata": metadata_byte(bool(served.service.compression_enabled), schema.cache_version, fmt_name),
         "parents": parent_entity(request.metadata or {}),
         "created_at": int(served.received_at or time.time()),
     }
     batch = model.config.response_config.effective_log_batch_size
-    out = Encoded([])
-    _encode_matrix(out, ctx.matrix, schema.entries, ids, fmt, batch, common, EVENT_NAME, schema, metrics)
+    table, bad = build_table(ctx.matrix, schema.entries, ids)
+    out = Extracted(fmt_name, batch, common, [(EVENT_NAME, table, bad)])
     slate_matrix = ctx.slate_matrix
     if log_slates and slate_matrix is not None and schema.slate_entries and slate_matrix.rows:
         slate_ids = slate_entities(ids, slate_matrix.target_indices)
-        _encode_matrix(
-            out,
-            slate_matrix,
-            schema.slate_entries,
-            slate_ids,
-            fmt,
-            batch,
-            common,
-            SLATE_EVENT_NAME,
-            schema,
-            metrics,
-        )
+        table, bad = build_table(slate_matrix, schema.slate_entries, slate_ids)
+        out.tables.append((SLATE_EVENT_NAME, table, bad))
     return out
 
 
-def _encode_matrix(
+def encode_extracted(extracted: Extracted, schema: LogSchema, fmt: Any, metrics: Metrics) -> Encoded:
+    """The encoding side of :func:`encode_request`: formats, envelopes (no matrix needed)."""
+    out = Encoded([])
+    for event_name, table, bad in extracted.tables:
+        _encode_table(out, table, bad, fmt, extracted.batch, extracted.common, event_name, schema, metrics)
+    return out
+
+
+def _encode_table(
     out: Encoded,
-    matrix: ComponentMatrix,
-    entries: tuple[SchemaEntry, ...],
-    ids: list[str],
+    table: LogTable,
+    bad: np.ndarray,
     fmt: Any,
     batch: int,
     common: dict[str, Any],
@@ -87,8 +110,7 @@ def _encode_matrix(
     metrics: Metrics,
 ) -> None:
     model_id = common["model_id"]
-    table, bad = build_table(matrix, entries, ids)
-    bad |= fmt.bad_rows(table)
+    bad = bad | fmt.bad_rows(table)
     if bad.any():
         count = int(np.count_nonzero(bad))
         out.bad_rows += count

@@ -44,6 +44,9 @@ class LoggingSettings(BaseSettings):
     linger_ms: float = Field(
         10.0, ge=0, le=1000, validation_alias=_env("INFERFLOW_LOG_LINGER_MS", "linger_ms")
     )  # the worker collects requests this long before encoding a batch (fewer GIL hand-offs)
+    encoder: Literal["process", "thread"] = Field(
+        "thread", validation_alias=_env("INFERFLOW_LOG_ENCODER", "encoder")
+    )  # process: formats and sink run in a child process (off the server's GIL); thread: in the server
     log_slates: bool = Field(True, validation_alias=_env("INFERFLOW_LOG_SLATES", "log_slates"))
 
     def bootstrap_servers(self) -> str:

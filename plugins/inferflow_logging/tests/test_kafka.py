@@ -40,11 +40,13 @@ async def wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untype
     return predicate()
 
 
+@pytest.mark.parametrize("encoder", ["thread", "process"])
 @pytest.mark.parametrize("fmt", ["proto", "arrow", "parquet"])
-async def test_every_format_reaches_the_topic_and_decodes(broker: Broker, fmt: str) -> None:
-    topic = f"logs_{fmt}"
+async def test_every_format_reaches_the_topic_and_decodes(broker: Broker, fmt: str, encoder: str) -> None:
+    topic = f"logs_{fmt}_{encoder}"
     broker.create_topic(topic)
     logger, metrics = kafka_logger(broker, topic)
+    logger.settings.encoder = encoder  # type: ignore[assignment]
     await logger.start()
     served = Served(all_types_model(batch=3))
     reqs = [await served.request(7, fmt=fmt, tracking_id=f"trk-{k}") for k in range(3)]

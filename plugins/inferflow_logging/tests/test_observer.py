@@ -192,9 +192,10 @@ async def test_slate_requests_log_targets_and_slates(tmp_path: Path) -> None:
     assert rows == [[np.float32(0.25).tobytes()], [np.float32(0.75).tobytes()]]
 
 
+@pytest.mark.parametrize("encoder", ["thread", "process"])
 @pytest.mark.parametrize("fmt", FMTS)
-async def test_file_sink_round_trip_through_cli(tmp_path: Path, fmt: str) -> None:
-    logger, metrics = file_logger(tmp_path / "logs")
+async def test_file_sink_round_trip_through_cli(tmp_path: Path, fmt: str, encoder: str) -> None:
+    logger, metrics = file_logger(tmp_path / "logs", encoder=encoder)
     await logger.start()
     served = Served(all_types_model(batch=3))
     reqs = [

@@ -1,0 +1,192 @@
+"""The server side of the encoder process (:mod:`.procworker`): start, feed, read counters, restart, stop.
+
+Owned by the logger's thread (never the event loop): starting a child and writing to its pipe may
+block. A child that dies is restarted (``logging.worker_restarts``) with a growing pause when it dies
+right after starting; the requests it had been sent but not finished are counted as dropped
+(``reason=worker_crash``). Never raises into the logger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from .procworker import apply_deltas, child_main, enlarge_pipe, pack_frame, pack_request, write_frames
+from .records import Extracted
+from .schema import LogSchema
+from .settings import LoggingSettings
+
+log = logging.getLogger("inferflow.logging")
+MAX_BACKOFF_S = 5.0
+
+
+class EncoderProcess:
+    def __init__(
+        self, settings: LoggingSettings, formats: Mapping[str, Any], sink: Any, metrics: Any
+    ) -> None:
+        self.settings = settings
+        self.formats = dict(formats)
+        self.sink = sink
+        self.metrics = metrics
+        self.proc: Any = None
+        self._data: Any = None
+        self._stats: Any = None
+        self._schemas: dict[int, tuple[LogSchema, int]] = {}
+        self.sent = 0  # requests sent to the current child
+        self.done = 0  # ... of which it reported finished
+        self.starts = 0
+        self._started_at = 0.0
+        self._backoff = 0.25
+        self._stopping = False  # set by ``kill``: a dead child is then not restarted
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs gRPC
+        data_r, data_w = ctx.Pipe(duplex=False)
+        stats_r, stats_w = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=child_main,
+            args=(self.settings, self.formats, self.sink, data_r, stats_w),
+            name="inferflow-logging-encoder",
+            daemon=True,
+        )
+        proc.start()
+        data_r.close()
+        stats_w.close()
+        enlarge_pipe(data_w.fileno())
+        enlarge_pipe(stats_r.fileno())  # room for the child's reports while this thread is in a writev
+        self.proc, self._data, self._stats = proc, data_w, stats_r
+        self._schemas.clear()
+        self.sent = self.done = 0
+        self.starts += 1
+        self._started_at = time.monotonic()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.is_alive()
+
+    def ensure(self) -> bool:
+        """Restart a dead child (counted); False while pausing after a child that died at once."""
+        if self.alive():
+            return True
+        if self._stopping:
+            if self.proc is not None:
+                self._crashed()
+            return False
+        if self.proc is not None:
+            self._crashed()
+            quick = time.monotonic() - self._started_at < 2.0
+            self._backoff = min(MAX_BACKOFF_S, self._backoff * 2) if quick else 0.25
+            if quick:
+                time.sleep(self._backoff)
+        try:
+            self.start()
+        except Exception:
+            log.exception("inference logging: cannot start the encoder process")
+            self.proc = None
+            return False
+        return True
+
+    def _crashed(self) -> None:
+        self.pump()
+        lost = max(0, self.sent - self.done)
+        code = self.proc.exitcode if self.proc is not None else None
+        if self._stopping:  # killed by ``stop`` after the grace period
+            if lost:
+                self.metrics.count("logging.dropped", lost, reason="shutdown")
+            self._close()
+            return
+        log.error("inference logging: encoder process died (exit code %s); %d requests lost", code, lost)
+        self.metrics.count("logging.worker_restarts")
+        if lost:
+            self.metrics.count("logging.dropped", lost, reason="worker_crash")
+        self._close()
+
+    def _close(self) -> None:
+        for conn in (self._data, self._stats):
+            with contextlib.suppress(OSError):
+                conn.close()
+        self._data = self._stats = None
+        if self.proc is not None:
+            self.proc.join(0.1)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(1.0)
+        self.proc = None
+
+    # -- work -------------------------------------------------------------------------------------
+    def send(self, items: list[tuple[LogSchema, Extracted]]) -> None:
+        """Send one batch with one ``writev`` (what cannot be sent is counted as dropped)."""
+        if not items:
+            return
+        if not self.ensure():
+            reason = "shutdown" if self._stopping else "worker_down"
+            self.metrics.count("logging.dropped", len(items), reason=reason)
+            return
+        parts: list[Any] = []
+        for schema, extracted in items:
+            got = self._schemas.get(id(schema))
+            if got is None or got[0] is not schema:
+                sid = len(self._schemas) + 1
+                self._schemas[id(schema)] = (schema, sid)
+                parts += pack_frame(("schema", sid, schema))
+            else:
+                sid = got[1]
+            parts += pack_request(sid, extracted)
+        try:
+            write_frames(self._data.fileno(), parts)
+        except OSError:  # the child died mid-batch: these were never finished
+            self.sent += len(items)
+            self.ensure()
+            return
+        self.sent += len(items)
+        self.pump()
+
+    def pump(self) -> bool:
+        """Apply the counter deltas the child sent; True when its final report arrived."""
+        final = False
+        try:
+            while self._stats is not None and self._stats.poll(0):
+                final |= self._apply(self._stats.recv())
+        except (EOFError, OSError):
+            pass
+        return final
+
+    def _apply(self, msg: tuple) -> bool:
+        _, done, deltas, final, pending = msg
+        self.done = done
+        apply_deltas(self.metrics, deltas)
+        if final and pending:
+            self.metrics.count("logging.dropped", pending, reason="shutdown")
+        return bool(final)
+
+    def stop(self, deadline: float) -> None:
+        """Let the child finish what it was sent and flush its sink by ``deadline``; count the rest."""
+        if self.proc is None:
+            return
+        final = False
+        try:
+            remaining = max(0.0, deadline - time.monotonic())
+            write_frames(self._data.fileno(), pack_frame(("stop", max(0.0, remaining - 0.05))))
+            while (
+                not final
+                and time.monotonic() < deadline
+                and self._stats.poll(max(0.0, deadline - time.monotonic()))
+            ):
+                final = self._apply(self._stats.recv())
+        except (EOFError, OSError):
+            pass
+        lost = max(0, self.sent - self.done)
+        if lost:
+            self.metrics.count("logging.dropped", lost, reason="shutdown")
+        self._close()
+
+    def kill(self) -> None:
+        """Stop the child now (``stop`` overran the grace period)."""
+        self._stopping = True
+        proc = self.proc
+        if proc is not None and proc.is_alive():
+            proc.kill()

@@ -1,0 +1,230 @@
+"""The encoder process: formats, envelopes and the sink run in a child process, off the server's GIL.
+
+The server's logging thread only extracts each request's column blocks (:func:`.records.extract_request`,
+mostly views of the matrix) and writes them to a pipe with one ``writev`` per batch (the GIL is released
+while the kernel copies). Frames are pickle protocol 5 with the numpy / Arrow buffers out of band::
+
+    u64 payload length | u32 buffer count | u64 length of the pickle and of each buffer | pickle | buffers
+
+The child (started with the ``spawn`` context: it never forks a process running gRPC) rebuilds the
+tables zero-copy over the frame, encodes with the same code as the thread encoder (identical bytes),
+writes to its own sink (file or Kafka producer) and sends counter deltas back on a second pipe
+together with how many requests it has finished, so the parent's ``/metrics`` shows them and a crash
+loses only the requests sent but not finished (counted as dropped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import select
+import struct
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from .records import Extracted, encode_extracted
+from .settings import LoggingSettings
+from .sinks import LogMessage
+from .table import LogTable
+
+log = logging.getLogger("inferflow.logging")
+_HEAD = struct.Struct("<QI")
+_F_SETPIPE_SZ = 1031  # Linux fcntl: a 1 MiB pipe takes a whole batch without waking the reader often
+STATS_EVERY_S = 0.05
+
+
+def enlarge_pipe(fd: int, size: int = 1 << 20) -> None:
+    with contextlib.suppress(OSError, ImportError):
+        import fcntl
+
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
+
+
+def pack_frame(message: Any) -> list[Any]:
+    """One frame as a list of buffers for ``writev`` (numpy / Arrow data not copied when contiguous)."""
+    bufs: list[pickle.PickleBuffer] = []
+    head = pickle.dumps(message, protocol=5, buffer_callback=bufs.append)
+    raws = [b.raw() for b in bufs]
+    lengths = [len(head), *(r.nbytes for r in raws)]
+    table = struct.pack(f"<{len(lengths)}Q", *lengths)
+    total = len(table) + sum(lengths)
+    return [_HEAD.pack(total, len(raws)) + table, head, *raws]
+
+
+def pack_request(schema_id: int, extracted: Extracted) -> list[Any]:
+    """A request frame: the tables travel as (entities, parts, bad) without their schema entries."""
+    tables = [(event, t.entities, t.parts, bad) for event, t, bad in extracted.tables]
+    return pack_frame(("req", schema_id, extracted.fmt_name, extracted.batch, extracted.common, tables))
+
+
+def write_frames(fd: int, parts: list[Any]) -> None:
+    """``writev`` every part in order (blocking pipe; the GIL is released while the kernel copies)."""
+    iov_max = 1024
+    start = 0
+    while start < len(parts):
+        group = parts[start : start + iov_max]
+        written = os.writev(fd, group)
+        for part in group:
+            size = len(part) if not isinstance(part, memoryview) else part.nbytes
+            if written >= size:
+                written -= size
+                start += 1
+                continue
+            parts[start] = memoryview(part).cast("B")[written:]
+            break
+
+
+def _read_exact(fd: int, n: int) -> bytearray | None:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = os.readv(fd, [view[got:]])
+        if k == 0:
+            return None  # the parent went away
+        got += k
+    return buf
+
+
+def read_frame(fd: int) -> Any:
+    """The next message, or None at end of file."""
+    head = _read_exact(fd, _HEAD.size)
+    if head is None:
+        return None
+    total, nbufs = _HEAD.unpack(head)
+    body = _read_exact(fd, total)
+    if body is None:
+        return None
+    lengths = struct.unpack_from(f"<{nbufs + 1}Q", body)
+    view = memoryview(body)
+    pos = 8 * (nbufs + 1)
+    pieces = []
+    for length in lengths:
+        pieces.append(view[pos : pos + length])
+        pos += length
+    return pickle.loads(pieces[0], buffers=pieces[1:])
+
+
+class DeltaMetrics:
+    """The child's metrics: counters accumulated as deltas and shipped to the parent."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
+
+    def count(self, name: str, amount: float = 1.0, **labels: object) -> None:
+        self._counts[(name, tuple(sorted((k, str(v)) for k, v in labels.items())))] += amount
+
+    def gauge(self, name: str, value: float, **labels: object) -> None:
+        pass  # the parent owns the queue-depth gauge
+
+    def observe(self, name: str, seconds: float, **labels: object) -> None:
+        pass
+
+    def drain(self) -> list[tuple[str, dict[str, str], float]]:
+        out = [(name, dict(labels), amount) for (name, labels), amount in self._counts.items()]
+        self._counts.clear()
+        return out
+
+
+def apply_deltas(metrics: Any, deltas: list[tuple[str, dict[str, str], float]]) -> None:
+    for name, labels, amount in deltas:
+        metrics.count(name, amount, **labels)
+
+
+# ------------------------------------------------------------------------------------------ child
+class _Child:
+    def __init__(self, settings: LoggingSettings, formats: Mapping[str, Any], sink: Any, stats: Any) -> None:
+        self.settings = settings
+        self.formats = formats
+        self.metrics: Any = DeltaMetrics()  # duck-types the Metrics calls formats and sinks make
+        self.writer = sink.create(settings, self.metrics) if sink is not None else None
+        self.stats = stats
+        self.schemas: dict[int, Any] = {}
+        self.done = 0
+        self.last_stats = 0.0
+
+    def send_stats(self, final: bool = False, pending: int = 0) -> None:
+        deltas = self.metrics.drain()
+        if deltas or final or time.monotonic() - self.last_stats >= 1.0:
+            self.stats.send(("stats", self.done, deltas, final, pending))
+            self.last_stats = time.monotonic()
+
+    def encode(self, msg: tuple) -> list[LogMessage]:
+        _, schema_id, fmt_name, batch, common, tables = msg
+        schema = self.schemas[schema_id]
+        rebuilt = []
+        for event, entities, parts, bad in tables:
+            entries = schema.slate_entries if event.endswith("slate_logs") else schema.entries
+            rebuilt.append((event, LogTable(entries, entities, parts), bad))
+        model_id = common["model_id"]
+        try:
+            fmt = self.formats[fmt_name]
+            encoded = encode_extracted(Extracted(fmt_name, batch, common, rebuilt), schema, fmt, self.metrics)
+        except Exception as exc:
+            self.metrics.count("logging.error", model_id=model_id, error_type="encoding_error")
+            self.metrics.count("logging.encode_errors", model_id=model_id, error_type="encoding_error")
+            log.warning("inference logging: model %s: encoding failed: %s", model_id, exc)
+            return []
+        if encoded.entities:
+            self.metrics.count("logging.entities", encoded.entities, model_id=model_id)
+        return encoded.messages
+
+    def write(self, messages: list[LogMessage]) -> None:
+        if self.writer is None or not messages:
+            return
+        try:
+            self.writer.write(messages)
+        except Exception as exc:
+            self.metrics.count("logging.sink_errors", sink=self.settings.effective_sink(), error_type="write")
+            log.warning("inference logging: sink write failed: %s", exc)
+
+    def run(self, fd: int) -> None:
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if not ready:
+                if self.writer is not None:
+                    self.writer.poll()
+                self.send_stats()
+                continue
+            messages: list[LogMessage] = []
+            finished = 0
+            while ready and finished < 64:  # encode what is there, then one sink write
+                msg = read_frame(fd)
+                if msg is None or msg[0] == "stop":
+                    self.write(messages)
+                    self.done += finished
+                    self.finish(msg[1] if msg is not None else 0.0)
+                    return
+                if msg[0] == "schema":
+                    self.schemas[msg[1]] = msg[2]
+                else:
+                    messages += self.encode(msg)
+                    finished += 1
+                ready, _, _ = select.select([fd], [], [], 0)
+            self.write(messages)
+            self.done += finished
+            if time.monotonic() - self.last_stats >= STATS_EVERY_S:
+                self.send_stats()
+
+    def finish(self, grace_s: float) -> None:
+        pending = 0
+        if self.writer is not None:
+            pending = int(self.writer.flush(max(0.0, grace_s)))
+            close = getattr(self.writer, "close", None)
+            if close is not None:
+                close()
+        self.send_stats(final=True, pending=pending)
+
+
+def child_main(
+    settings: LoggingSettings, formats: Mapping[str, Any], sink: Any, data: Any, stats: Any
+) -> None:
+    """Entry point of the encoder process (``spawn`` context)."""
+    logging.basicConfig(level=logging.WARNING)
+    child = _Child(settings, formats, sink, stats)
+    with contextlib.suppress(BrokenPipeError, EOFError, KeyboardInterrupt):
+        child.run(data.fileno())
