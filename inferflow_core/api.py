@@ -49,6 +49,7 @@ from .errors import ComponentError, ConfigError, InferflowError, PluginError, Re
 from .hookspecs import hookimpl
 from .matrix import Column, ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
+from .wireformat import length_delimited, varint
 
 __all__ = [
     "FEATURE_INITIALIZER",
@@ -98,11 +99,13 @@ __all__ = [
     "from_kserve",
     "hookimpl",
     "kafka_request_pb2",
+    "length_delimited",
     "log_pb2",
     "parse_dtype",
     "parse_text",
     "parse_text_column",
     "read_config_dir",
     "text_to_bytes",
+    "varint",
     "write_config_dir",
 ]

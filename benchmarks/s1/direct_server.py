@@ -28,20 +28,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-_SMALL = [bytes([i]) for i in range(128)]
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+from inferflow_core.wireformat import _SMALL, varint  # noqa: E402
 
 
 def _ld(field: int, payload: bytes) -> bytes:
-    return bytes(((field << 3) | 2,)) + _varint(len(payload)) + payload
+    return bytes(((field << 3) | 2,)) + varint(len(payload)) + payload
 
 
 def _schema() -> bytes:

@@ -13,27 +13,7 @@ from itertools import chain
 import numpy as np
 
 from ..dtypes import DataType, encode_array
-
-_SMALL = [bytes([i]) for i in range(128)]
-
-
-def varint(n: int) -> bytes:
-    if n < 128:
-        return _SMALL[n]
-    out = bytearray()
-    while n >= 128:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def tag(field: int, wire_type: int = 2) -> bytes:
-    return varint((field << 3) | wire_type)
-
-
-def length_delimited(field: int, payload: bytes) -> bytes:
-    return tag(field) + varint(len(payload)) + payload
+from ..wireformat import _SMALL, length_delimited, tag, varint
 
 
 def feature_schema(name: str, dtype: DataType) -> bytes:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from inferflow_core.api import varint
+
 
 @dataclass
 class Segment:
@@ -200,15 +202,6 @@ def frame_heads(tag: int, sizes: np.ndarray, inner_tag: int | None = None) -> Se
 
 def _head_bytes(tag: int, size: int, inner_tag: int | None) -> bytes:
     if inner_tag is None:
-        return bytes((tag,)) + _varint(size)
-    inner = bytes((inner_tag,)) + _varint(size) if size else b""
-    return bytes((tag,)) + _varint(len(inner) + size) + inner
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+        return bytes((tag,)) + varint(size)
+    inner = bytes((inner_tag,)) + varint(size) if size else b""
+    return bytes((tag,)) + varint(len(inner) + size) + inner

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from inferflow_core.api import DataType, DataTypeError, format_column, parse_dtype, parse_text_column
+from inferflow_core.api import DataType, DataTypeError, format_column, parse_dtype, parse_text_column, varint
 
 from ._proto import numerix_pb2 as pb
 
@@ -73,22 +73,11 @@ def encode_request(
     return pb.NumerixRequestProto(entity_score_data=data)
 
 
-_SMALL = [bytes((i,)) for i in range(0x80)]
-
-
-def _varint(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+_SMALL = [varint(i) for i in range(0x80)]
 
 
 def _field(tag: int, payload: bytes) -> bytes:
-    return bytes((tag,)) + _varint(len(payload)) + payload
+    return bytes((tag,)) + varint(len(payload)) + payload
 
 
 def encode_request_bytes(
