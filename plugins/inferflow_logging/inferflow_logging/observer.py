@@ -26,7 +26,7 @@ from inferflow_core.api import Metrics, ObserverHost, ServedRequest
 
 from .encoder_process import EncoderProcess
 from .formats import FORMATS
-from .records import Extracted, encode_request, extract_request
+from .records import Encoded, Extracted, encode_counted, encode_request, extract_request
 from .sampling import should_log
 from .schema import LogSchema, SchemaCache, check_model_config
 from .settings import LoggingSettings
@@ -267,20 +267,15 @@ class InferenceLogger:
     def encode(self, served: ServedRequest) -> list[LogMessage]:
         """The message values of one request (empty when it cannot be encoded). Never raises."""
         model_id = served.model.model_id
-        try:
+
+        def encode() -> Encoded:
             schema, new = self.schemas.get(served.model)
             if new:
                 self._check(served.model)
             fmt = self.formats[served.service.v2_logging_type]
-            encoded = encode_request(served, schema, fmt, self.metrics, self.settings.log_slates)
-        except Exception as exc:
-            self.metrics.count("logging.error", model_id=model_id, error_type="encoding_error")
-            self.metrics.count("logging.encode_errors", model_id=model_id, error_type="encoding_error")
-            log.warning("inference logging: model %s: encoding failed: %s", model_id, exc)
-            return []
-        if encoded.entities:
-            self.metrics.count("logging.entities", encoded.entities, model_id=model_id)
-        return encoded.messages
+            return encode_request(served, schema, fmt, self.metrics, self.settings.log_slates)
+
+        return encode_counted(model_id, self.metrics, encode)
 
     def write(self, messages: list[LogMessage]) -> int:
         """Hand ``messages`` to the sink in one call; the number handed over. Never raises."""

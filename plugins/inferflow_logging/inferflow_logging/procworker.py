@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from .records import Extracted, encode_extracted
+from .records import Extracted, encode_counted, encode_extracted
 from .settings import LoggingSettings
 from .sinks import LogMessage
 from .table import LogTable
@@ -161,17 +161,12 @@ class _Child:
             entries = schema.slate_entries if event.endswith("slate_logs") else schema.entries
             rebuilt.append((event, LogTable(entries, entities, parts), bad))
         model_id = common["model_id"]
-        try:
-            fmt = self.formats[fmt_name]
-            encoded = encode_extracted(Extracted(fmt_name, batch, common, rebuilt), schema, fmt, self.metrics)
-        except Exception as exc:
-            self.metrics.count("logging.error", model_id=model_id, error_type="encoding_error")
-            self.metrics.count("logging.encode_errors", model_id=model_id, error_type="encoding_error")
-            log.warning("inference logging: model %s: encoding failed: %s", model_id, exc)
-            return []
-        if encoded.entities:
-            self.metrics.count("logging.entities", encoded.entities, model_id=model_id)
-        return encoded.messages
+        extracted = Extracted(fmt_name, batch, common, rebuilt)
+        return encode_counted(
+            model_id,
+            self.metrics,
+            lambda: encode_extracted(extracted, schema, self.formats[fmt_name], self.metrics),
+        )
 
     def write(self, messages: list[LogMessage]) -> None:
         if self.writer is None or not messages:

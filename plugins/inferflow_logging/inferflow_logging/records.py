@@ -7,7 +7,9 @@ encoder process (:mod:`.procworker`). :func:`encode_request` runs both.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,3 +134,21 @@ def _encode_table(
         )
         out.messages.append(LogMessage(value, model_id, key, described))
         out.entities += rows
+
+
+_log = logging.getLogger("inferflow.logging")
+
+
+def encode_counted(model_id: str, metrics: Any, encode: Callable[[], Encoded]) -> list[LogMessage]:
+    """Run ``encode`` and do the accounting both encoders share: an exception is an ``encoding_error``
+    (counted and logged with the model id, the request is skipped); entities are counted. Never raises."""
+    try:
+        encoded = encode()
+    except Exception as exc:
+        metrics.count("logging.error", model_id=model_id, error_type="encoding_error")
+        metrics.count("logging.encode_errors", model_id=model_id, error_type="encoding_error")
+        _log.warning("inference logging: model %s: encoding failed: %s", model_id, exc)
+        return []
+    if encoded.entities:
+        metrics.count("logging.entities", encoded.entities, model_id=model_id)
+    return encoded.messages
