@@ -141,7 +141,7 @@ class InferflowServer:
 
         limit = self.settings.max_message_bytes
         options = [
-            ("grpc.max_receive_message_length", max(4 * limit, limit + (1 << 20))),
+            ("grpc.max_receive_message_length", limit),  # never buffer more than the application accepts
             ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 1 if self.reuse_port else 0),
         ]
