@@ -141,7 +141,7 @@ def _string_cells(matrix: ComponentMatrix, name: str) -> list[bytes]:
 
 
 def _failure_text(f: ComponentFailure) -> str:
-    return f"component {f.component!r} failed ({f.kind}): {sanitize(f.message, 512)}"
+    return sanitize(f"component {f.component!r} failed ({f.kind}): {f.message}", 512)
 
 
 def _item_errors(

@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ..components.base import ObserverHost, close_component_types
 from ..config.sources import ConfigSource
+from ..errors import sanitize
 from ..runtime import Runtime
 from .http import HttpSidePort
 from .service import SERVICE_NAMES, InferflowService
@@ -78,10 +79,11 @@ class InferflowServer:
             "stopping": self.stopping,
             "config_version": snap.version,
             "models": sorted(snap.models),
-            "rejected_models": {m: e.message for m, e in snap.errors.items()},
-            "service_config_error": snap.service_error,
+            # callers see no file-system paths (issue 19); the full messages are in the log
+            "rejected_models": {m: sanitize(e.message) for m, e in snap.errors.items()},
+            "service_config_error": sanitize(snap.service_error) if snap.service_error else None,
             "plugin_failures": [
-                f"{f.distribution} {f.version}: {f.error}" for f in self.runtime.host.failures
+                sanitize(f"{f.distribution} {f.version}: {f.error}") for f in self.runtime.host.failures
             ],
         }
         return ok, details
