@@ -29,6 +29,13 @@ class NumerixSettings(BaseSettings):
     numerix_app_name: str = Field("numerix", validation_alias=_env("NUMERIX_APP_NAME", "numerix_app_name"))
     # this service's APP_NAME, sent as the numerix-caller-id metadata
     caller_id: str = Field("inferflow", validation_alias=_env("APP_NAME", "caller_id"))
+    # reconnect backoff of the Numerix channel (gRPC's default waits up to 120 s after an outage)
+    reconnect_min_ms: int = Field(
+        100, ge=1, validation_alias=_env("INFERFLOW_NUMERIX_RECONNECT_MIN_MS", "reconnect_min_ms")
+    )
+    reconnect_max_ms: int = Field(
+        500, ge=1, validation_alias=_env("INFERFLOW_NUMERIX_RECONNECT_MAX_MS", "reconnect_max_ms")
+    )
 
     @property
     def remote(self) -> bool:

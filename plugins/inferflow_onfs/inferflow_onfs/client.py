@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
+from inferflow_core.api import reconnect_options
+
 from ._proto import retrieve_pb2 as pb
 from .backends import FetchOutcome, FetchRequest
 from .codec import decode_rows
@@ -62,6 +64,7 @@ class OnfsClient:
         self.plaintext = settings.fs_plaintext
         self.deadline_s = settings.deadline_ms / 1000
         self.batch_size = settings.batch_size
+        self.options = _OPTIONS + reconnect_options(settings.reconnect_min_ms, settings.reconnect_max_ms)
         self.metadata = ((CALLER_ID_HEADER, settings.caller_id), (AUTH_TOKEN_HEADER, settings.caller_token))
         self._channels: dict[int, tuple[asyncio.AbstractEventLoop, grpc.aio.Channel, object]] = {}
         self._templates: dict[FetchRequest, bytes] = {}
@@ -77,9 +80,10 @@ class OnfsClient:
         if got is not None and got[0] is loop:
             return got[2]
         if self.plaintext:
-            channel = grpc.aio.insecure_channel(self.target, options=_OPTIONS)
+            channel = grpc.aio.insecure_channel(self.target, options=self.options)
         else:
-            channel = grpc.aio.secure_channel(self.target, grpc.ssl_channel_credentials(), options=_OPTIONS)
+            creds = grpc.ssl_channel_credentials()
+            channel = grpc.aio.secure_channel(self.target, creds, options=self.options)
         # raw bytes both ways: the query is assembled from a cached prefix, the answer is decoded by
         # RowTemplate when it has the expected shape (protobuf parsing only as the general path)
         method = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
