@@ -60,6 +60,14 @@ MODELS = {
         [{"component": "remote", "outputs": [{"name": "score"}], "sleep_ms": 50}],
         ["catalog_id", "score"],
     ),
+    "slate": _model(
+        {"scorer": ["feature_initializer"], "slater": ["scorer"]},
+        [
+            {"component": "scorer", "outputs": [{"name": "score"}], "value": 0.5},
+            {"component": "slater", "slate_outputs": [{"name": "slate_score"}], "value": 1.0},
+        ],
+        ["catalog_id", "score", "slate_score"],
+    ),
     "hung": _model(
         {"ok": ["feature_initializer"], "hung": ["feature_initializer"]},
         [
@@ -246,6 +254,49 @@ async def run_overload_io(server: ServeProcess) -> dict:
     return {"capacity_rps": round(capacity, 1), **result, "goodput_x_capacity": ratio, "shed": shed(server)}
 
 
+async def run_stall(server: ServeProcess) -> dict:
+    """Small requests every 5 ms while a 100k-slate request and a 50k-pair request are served."""
+    targets = [P.Target(id=str(i)) for i in range(100)]
+    big_slates = P.SlateWiseRequest(
+        model_config_id="slate",
+        targets=targets,
+        slates=[
+            P.TargetSlate(target_indices=[i % 100, (i + 1) % 100, (i + 7) % 100]) for i in range(100_000)
+        ],
+    ).SerializeToString()
+    big_pairs = P.PairWiseRequest(
+        model_config_id="slate",
+        targets=targets,
+        pairs=[
+            P.TargetPair(first_target_index=i % 100, second_target_index=(i + 3) % 100) for i in range(50_000)
+        ],
+    ).SerializeToString()
+    small = point(20)
+    out: dict = {}
+    async with grpc.aio.insecure_channel(server.address) as ch:
+        for _ in range(50):
+            await call(ch, small, 5)
+        for name, path, body in (
+            ("slates_100k", "/Predict/InferSlateWise", big_slates),
+            ("pairs_50k", "/Predict/InferPairWise", big_pairs),
+        ):
+            lat: list[float] = []
+            big = ch.unary_unary(path, request_serializer=None, response_deserializer=None)
+            t0 = time.perf_counter()
+            task = asyncio.ensure_future(big(body, timeout=30))
+            while not task.done():
+                lat.append((await call(ch, small, 5))[1])
+                await asyncio.sleep(0.005)
+            await task
+            out[name] = {
+                "big_ms": round((time.perf_counter() - t0) * 1000, 1),
+                "small_p50_ms": round(pct(lat, 50), 2),
+                "small_max_ms": round(max(lat) * 1000, 2),
+                "small_n": len(lat),
+            }
+    return out
+
+
 async def run_hung(server: ServeProcess, n: int = 300, concurrency: int = 60) -> dict:
     raw = P.PointWiseRequest(model_config_id="hung", targets=[P.Target(id=str(i)) for i in range(50)])
     body = raw.SerializeToString()
@@ -284,6 +335,7 @@ def main() -> None:
                     "overload": run_overload,
                     "overload_io": run_overload_io,
                     "hung": run_hung,
+                    "stall": run_stall,
                 }[what]
                 out[what] = asyncio.run(runner(server))
             finally:

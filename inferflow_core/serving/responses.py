@@ -39,6 +39,7 @@ class ResponsePlan:
     slate_producers: dict[str, str]
     id_column: str = ""
     upstream: dict[str, frozenset[str]] = field(default_factory=dict)  # component -> its DAG ancestors
+    outputs_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # component -> its target columns
     schema_bytes: dict[tuple, bytes] = field(default_factory=dict)  # (field, schema) -> wire bytes
 
     def schema_field(self, number: int, schema: list[tuple[str, DataType]]) -> bytes:
@@ -70,6 +71,10 @@ def _plan(model: CompiledModel) -> ResponsePlan:
         for dep in model.graph.prerequisites.get(node, ()):
             acc |= {dep, *upstream.get(dep, ())}
         upstream[node] = frozenset(acc)
+    outputs_of = {
+        name: tuple(s.name for s in comp.outputs() if not s.slate and s.constant is None)
+        for name, comp in model.components.items()
+    }
     return ResponsePlan(
         features,
         target_features,
@@ -80,6 +85,7 @@ def _plan(model: CompiledModel) -> ResponsePlan:
         slate_producers,
         model.config.response_config.id_column,
         upstream,
+        outputs_of,
     )
 
 
@@ -144,13 +150,25 @@ def _failure_text(f: ComponentFailure) -> str:
     return sanitize(f"component {f.component!r} failed ({f.kind}): {f.message}", 512)
 
 
+def _affected_rows(ctx: RunContext, columns: tuple[str, ...], rows: int) -> range | list[int]:
+    """Rows missing any output of a failed component (all rows when none of its outputs is known)."""
+    matrix = ctx.matrix
+    known = [c for c in columns if matrix.has(c)]
+    if not known or matrix.rows != rows:
+        return range(rows)
+    missing = np.zeros(rows, dtype=bool)
+    for name in known:
+        missing |= ~np.asarray(matrix.column(name).valid, dtype=bool)
+    return np.flatnonzero(missing).tolist()
+
+
 def _item_errors(
     ctx: RunContext,
     names: tuple[str, ...],
     cols: list[wire.Cells],
     producers: dict[str, str],
     base: dict[int, str],
-    upstream: dict[str, frozenset[str]],
+    plan: ResponsePlan,
     rows: int,
 ) -> dict[int, str]:
     errors = dict(base)
@@ -162,11 +180,10 @@ def _item_errors(
         if not comp:
             continue
         f = failed.get(comp)
-        if f is None:  # the producer ran, but on the missing outputs of a failed ancestor: every item
-            cause = next((failed[a] for a in sorted(upstream.get(comp, ())) if a in failed), None)
-            if cause is not None:
+        if f is None:  # the producer ran, but on the missing outputs of a failed ancestor
+            for cause in (failed[a] for a in sorted(plan.upstream.get(comp, ())) if a in failed):
                 text = f"{_failure_text(cause)}; output {name!r} computed without its outputs"
-                for r in range(rows):
+                for r in _affected_rows(ctx, plan.outputs_of.get(cause.component, ()), rows):
                     errors.setdefault(r, text)
             continue
         if isinstance(cells, np.ndarray):  # a block has every cell present
@@ -191,9 +208,7 @@ def request_error(ctx: RunContext, decoded: Decoded) -> str:
 def build_pointwise(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> bytes:
     names = plan.all_features
     schema, cols = _columns(ctx.matrix, names, plan.types)
-    errors = _item_errors(
-        ctx, names, cols, plan.producers, decoded.target_errors, plan.upstream, ctx.matrix.rows
-    )
+    errors = _item_errors(ctx, names, cols, plan.producers, decoded.target_errors, plan, ctx.matrix.rows)
     return (
         plan.schema_field(1, schema)
         + wire.score_messages(2, cols, errors, ctx.matrix.rows)
@@ -214,7 +229,7 @@ def build_grouped(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> byte
             s_cols,
             plan.slate_producers,
             decoded.slate_errors,
-            plan.upstream,
+            plan,
             slate.rows,
         )
         out += wire.score_messages(1, s_cols, s_errors, slate.rows)
@@ -230,7 +245,7 @@ def build_grouped(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> byte
             t_cols,
             plan.producers,
             decoded.target_errors,
-            plan.upstream,
+            plan,
             ctx.matrix.rows,
         )
         out += wire.score_messages(2, t_cols, t_errors, ctx.matrix.rows) + plan.schema_field(3, t_schema)
