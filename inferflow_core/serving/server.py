@@ -147,9 +147,9 @@ class InferflowServer:
             ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 1 if self.reuse_port else 0),
         ]
-        # the transport's bound on live RPCs (refused with RESOURCE_EXHAUSTED before a handler runs): the
-        # admission controller's in-flight + queued bound, plus room for health checks
-        rpcs = self.settings.max_in_flight + self.settings.max_queued + 16
+        # a last-resort bound on live RPCs (grpc.aio stops accepting beyond it, so it is set well above the
+        # admission controller's in-flight + queued bound, which answers RESOURCE_EXHAUSTED at once)
+        rpcs = 2 * (self.settings.max_in_flight + self.settings.max_queued) + 64
         server = grpc.aio.server(options=options, maximum_concurrent_rpcs=rpcs)
         server.add_generic_rpc_handlers(self.service.generic_handlers())
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
