@@ -22,6 +22,7 @@ from ..components.base import RequestInfo, RunContext, ServedRequest
 from ..config.store import ConfigSnapshot
 from ..engine.compile import CompiledModel
 from ..errors import InferflowError, ModelNotFoundError, RequestError, sanitize
+from ..matrix import SlateMatrix
 from ..runtime import Runtime
 from . import adapters, responses, retrieve
 from .admission import Admission
@@ -159,18 +160,21 @@ class InferflowService:
     # -- Predict --------------------------------------------------------------------------------
     def _predict(self, api: str, cls: Any, decode: Callable[..., adapters.Decoded], grouped: bool) -> Handler:
         async def handler(raw: bytes, context: Any) -> bytes:
-            def parse_and_decode(snap: ConfigSnapshot) -> tuple[Any, CompiledModel, Any, adapters.Decoded]:
+            def parse_and_decode(
+                snap: ConfigSnapshot,
+            ) -> tuple[Any, CompiledModel, Any, adapters.Decoded, SlateMatrix | None]:
                 request = self._parse(raw, cls)
                 model = self._model(snap, request.model_config_id)
                 plan = self.plans.get(model)
                 budget = Budget(self.settings)
                 decoded = decode(request, plan.id_column, self.settings.request_value_encoding, raw, budget)
                 decoded.notes = check_inputs(plan, decoded.initial, self.settings.produced_feature_policy)
-                return request, model, plan, decoded
+                slates = SlateMatrix(decoded.slates) if decoded.slates is not None else None
+                return request, model, plan, decoded, slates
 
             async def work(served: _Served) -> bytes:
                 snap = self.runtime.store.current
-                request, model, plan, decoded = await self._offload(len(raw), parse_and_decode, snap)
+                request, model, plan, decoded, slates = await self._offload(len(raw), parse_and_decode, snap)
                 served.model_id = model.model_id
                 served.rows = decoded.initial.rows
                 meta = _metadata(context)
@@ -180,7 +184,7 @@ class InferflowService:
                     decoded.initial,
                     info,
                     deadline=self._deadline(context),
-                    slates=decoded.slates,
+                    slates=slates,
                     snapshot=snap,
                 )
                 build = responses.build_grouped if grouped else responses.build_pointwise
