@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from inferflow_core.api import ComponentError, from_kserve
+from inferflow_core.api import ComponentError, from_kserve, reconnect_options
 
 from .tensors import Tensor, from_raw, to_raw
 
@@ -66,13 +66,19 @@ class KServeClient:
     """One endpoint (``host:port``). ``ready`` holds the (model, version) pairs seen ready."""
 
     def __init__(
-        self, target: str, plain_text: bool, metadata: Sequence[tuple[str, str]], max_message_bytes: int
+        self,
+        target: str,
+        plain_text: bool,
+        metadata: Sequence[tuple[str, str]],
+        max_message_bytes: int,
+        reconnect_ms: tuple[int, int] = (100, 500),
     ) -> None:
         self.target = target
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),
+            *reconnect_options(*reconnect_ms),
         ]
         if plain_text:
             self.channel = grpc.aio.insecure_channel(target, options=options)

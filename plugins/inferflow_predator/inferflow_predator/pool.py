@@ -72,7 +72,11 @@ class BackendPool:
             )
         else:
             backend = KServeClient(
-                endpoint, self.settings.plain_text, self._metadata, self.settings.max_message_bytes
+                endpoint,
+                self.settings.plain_text,
+                self._metadata,
+                self.settings.max_message_bytes,
+                (self.settings.reconnect_min_ms, self.settings.reconnect_max_ms),
             )
         self._backends[endpoint] = (backend, loop)
         return backend
