@@ -258,3 +258,22 @@ async def test_a_hung_component_gives_partial_answers_within_the_deadline_under_
     # measured here also holds this process's client-side work, so it is not compared with 1 s
     partial = [r for r in results if r[0] == grpc.StatusCode.OK and "'hung'" in r[2]]
     assert len(partial) >= 0.99 * len(results), [r[0].name for r in results if r not in partial][:5]
+
+
+async def test_an_unreadable_file_rejects_only_its_model_and_keeps_the_last_good_version(
+    tmp_path: Path, capsys
+) -> None:
+    async with running_server(make_runtime(), TREE) as srv:
+        assert srv.config_dir is not None
+        (srv.config_dir / f"{PREFIX}point.json").write_bytes(b'{"bad utf-8": "\xff\xfe"}')
+        await srv.update({PREFIX + "point2": TREE[PREFIX + "point"]})
+        snap = srv.runtime.store.current
+        assert "point2" in snap.models and "point" in snap.models  # the last good version serves on
+        assert "cannot read" in snap.errors["point"].message
+        resp = await rpc.PredictStub(srv.channel).InferPointWise(point_request(), timeout=5)
+        assert len(resp.target_scores) == 3
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"\xff\xfe{}")
+    assert cli_main(["validate", str(bad)]) == 1
+    out = capsys.readouterr()
+    assert "INVALID bad" in out.out and "cannot read" in out.out and "Traceback" not in out.err

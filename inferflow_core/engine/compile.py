@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..components.base import BuildContext, ColumnSpec, Component, ComponentType, ConfigView
 from ..config.model import FEATURE_INITIALIZER, KNOWN_EXTRA_COMPONENT_SECTIONS, ModelConfig
+from ..config.sources import UNREADABLE
 from ..errors import ConfigError
 from .graph import Graph, build_graph, dag_digest
 
@@ -100,6 +101,8 @@ class ModelCompiler:
     def _parse(model_id: str, raw: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(raw, Mapping):
             return dict(raw)
+        if isinstance(raw, str) and raw.startswith(UNREADABLE):
+            raise ConfigError(model_id, [("$", f"cannot read the config: {raw[len(UNREADABLE) :]}")])
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
