@@ -32,9 +32,10 @@ class ReliabilitySettings(BaseModel):
     """Feature values per target / pair / slate (the length of the input schema)."""
     max_vector_elements: int = Field(65_536, gt=0, validation_alias=_env("max_vector_elements"))
     """Elements of one vector cell."""
-    max_decoded_cells: int = Field(20_000_000, gt=0, validation_alias=_env("max_decoded_cells"))
+    max_decoded_cells: int = Field(8_000_000, gt=0, validation_alias=_env("max_decoded_cells"))
     """Cells a request may decode into, counting every element of the dense vector columns
-    (rows x dimension, also for rows that sent nothing). 20 M elements is at most 160 MB of FP64."""
+    (rows x dimension, also for rows that sent nothing). 8 M elements is at most 64 MB of FP64
+    (1,000 targets x 10 features x 256-element embeddings is 2.6 M)."""
     produced_feature_policy: Literal["reject", "ignore"] = Field(
         "reject", validation_alias=_env("produced_feature_policy")
     )
