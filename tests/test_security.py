@@ -298,6 +298,8 @@ async def test_rotated_certificates_apply_to_new_connections(pki) -> None:
         ({"auth_allowed_identities": "x"}, AuthConfigError, "needs mTLS"),
         ({"auth_tokens": "t", "auth_apis": "pointwise,ranking"}, AuthConfigError, "unknown API"),
         ({"metrics_access": "token"}, TlsConfigError, "needs INFERFLOW_AUTH_TOKENS"),
+        ({"auth_tokens_file": "/no/tokens"}, AuthConfigError, "cannot read"),
+        ({"tls_client_ca_file": "/no/ca.pem"}, TlsConfigError, "must both be set"),
     ],
 )
 async def test_unusable_security_settings_refuse_to_start(settings, error, text) -> None:
@@ -320,3 +322,38 @@ def test_token_file_scopes_are_checked() -> None:
     ]
     with pytest.raises(AuthConfigError, match="line 2"):
         parse_token_lines("a\nb pointwize\n", "f")
+
+
+async def test_inferflow_serve_with_two_workers_over_mtls_and_tokens(pki, tmp_path: Path) -> None:
+    """The real CLI: every worker process serves TLS with the same certificate and checks tokens."""
+    from inferflow_core.config.sources import write_config_dir
+    from inferflow_core.testing.process import ServeProcess
+    from tests.test_serving import POINT, PREFIX
+    from tests.test_serving_shutdown import REPO, _plugin_dir
+
+    cfg = tmp_path / "cfg"
+    write_config_dir(cfg, {PREFIX + "point": POINT})
+    env = {
+        "INFERFLOW_TLS_CERT_FILE": pki["server"].cert_file,
+        "INFERFLOW_TLS_KEY_FILE": pki["server"].key_file,
+        "INFERFLOW_TLS_CLIENT_CA_FILE": pki["ca"].ca_file,
+        "INFERFLOW_HTTP_TLS": "off",  # ServeProcess polls /health/ready over plain HTTP
+        "INFERFLOW_AUTH_TOKENS": "cli-token",
+    }
+    server = ServeProcess(
+        cfg, workers=2, env=env, pythonpath=[str(_plugin_dir(tmp_path)), str(REPO)], log_path=tmp_path / "log"
+    )
+    await asyncio.to_thread(server.start)
+    try:
+        good = creds(pki["ca"].ca_file, pki["alice"])
+        for _ in range(4):  # new connections: both workers answer
+            async with grpc.aio.secure_channel(server.address, good) as ch:
+                assert len((await point(ch, (("authorization", "Bearer cli-token"),))).target_scores) == 3
+                assert (await code_of(point(ch)))[0] is grpc.StatusCode.UNAUTHENTICATED
+        async with grpc.aio.insecure_channel(server.address) as plain:
+            assert (await code_of(point(plain)))[0] is grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.terminate()
+        await asyncio.to_thread(server.wait, 20)
+    log = (tmp_path / "log").read_text(errors="replace")
+    assert "cli-token" not in log

@@ -254,11 +254,13 @@ class _Guarded(grpc.GenericRpcHandler):
 
     def service(self, handler_call_details: Any) -> Any:
         method = handler_call_details.method
-        if method in self._cache:
+        api = API_OF_METHOD.get(method)
+        if api is None or api not in self.auth.apis:  # not a protected API (or an unknown method path)
+            return self.inner.service(handler_call_details)
+        if method in self._cache:  # only the few protected method paths are ever cached
             return self._cache[method]
         handler = self.inner.service(handler_call_details)
-        api = API_OF_METHOD.get(method)
-        if handler is not None and api in self.auth.apis and handler.unary_unary is not None:
+        if handler is not None and handler.unary_unary is not None:
             handler = grpc.unary_unary_rpc_method_handler(
                 self._guard(api, handler.unary_unary),
                 handler.request_deserializer,
