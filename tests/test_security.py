@@ -357,3 +357,22 @@ async def test_inferflow_serve_with_two_workers_over_mtls_and_tokens(pki, tmp_pa
         await asyncio.to_thread(server.wait, 20)
     log = (tmp_path / "log").read_text(errors="replace")
     assert "cli-token" not in log
+
+
+def test_tokens_are_compared_in_constant_time(monkeypatch) -> None:
+    import hmac
+
+    from inferflow_core.serving import auth
+
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    tokens = auth.TokenSet("first,second,third")
+    assert tokens.scopes_of("first") is not None  # a match does not end the loop early
+    assert len(calls) == 3
+    assert tokens.scopes_of("nope") is None and len(calls) == 6

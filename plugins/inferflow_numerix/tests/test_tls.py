@@ -99,3 +99,32 @@ def test_plaintext_with_tls_files_rejects_the_model(monkeypatch, tls_env: dict) 
     assert "plaintext" in rt.store.current.errors["m"].message
     rt = tls_runtime(monkeypatch, tls_env, INFERFLOW_NUMERIX_TLS_KEY_FILE="")
     assert "needs its key" in rt.store.current.errors["m"].message
+
+
+async def test_twin_server_compares_tokens_in_constant_time(monkeypatch) -> None:
+    import hmac
+
+    import grpc
+    from inferflow_numerix import server
+
+    seen: list[bytes] = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(server.hmac, "compare_digest", lambda a, b: seen.append(a) or real(a, b))
+
+    class Aborted(Exception):
+        pass
+
+    class Context:
+        def __init__(self, token: str) -> None:
+            self.token = token
+
+        def invocation_metadata(self):  # type: ignore[no-untyped-def]
+            return (("numerix-auth-token", self.token),)
+
+        async def abort(self, code, details):  # type: ignore[no-untyped-def]
+            raise Aborted(code, details)
+
+    servicer = server.NumerixServicer(lambda _id: None, auth_token="tok")
+    with pytest.raises(Aborted) as info:
+        await servicer.Compute(server.pb.NumerixRequestProto(), Context("wrong"))
+    assert info.value.args[0] is grpc.StatusCode.UNAUTHENTICATED and seen == [b"wrong"]

@@ -79,3 +79,16 @@ def test_unusable_tls_settings_are_config_problems(pki: dict) -> None:
     missing = _settings(1, pki, tls_ca_file="/no/ca.pem")
     assert any("cannot read" in msg for _, msg in missing.problems())
     assert _settings(1, pki).problems() == []
+
+
+def test_twin_server_compares_tokens_in_constant_time(monkeypatch) -> None:
+    import hmac
+
+    from inferflow_onfs import server
+
+    seen: list[bytes] = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(server.hmac, "compare_digest", lambda a, b: seen.append(a) or real(a, b))
+    assert server._same("secret", "secret") and not server._same("secreT", "secret")
+    assert not server._same(None, "secret") and not server._same(b"secret", "secret")
+    assert seen == [b"secret", b"secreT"]
