@@ -23,7 +23,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 CONFIG_DIR = HERE / "config"
 MODEL_REL = "inferflow/services/inferflow/model-config/config-map"
-ONNX_PLACEHOLDER = "onnx://examples/ctr/data/models"
+ONNX_PLACEHOLDER = "onnx://example-data/models"
 MODELS = ("bench_ctr", "bench_ctr_pairwise", "bench_ctr_slatewise")
 
 
