@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from inferflow_core.api import DataType
+from inferflow_core.api import DataType, PluginError
 
 from .codec import pack_rows, row_dtype, unpack_rows
 from .frame import Block, FeatureFrame
@@ -141,8 +141,13 @@ class FeatureCache:
         self._l2: Any = None
         self._pending: set[asyncio.Future[None]] = set()
         if l2_path:
-            import diskcache
-
+            try:
+                import diskcache
+            except ImportError:
+                raise PluginError(
+                    "INFERFLOW_ONFS_CACHE_L2_PATH is set but diskcache is not installed: "
+                    "pip install 'inferflow-onfs[disk-cache]'"
+                ) from None
             self._l2 = diskcache.Cache(l2_path)
 
     def __len__(self) -> int:
