@@ -3,9 +3,9 @@
 A shared cache directory is a place another process (or a person) can write to. diskcache's default
 ``Disk`` unpickles any value whose row says "pickle", which would run code planted there. Here:
 
-* :class:`BytesDisk` stores ``bytes`` values under ``str`` keys only, and returns a value only when its row
-  is raw bytes (in the database or in a file inside the cache directory); any other row (pickled, text,
-  a file outside the directory) reads as a miss. Keys are never unpickled either.
+* ``l2_disk.BytesDisk`` stores ``bytes`` values under ``str`` keys only, and returns a value only when
+  its row is raw bytes (in the database or in a file inside the cache directory); any other row (pickled,
+  text, a file outside the directory) reads as a miss. Keys are never unpickled either.
 * :func:`encode_entry` / :func:`decode_entry` turn one cached entity into bytes and back: a magic prefix, a
   JSON description of its format (layout and block signature), the fixed-width row bytes and the string
   cells as JSON. Anything that does not parse is a miss.
@@ -19,11 +19,9 @@ import os
 import struct
 from typing import Any
 
-import diskcache
 import numpy as np
-from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 
-from inferflow_core.api import DataType
+from inferflow_core.api import DataType, PluginError
 
 from .frame import Slot
 
@@ -33,43 +31,19 @@ MAGIC = b"IFL2\x01"
 _LEN = struct.Struct("<I")
 
 
-class BytesDisk(diskcache.Disk):  # type: ignore[misc]
-    """A diskcache ``Disk`` that never pickles or unpickles (see the module docstring)."""
+def open_l2(path: str) -> Any:
+    """The L2 ``diskcache.Cache`` at ``path`` with :class:`~.l2_disk.BytesDisk` (diskcache is optional)."""
+    try:
+        from .l2_disk import BytesDisk
+    except ImportError:
+        raise PluginError(
+            "INFERFLOW_ONFS_CACHE_L2_PATH is set but diskcache is not installed: "
+            "pip install 'inferflow-onfs[disk-cache]'"
+        ) from None
+    import diskcache
 
-    def put(self, key: Any) -> tuple[Any, bool]:
-        if not isinstance(key, str):
-            raise TypeError(f"L2 cache keys are str, got {type(key).__name__}")
-        return super().put(key)  # type: ignore[no-any-return]
-
-    def get(self, key: Any, raw: bool) -> Any:
-        if not raw:
-            raise ValueError("L2 cache: refusing to unpickle a key")
-        return super().get(key, raw)
-
-    def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> Any:
-        if read or not isinstance(value, bytes):
-            raise TypeError(f"L2 cache values are bytes, got {type(value).__name__}")
-        return super().store(value, read, key)
-
-    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
-        if read:
-            return None
-        if mode == MODE_RAW and isinstance(value, bytes | memoryview):
-            return bytes(value)
-        if mode == MODE_BINARY and filename and self._inside(filename):
-            return super().fetch(mode, filename, value, read)
-        log.warning("L2 cache: ignoring an entry that is not raw bytes (mode %s)", mode)
-        return None
-
-    def _inside(self, filename: str) -> bool:
-        root = os.path.realpath(self._directory)
-        return os.path.realpath(os.path.join(root, filename)).startswith(root + os.sep)
-
-
-def open_l2(path: str) -> diskcache.Cache:
     cache = diskcache.Cache(path, disk=BytesDisk)
-    mode = os.stat(path).st_mode
-    if mode & 0o022:
+    if os.stat(path).st_mode & 0o022:
         log.warning("L2 cache directory %s is writable by group or others; restrict it to this service", path)
     return cache
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import diskcache
 import pytest
 from inferflow_onfs.cache import FeatureCache
-from inferflow_onfs.l2 import BytesDisk, decode_entry, encode_desc, encode_entry
+from inferflow_onfs.l2 import decode_entry, encode_desc, encode_entry
+from inferflow_onfs.l2_disk import BytesDisk
 
 
 class Planted:

@@ -1,8 +1,10 @@
 """KServe v2 gRPC client (``/inference.GRPCInferenceService/ModelInfer``) over grpc.aio.
 
-Uses tritonclient's generated stubs (package ``inference``): compiling a second copy of that package into
-the process fails with duplicate protobuf symbols. One long-lived channel per endpoint; tensors travel as
-``raw_input_contents`` / ``raw_output_contents`` (the typed ``contents`` fields are far slower).
+Uses the plugin's own stubs of the open inference protocol (``proto/kserve/grpc_predict_v2.proto``,
+package ``inference``, as Triton and MLServer serve it). Never import another copy of that package into
+the same process (tritonclient's or MLServer's): protobuf refuses duplicate symbols. One long-lived
+channel per endpoint; tensors travel as ``raw_input_contents`` / ``raw_output_contents`` (the typed
+``contents`` fields are far slower).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from collections.abc import Sequence
 
 import grpc
 import numpy as np
-from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from inferflow_core.api import ClientTls, ComponentError, from_kserve, open_channel
 
+from ._proto import grpc_predict_v2_pb2 as service_pb2
+from ._proto import grpc_predict_v2_pb2_grpc as service_pb2_grpc
 from .tensors import Tensor, from_raw, to_raw
 
 _TYPED_FIELDS = {
