@@ -237,7 +237,7 @@ async def test_token_or_identity_and_both_required(pki) -> None:
         assert len((await point(srv.channel, (("authorization", "Bearer tok"),))).target_scores) == 3
 
 
-async def test_metrics_and_ready_details_restricted() -> None:
+async def test_metrics_and_ready_details_restricted(tmp_path: Path) -> None:
     runtime = make_runtime(
         auth_tokens="ops-token", auth_apis="retrieve_model_score", metrics_access="token", ready_details="off"
     )
@@ -249,6 +249,18 @@ async def test_metrics_and_ready_details_restricted() -> None:
         assert (await asyncio.to_thread(https, port, "/metrics", None, None, "wrong"))[0] == 401
         status, body = await asyncio.to_thread(https, port, "/metrics", None, None, "ops-token")
         assert status == 200 and b"inferflow_" in body
+    tokens = tmp_path / "tokens"
+    tokens.write_text("prom-token metrics\nops-token ready\n")
+    runtime = make_runtime(auth_tokens_file=str(tokens), ready_details="token", metrics_access="token")
+    async with running_server(runtime, TREE) as srv:
+        port = srv.http_port
+        assert json.loads((await asyncio.to_thread(https, port, "/health/ready", None))[1]) == {"ready": True}
+        status, body = await asyncio.to_thread(https, port, "/health/ready", None, None, "prom-token")
+        assert status == 200 and json.loads(body) == {"ready": True}  # not scoped for ready
+        status, body = await asyncio.to_thread(https, port, "/health/ready", None, None, "ops-token")
+        assert "rejected_models" in json.loads(body)
+        assert (await asyncio.to_thread(https, port, "/metrics", None, None, "ops-token"))[0] == 401
+        assert (await asyncio.to_thread(https, port, "/metrics", None, None, "prom-token"))[0] == 200
     runtime = make_runtime(metrics_access="off", ready_details="open")
     async with running_server(runtime, TREE) as srv:
         assert (await asyncio.to_thread(https, srv.http_port, "/metrics", None))[0] == 404
