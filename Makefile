@@ -1,5 +1,5 @@
 # The two commands of the README, plus helpers. Everything runs in .venv (created on demand).
-.PHONY: demo test lint protos bench clean
+.PHONY: demo test test-fast check lint lock protos bench image-smoke clean
 
 demo:            ## install everything and run the demo with embedded backends
 	bash scripts/demo.sh
@@ -7,8 +7,20 @@ demo:            ## install everything and run the demo with embedded backends
 test:            ## install the test dependencies and run the whole suite (what CI runs)
 	bash scripts/test.sh
 
-lint:
+test-fast:       ## unit tests only (no etcd, broker or model server; needs .venv from `make test` or `make demo`)
+	.venv/bin/pytest -q -m "not integration"
+
+check:           ## lint + types + the lock matches the pyprojects
+	.venv/bin/python scripts/lock_inputs.py --check
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+lint: check
+
+lock:            ## re-resolve requirements/lock.txt after changing a pyproject's dependencies (UPGRADE=1 for newest)
+	bash scripts/lock.sh
+
+image-smoke:     ## build the container image (docker, else buildah) and serve one request from it
+	bash scripts/image-smoke.sh
 
 protos:          ## regenerate the checked-in protobuf stubs from proto/
 	PYTHON=.venv/bin/python bash scripts/gen_protos.sh

@@ -50,11 +50,13 @@ from .errors import ComponentError, ConfigError, InferflowError, PluginError, Re
 from .hookspecs import hookimpl
 from .matrix import Column, ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
+from .tls import ClientTls, ServerTls, TlsConfigError, open_channel
 from .wireformat import length_delimited, varint
 
 __all__ = [
     "FEATURE_INITIALIZER",
     "BuildContext",
+    "ClientTls",
     "Column",
     "ColumnSpec",
     "CompiledModel",
@@ -82,10 +84,12 @@ __all__ = [
     "ResponseConfig",
     "RunContext",
     "ServedRequest",
+    "ServerTls",
     "ServiceConfig",
     "ServiceSettings",
     "SlateMatrix",
     "Stopwatch",
+    "TlsConfigError",
     "TypedValues",
     "array_to_cells",
     "bytes_to_text",
@@ -102,6 +106,7 @@ __all__ = [
     "kafka_request_pb2",
     "length_delimited",
     "log_pb2",
+    "open_channel",
     "parse_dtype",
     "parse_text",
     "parse_text_column",

@@ -115,8 +115,22 @@ def _optional(module: str, func: str, args: argparse.Namespace, missing: str) ->
     return int(getattr(mod, func)(args))
 
 
+def versions() -> str:
+    """``inferflow --version``: the core's version and every installed plugin distribution's."""
+    lines = [f"inferflow-core {md.version('inferflow-core')}"]
+    plugins = md.entry_points(group="inferflow")
+    dists = {ep.dist.name: ep.dist.version for ep in plugins if ep.dist is not None}
+    lines += [f"{name} {ver}" for name, ver in sorted(dists.items()) if name != "inferflow-core"]
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inferflow", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="inferflow",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps --version one line a package
+    )
+    parser.add_argument("--version", action="version", version=versions(), help="print versions and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check a model config file or a config directory")

@@ -5,14 +5,14 @@ child process (local feature store, ONNX Runtime, numpy Numerix, file inference 
 readiness, sends one request per API, prints the results and a latency summary, decodes one inference
 log, and stops the server. ``--keep-running`` leaves it up until Ctrl-C and prints how to call it.
 
-The example itself (config, data generator, request helpers) lives in ``examples/ctr/`` of the source
-tree; this module only narrates.
+The example itself (config, model, data generator, request helpers) ships in ``inferflow_core.example``,
+so the demo runs from any install (a source checkout, a wheel, the container image); this module only
+narrates.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
@@ -22,22 +22,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "examples" / "ctr"
 LATENCY_REQUESTS = 200
 TARGETS = 200
-
-
-def load_example(name: str) -> ModuleType:
-    """Import ``examples/ctr/<name>.py`` (the example is not part of the installed package)."""
-    path = EXAMPLE_DIR / f"{name}.py"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found: `inferflow demo` runs from a source checkout")
-    spec = importlib.util.spec_from_file_location(f"inferflow_example_ctr_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def step(n: int, total: int, text: str) -> None:
@@ -221,8 +207,9 @@ def main(args: argparse.Namespace) -> int:
     total = 6
     t_start = time.perf_counter()
     step(1, total, "example data (generated once, deterministic)")
-    gen = load_example("generate")
-    h = load_example("harness")
+    from .example import generate as gen
+    from .example import harness as h
+
     data = gen.ensure_data(demo=True)
     print(f"  using {data}")
     sizes = gen.DEMO

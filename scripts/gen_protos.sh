@@ -4,6 +4,7 @@
 #   proto/inferflow/*.proto    -> inferflow_core/_proto/
 #   proto/onfs/retrieve.proto  -> plugins/inferflow_onfs/inferflow_onfs/_proto/
 #   proto/numerix/numerix.proto-> plugins/inferflow_numerix/inferflow_numerix/_proto/
+#   proto/kserve/grpc_predict_v2.proto -> plugins/inferflow_predator/inferflow_predator/_proto/
 #
 # Use grpcio-tools==1.74.0 (gencode protobuf 6.31.x): stubs must not be newer than the
 # oldest supported protobuf runtime (>=6.31.1). Output is deterministic, so CI can run
@@ -47,7 +48,7 @@ gen proto/inferflow inferflow_core/_proto \
     proto/inferflow/inferflow_logging.proto \
     proto/inferflow/kafka_request.proto
 
-for plugin in onfs numerix; do
+for plugin in onfs numerix predator; do
     pkg="plugins/inferflow_${plugin}/inferflow_${plugin}"
     mkdir -p "$pkg"
     [ -f "$pkg/__init__.py" ] || : > "$pkg/__init__.py"
@@ -55,3 +56,4 @@ done
 
 gen proto/onfs plugins/inferflow_onfs/inferflow_onfs/_proto proto/onfs/retrieve.proto
 gen proto/numerix plugins/inferflow_numerix/inferflow_numerix/_proto proto/numerix/numerix.proto
+gen proto/kserve plugins/inferflow_predator/inferflow_predator/_proto proto/kserve/grpc_predict_v2.proto

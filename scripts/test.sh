@@ -3,22 +3,17 @@
 # Used by `make test` (the README's test command) and therefore by CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3.11}
-command -v "$PY" >/dev/null 2>&1 || PY=python3
+# shellcheck source=scripts/venv.sh
+source scripts/venv.sh
 
-echo "== venv .venv (core + every plugin, editable, with test extras)"
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-extras=(-e ".[test]")
-for p in plugins/*/ examples/plugin-*/; do
-  [ -f "$p/pyproject.toml" ] && extras+=(-e "${p%/}[test]")
-done
-.venv/bin/python -m pip install -q "${extras[@]}"
+echo "== requirements/lock.txt matches the pyprojects"
+"$PY" scripts/lock_inputs.py --check
 
-echo "== venv .venv-mlserver (MLServer must run as its own process, pinned; see dependencies.md)"
-[ -x .venv-mlserver/bin/python ] || "$PY" -m venv .venv-mlserver
-.venv-mlserver/bin/python -m pip install -q --upgrade pip
-.venv-mlserver/bin/python -m pip install -q "mlserver==1.7.1" "mlserver-sklearn==1.7.1"
+echo "== venv .venv (core + every plugin, editable, with test extras; pinned by requirements/lock.txt)"
+venv_main test
+
+echo "== venv .venv-mlserver (MLServer runs as its own process; pinned by the same lock)"
+venv_mlserver
 export INFERFLOW_MLSERVER_BIN="$PWD/.venv-mlserver/bin/mlserver"
 export INFERFLOW_MLSERVER_PYTHON="$PWD/.venv-mlserver/bin/python"
 

@@ -37,7 +37,7 @@ def _time(fn, n: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
 
 def main() -> int:
     import grpc
-    from tritonclient.grpc import service_pb2 as kpb
+    from inferflow_predator._proto import grpc_predict_v2_pb2 as kpb
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=300)

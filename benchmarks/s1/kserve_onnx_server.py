@@ -3,7 +3,7 @@
     python kserve_onnx_server.py --repo examples/ctr/data/full/models --port 8001
 
 Serves ``/inference.GRPCInferenceService/{ServerLive,ServerReady,ModelReady,ModelInfer}`` with the
-stubs shipped in tritonclient, reading ``raw_input_contents`` and answering ``raw_output_contents``
+predator plugin's KServe v2 stubs, reading ``raw_input_contents`` and answering ``raw_output_contents``
 (the same wire path Triton uses). Models: ``<repo>/<name>/<version>/model.onnx``.
 """
 
@@ -21,8 +21,8 @@ DTYPES = {"FP32": np.float32, "FP64": np.float64, "INT64": np.int64, "INT32": np
 def main() -> int:
     import grpc
     import onnxruntime as ort
-    from tritonclient.grpc import service_pb2 as pb
-    from tritonclient.grpc import service_pb2_grpc as pbg
+    from inferflow_predator._proto import grpc_predict_v2_pb2 as pb
+    from inferflow_predator._proto import grpc_predict_v2_pb2_grpc as pbg
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repo", required=True)

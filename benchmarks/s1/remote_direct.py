@@ -28,17 +28,9 @@ NUMERIX_METHOD = "/numerix.Numerix/Compute"
 
 
 def _harness():  # type: ignore[no-untyped-def]
-    import importlib.util
+    from inferflow_core.example import harness
 
-    mod = sys.modules.get("s1_harness")
-    if mod is None:
-        path = ROOT / "examples" / "ctr" / "harness.py"
-        spec = importlib.util.spec_from_file_location("s1_harness", path)
-        assert spec is not None and spec.loader is not None
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["s1_harness"] = mod
-        spec.loader.exec_module(mod)
-    return mod
+    return harness
 
 
 def backend_commands(data: Path, ports: dict[str, int], config_dir: Path) -> dict[str, list[str]]:
@@ -66,8 +58,7 @@ def start_backends(tmp: Path, data: Path | None = None) -> tuple[dict[str, int],
 
     h = _harness()
     if data is None:
-        sys.path.insert(0, str(ROOT / "examples" / "ctr"))
-        import generate  # type: ignore[import-not-found]
+        from inferflow_core.example import generate
 
         data = generate.ensure_data(demo=False, progress=None)
     ports = {k: h.free_port() for k in ("onfs", "kserve", "numerix")}
@@ -231,7 +222,7 @@ class RemoteWire:
 
     # -- KServe v2 ---------------------------------------------------------------------------------
     def model_request(self, user: np.ndarray, feats: CatalogFeatures) -> bytes:
-        from tritonclient.grpc import service_pb2 as kpb
+        from inferflow_predator._proto import grpc_predict_v2_pb2 as kpb
 
         n = len(feats.price)
         dense = np.empty((n, USER_DIM + CATALOG_DIM), np.float32)
@@ -245,7 +236,7 @@ class RemoteWire:
         return req.SerializeToString()
 
     def decode_model(self, raw: bytes) -> np.ndarray:
-        from tritonclient.grpc import service_pb2 as kpb
+        from inferflow_predator._proto import grpc_predict_v2_pb2 as kpb
 
         reply = kpb.ModelInferResponse.FromString(raw)
         return np.frombuffer(reply.raw_output_contents[0], "<f4")

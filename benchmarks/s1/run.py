@@ -53,8 +53,9 @@ def _load(path: Path, name: str) -> ModuleType:
     return mod
 
 
-gen = _load(ROOT / "examples" / "ctr" / "generate.py", "s1_generate")
-h = _load(ROOT / "examples" / "ctr" / "harness.py", "s1_harness")
+from inferflow_core.example import generate as gen  # noqa: E402
+from inferflow_core.example import harness as h  # noqa: E402
+
 sys.path.insert(0, str(HERE))
 import remote_direct  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Generate the S1 ranker example: an ONNX MLP in a Triton-layout repository.
 
-    python examples/models/make_mlp.py            # writes examples/models/repo/s1_mlp/1/model.onnx
+    python examples/models/make_mlp.py     # writes inferflow_core/example/models/s1_mlp/1/model.onnx
 
 Inputs ``dense`` [N, 96] FP32 and ``emb`` [N, 32] FP32 are concatenated and go through
 128 -> ReLU -> 64 -> ReLU -> 1 -> sigmoid, output ``prob`` [N, 1] FP32. Weights are fixed random
@@ -71,7 +71,8 @@ def reference(dense: np.ndarray, emb: np.ndarray, seed: int = 7) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", type=Path, default=HERE / "repo")
+    shipped = HERE.parents[1] / "inferflow_core" / "example" / "models"
+    parser.add_argument("--repo", type=Path, default=shipped)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     out = args.repo / MODEL_NAME / "1" / "model.onnx"

@@ -208,8 +208,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.loadgen:
         return loadgen_main(args)
-    gen = _load(ROOT / "examples" / "ctr" / "generate.py", "s1_generate")
-    h = _load(ROOT / "examples" / "ctr" / "harness.py", "s1_harness")
+    from inferflow_core.example import generate as gen
+    from inferflow_core.example import harness as h
+
     data = gen.ensure_data(demo=False, progress=lambda m: print(m, flush=True))
     settings = [("off", 0, "proto")] + [
         (f"{name}/{enc}", perc, fmt) for name, perc, fmt in SETTINGS[1:] for enc in args.encoders

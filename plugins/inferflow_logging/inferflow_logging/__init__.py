@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 from .formats import FORMATS, ArrowFormat, ParquetFormat, ProtoFormat
 from .observer import InferenceLogger
 from .schema import LogSchema, SchemaEntry, check_model_config, derive_schema, metadata_byte
 from .settings import LoggingSettings
 from .sinks import SINKS, FileSink, KafkaSink, read_delimited
 
-__version__ = "0.1.0"
+__version__ = version("inferflow-logging")  # single source: pyproject.toml
 __all__ = [
     "FORMATS",
     "SINKS",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 from .language import ExpressionError, Program, parse
 
-__version__ = "0.1.0"
+__version__ = version("inferflow-numerix")  # single source: pyproject.toml
 __all__ = ["ExpressionError", "Program", "__version__", "parse"]

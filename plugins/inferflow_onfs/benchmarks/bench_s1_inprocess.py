@@ -64,12 +64,10 @@ def _pct(values: list[float]) -> dict:
 
 
 async def main_async(args: argparse.Namespace) -> dict:
-    sys.path.insert(0, str(ROOT / "examples" / "ctr"))
-    import generate  # type: ignore[import-not-found]
-    import harness  # type: ignore[import-not-found]
     from inferflow_onfs.component import FeatureComponent
 
     from inferflow_core.config.sources import read_config_dir
+    from inferflow_core.example import generate, harness
     from inferflow_core.runtime import Runtime
     from inferflow_core.serving.service import InferflowService
 

@@ -15,7 +15,8 @@ used entries are evicted (at least 1/16 of the bound at a time, so eviction is a
 
 L2 (``INFERFLOW_ONFS_CACHE_L2_PATH``, a tmpfs path is best) is shared by the worker processes of one host:
 read on an L1 miss (hits are promoted to L1), written off the request path in a thread. An L2 value carries
-its format's description, so a process that never wrote that format can read it.
+its format's description, so a process that never wrote that format can read it. L2 holds bytes only and
+never unpickles what it finds in its directory (see ``l2.py``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from inferflow_core.api import DataType
 
 from .codec import pack_rows, row_dtype, unpack_rows
 from .frame import Block, FeatureFrame
+from .l2 import decode_entry, encode_desc, encode_entry
 
 _OVERHEAD = 120  # rough bytes of bookkeeping per entry (key object, index entry, arrays)
 _SHIFT = 32
@@ -141,9 +143,9 @@ class FeatureCache:
         self._l2: Any = None
         self._pending: set[asyncio.Future[None]] = set()
         if l2_path:
-            import diskcache
+            from .l2 import open_l2
 
-            self._l2 = diskcache.Cache(l2_path)
+            self._l2 = open_l2(l2_path)
 
     def __len__(self) -> int:
         return sum(map(len, self._index.values()))
@@ -222,10 +224,11 @@ class FeatureCache:
         raw: list[Any] = await asyncio.to_thread(lambda: [self._l2.get(prefix + k) for k in keys])
         groups: dict[int, tuple[Slab, list[str], list[bytes], list[Any]]] = {}
         for key, got in zip(keys, raw, strict=True):
-            if got is None:
+            entry = decode_entry(got)  # bytes we wrote, never a pickle; anything else is a miss
+            if entry is None:
                 continue
+            layout, signature, row, cells = entry
             try:
-                (layout, signature), row, cells = got
                 slab = self.slab(layout, signature)
             except (TypeError, ValueError):  # written by another version of this plugin: a miss
                 continue
@@ -236,9 +239,9 @@ class FeatureCache:
             group[2].append(row)
             group[3].append(cells)
         promoted = 0
-        for slab, gkeys, rows, cells in groups.values():
+        for slab, gkeys, rows, objs in groups.values():
             arr = np.frombuffer(b"".join(rows), dtype=row_dtype(slab.signature))
-            frame = unpack_rows(slab.signature, arr, None if cells[0] is None else cells)
+            frame = unpack_rows(slab.signature, arr, None if objs[0] is None else objs)
             self._insert(prefix, slab, gkeys, frame, ttl)
             promoted += len(gkeys)
         self.l2_hits += promoted
@@ -255,9 +258,14 @@ class FeatureCache:
         self._insert(prefix, slab, keys, frame, ttl)
         if self._l2 is not None:
             arr, objs = pack_rows(frame)
-            desc = (slab.layout, slab.signature)
-            values = [(desc, arr[i].tobytes(), None if objs is None else objs[i]) for i in range(len(keys))]
-            batch = [(prefix + key, value) for key, value in zip(keys, values, strict=True)]
+            desc = encode_desc(slab.layout, slab.signature)
+            values = [
+                encode_entry(desc, arr[i].tobytes(), None if objs is None else objs[i])
+                for i in range(len(keys))
+            ]
+            batch = [
+                (prefix + key, value) for key, value in zip(keys, values, strict=True) if value is not None
+            ]
 
             def write() -> None:
                 for key, value in batch:

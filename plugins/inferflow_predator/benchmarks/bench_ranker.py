@@ -2,7 +2,8 @@
 
     /work/venv/bin/python plugins/inferflow_predator/benchmarks/bench_ranker.py [--iters 2000] [--no-remote]
 
-* embedded: endpoint ``onnx://examples/models/repo`` (the example MLP, ONNX Runtime, 1 intra-op thread);
+* embedded: endpoint ``onnx://inferflow_core/example/models`` (the example MLP, ONNX Runtime,
+  1 intra-op thread);
   the 64 catalog scalars are one matrix column block, as the OnFS component writes them
   (``embedded_columns``: the same with 64 separately written columns);
 * remote: MLServer 1.7.1 on loopback (its own process) serving an sklearn ``MLPRegressor`` with hidden
@@ -34,7 +35,7 @@ from inferflow_core.api import BuildContext, DataType, Metrics, ModelConfig
 from inferflow_core.testing import make_context
 
 ROOT = Path(__file__).resolve().parents[3]
-REPO = ROOT / "examples" / "models" / "repo"
+REPO = ROOT / "inferflow_core" / "example" / "models"
 MLSERVER = os.environ.get("INFERFLOW_MLSERVER_BIN", "/work/venv-mlserver/bin/mlserver")
 ROWS = 200
 DENSE = ["user_emb"] + [f"c{i}" for i in range(64)]

@@ -120,7 +120,13 @@ class OnnxBackend:
         self._lock = asyncio.Lock()
 
     def _create(self, path: Path) -> Any:
-        import onnxruntime as ort
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ComponentError(
+                f"{self.target}: onnx:// endpoints need ONNX Runtime: pip install 'inferflow-predator[onnx]'",
+                "predator-client-not-found",
+            ) from None
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.intra_op_threads

@@ -1,8 +1,10 @@
 """KServe v2 gRPC client (``/inference.GRPCInferenceService/ModelInfer``) over grpc.aio.
 
-Uses tritonclient's generated stubs (package ``inference``): compiling a second copy of that package into
-the process fails with duplicate protobuf symbols. One long-lived channel per endpoint; tensors travel as
-``raw_input_contents`` / ``raw_output_contents`` (the typed ``contents`` fields are far slower).
+Uses the plugin's own stubs of the open inference protocol (``proto/kserve/grpc_predict_v2.proto``,
+package ``inference``, as Triton and MLServer serve it). Never import another copy of that package into
+the same process (tritonclient's or MLServer's): protobuf refuses duplicate symbols. One long-lived
+channel per endpoint; tensors travel as ``raw_input_contents`` / ``raw_output_contents`` (the typed
+``contents`` fields are far slower).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from collections.abc import Sequence
 
 import grpc
 import numpy as np
-from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from inferflow_core.api import ComponentError, from_kserve, reconnect_options
+from inferflow_core.api import ClientTls, ComponentError, from_kserve, open_channel, reconnect_options
 
+from ._proto import grpc_predict_v2_pb2 as service_pb2
+from ._proto import grpc_predict_v2_pb2_grpc as service_pb2_grpc
 from .tensors import Tensor, from_raw, to_raw
 
 _TYPED_FIELDS = {
@@ -71,6 +74,8 @@ class KServeClient:
         plain_text: bool,
         metadata: Sequence[tuple[str, str]],
         max_message_bytes: int,
+        tls: ClientTls | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
         reconnect_ms: tuple[int, int] = (100, 500),
     ) -> None:
         self.target = target
@@ -80,10 +85,7 @@ class KServeClient:
             ("grpc.keepalive_time_ms", 30_000),
             *reconnect_options(*reconnect_ms),
         ]
-        if plain_text:
-            self.channel = grpc.aio.insecure_channel(target, options=options)
-        else:
-            self.channel = grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
+        self.channel = open_channel(target, plain_text, tls, options, credentials)
         self.stub = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
         self.metadata = tuple(metadata)
         self.server_ready = False

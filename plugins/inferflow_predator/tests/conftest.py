@@ -18,7 +18,7 @@ import pytest
 from inferflow_core.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[3]
-EXAMPLE_REPO = ROOT / "examples" / "models" / "repo"
+EXAMPLE_REPO = ROOT / "inferflow_core" / "example" / "models"
 # `make test` creates .venv-mlserver at the repository root and exports INFERFLOW_MLSERVER_BIN.
 MLSERVER_BIN = os.environ.get("INFERFLOW_MLSERVER_BIN", str(ROOT / ".venv-mlserver" / "bin" / "mlserver"))
 MLSERVER_PY = str(Path(MLSERVER_BIN).with_name("python"))

@@ -487,5 +487,5 @@ def test_committed_example_model_is_what_make_mlp_builds() -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    committed = onnx.load(str(root / "repo" / module.MODEL_NAME / "1" / "model.onnx"))
+    committed = onnx.load(str(cf.EXAMPLE_REPO / module.MODEL_NAME / "1" / "model.onnx"))
     assert committed.graph.SerializeToString() == module.build(7).graph.SerializeToString()

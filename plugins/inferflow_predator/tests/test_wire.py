@@ -56,3 +56,28 @@ def test_endpoint_forms() -> None:
     assert normalise_endpoint("[::1]", 8090) == "[::1]:8090"
     assert normalise_endpoint("[::1]:7", 8090) == "[::1]:7"
     assert normalise_endpoint("onnx://examples/models/repo", 8090) == "onnx://examples/models/repo"
+
+
+def test_own_kserve_stubs_keep_the_open_inference_protocol_wire() -> None:
+    """The plugin's stubs replace tritonclient's: the method paths and the field numbers the wire depends
+    on must be those of the published protocol (the MLServer tests then prove a real server agrees)."""
+    import sys
+
+    from inferflow_predator._proto import grpc_predict_v2_pb2 as pb
+
+    service = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+    assert service.full_name == "inference.GRPCInferenceService"
+    assert {"ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer"} <= {
+        m.name for m in service.methods
+    }
+    numbers = {f.name: f.number for f in pb.ModelInferRequest.DESCRIPTOR.fields}
+    assert numbers == {
+        "model_name": 1, "model_version": 2, "id": 3, "parameters": 4, "inputs": 5, "outputs": 6,
+        "raw_input_contents": 7,
+    }  # fmt: skip
+    assert {f.name: f.number for f in pb.ModelInferResponse.DESCRIPTOR.fields}["raw_output_contents"] == 6
+    tensor = {f.name: f.number for f in pb.ModelInferRequest.InferInputTensor.DESCRIPTOR.fields}
+    assert tensor == {"name": 1, "datatype": 2, "shape": 3, "parameters": 4, "contents": 5}
+    request = pb.ModelInferRequest(model_name="m", model_version="1", raw_input_contents=[b"\x01"])
+    assert request.SerializeToString() == b"\n\x01m\x12\x011:\x01\x01"
+    assert "tritonclient" not in sys.modules

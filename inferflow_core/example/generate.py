@@ -1,28 +1,27 @@
 """Deterministic data for the CTR example (scenario S1 of docs/benchmark.md).
 
-Writes, under ``examples/ctr/data/{demo,full}/`` (gitignored; regenerated when missing or when the
-sizes change):
+Writes, under ``<data>/{demo,full}/`` (``$INFERFLOW_EXAMPLE_DATA``, else the user's cache directory
+``~/.cache/inferflow/example``; regenerated when missing or when the sizes change):
 
 * ``features/user.parquet``    key ``user_id`` + 32 FP32 features of group ``A`` (``A:u00`` .. ``A:u31``);
 * ``features/catalog.parquet`` key ``catalog_id`` + 64 FP32 features of group ``A`` (``A:c00`` .. ``A:c63``),
   ``A:price`` (FP32, > 0) and one FP32Vector[32] ``B:emb``;
-* ``models/s1_mlp/1/model.onnx`` the S1 ranker (dense[96] + emb[32] -> 128 -> 64 -> 1, sigmoid),
-  built by ``examples/models/make_mlp.py`` in a Triton-layout repository (``onnx://<data>/models``).
+* ``models/s1_mlp/1/model.onnx`` the S1 ranker (dense[96] + emb[32] -> 128 -> 64 -> 1, sigmoid), a copy
+  of the one shipped in this package, in a Triton-layout repository (``onnx://<data>/models``).
 
 The feature files are the embedded OnFS store's format (``INFERFLOW_ONFS_LOCAL_DIR/<label>.parquet``,
 key columns named as ``keys_schema``, feature columns ``<group>:<feature>``). Everything is derived from
 one seed, so the demo, the tests and the benchmark see the same numbers on every machine.
 
-Run ``python examples/ctr/generate.py [--demo]``; the demo and the bench call :func:`ensure_data`.
+Run ``python -m inferflow_core.example.generate [--demo]``; the demo and the bench call :func:`ensure_data`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
+import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,10 +29,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE / "data"
 CONFIG_DIR = HERE / "config"
 MODEL_NAME = "s1_mlp"  # = examples/models/make_mlp.MODEL_NAME
-MODEL_SEED = 7  # make_mlp's default: the same weights as examples/models/repo
+SHIPPED_MODEL = HERE / "models" / MODEL_NAME / "1" / "model.onnx"  # make_mlp.build(seed=7)
 SEED = 20261126
 USER_DIM, CATALOG_DIM, EMB_DIM = 32, 64, 32
 FULL = {"users": 10_000, "catalogs": 100_000}
@@ -83,30 +81,19 @@ def _write_catalogs(path: Path, catalogs: int, rng: np.random.Generator) -> None
     pq.write_table(pa.table(cols), path)
 
 
-def _load_make_mlp():
-    """The S1 MLP builder lives in examples/models/make_mlp.py (shared with the predator plugin)."""
-    path = HERE.parent / "models" / "make_mlp.py"
-    spec = importlib.util.spec_from_file_location("inferflow_example_make_mlp", path)
-    if spec is None or spec.loader is None or not path.exists():
-        raise FileNotFoundError(f"{path} is missing (it builds the S1 ONNX model)")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def default_data_dir() -> Path:
+    """Where generated data goes: ``$INFERFLOW_EXAMPLE_DATA``, else ``$XDG_CACHE_HOME/inferflow/example``."""
+    if os.environ.get("INFERFLOW_EXAMPLE_DATA"):
+        return Path(os.environ["INFERFLOW_EXAMPLE_DATA"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "inferflow" / "example"
 
 
 def _write_model(repo: Path) -> Path:
-    """Place the S1 ONNX model: a copy of the committed one (built by make_mlp with MODEL_SEED), so
-    running the demo needs no ``onnx`` package; rebuilt with ``onnx`` only if that file is missing."""
+    """Place the S1 ONNX model (the copy shipped in this package: no ``onnx`` package needed)."""
     target = repo / MODEL_NAME / "1" / "model.onnx"
     target.parent.mkdir(parents=True, exist_ok=True)
-    committed = Path(__file__).resolve().parents[1] / "models" / "repo" / MODEL_NAME / "1" / "model.onnx"
-    if committed.exists():
-        shutil.copyfile(committed, target)
-        return target
-    import onnx
-
-    onnx.save(_load_make_mlp().build(MODEL_SEED), str(target))
+    shutil.copyfile(SHIPPED_MODEL, target)
     return target
 
 
@@ -118,7 +105,7 @@ def ensure_data(
     ``demo=True`` writes a smaller store (1,000 users x 5,000 catalogs) so the first run is quick;
     the benchmark uses the full S1 sizes (10,000 x 100,000).
     """
-    data = Path(data_dir) if data_dir else DEFAULT_DATA / ("demo" if demo else "full")
+    data = Path(data_dir) if data_dir else default_data_dir() / ("demo" if demo else "full")
     sizes = DEMO if demo else FULL
     stamp_path = data / "stamp.json"
     want = _stamp(sizes["users"], sizes["catalogs"])
@@ -146,7 +133,9 @@ def ensure_data(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", help="default: examples/ctr/data/{demo,full}")
+    parser.add_argument(
+        "--data-dir", help="default: <$INFERFLOW_EXAMPLE_DATA or ~/.cache/inferflow/example>/demo or /full"
+    )
     parser.add_argument("--demo", action="store_true", help="the small demo sizes")
     args = parser.parse_args(argv)
     ensure_data(args.data_dir, demo=args.demo)

@@ -1,7 +1,6 @@
 """Shared by ``inferflow demo`` and ``inferflow bench``: config dirs, env, server processes, requests.
 
-Kept beside the example (not in the core package) because it knows the example's model, feature names
-and data layout. The core's demo/bench load it by path (``examples/ctr/harness.py``).
+Kept beside the example because it knows the example's model, feature names and data layout.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 CONFIG_DIR = HERE / "config"
 MODEL_REL = "inferflow/services/inferflow/model-config/config-map"
-ONNX_PLACEHOLDER = "onnx://examples/ctr/data/models"
+ONNX_PLACEHOLDER = "onnx://example-data/models"
 MODELS = ("bench_ctr", "bench_ctr_pairwise", "bench_ctr_slatewise")
 
 
