@@ -92,7 +92,9 @@ class _Base:
                 predict_pb2.ContextFeature(name=n, value=v, data_type=d.wire_name)
                 for n, d, v in enc.encode_context(context, typed, self.encoding)
             ],
-            "target_input_schema": [predict_pb2.FeatureSchema(name=n, data_type=d.wire_name) for n, d in schema],
+            "target_input_schema": [
+                predict_pb2.FeatureSchema(name=n, data_type=d.wire_name) for n, d in schema
+            ],
             "targets": [predict_pb2.Target(id=i, feature_values=r) for i, r in zip(ids, rows, strict=True)],
         }
 
