@@ -126,11 +126,16 @@ class Table:
 
 
 def _python(arr: np.ndarray, dtype: DataType) -> list[Any]:
+    """Python values; FP32/FP16/FP8 as their shortest float32 text (0.43200272, not 0.4320027232170105)."""
     if arr.dtype == object:
         return [list(v) if isinstance(v, list | np.ndarray) else v for v in arr]
-    if dtype.scalar in (DataType.FP8E4M3, DataType.FP8E5M2, DataType.FP16):
-        arr = arr.astype(np.float32)
-    return arr.tolist()
+    if dtype.scalar in (DataType.FP8E4M3, DataType.FP8E5M2, DataType.FP16, DataType.FP32):
+        flat = [float(str(v)) for v in arr.astype(np.float32).ravel()]
+        if arr.ndim == 2:
+            width = arr.shape[1]
+            return [flat[i * width : (i + 1) * width] for i in range(arr.shape[0])]
+        return flat
+    return arr.tolist()  # type: ignore[no-any-return]
 
 
 @dataclass
