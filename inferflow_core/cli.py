@@ -1,5 +1,6 @@
-"""``inferflow`` command line: serve | validate | config push | plugins | predict | demo | bench | plugin new
-(+ plugin commands).
+"""The inferflow command line: serve, validate, config push, plugins, predict, demo, bench, plugin new, ...
+
+Commands: serve | validate | config push | plugins | predict | demo | bench | plugin new (+ plugin commands).
 
 Plugins add commands through the entry-point group ``inferflow.cli`` (name -> ``main(argv) -> int``),
 e.g. ``inferflow logs read FILE`` from inferflow-logging.

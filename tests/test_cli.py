@@ -125,7 +125,12 @@ def _all_actions(
 
 
 def test_every_argument_and_flag_has_help() -> None:
-    missing = [f"{p}: {a.dest}" for p, a in _all_actions(cli.build_parser()) if not a.help]
+    from inferflow_numerix.cli import _parser as numerix_parser
+    from inferflow_onfs.cli import _parser as onfs_parser
+
+    parsers = {"inferflow": cli.build_parser(), "onfs": onfs_parser(), "numerix": numerix_parser()}
+    actions = [(path, a) for name, parser in parsers.items() for path, a in _all_actions(parser, name)]
+    missing = [f"{path}: {a.dest}" for path, a in actions if not a.help]
     assert not missing, missing
 
 
