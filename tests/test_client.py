@@ -166,6 +166,19 @@ async def test_dataframe_in_and_out() -> None:
     assert df["f_int8"].isna().all()  # an integer column with missing cells is nullable
 
 
+async def test_pandas_na_and_nan_are_missing() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"f_fp32": [1.0, np.nan, 2.0], "f_string": ["x", np.nan, "z"]})  # as read_csv gives
+    async with running_server(_runtime(), TREE) as srv:
+        with InferflowClient(srv.address) as client:
+            res = await asyncio.to_thread(
+                client.pointwise, "echo", pd.Series(["a", "b", "c"]), features=frame, types={"f_fp32": "fp32"}
+            )
+    assert res.valid["f_fp32"].tolist() == [True, False, True]
+    assert [r["f_string"] for r in res.to_dicts()] == ["x", None, "z"]
+    assert res["f_fp32"][0] == 1.0 and np.isnan(res["f_fp32"][1])
+
+
 async def test_pairwise_slatewise_retrieve_sync_and_async() -> None:
     async with running_server(_runtime(), TREE) as srv:
         with InferflowClient(srv.address, raise_errors=True) as client:

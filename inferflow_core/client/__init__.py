@@ -24,7 +24,8 @@ the result (``result.ok``); ``raise_errors=True`` (per client or per call) raise
 
 from __future__ import annotations
 
-from ._client import TLS, AsyncInferflowClient, InferflowClient
+from ._base import TLS
+from ._client import AsyncInferflowClient, InferflowClient
 from ._result import (
     GroupedResult,
     PairwiseResult,

@@ -40,11 +40,18 @@ def _is_missing(value: object) -> bool:
 def column(values: Any, rows: int | None, name: str) -> tuple[np.ndarray, np.ndarray]:
     """``values`` (a list, numpy array, pandas Series, or one scalar to repeat) -> (array, valid).
 
-    ``None`` / ``pd.NA`` mark a missing cell (sent as an empty value). 2-D arrays and lists of lists are
+    ``None`` / ``pd.NA`` mark a missing cell (sent as an empty value); in a pandas Series every value
+    ``isna()`` is missing (NaN too, as pandas reads an empty CSV cell). 2-D arrays and lists of lists are
     vectors, one row each.
     """
-    if hasattr(values, "to_numpy") and not isinstance(values, np.ndarray):  # pandas Series / Index
-        values = values.to_numpy(dtype=object) if values.dtype == object else values.to_numpy()
+    if hasattr(values, "isna") and hasattr(values, "to_numpy"):  # pandas Series / Index
+        missing = np.asarray(values.isna(), dtype=bool)
+        if missing.any():
+            values = [
+                None if gone else v for v, gone in zip(values.to_numpy(dtype=object), missing, strict=True)
+            ]
+        else:
+            values = values.to_numpy(dtype=object) if values.dtype == object else values.to_numpy()
     scalar = isinstance(values, str | bytes) or np.ndim(values) == 0
     if scalar:
         if rows is None:

@@ -72,7 +72,8 @@ class Table:
         return len(self.errors)
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self.to_numpy()[name]
+        """One column as :meth:`to_numpy` gives it."""
+        return self._numpy(name, self.dtypes[name])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return iter(self.to_dicts())
@@ -80,18 +81,19 @@ class Table:
     def to_numpy(self) -> dict[str, np.ndarray]:
         """``{name: array}``; a missing cell is NaN in float columns and None in string / vector object
         columns; in integer and bool columns it reads 0 / False (see ``valid``)."""
-        out = {}
-        for name, dtype in self.schema:
-            arr, ok = self.values[name], self.valid[name]
-            if not ok.all():
-                if dtype in _FLOATS:
-                    arr = arr.astype(np.float64 if dtype is DataType.FP64 else np.float32)
-                    arr[~ok] = np.nan
-                elif arr.dtype == object:
-                    arr = arr.copy()
-                    arr[~ok] = None
-            out[name] = arr
-        return out
+        return {name: self._numpy(name, dtype) for name, dtype in self.schema}
+
+    def _numpy(self, name: str, dtype: DataType) -> np.ndarray:
+        arr, ok = self.values[name], self.valid[name]
+        if ok.all():
+            return arr
+        if dtype in _FLOATS:
+            arr = arr.astype(np.float64 if dtype is DataType.FP64 else np.float32)
+            arr[~ok] = np.nan
+        elif arr.dtype == object:
+            arr = arr.copy()
+            arr[~ok] = None
+        return arr
 
     def to_dicts(self) -> list[dict[str, Any]]:
         """One ``{name: python value}`` per row (None where missing; vectors as lists)."""
@@ -119,7 +121,7 @@ class Table:
                     [v if good else None for v, good in zip(arr.tolist(), ok, strict=True)], kind
                 )
             else:
-                data[name] = self.to_numpy()[name]
+                data[name] = self._numpy(name, dtype)
                 if dtype in (DataType.FP8E4M3, DataType.FP8E5M2, DataType.FP16):
                     data[name] = data[name].astype(np.float32)
         return pd.DataFrame(data)
