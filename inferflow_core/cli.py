@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import predict
 from .config.settings import ServiceSettings
 from .config.sources import read_config_dir
 from .errors import ConfigError, InferflowError
@@ -180,11 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict",
         help="call a model (PointWise, PairWise, SlateWise) and print the result",
-        description=predict_doc(),
-        epilog=predict_epilog(),
+        description=predict.__doc__,
+        epilog=predict.EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _predict_arguments(p)
+    predict.add_arguments(p)
     p.set_defaults(func=lambda a: _optional("inferflow_core.predict", "main", a, "client not available"))
 
     p = sub.add_parser("plugin", help="plugin authoring tools")
@@ -220,24 +221,6 @@ def serve_epilog() -> str:
         "plugins read their own (INFERFLOW_ONFS_*, INFERFLOW_LOG_*, ...): see each plugin's README.\n"
         "docs/configuration.md describes every variable."
     )
-
-
-def predict_doc() -> str:
-    from . import predict
-
-    return predict.__doc__ or ""
-
-
-def predict_epilog() -> str:
-    from . import predict
-
-    return predict.EPILOG
-
-
-def _predict_arguments(p: argparse.ArgumentParser) -> None:
-    from . import predict
-
-    predict.add_arguments(p)
 
 
 def _pop_debug(argv: list[str]) -> tuple[list[str], bool]:

@@ -18,12 +18,14 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._console import table
-from .client import GroupedResult, InferflowClient, PointwiseResult, Table
 from .dtypes import parse_dtype
 from .errors import UsageError
+
+if TYPE_CHECKING:  # the client (grpc, protobuf) is imported when a call is made, not for `--help`
+    from .client import GroupedResult, InferflowClient, PointwiseResult, Table
 
 EPILOG = """\
 values: NAME=VALUE sends one value for every target, NAME=V1,V2,... one value per target; a vector
@@ -191,6 +193,8 @@ def call(client: InferflowClient, req: dict[str, Any]) -> PointwiseResult | Grou
 
 
 def as_json(req: dict[str, Any], result: PointwiseResult | GroupedResult) -> dict[str, Any]:
+    from .client import GroupedResult
+
     out: dict[str, Any] = {"model_id": req.get("model_id") or req.get("model_config_id")}
     if isinstance(result, GroupedResult):
         out[f"{result.kind}s"] = result.groups.to_dicts()
@@ -217,6 +221,8 @@ def _print_table(title: str, rows: Table, lead: list[tuple[str, list[Any]]]) -> 
 
 
 def print_result(req: dict[str, Any], result: PointwiseResult | GroupedResult) -> None:
+    from .client import GroupedResult
+
     print(f"model {req.get('model_id') or req.get('model_config_id')}")
     if isinstance(result, GroupedResult):
         groups = req.get(f"{result.kind}s", [])
@@ -237,6 +243,8 @@ def main(args: argparse.Namespace) -> int:
         reqs = requests_from_file(args.request) if args.request else requests_from_flags(args)
     except ValueError as exc:  # includes a bad type name (DataTypeError)
         raise UsageError(str(exc)) from exc
+    from .client import InferflowClient
+
     ok = True
     with InferflowClient(args.server, timeout=args.timeout, encoding=args.encoding, tls=args.tls) as client:
         for req in reqs:
