@@ -185,7 +185,10 @@ async def test_pairwise_slatewise_retrieve_sync_and_async() -> None:
             pairs = await asyncio.to_thread(client.pairwise, "slate", ["1", "2", "3"], [(0, 1), (2, 0)])
             slates = await asyncio.to_thread(client.slatewise, "slate", ["1", "2", "3"], [[0, 1, 2], [1]])
             legacy = await asyncio.to_thread(
-                client.retrieve_model_score, "echo", {"catalog_id": ["1", "2"], "user_id": "u9"}
+                client.retrieve_model_score,
+                "echo",
+                {"catalog_id": ["1", "2"], "user_id": "u9"},
+                features={"f_string": ["p", "q"]},
             )
         async with AsyncInferflowClient(srv.address, raise_errors=True) as aclient:
             apoint = await aclient.pointwise("echo", ["1"], context={"user_id": "u1"})
@@ -198,6 +201,7 @@ async def test_pairwise_slatewise_retrieve_sync_and_async() -> None:
     assert [r["slate_score"] for r in slates.to_dicts()] == [3.0, 1.0]
     assert legacy.names[:2] == ["catalog_id", "score"] and legacy.to_dicts()[1]["catalog_id"] == "2"
     assert legacy.to_dicts()[0]["user_id"] == "u9" and legacy.to_dicts()[0]["score"] == "0.5"
+    assert [r["f_string"] for r in legacy.to_dicts()] == ["p", "q"]
     assert apoint.to_dicts()[0]["score"] == 0.5 and apoint.to_dicts()[0]["user_id"] == "u1"
     assert apairs.to_dicts() == [{"slate_score": 2.0}] and aslates.slates.to_dicts() == [{"slate_score": 2.0}]
     assert alegacy.to_dicts()[0]["catalog_id"] == "1"
