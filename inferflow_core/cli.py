@@ -203,12 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def serve_epilog() -> str:
-    """The environment variables ``serve`` reads, from the settings model (anchor names first)."""
+    """The environment variables ``serve`` reads: the settings model's, then StatsD's."""
+    from .observability.statsd import StatsdClient
+
     names = []
     for field in ServiceSettings.model_fields.values():
         alias = field.validation_alias
         choices = getattr(alias, "choices", [alias])
         names += [c for c in choices if isinstance(c, str) and c.isupper()]
+    names += StatsdClient.ENV_VARS
     lines, line = [], " "
     for name in names:
         if len(line) + len(name) > 100:
