@@ -71,9 +71,12 @@ class _Base:
         ]
 
     def _call_args(self, timeout: float | None, metadata: Metadata) -> dict[str, Any]:
+        """Per-call options; a per-call metadata key replaces the client's."""
+        extra = _pairs(metadata)
+        keys = {k for k, _ in extra}
         return {
             "timeout": self.timeout if timeout is None else timeout,
-            "metadata": self.metadata + _pairs(metadata),
+            "metadata": [p for p in self.metadata if p[0] not in keys] + extra,
         }
 
     def _common(
