@@ -1,7 +1,13 @@
-"""``inferflow`` command line: serve | validate | config push | plugins | demo | bench (+ plugin commands).
+"""The inferflow command line: serve, validate, config push, plugins, predict, demo, bench, plugin new, ...
+
+Commands: serve | validate | config push | plugins | predict | demo | bench | plugin new (+ plugin commands).
 
 Plugins add commands through the entry-point group ``inferflow.cli`` (name -> ``main(argv) -> int``),
 e.g. ``inferflow logs read FILE`` from inferflow-logging.
+
+A user error (a bad argument, a file that is not there, a server that does not answer) prints one line
+``error: ...`` on stderr and exits non-zero; ``--debug`` (anywhere on the line, or ``INFERFLOW_DEBUG=1``)
+shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -9,13 +15,15 @@ from __future__ import annotations
 import argparse
 import importlib.metadata as md
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import predict
 from .config.settings import ServiceSettings
 from .config.sources import UNREADABLE, read_config_dir
-from .errors import ConfigError
+from .errors import ConfigError, InferflowError
 
 CLI_GROUP = "inferflow.cli"
 
@@ -134,15 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check a model config file or a config directory")
-    p.add_argument("path")
-    p.add_argument("--app-name", default=ServiceSettings().app_name)
+    p.add_argument("path", help="a model config JSON file, or a config directory (the etcd tree's layout)")
+    p.add_argument("--app-name", default=ServiceSettings().app_name, help="service name (default APP_NAME)")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("plugins", help="list loaded plugins and load failures")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser("serve", help="serve the gRPC APIs")
+    p = sub.add_parser(
+        "serve",
+        help="serve the gRPC APIs",
+        epilog=serve_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config-dir", help="config directory (default source when ETCD_SERVER is unset)")
     p.add_argument("--port", type=int, help="gRPC port (default APP_PORT or 8085)")
     p.add_argument("--http-port", type=int, help="HTTP side port for health and metrics (default: port+1)")
@@ -152,33 +165,108 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="config tooling")
     csub = p.add_subparsers(dest="config_command", required=True)
     push = csub.add_parser("push", help="write a config directory into etcd")
-    push.add_argument("dir")
+    push.add_argument("dir", help="config directory to write (the etcd tree's layout)")
     push.add_argument("--dry-run", action="store_true", help="show the diff against etcd, write nothing")
     push.set_defaults(
         func=lambda a: _optional("inferflow_core.config.push", "main", a, "etcd push not available")
     )
 
     p = sub.add_parser("demo", help="run the example model end to end with embedded backends")
-    p.add_argument("--keep-running", action="store_true")
-    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--keep-running", action="store_true", help="leave the server up until Ctrl-C")
+    p.add_argument("--port", type=int, default=0, help="gRPC port (default: a free one)")
     p.set_defaults(func=lambda a: _optional("inferflow_core.demo", "main", a, "no demo yet"))
 
     p = sub.add_parser("bench", help="run the standard benchmark (scenario S1)")
-    p.add_argument("--quick", action="store_true")
+    p.add_argument("--quick", action="store_true", help="about a minute: 1 worker, short windows")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--no-check", action="store_true", help="only report; exit 0 even when a target is missed")
     p.set_defaults(func=lambda a: _optional("inferflow_core.bench", "main", a, "no benchmark yet"))
+
+    p = sub.add_parser(
+        "predict",
+        help="call a model (PointWise, PairWise, SlateWise) and print the result",
+        description=predict.__doc__,
+        epilog=predict.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict.add_arguments(p)
+    p.set_defaults(func=lambda a: _optional("inferflow_core.predict", "main", a, "client not available"))
+
+    p = sub.add_parser("plugin", help="plugin authoring tools")
+    psub = p.add_subparsers(dest="plugin_command", required=True)
+    new = psub.add_parser("new", help="write a pip-installable plugin package with a component type")
+    new.add_argument("name", help="plugin name, e.g. 'rerank' -> distribution inferflow-rerank")
+    new.add_argument("--dir", default=".", help="parent directory of the new package (default: .)")
+    new.add_argument("--force", action="store_true", help="write into an existing, non-empty directory")
+    new.set_defaults(func=lambda a: _optional("inferflow_core.scaffold", "main", a, "scaffold not available"))
 
     for name in _plugin_commands():
         sub.add_parser(name, help=f"(plugin command) see 'inferflow {name} --help'", add_help=False)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (also INFERFLOW_DEBUG=1)")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def serve_epilog() -> str:
+    """The environment variables ``serve`` reads: the settings model's, then StatsD's."""
+    from .observability.statsd import StatsdClient
+
+    names = []
+    for field in ServiceSettings.model_fields.values():
+        alias = field.validation_alias
+        choices = getattr(alias, "choices", [alias])
+        names += [c for c in choices if isinstance(c, str) and c.isupper()]
+    names += StatsdClient.ENV_VARS
+    lines, line = [], " "
+    for name in names:
+        if len(line) + len(name) > 100:
+            lines.append(line)
+            line = " "
+        line += " " + name
+    lines.append(line)
+    return (
+        "environment (service settings; flags override them):\n" + "\n".join(lines) + "\n"
+        "plugins read their own (INFERFLOW_ONFS_*, INFERFLOW_LOG_*, ...): see each plugin's README.\n"
+        "docs/configuration.md describes every variable."
+    )
+
+
+def _pop_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """Remove ``--debug`` (before any ``--``) so it works anywhere, plugin commands included."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end]
+    rest = [a for i, a in enumerate(argv) if not (i < end and a == "--debug")]
+    return rest, debug or os.environ.get("INFERFLOW_DEBUG", "") not in ("", "0", "false")
+
+
+def _run(argv: list[str]) -> int:
     plugin_cmds = _plugin_commands()
     if argv and argv[0] in plugin_cmds:
         return int(plugin_cmds[argv[0]].load()(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv, debug = _pop_debug(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one place a failure becomes a message and an exit code
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 1))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, ValueError | OSError | InferflowError | LookupError):
+        text = f"{type(exc).__name__}: {text}"  # an unexpected error: say what kind
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 if __name__ == "__main__":
