@@ -9,6 +9,7 @@ from ._proto import inferflow_logging_pb2 as log_pb2
 from ._proto import kafka_request_pb2
 from .components.base import (
     BuildContext,
+    ColumnRead,
     ColumnSpec,
     Component,
     ComponentFailure,
@@ -55,6 +56,7 @@ __all__ = [
     "FEATURE_INITIALIZER",
     "BuildContext",
     "Column",
+    "ColumnRead",
     "ColumnSpec",
     "CompiledModel",
     "Component",

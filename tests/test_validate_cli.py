@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +16,17 @@ EXAMPLE = ROOT / "examples/reference"
 MODEL = EXAMPLE / "inferflow/services/inferflow/model-config/config-map/ctr_pointwise_v1.json"
 
 
-def _validate(path: Path) -> subprocess.CompletedProcess[str]:
+# the reference example is a production config: remote OnFS (validation needs a store configured)
+ENV = {**os.environ, "EXTERNAL_SERVICE_ONFS_FS_HOST": "onfs.invalid"}
+
+
+def _validate(path: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "inferflow_core.cli", "validate", str(path)],
+        [sys.executable, "-m", "inferflow_core.cli", "validate", str(path), *flags],
         capture_output=True,
         text=True,
         timeout=60,
+        env=ENV if env is None else env,
     )
 
 
@@ -78,7 +85,8 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_invalid_configs_are_rejected_precisely(case: str, tmp_path: Path) -> None:
     fn, path_prefix, needle = CASES[case]
-    bad = tmp_path / "broken_model.json"
+    shutil.copytree(EXAMPLE, tmp_path / "cfg")  # the file is validated with its tree (numerix expressions)
+    bad = tmp_path / "cfg" / MODEL.relative_to(EXAMPLE).with_name("broken_model.json")
     bad.write_text(json.dumps(_mutate(fn)))
     out = _validate(bad)
     assert out.returncode == 1, out.stdout + out.stderr

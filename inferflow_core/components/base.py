@@ -33,6 +33,16 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
+class ColumnRead:
+    """A column a component reads, for load-time validation: ``path`` is the JSON path of the config
+    field naming it, below the component's entry (e.g. ``inputs[0].features[2]``)."""
+
+    name: str
+    path: str = ""
+    slate: bool = False  # read from the slate matrix
+
+
+@dataclass(frozen=True)
 class ComponentFailure:
     """A contained failure: which model, which component, what kind, what happened."""
 
@@ -70,6 +80,7 @@ class RunContext:
     deadline: float | None = None  # event-loop time (asyncio loop.time()) by which all work must end
     failures: list[ComponentFailure] = field(default_factory=list)
     initial: Any = None  # the serving adapter's decoded request (used by the feature initializer)
+    notes: list[str] = field(default_factory=list)  # request-level problems reported in request_error
 
     def remaining(self) -> float | None:
         """Seconds left of the request's budget (None = unbounded). Never negative."""
@@ -107,6 +118,12 @@ class Component(abc.ABC):
     def required_columns(self) -> Sequence[ColumnSpec]:
         """Columns this component reads that must exist (created empty when the request lacks them)."""
         return ()
+
+    def reads(self) -> Sequence[ColumnRead]:
+        """Every column this component reads, with the config field naming it (checked at load: each
+        must be produced by an upstream component or come from the request). Default: the
+        ``required_columns``; override to name config paths or add columns read without requiring them."""
+        return tuple(ColumnRead(s.name, "", s.slate) for s in self.required_columns())
 
     @abc.abstractmethod
     async def run(self, ctx: RunContext) -> None:

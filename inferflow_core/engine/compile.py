@@ -12,8 +12,14 @@ import mmh3
 from pydantic import BaseModel, ValidationError
 
 from ..components.base import BuildContext, ColumnSpec, Component, ComponentType, ConfigView
-from ..config.model import FEATURE_INITIALIZER, KNOWN_EXTRA_COMPONENT_SECTIONS, ModelConfig
+from ..config.model import (
+    FEATURE_INITIALIZER,
+    KNOWN_EXTRA_COMPONENT_SECTIONS,
+    RESERVED_SECTION_KEYS,
+    ModelConfig,
+)
 from ..errors import ConfigError
+from .columns import RequestColumn, check_columns, did_you_mean
 from .graph import Graph, build_graph, dag_digest
 
 if TYPE_CHECKING:
@@ -32,6 +38,10 @@ class CompiledModel:
     components: Mapping[str, Component]  # every configured component (keyed by name)
     target_columns: tuple[ColumnSpec, ...]
     slate_columns: tuple[ColumnSpec, ...]
+    # load-time warnings (json path, message): columns nothing produces, ... (errors in strict mode)
+    warnings: tuple[tuple[str, str], ...] = ()
+    # columns read that no component produces: a request lacking one is told so in request_error
+    request_columns: tuple[RequestColumn, ...] = ()
 
     def column_spec(self, name: str, slate: bool = False) -> ColumnSpec | None:
         for spec in self.slate_columns if slate else self.target_columns:
@@ -49,11 +59,23 @@ def _pydantic_problems(err: ValidationError, prefix: str) -> list[tuple[str, str
     return out
 
 
+def _names(entries: list[Any]) -> list[str]:
+    """The ``component`` names of section entries (for entries that could not be built)."""
+    return [e["component"] for e in entries if isinstance(e, dict) and isinstance(e.get("component"), str)]
+
+
 class ModelCompiler:
     """Compiles model configs with the registered component types; caches by config digest."""
 
-    def __init__(self, component_types: Mapping[str, ComponentType], metrics: Metrics, cache_size: int = 500):
+    def __init__(
+        self,
+        component_types: Mapping[str, ComponentType],
+        metrics: Metrics,
+        cache_size: int = 500,
+        strict: bool = False,
+    ):
         self.component_types = component_types
+        self.strict = strict  # warnings (e.g. a column nothing produces) reject the model
         self.metrics = metrics
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str], CompiledModel] = OrderedDict()
@@ -95,30 +117,56 @@ class ModelCompiler:
         problems: list[tuple[str, str]] = []
         ctx = BuildContext(model_id=model_id, model=model, config=config, metrics=self.metrics)
         components: dict[str, Component] = {}
-        for key, entries in model.component_config.sections().items():
+        paths: dict[str, str] = {}
+        unbuilt: set[str] = set()
+        sections = model.component_config.sections(self.component_types)
+        for key in model.component_config.model_extra or {}:
+            if key not in sections and key not in KNOWN_EXTRA_COMPONENT_SECTIONS:
+                problems.append(
+                    (
+                        f"component_config.{key}",
+                        "unknown key: not a switch and no installed plugin registers a section of that name"
+                        + did_you_mean(key, [*self.component_types, *RESERVED_SECTION_KEYS]),
+                    )
+                )
+        for key, entries in sections.items():
             if not entries or key == FEATURE_INITIALIZER:
                 continue
             ctype = self.component_types.get(key)
             if ctype is None:
                 if key in KNOWN_EXTRA_COMPONENT_SECTIONS:
                     continue
-                why = self.missing_plugins.get(key, "no installed plugin registers this section")
+                why = self.missing_plugins.get(key) or self.missing_plugins.get(
+                    "*", "no installed plugin registers this section"
+                )
                 problems.append((f"component_config.{key}", why))
+                unbuilt.update(_names(entries))
                 continue
             for i, entry in enumerate(entries):
                 path = f"component_config.{key}[{i}]"
                 comp = self._build_one(ctype, entry, path, ctx, problems)
                 if comp is None:
+                    unbuilt.update(_names([entry]))  # reported above; not "unknown" in the DAG too
                     continue
                 if comp.name in components or comp.name == FEATURE_INITIALIZER:
                     problems.append((f"{path}.component", f"component name {comp.name!r} is used twice"))
                     continue
                 components[comp.name] = comp
+                paths[comp.name] = path
 
         target_cols, slate_cols = self._columns(model, components, problems)
         dependency = model.dag_execution_config.component_dependency
-        graph, dag_problems = build_graph(dependency, set(components))
+        graph, dag_problems = build_graph(dependency, set(components) | unbuilt)
         problems += [("dag_execution_config.component_dependency", p) for p in dag_problems]
+        warnings: list[tuple[str, str]] = []
+        request_columns: list[RequestColumn] = []
+        if graph is not None:
+            report = check_columns(model, components, paths, graph)
+            problems += report.errors
+            warnings = report.warnings
+            request_columns = report.request_columns
+        if self.strict:
+            problems += warnings
         if problems or graph is None:
             raise ConfigError(model_id, problems)
         root_type = self.component_types.get(FEATURE_INITIALIZER)
@@ -138,6 +186,8 @@ class ModelCompiler:
             components=components,
             target_columns=tuple(target_cols),
             slate_columns=tuple(slate_cols),
+            warnings=tuple(warnings),
+            request_columns=tuple(request_columns),
         )
 
     @staticmethod

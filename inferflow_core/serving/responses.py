@@ -154,6 +154,7 @@ def _item_errors(
 
 def request_error(ctx: RunContext, decoded: Decoded) -> str:
     parts = [f"component {f.component!r} failed ({f.kind}): {f.message}" for f in ctx.failures]
+    parts += ctx.notes
     if decoded.target_errors:
         parts.append(f"{len(decoded.target_errors)} target(s) have feature values that do not decode")
     if decoded.slate_errors:

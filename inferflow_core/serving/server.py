@@ -70,10 +70,22 @@ class InferflowServer:
 
     # -- readiness ----------------------------------------------------------------------------
     def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready = configs loaded, not stopping, and no model of the config source rejected (a model
+        that needs a missing plugin is rejected too) unless ``INFERFLOW_READY_WITH_REJECTED``."""
         snap = self.runtime.store.current
-        ok = self.loaded and not self.stopping
+        reasons = []
+        if not self.loaded:
+            reasons.append("the config source has not been loaded yet")
+        if self.stopping:
+            reasons.append("the server is stopping")
+        if snap.errors and not self.settings.ready_with_rejected:
+            for model_id, err in sorted(snap.errors.items()):
+                serving = " (its last good version keeps serving)" if model_id in snap.models else ""
+                reasons.append(f"model {model_id!r} is rejected{serving}: {err.message}")
+        ok = not reasons
         details = {
             "ready": ok,
+            "not_ready_because": reasons,
             "config_loaded": self.loaded,
             "stopping": self.stopping,
             "config_version": snap.version,

@@ -25,10 +25,12 @@ import numpy as np
 
 from inferflow_core.api import (
     BuildContext,
+    ColumnRead,
     ColumnSpec,
     Component,
     ComponentError,
     ComponentMatrix,
+    ConfigError,
     DataType,
     RunContext,
     cast_array,
@@ -73,6 +75,9 @@ class NumerixComponent(Component):
         for v in self.variables:
             seen.setdefault(v.column, ColumnSpec(v.column, v.declared))
         return tuple(seen.values())
+
+    def reads(self) -> Sequence[ColumnRead]:
+        return tuple(ColumnRead(col, f"score_mapping.{key}") for key, col in self.cfg.score_mapping.items())
 
     # -- run --------------------------------------------------------------------------------------
     async def run(self, ctx: RunContext) -> None:
@@ -219,6 +224,8 @@ class NumerixType:
     def build(self, config: NumerixConfig, ctx: BuildContext) -> Component:
         checked = check(config, ctx.model_id)
         settings = self.settings()
+        if not settings.remote:
+            self._check_expression(checked, settings, ctx)
         client = None
         if settings.remote:
             key = (
@@ -232,6 +239,30 @@ class NumerixType:
             if client is None:
                 client = self._clients[key] = NumerixClient(settings)
         return NumerixComponent(checked, ctx.model_id, settings, self.programs, client)
+
+    def _check_expression(self, checked: CheckedConfig, settings: NumerixSettings, ctx: BuildContext) -> None:
+        """Embedded mode: the compute_id's expression must exist, parse, and use only mapped variables."""
+        key = expression_prefix(settings.numerix_app_name) + checked.raw.compute_id
+        try:
+            program = self.programs.get(checked.raw.compute_id, ctx.config.get(key))
+        except ExpressionError as exc:
+            raise ConfigError(
+                ctx.model_id, [("compute_id", f"{exc} (config key {key!r}; NUMERIX_CLIENT_V1_HOST is unset)")]
+            ) from None
+        mapped = {v.name for v in checked.variables}
+        unmapped = [n for n in program.names if n not in mapped]
+        if unmapped:
+            raise ConfigError(
+                ctx.model_id,
+                [
+                    (
+                        "score_mapping",
+                        f"expression of compute_id {checked.raw.compute_id!r} uses "
+                        f"{', '.join(map(repr, unmapped))}, which score_mapping does not map "
+                        f"(mapped: {', '.join(map(repr, sorted(mapped))) or 'none'})",
+                    )
+                ],
+            )
 
     async def aclose(self) -> None:
         """Server shutdown: close the remote Numerix channels."""

@@ -110,12 +110,28 @@ async def test_failing_call_is_contained() -> None:
     assert not ctx.matrix.read("final_score")[1].any()
 
 
-async def test_missing_expression_names_compute_id() -> None:
+def test_missing_expression_rejects_the_model_naming_compute_id() -> None:
+    """Embedded mode: a compute_id without an expression is known at load, not per request."""
     rt = Runtime()
     rt.apply_tree({rt.settings.config_map_prefix + "m": model_json()})
-    ctx = await run(rt)
-    assert ctx.failures and "compute_id '7'" in ctx.failures[0].message
-    assert not ctx.matrix.read("final_score")[1].any()
+    assert "m" not in rt.store.current.models
+    problems = rt.store.current.errors["m"].problems
+    assert any(
+        p == "component_config.numerix_components[0].compute_id" and "compute_id '7'" in m
+        for p, m in problems
+    ), problems
+
+
+def test_expression_variable_not_in_score_mapping_is_rejected() -> None:
+    rt = Runtime()
+    rt.apply_tree(
+        {
+            rt.settings.config_map_prefix + "m": model_json(),
+            EXPR_KEY + "7": json.dumps({"expression": "pctr prcie +"}),
+        }
+    )
+    err = str(rt.store.current.errors["m"])
+    assert "score_mapping" in err and "'prcie'" in err, err
 
 
 def test_bad_score_mapping_rejected_at_load() -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inferflow_core.api import (
+    ColumnRead,
     ColumnSpec,
     Component,
     ComponentConfig,
@@ -110,6 +111,9 @@ class FeatureComponent(Component):
 
     def required_columns(self) -> list[ColumnSpec]:
         return [ColumnSpec(col, DataType.STRING) for col in dict.fromkeys(self.key_cols)]
+
+    def reads(self) -> list[ColumnRead]:
+        return [ColumnRead(k.col, f"fs_keys[{i}].col") for i, k in enumerate(self.cfg.fs_keys)]
 
     # ------------------------------------------------------------------------------------------ run
     async def run(self, ctx: RunContext) -> None:

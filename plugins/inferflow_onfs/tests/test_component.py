@@ -165,22 +165,24 @@ class TestConformance(ComponentConformance):
         return make_context(self.make_component(), rows=3, texts=texts, model_id="m")
 
 
-async def test_no_feature_store_configured_validates_but_fails_the_component_clearly(
+def test_no_feature_store_configured_rejects_the_model_naming_the_env_vars(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Without a store every request would be scored from missing features: the model is rejected."""
     for var in ("EXTERNAL_SERVICE_ONFS_FS_HOST", "INFERFLOW_ONFS_LOCAL_DIR"):
         monkeypatch.delenv(var, raising=False)
-    from inferflow_core.api import InitialData, RequestInfo
     from inferflow_core.runtime import Runtime
 
     rt = Runtime()
     snap = rt.apply_tree({rt.settings.config_map_prefix + "m": model_json([all_types_component()])})
-    assert not snap.errors, snap.errors
-    ctx = await rt.execute(
-        "m", InitialData(rows=1, texts={"catalog_id": ["1"], "user_id": ["u1"]}), RequestInfo(api="pointwise")
-    )
-    assert [f.kind for f in ctx.failures] == ["featurestore-not-configured"]
-    assert "INFERFLOW_ONFS_LOCAL_DIR" in ctx.failures[0].message
+    assert "m" not in snap.models
+    problems = snap.errors["m"].problems
+    assert any(
+        p.startswith("component_config.feature_components[0].fs_request")
+        and "no feature store configured" in m
+        and "INFERFLOW_ONFS_LOCAL_DIR" in m
+        for p, m in problems
+    ), problems
 
 
 def test_cache_is_skipped_in_front_of_the_embedded_store_but_kept_for_remote(local_env, monkeypatch) -> None:

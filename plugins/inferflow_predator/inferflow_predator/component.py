@@ -18,6 +18,7 @@ import numpy as np
 
 from inferflow_core.api import (
     BuildContext,
+    ColumnRead,
     ColumnSpec,
     Component,
     ComponentError,
@@ -29,7 +30,8 @@ from inferflow_core.api import (
 )
 
 from .config import InputSpec, OutputSpec, PredatorConfig, resolve, routes
-from .pool import Backend, BackendPool, normalise_endpoint
+from .onnx_check import check_onnx
+from .pool import ONNX_SCHEME, Backend, BackendPool, normalise_endpoint
 from .settings import PredatorSettings
 from .tensors import Tensor, assemble_input, split_output
 
@@ -65,6 +67,33 @@ class PredatorComponent(Component):
         self.metrics = metrics
         self.rng = rng or random.Random()
         self.deadline_s = cfg.deadline / 1000 if cfg.deadline else None
+        embedded = self._embedded_problems(weighted)
+        if embedded:
+            raise ConfigError(model_id, embedded)
+
+    def _embedded_problems(self, weighted: list[tuple[str, float]]) -> list[tuple[str, str]]:
+        """Every ``onnx://`` endpoint this component may use: file present, signature matches the config."""
+        cfg = self.cfg
+        where: dict[str, str] = {}
+        for i, e in enumerate(cfg.model_end_points):
+            where.setdefault(e.endpoint.strip(), f"model_end_points[{i}].endpoint")
+        for i, r in enumerate(cfg.route_config):
+            where.setdefault(r.model_endpoint.strip(), f"route_config[{i}].model_endpoint")
+        candidates = [e for e, _ in weighted] + ([cfg.model_end_point.strip()] if cfg.model_end_point else [])
+        problems: list[tuple[str, str]] = []
+        for endpoint in dict.fromkeys(candidates):
+            if not endpoint.startswith(ONNX_SCHEME):
+                continue
+            path = where.get(endpoint, "model_end_point")
+            problems += check_onnx(
+                endpoint[len(ONNX_SCHEME) :],
+                cfg.model_name,
+                cfg.model_version,
+                self.inputs,
+                self.output_specs,
+                path,
+            )
+        return problems
 
     # -- declaration ------------------------------------------------------------------------------
     def outputs(self) -> Sequence[ColumnSpec]:
@@ -76,6 +105,14 @@ class PredatorComponent(Component):
             )
             specs.append(ColumnSpec("inferflow_config_id", DataType.STRING, constant=self.model_id))
         return specs
+
+    def reads(self) -> Sequence[ColumnRead]:
+        # a slate component reads its slates' target rows: target-matrix columns, like a pointwise one
+        return [
+            ColumnRead(feature, f"inputs[{i}].features[{j}]")
+            for i, inp in enumerate(self.cfg.inputs)
+            for j, feature in enumerate(inp.features)
+        ]
 
     # -- routing ----------------------------------------------------------------------------------
     def pick_endpoint(self) -> str:
