@@ -160,7 +160,7 @@ class ModelCompiler:
         problems += [("dag_execution_config.component_dependency", p) for p in dag_problems]
         warnings: list[tuple[str, str]] = []
         request_columns: list[RequestColumn] = []
-        if graph is not None:
+        if graph is not None and not unbuilt:  # with a component missing, "unproduced" would be noise
             report = check_columns(model, components, paths, graph)
             problems += report.errors
             warnings = report.warnings
@@ -202,12 +202,17 @@ class ModelCompiler:
         except ValidationError as err:
             problems.extend(_pydantic_problems(err, path))
             return None
+        except Exception as exc:  # a plugin's broken config model: a config problem, never a crash
+            problems.append((path, f"the component type's config model failed: {type(exc).__name__}: {exc}"))
+            return None
         try:
             return ctype.build(cfg, ctx)
         except ConfigError as exc:
             problems.extend((f"{path}.{p}" if p and p != "$" else path, m) for p, m in exc.problems)
         except (ValueError, KeyError) as exc:
             problems.append((path, str(exc)))
+        except Exception as exc:  # a plugin bug while building: named, and the model is rejected
+            problems.append((path, f"building the component failed: {type(exc).__name__}: {exc}"))
         return None
 
     @staticmethod

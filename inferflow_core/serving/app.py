@@ -145,9 +145,6 @@ def _run_workers(settings: ServiceSettings, port: int, http_port: int, workers: 
         ctx.Process(target=_worker, args=(settings.model_dump_json(), port, http_port), name=f"worker-{i}")
         for i in range(workers)
     ]
-    for proc in procs:
-        proc.start()
-
     forwarded: set[int] = set()
 
     def forward(signum: int, _frame: object) -> None:
@@ -156,9 +153,18 @@ def _run_workers(settings: ServiceSettings, port: int, http_port: int, workers: 
             if proc.pid is not None and proc.is_alive():
                 os.kill(proc.pid, signum)
 
+    # installed before the workers start, so a signal at any point reaches every worker
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     for proc in procs:
+        if forwarded:
+            break
+        proc.start()
+    for signum in forwarded:  # arrived while starting: workers started after it must stop as well
+        forward(signum, None)
+    for proc in procs:
+        if proc.pid is None:
+            continue  # never started: stopped before its turn
         proc.join()
         if proc.pid is not None:
             multiprocess.mark_process_dead(proc.pid)  # drops its live gauges; counters stay summed
