@@ -40,6 +40,7 @@ class ColumnRead:
     name: str
     path: str = ""
     slate: bool = False  # read from the slate matrix
+    slate_ok: bool = False  # a slate component's target read: a pair/slate column is broadcast over the slate
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class RunContext:
     failures: list[ComponentFailure] = field(default_factory=list)
     initial: Any = None  # the serving adapter's decoded request (used by the feature initializer)
     notes: list[str] = field(default_factory=list)  # request-level problems reported in request_error
+    target_errors: dict[int, str] = field(default_factory=dict)  # target row -> per-target error
 
     def remaining(self) -> float | None:
         """Seconds left of the request's budget (None = unbounded). Never negative."""
@@ -94,6 +96,10 @@ class RunContext:
         if seconds is None:
             return left
         return seconds if left is None else min(seconds, left)
+
+    def target_error(self, row: int, message: str) -> None:
+        """Give target ``row`` a per-target ``error`` (the first message for a row wins)."""
+        self.target_errors.setdefault(row, message)
 
     def fail(self, component: str, kind: str, message: str) -> None:
         """Record a contained failure (the engine also calls this for exceptions and timeouts)."""

@@ -32,6 +32,7 @@ class RequestColumn:
     name: str
     slate: bool
     readers: tuple[str, ...]
+    slate_ok: bool = False  # also satisfied by a pair/slate request feature
 
 
 @dataclass
@@ -71,12 +72,15 @@ def check_columns(
     ancestors = _ancestors(graph)
     report = ColumnReport([], [], [])
     unproduced: dict[tuple[str, bool], list[str]] = {}
+    slate_ok: set[tuple[str, bool]] = set()
 
     for comp in components.values():
         base = paths.get(comp.name, f"component {comp.name!r}")
         for read in comp.reads():
             where = f"{base}.{read.path}" if read.path else base
             producer = producers.get((read.name, read.slate))
+            if producer is None and read.slate_ok:
+                producer = producers.get((read.name, True))
             if producer is not None:
                 if producer != comp.name and producer not in ancestors.get(comp.name, set()):
                     report.errors.append(
@@ -100,6 +104,8 @@ def check_columns(
                 )
                 continue
             unproduced.setdefault((read.name, read.slate), []).append(comp.name)
+            if read.slate_ok:
+                slate_ok.add((read.name, read.slate))
             if read.name not in declared:
                 report.warnings.append(
                     (
@@ -120,6 +126,7 @@ def check_columns(
             )
         )
     report.request_columns = [
-        RequestColumn(name, slate, tuple(readers)) for (name, slate), readers in unproduced.items()
+        RequestColumn(name, slate, tuple(readers), (name, slate) in slate_ok)
+        for (name, slate), readers in unproduced.items()
     ]
     return report

@@ -68,6 +68,12 @@ def check_request_columns(model: CompiledModel, ctx: RunContext, metrics: Metric
             )
         else:
             sent = col.name in getattr(initial, "texts", {}) or col.name in getattr(initial, "typed", {})
+            if not sent and col.slate_ok and ctx.slate_matrix is not None:
+                slate_texts, slate_typed = (
+                    getattr(initial, "slate_texts", {}),
+                    getattr(initial, "slate_typed", {}),
+                )
+                sent = col.name in slate_texts or col.name in slate_typed
         if sent:
             continue
         absent.append(col.name)

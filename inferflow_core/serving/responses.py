@@ -152,11 +152,20 @@ def _item_errors(
     return errors
 
 
+def _target_errors(ctx: RunContext, decoded: Decoded) -> dict[int, str]:
+    """Per-target errors of the request's decoding, then those components gave (``ctx.target_error``)."""
+    if not ctx.target_errors:
+        return decoded.target_errors
+    return {**ctx.target_errors, **decoded.target_errors}
+
+
 def request_error(ctx: RunContext, decoded: Decoded) -> str:
     parts = [f"component {f.component!r} failed ({f.kind}): {f.message}" for f in ctx.failures]
     parts += ctx.notes
     if decoded.target_errors:
         parts.append(f"{len(decoded.target_errors)} target(s) have feature values that do not decode")
+    if ctx.target_errors:
+        parts.append(f"{len(ctx.target_errors)} target(s) have missing features (see their error)")
     if decoded.slate_errors:
         parts.append(f"{len(decoded.slate_errors)} pair(s)/slate(s) have feature values that do not decode")
     return "; ".join(parts)
@@ -165,7 +174,7 @@ def request_error(ctx: RunContext, decoded: Decoded) -> str:
 def build_pointwise(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> bytes:
     names = plan.all_features
     schema, cols = _columns(ctx.matrix, names, plan.types)
-    errors = _item_errors(ctx, names, cols, plan.producers, decoded.target_errors)
+    errors = _item_errors(ctx, names, cols, plan.producers, _target_errors(ctx, decoded))
     return (
         plan.schema_field(1, schema)
         + wire.score_messages(2, cols, errors, ctx.matrix.rows)
@@ -188,7 +197,9 @@ def build_grouped(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> byte
         out += wire.score_messages(1, [], dict(decoded.slate_errors), rows)
     if plan.target_features:
         t_schema, t_cols = _columns(ctx.matrix, plan.target_features, plan.types)
-        t_errors = _item_errors(ctx, plan.target_features, t_cols, plan.producers, decoded.target_errors)
+        t_errors = _item_errors(
+            ctx, plan.target_features, t_cols, plan.producers, _target_errors(ctx, decoded)
+        )
         out += wire.score_messages(2, t_cols, t_errors, ctx.matrix.rows) + plan.schema_field(3, t_schema)
     out += plan.schema_field(4, s_schema)
     return out + wire.string_field(5, request_error(ctx, decoded))

@@ -77,7 +77,11 @@ class NumerixComponent(Component):
         return tuple(seen.values())
 
     def reads(self) -> Sequence[ColumnRead]:
-        return tuple(ColumnRead(col, f"score_mapping.{key}") for key, col in self.cfg.score_mapping.items())
+        slate = self.cfg.slate_component  # a slate component also takes pair/slate features (broadcast)
+        return tuple(
+            ColumnRead(col, f"score_mapping.{key}", slate_ok=slate)
+            for key, col in self.cfg.score_mapping.items()
+        )
 
     # -- run --------------------------------------------------------------------------------------
     async def run(self, ctx: RunContext) -> None:
@@ -120,6 +124,20 @@ class NumerixComponent(Component):
         program = self._program(ctx) if self.client is None else None
         names = list(program.names if program else (v.name for v in self.variables))
         columns = self._read(ctx.matrix, [n for n in names if n in self._column_of])
+        # pair/slate request features: each slate's own value, broadcast over its target rows
+        per_slate = {
+            n: self._read(slates, [n])[n]
+            for n in columns
+            if slates.slate_supplies(ctx.matrix, self._column_of[n])
+        }
+
+        def inputs(i: int) -> dict[str, np.ndarray]:
+            size = subsets[i].size
+            return {
+                n: np.full(size, per_slate[n][i]) if n in per_slate else c[subsets[i]]
+                for n, c in columns.items()
+            }
+
         ids = self._ids(ctx.matrix) if self.client is not None else []
         scores = np.zeros(slates.rows, dtype=self.compute_dtype.numpy_dtype)
         valid = np.zeros(slates.rows, dtype=bool)
@@ -128,7 +146,7 @@ class NumerixComponent(Component):
         todo = [i for i, idx in enumerate(subsets) if idx.size]
         if program is not None:
             for i in todo:
-                sub = {n: c[subsets[i]] for n, c in columns.items()}
+                sub = inputs(i)
                 try:
                     scores[i] = program.evaluate(sub, subsets[i].size, self.compute_dtype.numpy_dtype)[0]
                     valid[i] = True
@@ -144,7 +162,7 @@ class NumerixComponent(Component):
                         self.compute_id,
                         schema,
                         [ids[j] for j in subsets[i].tolist()],
-                        [columns[n][subsets[i]] for n in names],
+                        _ordered(inputs(i), names),
                         self.compute_dtype,
                         timeout,
                     )
@@ -205,6 +223,10 @@ class NumerixComponent(Component):
     def _write(self, matrix: ComponentMatrix, scores: np.ndarray, valid: np.ndarray | None) -> None:
         values = cast_array(scores, self.compute_dtype, self.data_type)
         matrix.set_column(self.cfg.score_col, values, valid)
+
+
+def _ordered(columns: dict[str, np.ndarray], names: Sequence[str]) -> list[np.ndarray]:
+    return [columns[n] for n in names]
 
 
 class NumerixType:

@@ -156,6 +156,21 @@ async def test_slate_mode_evaluates_each_slate() -> None:
     assert not ctx.matrix.has("final_score")
 
 
+async def test_slate_mode_reads_pair_slate_request_features() -> None:
+    """Issue 12: a slate component mapping a pair/slate request feature used to get 0.0 silently."""
+    rt = runtime(
+        "boost pctr +", slate=True, mapping={"pctr@DataTypeFP32": "pctr", "boost@DataTypeFP32": "boost"}
+    )
+    initial_data = initial()
+    initial_data.slate_texts = {"boost": ["10", "20"]}
+    slates = [np.array([0, 1]), np.array([1])]
+    ctx = await rt.execute("m", initial_data, RequestInfo(api="slatewise"), slates=slates)
+    assert not ctx.failures and not ctx.notes, (ctx.failures, ctx.notes)
+    values, valid = ctx.slate_matrix.read("final_score")
+    assert valid.tolist() == [True, True]
+    np.testing.assert_allclose(values, [10.5, 20.2], rtol=1e-6)  # boost of the slate + pctr of its 1st row
+
+
 async def test_slate_mode_failure_is_contained() -> None:
     rt = runtime("pctr log", slate=True)  # row 2 has pctr 0
     ctx = await run(rt, slates=[np.array([0]), np.array([2])])

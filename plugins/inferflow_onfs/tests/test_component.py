@@ -199,3 +199,38 @@ def test_cache_is_skipped_in_front_of_the_embedded_store_but_kept_for_remote(loc
     rt2 = Runtime()
     snap2 = rt2.apply_tree({rt2.settings.config_map_prefix + "m": model_json([comp], cache_on)})
     assert snap2.models["m"].components["user_features"].cache is not None
+
+
+async def test_missing_entities_and_cells_are_counted(local_env) -> None:
+    """Issue 12: an unknown entity was scored on defaults and only the inference log showed it."""
+    rt = _runtime([all_types_component()])
+    ctx = await _execute(rt, ["u1", "ghost", "", "ghost"])
+    assert not ctx.failures and not ctx.target_errors  # default (Go): defaults used, but counted
+    labels = {"model_id": "m", "component": "user_features"}
+    assert rt.metrics.value("feature_missing_entities", **labels) == 3  # ghost twice, the empty key
+
+
+async def test_missing_features_error_option_gives_per_target_errors(local_env) -> None:
+    from inferflow_core._proto import predict_pb2, predict_pb2_grpc
+    from inferflow_core.testing.server import running_server
+
+    rt = Runtime()
+    raw = json.loads(model_json([all_types_component(missing_features="error")]))
+    raw["response_config"]["features"] = ["catalog_id", "user:scalars:fp32"]
+    async with running_server(rt, {rt.settings.config_map_prefix + "m": json.dumps(raw)}) as srv:
+        stub = predict_pb2_grpc.PredictStub(srv.channel)
+        req = predict_pb2.PointWiseRequest(
+            model_config_id="m",
+            target_input_schema=[
+                predict_pb2.FeatureSchema(name="user_id", data_type=predict_pb2.DataTypeString)
+            ],
+            targets=[
+                predict_pb2.Target(id="c1", feature_values=[b"u1"]),
+                predict_pb2.Target(id="c2", feature_values=[b"ghost"]),
+            ],
+        )
+        resp = await stub.InferPointWise(req, timeout=10)
+    assert resp.target_scores[0].error == ""
+    err = resp.target_scores[1].error
+    assert "'user_features'" in err and "'ghost' not found" in err and "'user'" in err, err
+    assert "missing features" in resp.request_error

@@ -58,6 +58,7 @@ class PredatorComponent(Component):
         self.inputs: list[InputSpec] = inputs
         self.output_specs: list[OutputSpec] = outputs
         self.output_names = [o.name for o in outputs]
+        self.features = list(dict.fromkeys(f for spec in inputs for f in spec.features))
         port = pool.settings.port
         weighted = routes(cfg, model_route_config)
         self.endpoints = [normalise_endpoint(e, port) for e, _ in weighted]
@@ -108,8 +109,9 @@ class PredatorComponent(Component):
 
     def reads(self) -> Sequence[ColumnRead]:
         # a slate component reads its slates' target rows: target-matrix columns, like a pointwise one
+        slate = self.cfg.slate_component  # a slate component also takes pair/slate features (broadcast)
         return [
-            ColumnRead(feature, f"inputs[{i}].features[{j}]")
+            ColumnRead(feature, f"inputs[{i}].features[{j}]", slate_ok=slate)
             for i, inp in enumerate(self.cfg.inputs)
             for j, feature in enumerate(inp.features)
         ]
@@ -220,7 +222,7 @@ class PredatorComponent(Component):
             rows = targets[(targets >= 0) & (targets < ctx.matrix.rows)]
             if rows.size:
                 jobs.append((i, rows))
-        results = await asyncio.gather(*(self._slate(ctx, backend, endpoint, rows) for _, rows in jobs))
+        results = await asyncio.gather(*(self._slate(ctx, backend, endpoint, i, rows) for i, rows in jobs))
         for (i, _), scores in zip(jobs, results, strict=True):
             if isinstance(scores, list):
                 first = [[v[:1] for v in per_slice] for per_slice in scores]
@@ -228,10 +230,12 @@ class PredatorComponent(Component):
         self._report(ctx, [r for r in results if isinstance(r, ComponentError)], len(results), "slates")
 
     async def _slate(
-        self, ctx: RunContext, backend: Backend, endpoint: str, rows: np.ndarray
+        self, ctx: RunContext, backend: Backend, endpoint: str, slate: int, rows: np.ndarray
     ) -> Scores | ComponentError:
+        assert ctx.slate_matrix is not None
         try:
-            sub = ctx.matrix.take(rows)
+            # the slate's target rows, with its pair/slate features repeated on each of them
+            sub = ctx.slate_matrix.slate_rows(ctx.matrix, slate, rows, self.features)
             tensors = [assemble_input(sub, spec) for spec in self.inputs]
         except ComponentError as exc:
             return exc
