@@ -7,6 +7,7 @@ e.g. ``inferflow logs read FILE`` from inferflow-logging.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.metadata as md
 import json
 import sys
@@ -20,6 +21,7 @@ from .config.sources import read_config_dir
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .engine.compile import CompiledModel
     from .runtime import Runtime
 
 CLI_GROUP = "inferflow.cli"
@@ -76,9 +78,13 @@ class ValidationResult:
         }
 
 
-def validate_models(runtime: Runtime, tree: dict[str, str], models: dict[str, str]) -> list[ValidationResult]:
-    """Compile every model with ``runtime``'s compiler (the server's checks, strict or not)."""
+def validate_models(
+    runtime: Runtime, tree: dict[str, str], models: dict[str, str], check_backends: bool = False
+) -> list[ValidationResult]:
+    """Compile every model with ``runtime``'s compiler (the server's checks, strict or not); with
+    ``check_backends`` also ask each component's remote backend (``Component.check_backend``)."""
     results = []
+    compiled_models: dict[str, CompiledModel] = {}
     for model_id, raw in sorted(models.items()):
         try:
             compiled = runtime.compiler.compile(model_id, raw, tree)  # type: ignore[arg-type]
@@ -86,7 +92,35 @@ def validate_models(runtime: Runtime, tree: dict[str, str], models: dict[str, st
             results.append(ValidationResult(model_id, list(exc.problems), []))
         else:
             results.append(ValidationResult(model_id, [], list(compiled.warnings)))
+            compiled_models[model_id] = compiled
+    if check_backends and compiled_models:
+        found = asyncio.run(_check_backends(runtime, compiled_models))
+        for result in results:
+            result.errors += found.get(result.model, [])
     return results
+
+
+async def _check_backends(
+    runtime: Runtime, models: dict[str, CompiledModel], timeout: float = 30.0
+) -> dict[str, list[tuple[str, str]]]:
+    from .components.base import close_component_types
+
+    out: dict[str, list[tuple[str, str]]] = {}
+    try:
+        for model_id, model in models.items():
+            for name, comp in model.components.items():
+                check = getattr(comp, "check_backend", None)
+                if check is None:
+                    continue
+                base = model.component_paths.get(name, f"component {name!r}")
+                try:
+                    got = await asyncio.wait_for(check(), timeout)
+                except Exception as exc:
+                    got = [("", f"backend check failed: {type(exc).__name__}: {exc}")]
+                out.setdefault(model_id, []).extend((f"{base}.{p}" if p else base, m) for p, m in got)
+    finally:
+        await close_component_types(runtime.registry.components, 2.0)
+    return out
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -104,7 +138,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not models:
         print(f"error: no model configs found under {path}", file=sys.stderr)
         return 1
-    results = validate_models(runtime, tree, models)
+    results = validate_models(runtime, tree, models, check_backends=args.check_backends)
     bad = sum(1 for r in results if not r.valid)
     if args.json:
         doc = {"valid": bad == 0, "strict": args.strict, "models": [r.as_json() for r in results]}
@@ -180,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--app-name", default=ServiceSettings().app_name)
     p.add_argument("--strict", action="store_true", help="treat warnings (e.g. unproduced columns) as errors")
     p.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    p.add_argument(
+        "--check-backends",
+        action="store_true",
+        help="also ask remote backends (KServe ModelReady/ModelMetadata) whether they match the config",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("plugins", help="list loaded plugins and load failures")

@@ -319,3 +319,38 @@ async def test_rejected_model_still_answers_invalid_argument_naming_the_reason()
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.InferPointWise(point_request("bad"), timeout=5)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "ghost" in (err.value.details() or "")
+
+
+class _Partial(Component):
+    """Records a partial failure itself (like a predator batch) and returns normally."""
+
+    async def run(self, ctx: RunContext) -> None:
+        ctx.fail(self.name, "predator-api-error", "1/2 batches failed")
+
+
+async def test_partial_failures_recorded_by_the_component_are_counted() -> None:
+    from inferflow_core.engine.executor import _run_node
+    from inferflow_core.observability.metrics import Metrics
+
+    metrics = Metrics()
+    ctx = RunContext("m", None, RequestInfo(api="pointwise"), {})  # type: ignore[arg-type]
+    await _run_node(_Partial("p", "m"), (), ctx, metrics)
+    assert metrics.value("component_errors", model_id="m", component="p", kind="predator-api-error") == 1
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "needle"),
+    [
+        ("probe_components", {"component": "a"}, "must be a list"),
+        ("feature_initializer", [{"component": "x"}], "built in"),
+        ("probe_component", [{"component": "a"}], "did you mean 'probe_components'"),
+    ],
+)
+def test_malformed_component_sections_are_named(section: str, value: Any, needle: str) -> None:
+    data = {
+        "dag_execution_config": {"component_dependency": {"a": ["feature_initializer"]}},
+        "component_config": {section: value},
+    }
+    with pytest.raises(ConfigError) as info:
+        probe_runtime().compiler.compile("m", json.dumps(data), {})
+    assert any(p == f"component_config.{section}" and needle in m for p, m in info.value.problems), info.value

@@ -51,7 +51,7 @@ class ComponentConfig(BaseModel):
         }
         for key, value in (self.model_extra or {}).items():
             if key.endswith(COMPONENT_SECTION_SUFFIX) or key in registered:
-                out[key] = value if isinstance(value, list) else [value]
+                out[key] = value  # not a list: reported by the compiler
         return out
 
     @property

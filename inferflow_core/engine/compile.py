@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import mmh3
@@ -42,6 +42,7 @@ class CompiledModel:
     warnings: tuple[tuple[str, str], ...] = ()
     # columns read that no component produces: a request lacking one is told so in request_error
     request_columns: tuple[RequestColumn, ...] = ()
+    component_paths: Mapping[str, str] = field(default_factory=dict)  # name -> its config JSON path
 
     def column_spec(self, name: str, slate: bool = False) -> ColumnSpec | None:
         for spec in self.slate_columns if slate else self.target_columns:
@@ -130,7 +131,18 @@ class ModelCompiler:
                     )
                 )
         for key, entries in sections.items():
-            if not entries or key == FEATURE_INITIALIZER:
+            if not isinstance(entries, list):
+                problems.append(
+                    (f"component_config.{key}", "a component section must be a list of components")
+                )
+                unbuilt.update(_names([entries]))
+                continue
+            if key == FEATURE_INITIALIZER:
+                problems.append(
+                    (f"component_config.{key}", "the feature initializer is built in: it has no section")
+                )
+                continue
+            if not entries:
                 continue
             ctype = self.component_types.get(key)
             if ctype is None:
@@ -188,6 +200,7 @@ class ModelCompiler:
             slate_columns=tuple(slate_cols),
             warnings=tuple(warnings),
             request_columns=tuple(request_columns),
+            component_paths=paths,
         )
 
     @staticmethod

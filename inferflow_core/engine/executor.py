@@ -184,5 +184,7 @@ async def _run_node(
         ctx.fail(component.name, kind, f"{type(exc).__name__}: {exc}")
         if log.isEnabledFor(logging.DEBUG):
             log.debug("component %s raised", component.name, exc_info=True)
+    if kind is None and ctx.failures:  # a partial failure the component recorded itself (ctx.fail)
+        kind = next((f.kind for f in ctx.failures if f.component == component.name), None)
     if metrics is not None:
         metrics.component_run(ctx.model_id, component.name, watch.elapsed(), kind)

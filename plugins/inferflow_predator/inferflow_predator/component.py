@@ -30,7 +30,7 @@ from inferflow_core.api import (
 )
 
 from .config import InputSpec, OutputSpec, PredatorConfig, resolve, routes
-from .onnx_check import check_onnx
+from .onnx_check import check_onnx, check_signature, remote_signature
 from .pool import ONNX_SCHEME, Backend, BackendPool, normalise_endpoint
 from .settings import PredatorSettings
 from .tensors import Tensor, assemble_input, split_output
@@ -72,8 +72,8 @@ class PredatorComponent(Component):
         if embedded:
             raise ConfigError(model_id, embedded)
 
-    def _embedded_problems(self, weighted: list[tuple[str, float]]) -> list[tuple[str, str]]:
-        """Every ``onnx://`` endpoint this component may use: file present, signature matches the config."""
+    def _endpoint_paths(self, weighted: list[tuple[str, float]]) -> dict[str, str]:
+        """Every endpoint this component may call (as configured) -> the JSON path naming it."""
         cfg = self.cfg
         where: dict[str, str] = {}
         for i, e in enumerate(cfg.model_end_points):
@@ -81,11 +81,16 @@ class PredatorComponent(Component):
         for i, r in enumerate(cfg.route_config):
             where.setdefault(r.model_endpoint.strip(), f"route_config[{i}].model_endpoint")
         candidates = [e for e, _ in weighted] + ([cfg.model_end_point.strip()] if cfg.model_end_point else [])
+        return {e: where.get(e, "model_end_point") for e in dict.fromkeys(candidates)}
+
+    def _embedded_problems(self, weighted: list[tuple[str, float]]) -> list[tuple[str, str]]:
+        """Every ``onnx://`` endpoint this component may use: file present, signature matches the config."""
+        cfg = self.cfg
+        self.endpoint_paths = self._endpoint_paths(weighted)
         problems: list[tuple[str, str]] = []
-        for endpoint in dict.fromkeys(candidates):
+        for endpoint, path in self.endpoint_paths.items():
             if not endpoint.startswith(ONNX_SCHEME):
                 continue
-            path = where.get(endpoint, "model_end_point")
             problems += check_onnx(
                 endpoint[len(ONNX_SCHEME) :],
                 cfg.model_name,
@@ -115,6 +120,34 @@ class PredatorComponent(Component):
             for i, inp in enumerate(self.cfg.inputs)
             for j, feature in enumerate(inp.features)
         ]
+
+    async def check_backend(self, timeout: float = 5.0) -> list[tuple[str, str]]:
+        """``inferflow validate --check-backends``: each remote endpoint has the model ready and its
+        ``ModelMetadata`` matches the config (embedded endpoints are checked at every load)."""
+        port = self.pool.settings.port
+        problems: list[tuple[str, str]] = []
+        for endpoint, path in self.endpoint_paths.items():
+            if endpoint.startswith(ONNX_SCHEME):
+                continue
+            target = normalise_endpoint(endpoint, port)
+            backend = self.pool.get(target)
+            try:
+                await backend.check_ready(self.cfg.model_name, self.cfg.model_version, timeout)
+                sig = await remote_signature(backend, self.cfg.model_name, self.cfg.model_version, timeout)
+            except ComponentError as exc:
+                problems.append((path, f"model {self.cfg.model_name!r}: {exc.message}"))
+                continue
+            except Exception as exc:
+                problems.append(
+                    (path, f"model {self.cfg.model_name!r}: {target}: {type(exc).__name__}: {exc}")
+                )
+                continue
+            if sig is not None:
+                for where, message in check_signature(
+                    sig, self.cfg.model_name, self.inputs, self.output_specs
+                ):
+                    problems.append((where, f"predator {target}: {message}"))
+        return problems
 
     # -- routing ----------------------------------------------------------------------------------
     def pick_endpoint(self) -> str:

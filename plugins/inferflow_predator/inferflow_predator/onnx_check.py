@@ -1,4 +1,5 @@
-"""Load-time check of an embedded (``onnx://PATH``) predator model against its component config.
+"""Check a predator model's signature against its component config: at load for an embedded
+(``onnx://PATH``) model, and with ``inferflow validate --check-backends`` for a remote KServe model.
 
 The file must exist at ``PATH/<model_name>/<model_version>/model.onnx``; every configured input must name
 a model input of the same element type and per-row shape, every model input must be fed, and every
@@ -14,8 +15,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from inferflow_core.api import DataType
+from inferflow_core.api import DataType, DataTypeError, from_kserve
 
 from .config import InputSpec, OutputSpec
 
@@ -40,8 +42,9 @@ _ORT_TYPES = {
 @dataclass(frozen=True)
 class TensorSig:
     name: str
-    type: str  # ONNX Runtime's spelling, e.g. tensor(float)
+    type: str  # the backend's spelling, e.g. tensor(float) (ONNX Runtime) or FP32 (KServe)
     shape: tuple[int | None, ...]  # None = symbolic / unknown
+    dtype: DataType | None = None  # our element type, when the spelling is known
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,12 @@ def signature(path: Path) -> Signature:
 
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         got = Signature(
-            tuple(TensorSig(i.name, i.type, _dims(i.shape)) for i in sess.get_inputs()),
-            tuple(TensorSig(o.name, o.type, _dims(o.shape)) for o in sess.get_outputs()),
+            tuple(
+                TensorSig(i.name, i.type, _dims(i.shape), _ORT_TYPES.get(i.type)) for i in sess.get_inputs()
+            ),
+            tuple(
+                TensorSig(o.name, o.type, _dims(o.shape), _ORT_TYPES.get(o.type)) for o in sess.get_outputs()
+            ),
         )
         if len(_cache) > 64:
             _cache.clear()
@@ -96,10 +103,17 @@ def check_onnx(
         sig = signature(path)
     except Exception as exc:
         return [(endpoint_path, f"cannot load {path}: {type(exc).__name__}: {exc}")]
+    return check_signature(sig, model_name, inputs, outputs)
+
+
+def check_signature(
+    sig: Signature, model_name: str, inputs: Sequence[InputSpec], outputs: Sequence[OutputSpec]
+) -> list[tuple[str, str]]:
+    """Config vs. a model signature (names, element types, per-row shapes, output sizes)."""
     problems: list[tuple[str, str]] = []
     by_name = {t.name: t for t in sig.inputs}
     fed = set()
-    for i, spec in enumerate(inputs):
+    for i, spec in enumerate(inputs if sig.inputs else ()):  # a server may declare no inputs
         model_in = by_name.get(spec.name)
         if model_in is None:
             names = [t.name for t in sig.inputs]
@@ -112,7 +126,7 @@ def check_onnx(
             )
             continue
         fed.add(spec.name)
-        want = _ORT_TYPES.get(model_in.type)
+        want = model_in.dtype
         if want is not None and want is not spec.dtype:
             problems.append(
                 (
@@ -123,12 +137,12 @@ def check_onnx(
             )
         problems += _shape_problems(i, spec, model_in)
     for t in sig.inputs:
-        if t.name not in fed and t.name not in {s.name for s in inputs}:
+        if t.name not in fed and t.name not in {spec.name for spec in inputs}:
             problems.append(
                 ("inputs", f"model input {t.name!r} of {model_name!r} is fed by no inputs[] entry")
             )
     out_by_name = {t.name: t for t in sig.outputs}
-    for o, out in enumerate(outputs):
+    for o, out in enumerate(outputs if sig.outputs else ()):
         model_out = out_by_name.get(out.name)
         if model_out is None:
             names = [t.name for t in sig.outputs]
@@ -176,3 +190,27 @@ def _shape_problems(i: int, spec: InputSpec, model_in: TensorSig) -> list[tuple[
 
 def _show(dims: Sequence[int | None]) -> list[int | str]:
     return [d if d is not None else "?" for d in dims]
+
+
+async def remote_signature(backend: object, model: str, version: str, timeout: float) -> Signature | None:
+    """A KServe endpoint's ``ModelMetadata`` as a signature (None when the client cannot ask)."""
+    from . import kserve
+
+    stub = getattr(backend, "stub", None)
+    pb = getattr(kserve, "service_pb2", None)
+    if stub is None or pb is None:
+        return None
+    got = await stub.ModelMetadata(
+        pb.ModelMetadataRequest(name=model, version=version),
+        timeout=timeout,
+        metadata=getattr(backend, "metadata", ()),
+    )
+
+    def one(t: Any) -> TensorSig:
+        try:
+            dtype: DataType | None = from_kserve(t.datatype)
+        except DataTypeError:
+            dtype = None
+        return TensorSig(t.name, t.datatype, tuple(d if d > 0 else None for d in t.shape), dtype)
+
+    return Signature(tuple(map(one, got.inputs)), tuple(map(one, got.outputs)))
