@@ -83,6 +83,23 @@ class NumerixComponent(Component):
             for key, col in self.cfg.score_mapping.items()
         )
 
+    async def check_backend(self, timeout: float = 5.0) -> list[tuple[str, str]]:
+        """``inferflow validate --check-backends`` (remote mode): one call of one row (every variable 1)
+        must succeed, i.e. the service is reachable and knows ``compute_id``."""
+        if self.client is None:
+            return []  # embedded: the expression was checked at load
+        names = [v.name for v in self.variables]
+        ones = [np.ones(1, dtype=self.compute_dtype.numpy_dtype) for _ in names]
+        _, _, failures = await self.client.compute_batched(
+            self.compute_id,
+            [self.cfg.component_id, *names],
+            ["inferflow-check"],
+            ones,
+            self.compute_dtype,
+            timeout,
+        )
+        return [("compute_id", f"numerix {self.settings.target}: {failures[0].message}")] if failures else []
+
     # -- run --------------------------------------------------------------------------------------
     async def run(self, ctx: RunContext) -> None:
         if self.cfg.slate_component:

@@ -271,3 +271,14 @@ async def test_remote_sends_auth_token(monkeypatch, secured_port: int) -> None:
     assert [(f.kind, "UNAUTHENTICATED" in f.message) for f in denied.failures] == [
         ("numerix-api-error", True)
     ]
+
+
+@pytest.mark.integration
+async def test_check_backends_asks_the_remote_service_for_the_compute_id(
+    monkeypatch, numerix_port: int
+) -> None:
+    good = remote_runtime(monkeypatch, numerix_port, compute_id="7").store.current.models["m"]
+    assert await good.components["final"].check_backend() == []
+    bad = remote_runtime(monkeypatch, numerix_port, compute_id="nope").store.current.models["m"]
+    problems = await bad.components["final"].check_backend()
+    assert problems and problems[0][0] == "compute_id" and "'nope'" in problems[0][1], problems

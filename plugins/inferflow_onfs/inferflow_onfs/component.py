@@ -115,6 +115,17 @@ class FeatureComponent(Component):
     def reads(self) -> list[ColumnRead]:
         return [ColumnRead(k.col, f"fs_keys[{i}].col") for i, k in enumerate(self.cfg.fs_keys)]
 
+    async def check_backend(self, timeout: float = 5.0) -> list[tuple[str, str]]:
+        """``inferflow validate --check-backends``: a lookup of one (absent) entity must succeed, i.e. the
+        store is reachable and knows the label, keys and features."""
+        if self.backend is None or not self.specs:
+            return []
+        probe = [tuple("inferflow-check" for _ in self.key_cols)]
+        outcome = await self.backend.fetch(self.request, probe, timeout)
+        if outcome.failures:
+            return [("fs_request", f"{self.backend.name}: {outcome.failures[0][1]}")]
+        return []
+
     # ------------------------------------------------------------------------------------------ run
     async def run(self, ctx: RunContext) -> None:
         matrix = ctx.matrix

@@ -234,3 +234,14 @@ async def test_missing_features_error_option_gives_per_target_errors(local_env) 
     err = resp.target_scores[1].error
     assert "'user_features'" in err and "'ghost' not found" in err and "'user'" in err, err
     assert "missing features" in resp.request_error
+
+
+@pytest.mark.integration
+async def test_check_backends_asks_the_remote_store(local_env, remote_env) -> None:
+    rt = _runtime([all_types_component()])
+    assert await rt.store.current.models["m"].components["user_features"].check_backend() == []
+    no_label = all_types_component()
+    no_label["fs_request"]["label"] = "nolabel"
+    rt = _runtime([no_label])
+    problems = await rt.store.current.models["m"].components["user_features"].check_backend()
+    assert problems and problems[0][0] == "fs_request" and "nolabel" in problems[0][1], problems
