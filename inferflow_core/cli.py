@@ -129,7 +129,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .runtime import Runtime
 
     path = Path(args.path)
-    runtime = Runtime(ServiceSettings(app_name=args.app_name, strict_validation=args.strict))
+    env = ServiceSettings()
+    strict = args.strict or env.strict_validation
+    runtime = Runtime(ServiceSettings(app_name=args.app_name, strict_validation=strict))
     try:
         tree, models = load_models(path, args.app_name, runtime.settings.config_map_prefix)
     except FileNotFoundError as exc:
@@ -141,7 +143,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     results = validate_models(runtime, tree, models, check_backends=args.check_backends)
     bad = sum(1 for r in results if not r.valid)
     if args.json:
-        doc = {"valid": bad == 0, "strict": args.strict, "models": [r.as_json() for r in results]}
+        doc = {"valid": bad == 0, "strict": strict, "models": [r.as_json() for r in results]}
         print(json.dumps(doc, indent=2))
         return 1 if bad else 0
     for r in results:

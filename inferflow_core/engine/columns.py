@@ -9,18 +9,28 @@ be produced by an upstream component or come from the request.
 * a slate (pair/slate) column read by a component that reads the target matrix, or the reverse: an
   error (the reader would see zeros).
 
-Columns read and produced by nothing are also returned, so a request that lacks one of them is told so.
+Columns read and produced by nothing are also returned, so a request that lacks one of them is told so
+(:func:`check_request_columns`, run by the executor before the DAG).
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..components.base import Component
+from ..components.base import Component, RunContext
 from ..config.model import ModelConfig
 from .graph import Graph
+
+if TYPE_CHECKING:
+    from ..observability.metrics import Metrics
+    from .compile import CompiledModel
+
+log = logging.getLogger("inferflow.engine")
 
 Problem = tuple[str, str]
 
@@ -130,3 +140,53 @@ def check_columns(
         for (name, slate), readers in unproduced.items()
     ]
     return report
+
+
+_LOG_EVERY_S = 60.0
+_last_logged: dict[tuple[str, str], float] = {}  # (model, column) -> monotonic time of the last line
+
+
+def check_request_columns(model: CompiledModel, ctx: RunContext, metrics: Metrics | None) -> list[str]:
+    """Columns the DAG reads that no component produces and this request lacks: noted for
+    ``request_error``, counted (``request_missing_columns``), logged at most once a minute per column."""
+    initial = ctx.initial
+    absent = []
+    for col in model.request_columns:
+        if col.slate:
+            if ctx.slate_matrix is None:
+                continue
+            sent = col.name in getattr(initial, "slate_texts", {}) or col.name in getattr(
+                initial, "slate_typed", {}
+            )
+        else:
+            sent = col.name in getattr(initial, "texts", {}) or col.name in getattr(initial, "typed", {})
+            if not sent and col.slate_ok and ctx.slate_matrix is not None:
+                slate_texts, slate_typed = (
+                    getattr(initial, "slate_texts", {}),
+                    getattr(initial, "slate_typed", {}),
+                )
+                sent = col.name in slate_texts or col.name in slate_typed
+        if sent:
+            continue
+        absent.append(col.name)
+        readers = ", ".join(map(repr, col.readers))
+        ctx.notes.append(
+            f"{'pair/slate ' if col.slate else ''}feature {col.name!r} (read by {readers}) is neither "
+            "produced by a component nor present in the request"
+        )
+        if metrics is not None:
+            metrics.count("request_missing_columns", model_id=ctx.model_id, column=col.name)
+        now = time.monotonic()
+        key = (ctx.model_id, col.name)
+        if now - _last_logged.get(key, -_LOG_EVERY_S) >= _LOG_EVERY_S:
+            if len(_last_logged) > 4096:
+                _last_logged.clear()
+            _last_logged[key] = now
+            log.warning(
+                "model %s: request lacks feature %r read by %s (no component produces it)",
+                ctx.model_id,
+                col.name,
+                readers,
+                extra={"model_id": ctx.model_id, "column": col.name},
+            )
+    return absent
