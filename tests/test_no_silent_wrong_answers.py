@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import BaseModel
 
 from inferflow_core._proto import predict_pb2_grpc
@@ -282,9 +283,24 @@ async def test_a_rejected_model_makes_the_pod_not_ready_unless_allowed() -> None
         ok, details = srv.server.readiness()
         assert not ok and details["not_ready_because"] and "'bad'" in details["not_ready_because"][0]
         assert "ghost" in details["not_ready_because"][0]
+        assert await _grpc_health(srv, "inferflow.readiness") == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert await _grpc_health(srv, "") == health_pb2.HealthCheckResponse.SERVING  # liveness unaffected
+        await srv.update({PREFIX + "bad": OK})  # fixed: ready
+        for _ in range(100):
+            if await _grpc_health(srv, "inferflow.readiness") == health_pb2.HealthCheckResponse.SERVING:
+                break
+            await asyncio.sleep(0.02)
+        assert await _grpc_health(srv, "inferflow.readiness") == health_pb2.HealthCheckResponse.SERVING
     async with running_server(make_runtime(ready_with_rejected=True), tree) as srv:
         ok, details = srv.server.readiness()
         assert ok and "bad" in details["rejected_models"]
+
+
+async def _grpc_health(srv: Any, service: str) -> Any:
+    got = await health_pb2_grpc.HealthStub(srv.channel).Check(
+        health_pb2.HealthCheckRequest(service=service), timeout=5
+    )
+    return got.status
 
 
 async def test_a_model_needing_a_plugin_that_failed_to_load_makes_the_pod_not_ready() -> None:

@@ -27,6 +27,7 @@ from .http import HttpSidePort
 from .service import SERVICE_NAMES, InferflowService
 
 log = logging.getLogger("inferflow.server")
+READINESS_SERVICE = "inferflow.readiness"  # gRPC health service name that means "ready" (/health/ready)
 
 
 def make_source(runtime: Runtime) -> ConfigSource:
@@ -114,6 +115,14 @@ class InferflowServer:
         if not self.loaded:
             self.loaded = True
             await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._publish_readiness()
+
+    async def _publish_readiness(self) -> None:
+        """gRPC health of service ``READINESS_SERVICE`` follows :meth:`readiness` (a Kubernetes gRPC
+        readiness probe names it; ``""`` stays SERVING while the process serves, for liveness)."""
+        ok, _ = self.readiness()
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        await self.health.set(READINESS_SERVICE, status)
 
     async def _watch_loop(self) -> None:
         assert self.source is not None
@@ -124,6 +133,7 @@ class InferflowServer:
                     await self._load_once()
                 async for tree in self.source.watch():
                     self._apply(tree)
+                    await self._publish_readiness()
                     delay = 0.2
             except asyncio.CancelledError:
                 raise
@@ -143,6 +153,7 @@ class InferflowServer:
             except Exception:
                 log.exception("request observer %r failed to start", obs)
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set(READINESS_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self.source is None:
             self.source = make_source(self.runtime)
         try:
