@@ -370,3 +370,16 @@ def test_malformed_component_sections_are_named(section: str, value: Any, needle
     with pytest.raises(ConfigError) as info:
         probe_runtime().compiler.compile("m", json.dumps(data), {})
     assert any(p == f"component_config.{section}" and needle in m for p, m in info.value.problems), info.value
+
+
+def test_a_configured_component_missing_from_the_dag_is_a_warning() -> None:
+    raw = _model(
+        {"a": ["feature_initializer"]},
+        [{"component": "a", "outputs": [{"name": "x"}]}, {"component": "lost", "outputs": [{"name": "y"}]}],
+        ["id", "x"],
+    )
+    warnings = probe_runtime().compiler.compile("m", raw, {}).warnings
+    assert (
+        "component_config.probe_components[1]",
+        "component 'lost' is not in dag_execution_config.component_dependency: it never runs",
+    ) in warnings

@@ -173,9 +173,18 @@ class ModelCompiler:
         warnings: list[tuple[str, str]] = []
         request_columns: list[RequestColumn] = []
         if graph is not None and not unbuilt:  # with a component missing, "unproduced" would be noise
-            report = check_columns(model, components, paths, graph)
+            idle = [name for name in components if name not in graph.prerequisites]
+            warnings += [
+                (
+                    paths[name],
+                    f"component {name!r} is not in dag_execution_config.component_dependency: it never runs",
+                )
+                for name in idle
+            ]
+            running = {name: c for name, c in components.items() if name not in idle}
+            report = check_columns(model, running, paths, graph)
             problems += report.errors
-            warnings = report.warnings
+            warnings += report.warnings
             request_columns = report.request_columns
         if self.strict:
             problems += warnings
