@@ -6,6 +6,7 @@ Serving, the CLI, tests and the benchmark all build one of these; nothing here i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -67,10 +68,12 @@ class Runtime:
         deadline: float | None = None,
         slates: Sequence[np.ndarray] | SlateMatrix | None = None,
         snapshot: ConfigSnapshot | None = None,
+        lifecycle: Any = None,
     ) -> RunContext:
         """Run ``model_id``'s DAG over ``initial``; returns the context (matrix, failures).
 
-        ``slates`` may be a ready :class:`SlateMatrix` (built off the event loop for large requests).
+        ``slates`` may be a ready :class:`SlateMatrix` (built off the event loop for large requests);
+        ``lifecycle`` a node-lifecycle adapter (e.g. EXPLAIN's recorder) called around each node.
         """
         snap = snapshot or self.store.current
         model = snap.model(model_id)
@@ -82,6 +85,7 @@ class Runtime:
             slate_matrix=slates if isinstance(slates, SlateMatrix) or slates is None else SlateMatrix(slates),
             deadline=deadline,
             initial=initial,
+            lifecycle=lifecycle,
         )
         await run_dag(model, ctx, self.metrics)
         return ctx

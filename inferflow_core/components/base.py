@@ -83,6 +83,8 @@ class RunContext:
     initial: Any = None  # the serving adapter's decoded request (used by the feature initializer)
     notes: list[str] = field(default_factory=list)  # request-level problems reported in request_error
     target_errors: dict[int, str] = field(default_factory=dict)  # target row -> per-target error
+    # a node-lifecycle adapter (engine/explain.py) when the request asked for EXPLAIN; None costs nothing
+    lifecycle: Any = None
 
     def remaining(self) -> float | None:
         """Seconds left of the request's budget (None = unbounded). Never negative."""
@@ -100,6 +102,20 @@ class RunContext:
     def target_error(self, row: int, message: str) -> None:
         """Give target ``row`` a per-target ``error`` (the first message for a row wins)."""
         self.target_errors.setdefault(row, message)
+
+    def note(self, component: str, key: str, n: int = 1) -> None:
+        """Count ``n`` of ``key`` (``cache_hits``, ``cache_misses`` ...) for EXPLAIN; a no-op otherwise."""
+        lifecycle = self.lifecycle
+        if lifecycle is not None:
+            lifecycle.note(component, key, n)
+
+    def external_call(
+        self, component: str, endpoint: str, batches: int, rows: int, seconds: float | None = None
+    ) -> None:
+        """Record a call to an external service (its batches and rows) for EXPLAIN; a no-op otherwise."""
+        lifecycle = self.lifecycle
+        if lifecycle is not None:
+            lifecycle.external_call(component, endpoint, batches, rows, seconds)
 
     def fail(self, component: str, kind: str, message: str) -> None:
         """Record a contained failure (the engine also calls this for exceptions and timeouts)."""

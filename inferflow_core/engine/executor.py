@@ -112,6 +112,9 @@ async def _run_node(
 ) -> None:
     for task in prereqs:
         await task
+    lifecycle = ctx.lifecycle  # EXPLAIN's adapter (engine/explain.py); None unless the request asked
+    if lifecycle is not None:
+        lifecycle.before_node(component, ctx)
     watch = Stopwatch()
     kind = None
     try:
@@ -138,3 +141,5 @@ async def _run_node(
         kind = next((f.kind for f in ctx.failures if f.component == component.name), None)
     if metrics is not None:
         metrics.component_run(ctx.model_id, component.name, watch.elapsed(), kind)
+    if lifecycle is not None:
+        lifecycle.after_node(component, ctx, kind)

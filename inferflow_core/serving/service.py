@@ -21,11 +21,13 @@ from .._proto import inferflow_pb2, predict_pb2
 from ..components.base import RequestInfo, RunContext, ServedRequest
 from ..config.store import ConfigSnapshot
 from ..engine.compile import CompiledModel
+from ..engine.explain import EXPLAIN_METADATA, ExplainRecorder, explain_mode
 from ..errors import InferflowError, ModelNotFoundError, RequestError, sanitize
 from ..matrix import SlateMatrix
 from ..runtime import Runtime
 from . import adapters, responses, retrieve
 from .admission import Admission
+from .auth import APIS
 from .budget import Budget
 from .inputs import check_inputs
 
@@ -67,6 +69,16 @@ def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, sanitize(f"internal server error: {type(exc).__name__}: {exc}")
 
 
+def _explain_apis(settings: Any) -> frozenset[str]:
+    """APIs whose callers may ask for EXPLAIN: none unless enabled; with auth configured, only the APIs
+    behind auth (their callers are authenticated before a handler runs), never an anonymous caller."""
+    if not settings.explain_enabled:
+        return frozenset()
+    auth_on = bool(settings.auth_tokens or settings.auth_tokens_file or settings.auth_allowed_identities)
+    protected = {a.strip() for a in settings.auth_apis.split(",")}
+    return frozenset(a for a in APIS if not auth_on or a in protected)
+
+
 class InferflowService:
     """Request handling shared by every API: size check, parse, model lookup, run, build, observe."""
 
@@ -76,6 +88,24 @@ class InferflowService:
         self.plans = responses.PlanCache()
         self.observers = list(runtime.registry.request_observers)
         self.admission = Admission(self.settings, runtime.metrics)
+        self.explain_apis = _explain_apis(self.settings)
+
+    def _explainer(self, api: str, meta: dict[str, list[str]]) -> ExplainRecorder | None:
+        """A recorder when this request asked for EXPLAIN and may have it (else None, the usual case)."""
+        if api not in self.explain_apis:
+            return None
+        mode = explain_mode(meta)
+        if mode is None:
+            return None
+        s = self.settings
+        return ExplainRecorder(mode == "columns", s.explain_max_bytes, s.explain_sample_rows)
+
+    @staticmethod
+    def _send_explain(
+        context: Any, recorder: ExplainRecorder | None, model: CompiledModel, ctx: RunContext
+    ) -> None:
+        if recorder is not None:
+            context.set_trailing_metadata(((EXPLAIN_METADATA, recorder.render(model, ctx)),))
 
     # -- shared steps -------------------------------------------------------------------------
     def _parse(self, raw: bytes, cls: Any) -> Any:
@@ -173,11 +203,12 @@ class InferflowService:
                 return request, model, plan, decoded, slates
 
             async def work(served: _Served) -> bytes:
+                meta = _metadata(context)
+                explain = self._explainer(api, meta)
                 snap = self.runtime.store.current
                 request, model, plan, decoded, slates = await self._offload(len(raw), parse_and_decode, snap)
                 served.model_id = model.model_id
                 served.rows = decoded.initial.rows
-                meta = _metadata(context)
                 info = RequestInfo(api, request.tracking_id, meta, (meta.get("user-id") or [""])[0])
                 ctx = await self.runtime.execute(
                     request.model_config_id,
@@ -186,9 +217,11 @@ class InferflowService:
                     deadline=self._deadline(context),
                     slates=slates,
                     snapshot=snap,
+                    lifecycle=explain,
                 )
                 build = responses.build_grouped if grouped else responses.build_pointwise
                 body = await self._offload(len(raw), build, plan, ctx, decoded)
+                self._send_explain(context, explain, model, ctx)
                 self._observe(model, ctx, snap)
                 return body
 
@@ -200,6 +233,7 @@ class InferflowService:
     async def retrieve_model_score(self, raw: bytes, context: Any) -> bytes:
         async def work(served: _Served) -> bytes:
             meta = _metadata(context)
+            explain = self._explainer("retrieve_model_score", meta)
             snap = self.runtime.store.current
 
             def parse_and_decode() -> tuple[Any, Any, CompiledModel]:
@@ -214,13 +248,19 @@ class InferflowService:
             user_id = (meta.get("user-id") or [""])[0]
             info = RequestInfo("retrieve_model_score", request.tracking_id, meta, user_id)
             ctx = await self.runtime.execute(
-                request.model_config_id, initial, info, deadline=self._deadline(context), snapshot=snap
+                request.model_config_id,
+                initial,
+                info,
+                deadline=self._deadline(context),
+                snapshot=snap,
+                lifecycle=explain,
             )
             rows = retrieve.component_rows(ctx.matrix, retrieve.response_columns(model, user_id))
             resp = inferflow_pb2.InferflowResponseProto(
                 component_data=[inferflow_pb2.InferflowResponseProto.ComponentData(data=r) for r in rows]
             )
             body = resp.SerializeToString()
+            self._send_explain(context, explain, model, ctx)
             self._observe(model, ctx, snap)
             return body
 

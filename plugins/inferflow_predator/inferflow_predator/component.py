@@ -180,9 +180,11 @@ class PredatorComponent(Component):
         tensors = [assemble_input(matrix, spec) for spec in self.inputs]
         size = self.cfg.batch_size or matrix.rows
         starts = range(0, matrix.rows, size)
+        started = time.perf_counter()
         results = await asyncio.gather(
             *(self._batch(ctx, backend, endpoint, tensors, s, min(s + size, matrix.rows)) for s in starts)
         )
+        ctx.external_call(self.name, endpoint, len(results), matrix.rows, time.perf_counter() - started)
         for (start, stop), scores in zip(
             ((s, min(s + size, matrix.rows)) for s in starts), results, strict=True
         ):
@@ -258,7 +260,10 @@ class PredatorComponent(Component):
             rows = targets[(targets >= 0) & (targets < ctx.matrix.rows)]
             if rows.size:
                 jobs.append((i, rows))
+        started = time.perf_counter()
         results = await asyncio.gather(*(self._slate(ctx, backend, endpoint, i, rows) for i, rows in jobs))
+        rows_sent = sum(len(rows) for _, rows in jobs)
+        ctx.external_call(self.name, endpoint, len(results), rows_sent, time.perf_counter() - started)
         for (i, _), scores in zip(jobs, results, strict=True):
             if isinstance(scores, list):
                 first = [[v[:1] for v in per_slice] for per_slice in scores]
