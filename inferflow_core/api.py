@@ -51,6 +51,7 @@ from .errors import ComponentError, ConfigError, InferflowError, PluginError, Re
 from .hookspecs import hookimpl
 from .matrix import Column, ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
+from .stats import average_ranks, kendall_tau_b, spearman, top_k_overlap
 from .tls import ClientTls, ServerTls, TlsConfigError, open_channel
 from .wireformat import length_delimited, varint
 
@@ -94,6 +95,7 @@ __all__ = [
     "TlsConfigError",
     "TypedValues",
     "array_to_cells",
+    "average_ranks",
     "bytes_to_text",
     "cast_array",
     "cells_to_array",
@@ -106,6 +108,7 @@ __all__ = [
     "from_kserve",
     "hookimpl",
     "kafka_request_pb2",
+    "kendall_tau_b",
     "length_delimited",
     "log_pb2",
     "open_channel",
@@ -114,7 +117,9 @@ __all__ = [
     "parse_text_column",
     "read_config_dir",
     "reconnect_options",
+    "spearman",
     "text_to_bytes",
+    "top_k_overlap",
     "varint",
     "write_config_dir",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -85,6 +85,16 @@ class RunContext:
     target_errors: dict[int, str] = field(default_factory=dict)  # target row -> per-target error
     # a node-lifecycle adapter (engine/explain.py) when the request asked for EXPLAIN; None costs nothing
     lifecycle: Any = None
+    deferred: list[Callable[[], Awaitable[None]]] | None = None  # see ``after_response``
+
+    def after_response(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job()`` once the response has been sent, never on the request's critical path (e.g. a
+        shadow model call). The request observers (inference logging) see the request after every
+        deferred job ended, so columns a job writes are logged with the request. A job must bound its own
+        time and concurrency; an exception it raises is logged and ignored."""
+        if self.deferred is None:
+            self.deferred = []
+        self.deferred.append(job)
 
     def remaining(self) -> float | None:
         """Seconds left of the request's budget (None = unbounded). Never negative."""
@@ -139,6 +149,11 @@ class Component(abc.ABC):
 
     def required_columns(self) -> Sequence[ColumnSpec]:
         """Columns this component reads that must exist (created empty when the request lacks them)."""
+        return ()
+
+    def log_columns(self) -> Sequence[ColumnSpec]:
+        """Outputs logged whatever ``response_config.log_features`` selects (e.g. shadow scores written
+        after the response); they must be among :meth:`outputs`. Default: none."""
         return ()
 
     def reads(self) -> Sequence[ColumnRead]:

@@ -89,6 +89,7 @@ class InferflowService:
         self.observers = list(runtime.registry.request_observers)
         self.admission = Admission(self.settings, runtime.metrics)
         self.explain_apis = _explain_apis(self.settings)
+        self.deferred_tasks: set[asyncio.Task[None]] = set()  # after-response jobs still running
 
     def _explainer(self, api: str, meta: dict[str, list[str]]) -> ExplainRecorder | None:
         """A recorder when this request asked for EXPLAIN and may have it (else None, the usual case)."""
@@ -144,7 +145,12 @@ class InferflowService:
         left = max(0.0, left - min(margin, 0.2 * left))
         return asyncio.get_running_loop().time() + left
 
-    def _observe(self, model: CompiledModel, ctx: RunContext, snap: ConfigSnapshot) -> None:
+    def _observe(
+        self, model: CompiledModel, ctx: RunContext, snap: ConfigSnapshot, context: Any = None
+    ) -> None:
+        if ctx.deferred:
+            self._after_response(model, ctx, snap, context)
+            return
         if not self.observers:
             return
         served = ServedRequest(model, ctx, snap.service, time.time())
@@ -153,6 +159,41 @@ class InferflowService:
                 obs.observe(served)
             except Exception:  # an observer never fails a request
                 log.exception("request observer %r failed", obs)
+
+    def _after_response(
+        self, model: CompiledModel, ctx: RunContext, snap: ConfigSnapshot, context: Any
+    ) -> None:
+        """Start the request's deferred jobs when its RPC is done (response sent), then observe it."""
+        loop = asyncio.get_running_loop()
+
+        def spawn(_: Any = None) -> None:
+            task = loop.create_task(self._run_deferred(model, ctx, snap))
+            self.deferred_tasks.add(task)
+            task.add_done_callback(self.deferred_tasks.discard)
+
+        add_done = getattr(context, "add_done_callback", None)
+        if add_done is None:
+            loop.call_soon(spawn)
+        else:
+            add_done(lambda _: loop.call_soon_threadsafe(spawn))
+
+    async def _run_deferred(self, model: CompiledModel, ctx: RunContext, snap: ConfigSnapshot) -> None:
+        jobs, ctx.deferred = ctx.deferred or [], None
+        results = await asyncio.gather(*(job() for job in jobs), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                log.error("model %s: a deferred job failed: %r", model.model_id, result)
+        self._observe(model, ctx, snap)
+
+    async def drain_deferred(self, timeout: float) -> None:
+        """Shutdown: let running deferred jobs (and the logging of their requests) finish within
+        ``timeout`` s; cancel the rest."""
+        tasks = list(self.deferred_tasks)
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
 
     async def _guard(self, api: str, context: Any, work: Callable[[_Served], Awaitable[bytes]]) -> bytes:
         """Run ``work``, record metrics, and turn errors into a status (the one mapping place)."""
@@ -222,7 +263,7 @@ class InferflowService:
                 build = responses.build_grouped if grouped else responses.build_pointwise
                 body = await self._offload(len(raw), build, plan, ctx, decoded)
                 self._send_explain(context, explain, model, ctx)
-                self._observe(model, ctx, snap)
+                self._observe(model, ctx, snap, context)
                 return body
 
             return await self._guard(api, context, work)
@@ -261,7 +302,7 @@ class InferflowService:
             )
             body = resp.SerializeToString()
             self._send_explain(context, explain, model, ctx)
-            self._observe(model, ctx, snap)
+            self._observe(model, ctx, snap, context)
             return body
 
         return await self._guard("retrieve_model_score", context, work)
