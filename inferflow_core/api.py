@@ -8,6 +8,7 @@ from __future__ import annotations
 from ._proto import inferflow_logging_pb2 as log_pb2
 from ._proto import kafka_request_pb2
 from .channels import reconnect_options
+from .client import InferflowClient
 from .components.base import (
     BuildContext,
     ColumnRead,
@@ -51,6 +52,7 @@ from .errors import ComponentError, ConfigError, InferflowError, PluginError, Re
 from .hookspecs import hookimpl
 from .matrix import Column, ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
+from .runtime import Runtime
 from .stats import average_ranks, kendall_tau_b, spearman, top_k_overlap
 from .tls import ClientTls, ServerTls, TlsConfigError, open_channel
 from .wireformat import length_delimited, varint
@@ -75,6 +77,7 @@ __all__ = [
     "DataType",
     "DataTypeError",
     "DirectorySource",
+    "InferflowClient",
     "InferflowError",
     "InitialData",
     "Metrics",
@@ -86,6 +89,7 @@ __all__ = [
     "RequestObserver",
     "ResponseConfig",
     "RunContext",
+    "Runtime",
     "ServedRequest",
     "ServerTls",
     "ServiceConfig",

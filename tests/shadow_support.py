@@ -64,6 +64,7 @@ def model_config(endpoint: str, model_name: str, shadows: list[dict[str, Any]] |
         {
             "dag_execution_config": {"component_dependency": {"ranker": ["feature_initializer"]}},
             "component_config": {"predator_components": [ranker]},
+            "request_features": FEATURES,
             "response_config": {
                 "features": ["catalog_id", "score", *FEATURES],
                 "log_features": True,  # the request features are logged: the log is replayable
