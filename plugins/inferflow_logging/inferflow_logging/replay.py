@@ -38,6 +38,7 @@ import numpy as np
 from inferflow_core.api import (
     CompiledModel,
     Component,
+    DataType,
     InitialData,
     RequestInfo,
     RunContext,
@@ -124,6 +125,20 @@ class Plan:
     request_columns: list[str]  # logged columns sent as request features
     stand_ins: list[str]
     notes: list[str] = field(default_factory=list)
+    vectors: frozenset[str] = frozenset()  # numeric vector columns: logged "a,b" -> request text "a:b"
+
+    def request_texts(self, req: LoggedRequest) -> dict[str, list[str | None]]:
+        """The request features of ``req`` in the request text format."""
+        id_column = self.model.config.response_config.id_column
+        out: dict[str, list[str | None]] = {}
+        for name in self.request_columns:
+            if name == id_column:
+                continue
+            cells = req.features[name]
+            if name in self.vectors:
+                cells = [None if c is None else c.replace(",", ":") for c in cells]
+            out[name] = cells
+        return out
 
 
 def plan_for(model: CompiledModel, logged: Sequence[str], score: str | None) -> Plan:
@@ -164,8 +179,13 @@ def plan_for(model: CompiledModel, logged: Sequence[str], score: str | None) -> 
             "response_config.features with log_features: true"
         )
     nodes = {n: (_Logged(c) if n in stand_ins else c) for n, c in model.nodes.items()}
-    variant = dataclasses.replace(model, nodes=nodes)
-    return Plan(variant, score, request_columns, stand_ins, notes)
+    variant = dataclasses.replace(model, nodes=nodes, request_columns=())  # stand-ins read nothing
+    vectors = set()
+    for name in request_columns:
+        spec = model.column_spec(name)
+        if spec is not None and spec.dtype.is_vector and spec.dtype.scalar is not DataType.STRING:
+            vectors.add(name)
+    return Plan(variant, score, request_columns, stand_ins, notes, frozenset(vectors))
 
 
 def _floats(cells: Sequence[str | None]) -> np.ndarray:
@@ -180,9 +200,8 @@ def _floats(cells: Sequence[str | None]) -> np.ndarray:
 async def _embedded(runtime: Runtime, plan: Plan, req: LoggedRequest) -> tuple[np.ndarray, list[str]]:
     id_column = plan.model.config.response_config.id_column
     texts: dict[str, Any] = {id_column: req.entities}
-    for name in plan.request_columns:
-        if name != id_column:
-            texts[name] = ["" if v is None else v for v in req.features[name]]
+    for name, cells in plan.request_texts(req).items():
+        texts[name] = ["" if v is None else v for v in cells]
     initial = InitialData(rows=len(req.entities), texts=texts)
     ctx = await runtime.execute(
         plan.model.model_id, initial, RequestInfo("pointwise", req.tracking_id), model=plan.model
@@ -193,8 +212,7 @@ async def _embedded(runtime: Runtime, plan: Plan, req: LoggedRequest) -> tuple[n
 
 
 def _remote(client: Any, plan: Plan, model_id: str, req: LoggedRequest) -> tuple[np.ndarray, list[str]]:
-    id_column = plan.model.config.response_config.id_column
-    feats = {n: req.features[n] for n in plan.request_columns if n != id_column}
+    feats = plan.request_texts(req)
     result = client.pointwise(model_id, req.entities, features=feats or None)
     cols = result.to_numpy()
     if plan.score not in cols:
@@ -293,7 +311,9 @@ def replay(
     loop = asyncio.new_event_loop()
     try:
         for req in logged_requests(read_files(files, schema), skipped_lines):
-            target = model_id or req.model_id
+            if model_id is not None and req.model_id != model_id:
+                continue
+            target = req.model_id
             if target not in plans:
                 model = snap.models.get(target)
                 if model is None:
@@ -366,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--config-dir", required=True, help="the candidate config tree (as `inferflow serve` reads it)"
     )
-    p.add_argument("--model-id", help="replay every log against this model id (default: each log's own)")
+    p.add_argument("--model-id", help="replay only the logs of this model (default: every logged model)")
     p.add_argument("--server", help="HOST:PORT of a server serving the candidate (default: run embedded)")
     p.add_argument("--score", help="the score column compared (default: the first produced response feature)")
     p.add_argument(
