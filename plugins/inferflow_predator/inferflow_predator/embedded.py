@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,9 +47,10 @@ class OnnxWorkers:
     call finishes in the background and its result is dropped).
     """
 
-    def __init__(self, workers: int, name: str = "inferflow-onnx") -> None:
+    def __init__(self, workers: int, name: str = "inferflow-onnx", nice: int = 0) -> None:
         self.workers = max(1, workers)
         self.name = name
+        self.nice = nice  # > 0: the threads run at a lower OS priority (Linux: per thread; shadow models)
         self._queue: SimpleQueue[tuple[Any, ...] | None] = SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -75,6 +77,9 @@ class OnnxWorkers:
                 self._threads.append(thread)
 
     def _work(self) -> None:
+        if self.nice > 0 and hasattr(os, "setpriority"):
+            with contextlib.suppress(OSError):  # Linux applies it to this thread only
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
         queue = self._queue
         while True:
             job = queue.get()
@@ -182,6 +187,33 @@ class OnnxBackend:
             if timer is not None:
                 timer.cancel()
         return {name: Tensor(name, datatype_of(arr), arr) for name, arr in zip(outputs, results, strict=True)}
+
+    async def infer_then(
+        self,
+        model: str,
+        version: str,
+        inputs: Sequence[Tensor],
+        outputs: Sequence[str],
+        then: Callable[[dict[str, Tensor]], None],
+        timeout: float | None,
+    ) -> None:
+        """:meth:`infer`, then ``then(results)`` on the same worker thread: the post-processing of a
+        call nobody awaits on the request path (a shadow model's) stays off the event loop."""
+        sess = await self.session(model, version)
+        feeds = {t.name: _feed(t) for t in inputs}
+        names = list(outputs)
+
+        def job() -> None:
+            results = sess.run(names, feeds)
+            then({n: Tensor(n, datatype_of(arr), arr) for n, arr in zip(names, results, strict=True)})
+
+        future = self.executor.submit(job)
+        timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, _expire, future)
+        try:
+            await future
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     async def close(self) -> None:
         self._sessions.clear()

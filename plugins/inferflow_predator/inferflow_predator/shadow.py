@@ -29,6 +29,7 @@ import numpy as np
 
 from inferflow_core.api import ColumnSpec, Metrics, RunContext, spearman
 
+from .embedded import OnnxBackend
 from .pool import BackendPool, normalise_endpoint
 from .tensors import Tensor, split_output
 
@@ -135,15 +136,23 @@ class ShadowRunner:
             return
         started = time.perf_counter()
         outcome = "ok"
+        abandoned: list[bool] = []  # set on timeout: a late worker-thread result is not written
+
+        def write(got: dict[str, Tensor]) -> None:
+            if not abandoned:
+                self._write(ctx, shadow, got, rows)
+
         try:
-            backend = self.pool.get(shadow.endpoint)
-            async with asyncio.timeout(shadow.timeout_s):
-                await backend.check_ready(shadow.model_name, shadow.model_version, shadow.timeout_s)
-                got = await backend.infer(
-                    shadow.model_name, shadow.model_version, tensors, comp.output_names, shadow.timeout_s
-                )
-            self._write(ctx, shadow, got, rows)
+            backend = self.pool.get(shadow.endpoint, shadow=True)
+            name, version, timeout = shadow.model_name, shadow.model_version, shadow.timeout_s
+            async with asyncio.timeout(timeout):
+                await backend.check_ready(name, version, timeout)
+                if isinstance(backend, OnnxBackend):  # inference and write on the low-priority thread
+                    await backend.infer_then(name, version, tensors, comp.output_names, write, timeout)
+                else:
+                    write(await backend.infer(name, version, tensors, comp.output_names, timeout))
         except TimeoutError:
+            abandoned.append(True)
             outcome = "timeout"
         except Exception as exc:  # a shadow never affects anything but its own metrics
             outcome = "error"
