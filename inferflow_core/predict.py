@@ -281,6 +281,8 @@ def explain_tree(report: dict[str, Any] | None) -> list[str]:
             lines.append(f"{extra}call {c['endpoint']}: {c['batches']} batch(es), {c['rows']} rows{ms}")
         for col, sample in (node.get("columns") or {}).items():
             lines.append(f"{extra}{col} = {sample}")
+    if report.get("deferred_jobs"):
+        lines.append(f"{report['deferred_jobs']} deferred job(s) (e.g. shadow models) run after the response")
     for f in report.get("failures", []):
         lines.append(f"failure {f['component']} ({f['kind']}): {f.get('message', '')}")
     if report.get("truncated"):

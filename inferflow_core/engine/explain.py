@@ -114,6 +114,7 @@ class ExplainRecorder:
             },
             "nodes": nodes,
             "failures": failures,
+            "deferred_jobs": len(ctx.deferred or ()),  # e.g. shadow calls, started after the response
         }
 
     def _node_report(self, name: str, model: CompiledModel, ctx: RunContext) -> dict[str, Any]:

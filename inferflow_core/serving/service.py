@@ -171,15 +171,32 @@ class InferflowService:
             self.deferred_tasks.add(task)
             task.add_done_callback(self.deferred_tasks.discard)
 
+        def on_done(_: Any) -> None:
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:  # grpc.aio runs done callbacks on the server's loop: no wake-up needed
+                spawn()
+            else:
+                loop.call_soon_threadsafe(spawn)
+
         add_done = getattr(context, "add_done_callback", None)
         if add_done is None:
             loop.call_soon(spawn)
         else:
-            add_done(lambda _: loop.call_soon_threadsafe(spawn))
+            add_done(on_done)
 
     async def _run_deferred(self, model: CompiledModel, ctx: RunContext, snap: ConfigSnapshot) -> None:
         jobs, ctx.deferred = ctx.deferred or [], None
-        results = await asyncio.gather(*(job() for job in jobs), return_exceptions=True)
+        if len(jobs) == 1:  # the usual case: no gather, no extra task
+            results: list[Any] = [None]
+            try:
+                await jobs[0]()
+            except Exception as exc:
+                results[0] = exc
+        else:
+            results = await asyncio.gather(*(job() for job in jobs), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("model %s: a deferred job failed: %r", model.model_id, result)

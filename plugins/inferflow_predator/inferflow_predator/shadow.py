@@ -145,11 +145,11 @@ class ShadowRunner:
         try:
             backend = self.pool.get(shadow.endpoint, shadow=True)
             name, version, timeout = shadow.model_name, shadow.model_version, shadow.timeout_s
-            async with asyncio.timeout(timeout):
-                await backend.check_ready(name, version, timeout)
-                if isinstance(backend, OnnxBackend):  # inference and write on the low-priority thread
-                    await backend.infer_then(name, version, tensors, comp.output_names, write, timeout)
-                else:
+            if isinstance(backend, OnnxBackend):  # inference and write on the low-priority thread
+                await backend.infer_then(name, version, tensors, comp.output_names, write, timeout)
+            else:
+                async with asyncio.timeout(timeout):
+                    await backend.check_ready(name, version, timeout)
                     write(await backend.infer(name, version, tensors, comp.output_names, timeout))
         except TimeoutError:
             abandoned.append(True)
