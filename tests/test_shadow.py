@@ -88,18 +88,21 @@ async def test_same_bytes_with_and_without_shadow_and_shadow_scores_logged(
         stub = predict_pb2_grpc.PredictStub(srv.channel)
         off, _ = await serve(stub, 8, "off")
         await srv.update(tree(shadowed))
+        await serve(stub, 1, "warm")  # the shadow's ONNX session loads on first use
+        await settle(runtime, "predator.shadow.calls", 1, outcome="ok")
         on, _ = await serve(stub, 8, "on")
-        await settle(runtime, "predator.shadow.calls", 8, outcome="ok")
+        await settle(runtime, "predator.shadow.calls", 9, outcome="ok")
     assert on == off  # byte-identical responses
     labels = {"model_id": "m", "component": "ranker", "shadow": "lin_b", "endpoint": f"onnx://{repo}"}
-    assert runtime.metrics.value("predator.shadow.calls", outcome="ok", **labels) == 8
+    assert runtime.metrics.value("predator.shadow.calls", outcome="ok", **labels) == 9
     assert runtime.metrics.value("predator.shadow.dropped", **labels) == 0
 
     lines = list(read_files([str(logs)]))
     by_request: dict[str, list[dict[str, Any]]] = {}
     for line in lines:
         by_request.setdefault(line["tracking_id"], []).append(line)
-    assert sorted(by_request) == sorted([f"off-{i}" for i in range(8)] + [f"on-{i}" for i in range(8)])
+    want = ["warm-0"] + [f"off-{i}" for i in range(8)] + [f"on-{i}" for i in range(8)]
+    assert sorted(by_request) == sorted(want)
     for i in range(8):
         x = features(i)
         off_rows, on_rows = by_request[f"off-{i}"], by_request[f"on-{i}"]

@@ -188,33 +188,6 @@ class OnnxBackend:
                 timer.cancel()
         return {name: Tensor(name, datatype_of(arr), arr) for name, arr in zip(outputs, results, strict=True)}
 
-    async def infer_then(
-        self,
-        model: str,
-        version: str,
-        inputs: Sequence[Tensor],
-        outputs: Sequence[str],
-        then: Callable[[dict[str, Tensor]], None],
-        timeout: float | None,
-    ) -> None:
-        """:meth:`infer`, then ``then(results)`` on the same worker thread: the post-processing of a
-        call nobody awaits on the request path (a shadow model's) stays off the event loop."""
-        sess = await self.session(model, version)
-        feeds = {t.name: _feed(t) for t in inputs}
-        names = list(outputs)
-
-        def job() -> None:
-            results = sess.run(names, feeds)
-            then({n: Tensor(n, datatype_of(arr), arr) for n, arr in zip(names, results, strict=True)})
-
-        future = self.executor.submit(job)
-        timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, _expire, future)
-        try:
-            await future
-        finally:
-            if timer is not None:
-                timer.cancel()
-
     async def close(self) -> None:
         self._sessions.clear()
 

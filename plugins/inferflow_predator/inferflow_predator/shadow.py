@@ -23,6 +23,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -136,23 +137,19 @@ class ShadowRunner:
             return
         started = time.perf_counter()
         outcome = "ok"
-        abandoned: list[bool] = []  # set on timeout: a late worker-thread result is not written
-
-        def write(got: dict[str, Tensor]) -> None:
-            if not abandoned:
-                self._write(ctx, shadow, got, rows)
-
+        write = partial(self._write, ctx, shadow, rows=rows)
         try:
             backend = self.pool.get(shadow.endpoint, shadow=True)
             name, version, timeout = shadow.model_name, shadow.model_version, shadow.timeout_s
-            if isinstance(backend, OnnxBackend):  # inference and write on the low-priority thread
-                await backend.infer_then(name, version, tensors, comp.output_names, write, timeout)
+            if isinstance(backend, OnnxBackend):
+                # inference on the low-priority thread; the Python post-processing stays on the loop: a
+                # nice-19 thread holding the GIL while descheduled would stall the primary (inversion)
+                write(await backend.infer(name, version, tensors, comp.output_names, timeout))
             else:
                 async with asyncio.timeout(timeout):
                     await backend.check_ready(name, version, timeout)
                     write(await backend.infer(name, version, tensors, comp.output_names, timeout))
         except TimeoutError:
-            abandoned.append(True)
             outcome = "timeout"
         except Exception as exc:  # a shadow never affects anything but its own metrics
             outcome = "error"
@@ -162,7 +159,7 @@ class ShadowRunner:
             self.metrics.count("predator.shadow.calls", 1.0, outcome=outcome, **labels)
             self.metrics.observe("predator.shadow.latency", time.perf_counter() - started, **labels)
 
-    def _write(self, ctx: RunContext, shadow: Shadow, got: dict[str, Tensor], rows: int) -> None:
+    def _write(self, ctx: RunContext, shadow: Shadow, got: dict[str, Tensor], *, rows: int) -> None:
         comp = self.component
         every = np.arange(rows)
         for spec, names in zip(comp.output_specs, shadow.columns, strict=True):
