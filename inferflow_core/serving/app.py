@@ -2,8 +2,9 @@
 
 One worker runs in this process. ``--workers N`` (N > 1) spawns N processes (spawn, not fork: gRPC
 must not be forked) that all bind the same gRPC and HTTP ports with SO_REUSEPORT, each with its own
-event loop, runtime and config watch; the parent forwards SIGTERM/SIGINT and exits with the worst
-worker exit code.
+event loop, runtime and config watch. The parent supervises them (``supervisor.py``: a dead worker is
+restarted with backoff, a crash loop ends the process non-zero), forwards SIGTERM/SIGINT and exits with
+the worst worker exit code.
 """
 
 from __future__ import annotations
@@ -98,23 +99,29 @@ def main(args: argparse.Namespace) -> int:
 def _run_workers(settings: ServiceSettings, port: int, http_port: int, workers: int) -> int:
     from prometheus_client import multiprocess
 
+    from ..observability.metrics import Metrics
+    from .supervisor import WorkerSupervisor
+
     ctx = mp.get_context("spawn")
-    procs = [
-        ctx.Process(target=_worker, args=(settings.model_dump_json(), port, http_port), name=f"worker-{i}")
-        for i in range(workers)
-    ]
-    for proc in procs:
-        proc.start()
+    metrics = Metrics()  # the parent's own counters land in the shared multiprocess dir too
 
-    def forward(signum: int, _frame: object) -> None:
-        for proc in procs:
-            if proc.pid is not None and proc.is_alive():
-                os.kill(proc.pid, signum)
+    def make(index: int) -> Any:
+        return ctx.Process(
+            target=_worker, args=(settings.model_dump_json(), port, http_port), name=f"worker-{index}"
+        )
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for proc in procs:
-        proc.join()
+    def exited(proc: Any) -> None:
         if proc.pid is not None:
             multiprocess.mark_process_dead(proc.pid)  # drops its live gauges; counters stay summed
-    return max((p.exitcode or 0) if (p.exitcode or 0) >= 0 else 1 for p in procs)
+
+    supervisor = WorkerSupervisor(
+        make,
+        workers,
+        max_restarts=settings.worker_max_restarts,
+        window_s=settings.worker_restart_window_s,
+        on_restart=lambda index, code: metrics.count("worker_restarts", exit_code=code),
+        on_exit=exited,
+    )
+    signal.signal(signal.SIGTERM, lambda signum, _frame: supervisor.request_stop(signum))
+    signal.signal(signal.SIGINT, lambda signum, _frame: supervisor.request_stop(signum))
+    return supervisor.run()

@@ -71,6 +71,23 @@ def http_tls_mode(settings: Any, tls: ServerTls | None) -> str:
     return str(mode)
 
 
+def grpc_server_options(settings: Any, reuse_port: bool) -> list[tuple[str, int]]:
+    """Channel arguments of the gRPC server: message limits, SO_REUSEPORT and the max connection age."""
+    limit = settings.max_message_bytes
+    options = [
+        ("grpc.max_receive_message_length", max(4 * limit, limit + (1 << 20))),
+        ("grpc.max_send_message_length", -1),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+    ]
+    age = getattr(settings, "grpc_max_connection_age_s", None)
+    if age:
+        options.append(("grpc.max_connection_age_ms", int(age * 1000)))
+        grace = getattr(settings, "grpc_max_connection_age_grace_s", None)
+        if grace is not None:
+            options.append(("grpc.max_connection_age_grace_ms", int(grace * 1000)))
+    return options
+
+
 def _http_context(tls: ServerTls | None, mode: str) -> Callable[[], ssl.SSLContext] | None:
     if tls is None or mode == "off":
         return None
@@ -190,13 +207,7 @@ class InferflowServer:
             log.error("initial config load failed (will retry, not ready): %s", exc)
         self._watch = asyncio.get_running_loop().create_task(self._watch_loop())
 
-        limit = self.settings.max_message_bytes
-        options = [
-            ("grpc.max_receive_message_length", max(4 * limit, limit + (1 << 20))),
-            ("grpc.max_send_message_length", -1),
-            ("grpc.so_reuseport", 1 if self.reuse_port else 0),
-        ]
-        server = grpc.aio.server(options=options)
+        server = grpc.aio.server(options=grpc_server_options(self.settings, self.reuse_port))
         server.add_generic_rpc_handlers(auth.wrap(self.service.generic_handlers()))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         if reflect:
