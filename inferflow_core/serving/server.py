@@ -144,7 +144,20 @@ class InferflowServer:
     # -- config -------------------------------------------------------------------------------
     def _apply(self, tree: dict[str, str]) -> None:
         snap = self.runtime.apply_tree(tree)
-        self.runtime.metrics.gauge("config_version", snap.version, aggregate="max")
+        metrics = self.runtime.metrics
+        metrics.gauge("config_version", snap.version, aggregate="max")
+        metrics.gauge("models", len(snap.models), aggregate="livemax", state="loaded")
+        metrics.gauge("models", len(snap.errors), aggregate="livemax", state="rejected")
+        for model in snap.models.values():
+            for name, component in model.nodes.items():
+                features = len(component.outputs())
+                metrics.gauge(
+                    "component_features",
+                    features,
+                    aggregate="livemax",
+                    model_id=model.model_id,
+                    component=name,
+                )
         log.info(
             "config snapshot applied",
             extra={"version": snap.version, "models": sorted(snap.models), "rejected": sorted(snap.errors)},

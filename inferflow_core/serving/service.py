@@ -116,6 +116,8 @@ class InferflowService:
         start = time.perf_counter()
         status = grpc.StatusCode.OK
         served = _Served()
+        in_flight = self.runtime.metrics.in_flight(api)
+        in_flight.inc()
         try:
             return await work(served)
         except asyncio.CancelledError:
@@ -128,6 +130,7 @@ class InferflowService:
             await context.abort(status, message)
             raise  # pragma: no cover - abort raises
         finally:
+            in_flight.dec()
             self.runtime.metrics.api_request(
                 api, status.name, status.value[0], time.perf_counter() - start, served.rows, served.model_id
             )

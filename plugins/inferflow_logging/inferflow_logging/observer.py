@@ -97,6 +97,9 @@ class InferenceLogger:
     async def start(self, host: ObserverHost | None = None) -> None:
         if host is not None:
             self.bind(host.metrics, host.log_formats, host.log_sinks)
+            declare = getattr(host.metrics, "declare", None)
+            if declare is not None:  # scraped (and on the dashboard) before the first drop
+                declare("counter", "logging.dropped", ("reason",))
         self._start_worker()
 
     def _start_worker(self) -> None:

@@ -240,3 +240,15 @@ async def test_remote_sends_auth_token(monkeypatch, secured_port: int) -> None:
     assert [(f.kind, "UNAUTHENTICATED" in f.message) for f in denied.failures] == [
         ("numerix-api-error", True)
     ]
+
+
+async def test_metrics_embedded_and_remote(monkeypatch, numerix_port: int) -> None:
+    """Numerix calls show up under the core's external-call names (and so the Go StatsD names)."""
+    rt = runtime("a * 2 + b")
+    await run(rt, rows=3)
+    m = rt.metrics
+    assert m.value("external_requests", service="numerix", endpoint="embedded") == 1
+    remote = remote_runtime(monkeypatch, numerix_port, "bad")
+    await run(remote)
+    assert remote.metrics.value("external_requests", service="numerix", endpoint="compute") == 1
+    assert remote.metrics.value("external_errors", service="numerix", endpoint="compute") == 1
