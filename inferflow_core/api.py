@@ -49,6 +49,7 @@ from .errors import ComponentError, ConfigError, InferflowError, PluginError, Re
 from .hookspecs import hookimpl
 from .matrix import Column, ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
+from .serving.standalone import serve_grpc_service
 from .tls import ClientTls, ServerTls, TlsConfigError, open_channel
 from .wireformat import length_delimited, varint
 
@@ -110,6 +111,7 @@ __all__ = [
     "parse_text",
     "parse_text_column",
     "read_config_dir",
+    "serve_grpc_service",
     "text_to_bytes",
     "varint",
     "write_config_dir",

@@ -136,7 +136,10 @@ def _tag_key(label: str) -> str:
 class Metrics:
     """Process-wide metrics. Thread-safe; label values are converted to str."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, statsd: StatsdClient | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, statsd: StatsdClient | None = None, core: bool = True
+    ) -> None:
+        """``core=False``: no inferflow serving families declared up front (a plugin's own server)."""
         self.registry = registry or CollectorRegistry()
         self.statsd = statsd
         self._lock = threading.Lock()
@@ -150,8 +153,9 @@ class Metrics:
         if registry is None:  # our own registry: the process, GC and platform collectors go in it too
             for collector in (PROCESS_COLLECTOR, GC_COLLECTOR, PLATFORM_COLLECTOR):
                 self.registry.register(_Forward(collector))
-        for cls, name, labels, extra in _DECLARED:
-            self.declare(cls, name, labels, extra)
+        if core:
+            for cls, name, labels, extra in _DECLARED:
+                self.declare(cls, name, labels, extra)
         self.gauge("build_info", 1, aggregate="max", version=_version(), python=platform.python_version())
 
     def declare(
