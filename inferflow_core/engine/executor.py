@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..components.base import Component, RunContext, Stopwatch
 from ..errors import ComponentError
+from ..observability import tracing
 
 if TYPE_CHECKING:
     from ..observability.metrics import Metrics
@@ -81,6 +82,11 @@ async def _run_node(
         await task
     watch = Stopwatch()
     kind = None
+    span = (
+        tracing.start_component(component.name, component.kind, ctx.model_id, ctx.matrix.rows)
+        if tracing.enabled()
+        else None
+    )
     try:
         if component.timeout is None:
             await component.run(ctx)
@@ -101,5 +107,11 @@ async def _run_node(
             extra={"model_id": ctx.model_id, "component": component.name, "error": repr(exc)},
             exc_info=log.isEnabledFor(logging.DEBUG),
         )
+    except BaseException:  # cancelled (deadline or caller): close the span, then let it propagate
+        if span is not None:
+            tracing.end_component(span, "cancelled")
+        raise
+    if span is not None:
+        tracing.end_component(span, kind)
     if metrics is not None:
         metrics.component_run(ctx.model_id, component.name, watch.elapsed(), kind)

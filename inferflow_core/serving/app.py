@@ -41,11 +41,13 @@ def _settings(args: argparse.Namespace) -> tuple[ServiceSettings, int, int]:
 
 async def serve(settings: ServiceSettings, port: int, http_port: int, reuse_port: bool = False) -> int:
     """Run one worker until SIGTERM/SIGINT, then stop gracefully. Returns the exit code."""
+    from ..observability import tracing
     from ..observability.metrics import Metrics
     from ..observability.statsd import StatsdClient
     from ..runtime import Runtime
     from .server import InferflowServer
 
+    tracing.configure_from_env(settings.app_name)  # per worker process; off unless OTEL_TRACES_EXPORTER
     runtime = Runtime(settings, metrics=Metrics(statsd=StatsdClient.from_env()))
     server = InferflowServer(runtime, port, http_port, host=settings.bind_host, reuse_port=reuse_port)
     stop = asyncio.Event()
@@ -64,6 +66,7 @@ async def serve(settings: ServiceSettings, port: int, http_port: int, reuse_port
     log.info("shutdown requested, draining", extra={"grace_s": settings.shutdown_grace_s})
     await server.stop(settings.shutdown_grace_s)
     runtime.metrics.close()
+    tracing.shutdown()
     return 0
 
 

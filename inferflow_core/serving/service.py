@@ -22,6 +22,7 @@ from ..components.base import RequestInfo, RunContext, ServedRequest
 from ..config.store import ConfigSnapshot
 from ..engine.compile import CompiledModel
 from ..errors import InferflowError, ModelNotFoundError, RequestError
+from ..observability import tracing
 from ..runtime import Runtime
 from . import adapters, responses, retrieve
 
@@ -118,6 +119,7 @@ class InferflowService:
         served = _Served()
         in_flight = self.runtime.metrics.in_flight(api)
         in_flight.inc()
+        span = tracing.start_request(api, context.invocation_metadata() or ()) if tracing.enabled() else None
         try:
             return await work(served)
         except asyncio.CancelledError:
@@ -131,6 +133,8 @@ class InferflowService:
             raise  # pragma: no cover - abort raises
         finally:
             in_flight.dec()
+            if span is not None:
+                tracing.end_request(span, status, served.model_id, served.rows)
             self.runtime.metrics.api_request(
                 api, status.name, status.value[0], time.perf_counter() - start, served.rows, served.model_id
             )
