@@ -60,6 +60,11 @@ class ServiceSettings(BaseSettings):
         validation_alias=_env("INFERFLOW_GRPC_MAX_CONNECTION_AGE_GRACE_S", "grpc_max_connection_age_grace_s"),
     )
     """After the max age, in-flight calls get this long to finish before the connection is closed."""
+    access_log_sample: float = Field(
+        0.0, ge=0, le=1, validation_alias=_env("INFERFLOW_ACCESS_LOG_SAMPLE", "access_log_sample")
+    )
+    """Share of requests that get an access log line (logger ``inferflow.access``: API, model, tracking
+    id, targets, latency, status); 0 = none, 1 = every request."""
     worker_max_restarts: int = Field(
         5, ge=0, validation_alias=_env("INFERFLOW_WORKER_MAX_RESTARTS", "worker_max_restarts")
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,11 +23,12 @@ from ..components.base import RequestInfo, RunContext, ServedRequest
 from ..config.store import ConfigSnapshot
 from ..engine.compile import CompiledModel
 from ..errors import InferflowError, ModelNotFoundError, RequestError
-from ..observability import tracing
+from ..observability import logs, tracing
 from ..runtime import Runtime
 from . import adapters, responses, retrieve
 
 log = logging.getLogger("inferflow.serving")
+access_log = logging.getLogger("inferflow.access")
 
 PREDICT_SERVICES = ("Predict", "PredictService")
 INFERFLOW_SERVICE = "Inferflow"
@@ -44,13 +46,17 @@ def _metadata(context: Any) -> dict[str, list[str]]:
 
 
 class _Served:
-    """What the metrics need to know about a request once it is known (model, rows)."""
+    """What metrics, traces and log lines need to know about a request once it is known (model, rows);
+    also the request scope of log lines (``logs.REQUEST``)."""
 
-    __slots__ = ("model_id", "rows")
+    __slots__ = ("api", "metadata", "model_id", "rows", "tracking_id")
 
-    def __init__(self) -> None:
+    def __init__(self, api: str = "", metadata: Any = ()) -> None:
+        self.api = api
+        self.metadata = metadata
         self.model_id = ""
         self.rows = 0
+        self.tracking_id = ""
 
 
 def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
@@ -67,6 +73,7 @@ class InferflowService:
         self.settings = runtime.settings
         self.plans = responses.PlanCache()
         self.observers = list(runtime.registry.request_observers)
+        self._access_sample = float(getattr(self.settings, "access_log_sample", 0.0) or 0.0)
 
     # -- shared steps -------------------------------------------------------------------------
     def _parse(self, raw: bytes, cls: Any) -> Any:
@@ -116,10 +123,12 @@ class InferflowService:
         """Run ``work``, record metrics, and turn errors into a status (the one mapping place)."""
         start = time.perf_counter()
         status = grpc.StatusCode.OK
-        served = _Served()
+        metadata = context.invocation_metadata() or ()
+        served = _Served(api, metadata)
+        scope = logs.REQUEST.set(served)
         in_flight = self.runtime.metrics.in_flight(api)
         in_flight.inc()
-        span = tracing.start_request(api, context.invocation_metadata() or ()) if tracing.enabled() else None
+        span = tracing.start_request(api, metadata) if tracing.enabled() else None
         try:
             return await work(served)
         except asyncio.CancelledError:
@@ -133,11 +142,22 @@ class InferflowService:
             raise  # pragma: no cover - abort raises
         finally:
             in_flight.dec()
+            seconds = time.perf_counter() - start
             if span is not None:
                 tracing.end_request(span, status, served.model_id, served.rows)
             self.runtime.metrics.api_request(
-                api, status.name, status.value[0], time.perf_counter() - start, served.rows, served.model_id
+                api, status.name, status.value[0], seconds, served.rows, served.model_id
             )
+            if self._access_sample and (self._access_sample >= 1.0 or random.random() < self._access_sample):
+                access_log.info(
+                    "request",
+                    extra={
+                        "targets": served.rows,
+                        "latency_ms": round(seconds * 1000, 3),
+                        "status": status.name,
+                    },
+                )
+            logs.REQUEST.reset(scope)
 
     # -- Predict --------------------------------------------------------------------------------
     def _predict(self, api: str, cls: Any, decode: Callable[..., adapters.Decoded], grouped: bool) -> Handler:
@@ -147,6 +167,7 @@ class InferflowService:
                 snap = self.runtime.store.current
                 model = self._model(snap, request.model_config_id)
                 served.model_id = model.model_id
+                served.tracking_id = request.tracking_id
                 plan = self.plans.get(model)
                 decoded = decode(request, plan.id_column, self.settings.request_value_encoding, raw)
                 served.rows = decoded.initial.rows
@@ -178,6 +199,7 @@ class InferflowService:
             snap = self.runtime.store.current
             model = self._model(snap, request.model_config_id)
             served.model_id, served.rows = model.model_id, initial.rows
+            served.tracking_id = request.tracking_id
             user_id = (meta.get("user-id") or [""])[0]
             info = RequestInfo("retrieve_model_score", request.tracking_id, meta, user_id)
             ctx = await self.runtime.execute(
