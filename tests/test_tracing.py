@@ -212,3 +212,28 @@ def test_configured_by_the_standard_env(
     finally:
         tracing.shutdown()
         tracing.disable()
+
+
+@pytest.mark.integration
+async def test_unsampled_request_sends_its_context_without_spans(
+    numerix_downstream: tuple[int, _Recorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request the sampler drops gets no child spans, yet the downstream sees the same trace with the
+    not-sampled flag, so services with parent-based samplers keep one decision per trace."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.enable(provider)
+    try:
+        port, recorder = numerix_downstream
+        rt = _numerix_runtime(monkeypatch, port)
+        async with running_server(rt, {PREFIX + "m": _numerix_model()}) as srv:
+            call = srv.channel.unary_unary("/Predict/InferPointWise")
+            await call(_request(1).SerializeToString(), metadata=(("traceparent", PARENT),), timeout=5)
+    finally:
+        tracing.disable()
+    assert exporter.get_finished_spans() == ()
+    (sent,) = [m["traceparent"] for m in recorder.seen]
+    assert sent.startswith(f"00-{TRACE_ID}-") and sent.endswith("-00")

@@ -84,7 +84,7 @@ async def _run_node(
     kind = None
     span = (
         tracing.start_component(component.name, component.kind, ctx.model_id, ctx.matrix.rows)
-        if tracing.enabled()
+        if tracing.recording()
         else None
     )
     try:

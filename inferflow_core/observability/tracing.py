@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 
 log = logging.getLogger("inferflow.tracing")
@@ -82,8 +83,20 @@ def shutdown() -> None:
 
 
 # -- request and component spans (the core) ---------------------------------------------------------
-def start_request(api: str, metadata: Iterable[tuple[str, Any]]) -> tuple[Any, Any]:
-    """Open the request span (parent from the caller's metadata) and make it current."""
+# What the current request's trace needs below the request span: _RECORDING (sampled: real child spans),
+# an _Unsampled (not sampled: no child spans, but downstream calls still carry the request's context with
+# the "not sampled" flag, so every service keeps the same decision), or None (no request / tracing off).
+_RECORDING = object()
+_SCOPE: ContextVar[Any] = ContextVar("inferflow_trace_scope", default=None)
+
+
+def recording() -> bool:
+    """True inside a sampled request (components then get spans of their own)."""
+    return _SCOPE.get() is _RECORDING
+
+
+def start_request(api: str, metadata: Iterable[tuple[str, Any]]) -> tuple[Any, Any, Any]:
+    """Open the request span (parent from the caller's metadata); make it current when it is sampled."""
     from opentelemetry import context, propagate, trace
 
     carrier = {k.lower(): v for k, v in metadata if isinstance(v, str)}
@@ -94,20 +107,26 @@ def start_request(api: str, metadata: Iterable[tuple[str, Any]]) -> tuple[Any, A
         kind=trace.SpanKind.SERVER,
         attributes={"rpc.system": "grpc", "inferflow.api": api},
     )
+    if not span.is_recording():  # the cheap path of a sampler that said no
+        out: dict[str, str] = {}
+        propagate.inject(out, trace.set_span_in_context(span, parent))
+        return span, None, _SCOPE.set(_Unsampled(tuple(out.items())))
     token = context.attach(trace.set_span_in_context(span, parent))
-    return span, token
+    return span, token, _SCOPE.set(_RECORDING)
 
 
-def end_request(handle: tuple[Any, Any], status: Any, model_id: str, targets: int) -> None:
+def end_request(handle: tuple[Any, Any, Any], status: Any, model_id: str, targets: int) -> None:
     from opentelemetry import context, trace
 
-    span, token = handle
-    if span.is_recording():
-        span.set_attribute("inferflow.model_id", model_id)
-        span.set_attribute("inferflow.targets", targets)
-        span.set_attribute("rpc.grpc.status_code", int(status.value[0]))
-        if status.name != "OK":
-            span.set_status(trace.Status(trace.StatusCode.ERROR, status.name))
+    span, token, scope = handle
+    _SCOPE.reset(scope)
+    if token is None:
+        return
+    span.set_attribute("inferflow.model_id", model_id)
+    span.set_attribute("inferflow.targets", targets)
+    span.set_attribute("rpc.grpc.status_code", int(status.value[0]))
+    if status.name != "OK":
+        span.set_status(trace.Status(trace.StatusCode.ERROR, status.name))
     span.end()
     context.detach(token)
 
@@ -158,6 +177,15 @@ class _NoSpan:
 _NO_SPAN = _NoSpan()
 
 
+class _Unsampled(_NoSpan):
+    """External calls of a request that is not sampled: no span, the request's context still sent."""
+
+    __slots__ = ("metadata",)
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.metadata = metadata
+
+
 class _ExternalSpan:
     __slots__ = ("attributes", "metadata", "name", "span", "token")
 
@@ -198,6 +226,9 @@ def external_span(service: str, endpoint: str, **attributes: Any) -> Any:
     which case this costs one check). A raised exception marks the span failed."""
     if _tracer is None:
         return _NO_SPAN
+    scope = _SCOPE.get()
+    if scope is not _RECORDING:
+        return scope or _NO_SPAN  # not sampled (context only) or outside a request
     attrs = {"peer.service": service, "rpc.method": endpoint}
     attrs.update({f"inferflow.{k}": v for k, v in attributes.items()})
     return _ExternalSpan(f"{service} {endpoint}", attrs)
