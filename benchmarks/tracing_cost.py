@@ -111,9 +111,37 @@ def _serve_and_measure(
     try:
         srv.wait_http(f"http://127.0.0.1:{http_port}/health/ready", 90)
         bench._settle(1)
-        return dict(bench.loadgen(port, name, latency=n, throughput=False)["latency"])
+        (pid,) = srv.worker_pids()
+        cpu0 = _cpu_s(pid)
+        got = dict(bench.loadgen(port, name, latency=n, throughput=False)["latency"])
+        # server CPU per request (warm-up included): less sensitive to other load on the machine than p50
+        got["server_cpu_us_per_request"] = (_cpu_s(pid) - cpu0) / (n + bench.warmup) * 1e6
+        got.pop("check", None)
+        return got
     finally:
         srv.stop()
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _summary(results: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
+    import statistics
+
+    out = {}
+    for name, runs in results.items():
+        out[name] = {
+            "p50_ms_median": statistics.median(r["p50_ms"] for r in runs),
+            "p99_ms_median": statistics.median(r["p99_ms"] for r in runs),
+            "cpu_us_per_request_median": statistics.median(r["server_cpu_us_per_request"] for r in runs),
+        }
+    base = out["off"]
+    for row in out.values():
+        row["p50_vs_off"] = row["p50_ms_median"] / base["p50_ms_median"] - 1
+        row["cpu_vs_off"] = row["cpu_us_per_request_median"] / base["cpu_us_per_request_median"] - 1
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 got = _serve_and_measure(bench, f"{name}-{r}", ports, env, args.n)
                 results[name].append(got)
                 print(f"{name:8} round {r}: {json.dumps(got)}", flush=True)
-        print(json.dumps(results, indent=1))
+        print(json.dumps(_summary(results), indent=1))
         return 0
     finally:
         for proc in procs:
