@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._proto import inferflow_logging_pb2 as log_pb2
 from ._proto import kafka_request_pb2
+from .channels import reconnect_options
 from .components.base import (
     BuildContext,
     ColumnSpec,
@@ -113,6 +114,7 @@ __all__ = [
     "parse_text",
     "parse_text_column",
     "read_config_dir",
+    "reconnect_options",
     "serve_grpc_service",
     "text_to_bytes",
     "varint",

@@ -7,12 +7,14 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .limits import ReliabilitySettings
+
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(BaseSettings, ReliabilitySettings):
     """Everything ``inferflow serve`` reads from the environment. All have working defaults."""
 
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")

@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ..components.base import ObserverHost, close_component_types
 from ..config.sources import ConfigSource
+from ..errors import sanitize
 from ..runtime import Runtime
 from ..tls import ServerTls, TlsConfigError
 from .auth import CallerAuth
@@ -75,7 +76,7 @@ def grpc_server_options(settings: Any, reuse_port: bool) -> list[tuple[str, int]
     """Channel arguments of the gRPC server: message limits, SO_REUSEPORT and the max connection age."""
     limit = settings.max_message_bytes
     options = [
-        ("grpc.max_receive_message_length", max(4 * limit, limit + (1 << 20))),
+        ("grpc.max_receive_message_length", limit),  # never buffer more than the application accepts
         ("grpc.max_send_message_length", -1),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
@@ -133,10 +134,11 @@ class InferflowServer:
             "stopping": self.stopping,
             "config_version": snap.version,
             "models": sorted(snap.models),
-            "rejected_models": {m: e.message for m, e in snap.errors.items()},
-            "service_config_error": snap.service_error,
+            # callers see no file-system paths (issue 19); the full messages are in the log
+            "rejected_models": {m: sanitize(e.message) for m, e in snap.errors.items()},
+            "service_config_error": sanitize(snap.service_error) if snap.service_error else None,
             "plugin_failures": [
-                f"{f.distribution} {f.version}: {f.error}" for f in self.runtime.host.failures
+                sanitize(f"{f.distribution} {f.version}: {f.error}") for f in self.runtime.host.failures
             ],
         }
         return ok, details
@@ -220,7 +222,12 @@ class InferflowServer:
             log.error("initial config load failed (will retry, not ready): %s", exc)
         self._watch = asyncio.get_running_loop().create_task(self._watch_loop())
 
-        server = grpc.aio.server(options=grpc_server_options(self.settings, self.reuse_port))
+        # a last-resort bound on live RPCs (grpc.aio stops accepting beyond it, so it is set well above the
+        # admission controller's in-flight + queued bound, which answers RESOURCE_EXHAUSTED at once)
+        rpcs = 2 * (self.settings.max_in_flight + self.settings.max_queued) + 64
+        server = grpc.aio.server(
+            options=grpc_server_options(self.settings, self.reuse_port), maximum_concurrent_rpcs=rpcs
+        )
         server.add_generic_rpc_handlers(auth.wrap(self.service.generic_handlers()))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         if reflect:

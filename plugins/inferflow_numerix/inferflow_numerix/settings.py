@@ -31,6 +31,13 @@ class NumerixSettings(BaseSettings):
     numerix_app_name: str = Field("numerix", validation_alias=_env("NUMERIX_APP_NAME", "numerix_app_name"))
     # this service's APP_NAME, sent as the numerix-caller-id metadata
     caller_id: str = Field("inferflow", validation_alias=_env("APP_NAME", "caller_id"))
+    # reconnect backoff of the Numerix channel (gRPC's default waits up to 120 s after an outage)
+    reconnect_min_ms: int = Field(
+        100, ge=1, validation_alias=_env("INFERFLOW_NUMERIX_RECONNECT_MIN_MS", "reconnect_min_ms")
+    )
+    reconnect_max_ms: int = Field(
+        500, ge=1, validation_alias=_env("INFERFLOW_NUMERIX_RECONNECT_MAX_MS", "reconnect_max_ms")
+    )
     # outbound TLS (docs/configuration.md): custom CA, client certificate (mTLS), server-name override
     tls_ca_file: str = Field("", validation_alias=_env("INFERFLOW_NUMERIX_TLS_CA_FILE", "tls_ca_file"))
     tls_cert_file: str = Field("", validation_alias=_env("INFERFLOW_NUMERIX_TLS_CERT_FILE", "tls_cert_file"))

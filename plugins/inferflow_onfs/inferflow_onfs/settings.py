@@ -34,6 +34,9 @@ class OnfsSettings(BaseSettings):
     local_dir: str = Field("", validation_alias=_env("INFERFLOW_ONFS_LOCAL_DIR"))
     cache_bytes: int = Field(256 * 1024 * 1024, ge=0, validation_alias=_env("IN_MEMORY_CACHE_SIZE_IN_BYTES"))
     cache_l2_path: str = Field("", validation_alias=_env("INFERFLOW_ONFS_CACHE_L2_PATH"))
+    # reconnect backoff of the OnFS channel (gRPC's default waits up to 120 s after an outage)
+    reconnect_min_ms: int = Field(100, ge=1, validation_alias=_env("INFERFLOW_ONFS_RECONNECT_MIN_MS"))
+    reconnect_max_ms: int = Field(500, ge=1, validation_alias=_env("INFERFLOW_ONFS_RECONNECT_MAX_MS"))
     # outbound TLS (docs/configuration.md): custom CA, client certificate (mTLS), server-name override
     tls_ca_file: str = Field("", validation_alias=_env("INFERFLOW_ONFS_TLS_CA_FILE"))
     tls_cert_file: str = Field("", validation_alias=_env("INFERFLOW_ONFS_TLS_CERT_FILE"))

@@ -14,7 +14,14 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import ClientTls, ComponentError, external_span, from_kserve, open_channel
+from inferflow_core.api import (
+    ClientTls,
+    ComponentError,
+    external_span,
+    from_kserve,
+    open_channel,
+    reconnect_options,
+)
 
 from ._proto import grpc_predict_v2_pb2 as service_pb2
 from ._proto import grpc_predict_v2_pb2_grpc as service_pb2_grpc
@@ -76,12 +83,14 @@ class KServeClient:
         max_message_bytes: int,
         tls: ClientTls | None = None,
         credentials: grpc.ChannelCredentials | None = None,
+        reconnect_ms: tuple[int, int] = (100, 500),
     ) -> None:
         self.target = target
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),
+            *reconnect_options(*reconnect_ms),
         ]
         self.channel = open_channel(target, plain_text, tls, options, credentials)
         self.stub = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)

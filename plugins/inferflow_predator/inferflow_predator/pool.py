@@ -90,6 +90,7 @@ class BackendPool:
                 self.settings.max_message_bytes,
                 self.tls,
                 self._credentials,
+                (self.settings.reconnect_min_ms, self.settings.reconnect_max_ms),
             )
         self._backends[endpoint] = (backend, loop)
         return backend

@@ -38,6 +38,13 @@ class PredatorSettings(BaseSettings):
         ge=0,
         validation_alias=AliasChoices("INFERFLOW_PREDATOR_ONNX_INTRA_OP_THREADS", "onnx_intra_op_threads"),
     )
+    # reconnect backoff of each KServe channel (gRPC's default waits up to 120 s after an outage)
+    reconnect_min_ms: int = Field(
+        100, ge=1, validation_alias=AliasChoices("INFERFLOW_PREDATOR_RECONNECT_MIN_MS", "reconnect_min_ms")
+    )
+    reconnect_max_ms: int = Field(
+        500, ge=1, validation_alias=AliasChoices("INFERFLOW_PREDATOR_RECONNECT_MAX_MS", "reconnect_max_ms")
+    )
     # outbound TLS (docs/configuration.md): custom CA, client certificate (mTLS), server-name override;
     # one setting for every remote endpoint of the plugin
     tls_ca_file: str = Field(
