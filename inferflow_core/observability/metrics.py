@@ -79,7 +79,8 @@ HELP = {
     "component_runs": "DAG node runs, by model and component",
     "component_errors": "Component failures (cells left missing, request still answered), by kind",
     "component_latency_seconds": "Time a component took, from its start (prerequisites done) to its end",
-    "component_features": "Output columns (features) a component writes, per model config",
+    "component_output_columns": "Output columns a component writes, per model config (from the config)",
+    "component_features": "Feature values fetched by a component (unique entities x features), per request",
     "external_requests": "Calls to an external service (featurestore, predator, numerix ...)",
     "external_errors": "Failed calls to an external service, by kind",
     "external_latency_seconds": "Latency of one call to an external service, as seen by inferflow",
@@ -105,7 +106,8 @@ _DECLARED: tuple[tuple[type, str, tuple[str, ...], Any], ...] = (
     (Counter, "component_runs", ("component", "model_id"), None),
     (Counter, "component_errors", ("component", "kind", "model_id"), None),
     (Histogram, "component_latency_seconds", ("component", "model_id"), None),
-    (Gauge, "component_features", ("component", "model_id"), "livemax"),
+    (Gauge, "component_output_columns", ("component", "model_id"), "livemax"),
+    (Counter, "component_features", ("component", "model_id"), None),
     (Counter, "external_requests", ("component", "endpoint", "model_id", "service"), None),
     (Counter, "external_errors", ("component", "endpoint", "kind", "model_id", "service"), None),
     (Histogram, "external_latency_seconds", ("component", "endpoint", "model_id", "service"), None),
@@ -359,6 +361,15 @@ class Metrics:
             sd.count("inferflow.external.api.request.batch", batch, tags)
             if error_kind:
                 sd.count("inferflow.external.api.request.error", 1, (*tags, f"error-type:{error_kind}"))
+
+    def feature_count(self, model_id: str, component: str, count: int) -> None:
+        """Feature values a component fetched for one request (unique entities x features), for plugins:
+        Prometheus ``inferflow_component_features_total``, StatsD ``inferflow.component.feature.count``."""
+        labels = {"model_id": model_id, "component": component}
+        self._child(Counter, "component_features", labels).inc(count)
+        if self.statsd is not None:
+            tags = (f"model-id:{model_id}", f"component-name:{component}")
+            self.statsd.count("inferflow.component.feature.count", count, tags)
 
     def cache_lookup(self, cache: str, model_id: str, component: str, hits: int, misses: int) -> None:
         """Hits and misses of a cache lookup batch (e.g. the feature cache), for plugins."""

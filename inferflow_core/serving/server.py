@@ -154,7 +154,7 @@ class InferflowServer:
             for name, component in model.nodes.items():
                 features = len(component.outputs())
                 metrics.gauge(
-                    "component_features",
+                    "component_output_columns",
                     features,
                     aggregate="livemax",
                     model_id=model.model_id,

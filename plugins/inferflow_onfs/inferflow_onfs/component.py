@@ -138,6 +138,8 @@ class FeatureComponent(Component):
         else:
             unique = [k for k in index if all(k)]  # a key with an empty part is never sent
             positions = np.fromiter((index[k] for k in unique), np.intp, len(unique))
+        if self.metrics is not None:  # the reference's inferflow.component.feature.count
+            self.metrics.feature_count(self.model_id, self.name, len(unique) * len(self.specs))
         cached, misses = await self._from_cache(unique, positions)
         if not misses and len(cached) == 1 and len(unique) == len(index):  # all hits: one gather
             pos, slab, rows = cached[0]
