@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
@@ -73,13 +74,24 @@ def configure_from_env(service_name: str) -> bool:
     return True
 
 
-def shutdown() -> None:
-    """Flush and stop the exporters (server shutdown)."""
-    if _provider is not None and hasattr(_provider, "shutdown"):
+def shutdown(timeout: float = 3.0) -> None:
+    """Flush and stop the exporters (server shutdown), waiting at most ``timeout`` s: an unreachable
+    collector must not hold up the pod's exit (the OTLP exporter retries for up to 10 s)."""
+    provider = _provider
+    if provider is None or not hasattr(provider, "shutdown"):
+        return
+
+    def stop() -> None:
         try:
-            _provider.shutdown()
+            provider.shutdown()
         except Exception:
             log.exception("tracing shutdown failed")
+
+    worker = threading.Thread(target=stop, name="inferflow-tracing-shutdown", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        log.warning("tracing: spans not exported within %.0fs of shutdown were dropped", timeout)
 
 
 # -- request and component spans (the core) ---------------------------------------------------------
