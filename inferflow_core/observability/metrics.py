@@ -92,6 +92,8 @@ HELP = {
     "config_version": "Version of the config snapshot serving now (counts applied snapshots)",
     "worker_restarts": "Worker processes restarted by the supervisor after dying, by exit code",
     "build_info": "Always 1; labels carry the inferflow-core version and the Python version",
+    "requests_shed": "Requests refused by admission control before any work (overload), by reason",
+    "auth_rejected": "Calls refused by caller authentication, by API and status code",
     "logging.dropped": "Inference-log records dropped (queue full, shutdown, worker crash), by reason",
 }
 
@@ -159,6 +161,10 @@ class Metrics:
             for cls, name, labels, extra in _DECLARED:
                 self.declare(cls, name, labels, extra)
         self.gauge("build_info", 1, aggregate="max", version=_version(), python=platform.python_version())
+
+    def describe(self, name: str, help: str) -> None:
+        """Set the HELP text of metric ``name`` (before its first use); for plugins' own metrics."""
+        HELP.setdefault(name, help)
 
     def declare(
         self,

@@ -98,6 +98,14 @@ class FeatureComponent(Component):
         layout = "\n".join(f"{s.group}\t{s.wire_label}\t{s.dtype.name}" for s in self.specs)
         self.layout = hashlib.blake2b(layout.encode(), digest_size=12).hexdigest()
         self.metrics = metrics
+        if metrics is not None and hasattr(metrics, "describe"):
+            metrics.describe(
+                "onfs_batches", "Calls (batches) sent to the feature store by a feature component"
+            )
+            metrics.describe(
+                "onfs_fetched_entities", "Entities fetched from the feature store (cache misses)"
+            )
+            metrics.describe("onfs_errors", "Failed feature-store calls by a feature component, by kind")
         self._labels = {"model_id": model_id, "component": cfg.component}
         self._plan_slots: tuple[Slot, ...] | None = None
         self._plan: list[_Run] = []
