@@ -20,11 +20,10 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import DataType, DataTypeError, format_column, parse_dtype
+from inferflow_core.api import DataType, DataTypeError, FeatureFrame, format_column, parse_dtype, to_raw
 
 from ._proto import retrieve_pb2 as pb
 from .codec import encode_columns
-from .frame import FeatureFrame, to_raw
 from .store import LabelTable, LocalStore, StoreError
 from .wire import RowTemplate, cell_widths, key_bytes, varint
 
