@@ -29,4 +29,4 @@ bench:
 	.venv/bin/inferflow bench
 
 clean:
-	rm -rf .venv .venv-mlserver build *.egg-info
+	rm -rf .venv .venv-mlserver .venv-feast .venv-triton build *.egg-info
