@@ -20,6 +20,7 @@ venv_main() {
   local p
   for p in plugins/*/; do
     [ -f "$p/pyproject.toml" ] || continue
+    [ "$p" = plugins/inferflow_feast/ ] && continue  # Feast conflicts with the main lock: .venv-feast only
     if [ -n "$extra" ]; then
       pkgs+=(-e "${p%/}${extra}")
     else
