@@ -73,7 +73,10 @@ class FeastComponent(Component):
         texts = []
         for col in self.key_cols:
             values, valid = matrix.read(col, DataType.STRING)
-            texts.append([v if ok else "" for v, ok in zip(values.tolist(), valid.tolist(), strict=True)])
+            if valid.all():
+                texts.append(values.tolist())
+            else:
+                texts.append([v if ok else "" for v, ok in zip(values.tolist(), valid.tolist(), strict=True)])
         row_keys = list(zip(*texts, strict=True))
         index = dict(zip(dict.fromkeys(row_keys), itertools.count()))
         inverse = np.fromiter(map(index.__getitem__, row_keys), np.intp, len(row_keys))
