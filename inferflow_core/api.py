@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ._proto import inferflow_logging_pb2 as log_pb2
 from ._proto import kafka_request_pb2
+from .channels import reconnect_options
 from .components.base import (
     BuildContext,
     ColumnSpec,
@@ -54,11 +55,13 @@ from .features import assemble as assemble_features
 from .hookspecs import hookimpl
 from .matrix import Column, ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
+from .tls import ClientTls, ServerTls, TlsConfigError, open_channel
 from .wireformat import length_delimited, varint
 
 __all__ = [
     "FEATURE_INITIALIZER",
     "BuildContext",
+    "ClientTls",
     "Column",
     "ColumnSpec",
     "CompiledModel",
@@ -91,10 +94,12 @@ __all__ = [
     "ResponseConfig",
     "RunContext",
     "ServedRequest",
+    "ServerTls",
     "ServiceConfig",
     "ServiceSettings",
     "SlateMatrix",
     "Stopwatch",
+    "TlsConfigError",
     "TypedValues",
     "array_to_cells",
     "assemble_features",
@@ -115,11 +120,13 @@ __all__ = [
     "length_delimited",
     "log_pb2",
     "missing_frame",
+    "open_channel",
     "parse_dtype",
     "parse_text",
     "parse_text_column",
     "raw_dtype",
     "read_config_dir",
+    "reconnect_options",
     "text_to_bytes",
     "to_raw",
     "varint",

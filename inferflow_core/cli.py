@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config.settings import ServiceSettings
-from .config.sources import read_config_dir
+from .config.sources import UNREADABLE, read_config_dir
 from .errors import ConfigError
 
 CLI_GROUP = "inferflow.cli"
@@ -31,7 +31,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     path = Path(args.path)
     runtime = Runtime(ServiceSettings(app_name=args.app_name))
     if path.is_file():
-        tree = {f"{runtime.settings.config_map_prefix}{path.stem}": path.read_text(encoding="utf-8")}
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:  # reported as this model's problem, no traceback
+            text = f"{UNREADABLE}{type(exc).__name__}: {exc}"
+        tree = {f"{runtime.settings.config_map_prefix}{path.stem}": text}
         models = {path.stem: tree[next(iter(tree))]}
         view_tree: dict[str, str] = tree
     elif path.is_dir():

@@ -60,10 +60,13 @@ class Runtime:
         initial: InitialData,
         request: RequestInfo,
         deadline: float | None = None,
-        slates: Sequence[np.ndarray] | None = None,
+        slates: Sequence[np.ndarray] | SlateMatrix | None = None,
         snapshot: ConfigSnapshot | None = None,
     ) -> RunContext:
-        """Run ``model_id``'s DAG over ``initial``; returns the context (matrix, failures)."""
+        """Run ``model_id``'s DAG over ``initial``; returns the context (matrix, failures).
+
+        ``slates`` may be a ready :class:`SlateMatrix` (built off the event loop for large requests).
+        """
         snap = snapshot or self.store.current
         model = snap.model(model_id)
         ctx = RunContext(
@@ -71,7 +74,7 @@ class Runtime:
             matrix=ComponentMatrix(initial.rows),
             request=request,
             config=snap,
-            slate_matrix=SlateMatrix(slates) if slates is not None else None,
+            slate_matrix=slates if isinstance(slates, SlateMatrix) or slates is None else SlateMatrix(slates),
             deadline=deadline,
             initial=initial,
         )

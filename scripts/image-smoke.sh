@@ -48,7 +48,10 @@ if ! "${B[@]}" inspect --type image "$BASE" >/dev/null 2>&1 \
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     # python:3.11-slim puts `python` on PATH in /usr/local/bin; the stand-in links Debian's python3.11 there.
+    # Like the official slim images: no documentation, manual pages or translations.
     mmdebstrap --quiet --variant=minbase --include=python3.11,python3.11-venv,ca-certificates,passwd \
+      --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+      --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
       --customize-hook='ln -sf /usr/bin/python3.11 "$1/usr/local/bin/python"' \
       --customize-hook='ln -sf /usr/bin/python3.11 "$1/usr/local/bin/python3"' \
       --customize-hook='rm -rf "$1/var/lib/apt/lists"/* "$1/var/cache/apt"/*' \
@@ -82,3 +85,5 @@ say "inferflow demo in the image"
 "${B[@]}" run --isolation chroot --user "${user:-0}" "$ctr" -- inferflow demo > "${TMPDIR:-/tmp}/image-demo.log" 2>&1 \
   || { tail -30 "${TMPDIR:-/tmp}/image-demo.log"; exit 1; }
 grep -E "targets scored|demo finished" "${TMPDIR:-/tmp}/image-demo.log"
+# Keep the tagged image and the stand-in base; drop what earlier builds left behind (vfs copies are large).
+"${B[@]}" rmi --prune >/dev/null 2>&1 || true

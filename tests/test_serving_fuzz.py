@@ -3,6 +3,9 @@ run past their deadline, and leave the server healthy. (It found a crash and an 
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import json
 import random
 from typing import Any
 
@@ -10,8 +13,11 @@ import grpc
 import pytest
 
 from inferflow_core._proto import inferflow_pb2, predict_pb2
+from inferflow_core.cli import main as cli_main
+from inferflow_core.config.sources import write_config_dir
+from inferflow_core.errors import ConfigError
 from inferflow_core.testing.server import running_server
-from tests.test_serving import TREE, make_runtime, point_request
+from tests.test_serving import PREFIX, TREE, make_runtime, point_request
 
 pytestmark = pytest.mark.integration
 P = predict_pb2
@@ -110,3 +116,204 @@ async def test_fuzzed_requests_never_crash_or_stall_the_server() -> None:
         )(point_request(), timeout=5)
         assert len(ok.target_scores) == 3
     assert seen.get(grpc.StatusCode.OK, 0) > 20 and seen.get(grpc.StatusCode.INVALID_ARGUMENT, 0) > 100
+
+
+# ---- issue 19: 10,000 requests over the four APIs, 1,000 configs through validate and hot reload ----
+
+HOSTILE_NAMES = [*NAMES, "score", "price_x2", "slate_score", "m" * 3000, "/etc/passwd/x.json"]
+
+
+def _hostile_value(rng: random.Random, big: bool = False) -> bytes:
+    kind = rng.random()
+    if kind < 0.6:
+        return _value(rng)
+    if kind < 0.8:  # over the vector budget sometimes (context features only: keeps messages small)
+        return b":".join([b"1.5"] * rng.choice([1, 2, 3, 70_000] if big else [1, 2, 3, 40]))
+    return rng.choice([b"", b"1e308", b"-0", b"true", b"\x00" * 8, b"1:" * 10])
+
+
+def _features(rng: random.Random, n: int) -> list[Any]:
+    return [P.FeatureSchema(name=rng.choice(HOSTILE_NAMES), data_type=rng.randrange(31)) for _ in range(n)]
+
+
+def _hostile_request(rng: random.Random) -> tuple[str, bytes]:
+    kind = rng.randrange(4)
+    model = rng.choice(["point", "slate", "broken", "nope", "m" * 5000])
+    ntargets = rng.choice([0, 1, 3, 50, 400])
+    schema = _features(rng, rng.randint(0, 2))
+    targets = [
+        P.Target(id=str(j), feature_values=[_hostile_value(rng) for _ in schema]) for j in range(ntargets)
+    ]
+    context = [
+        P.ContextFeature(
+            name=rng.choice(HOSTILE_NAMES), value=_hostile_value(rng, big=True), data_type=rng.randrange(31)
+        )
+        for _ in range(rng.randint(0, 2))
+    ]
+    if kind == 0:
+        req: Any = P.PointWiseRequest(
+            model_config_id=model, target_input_schema=schema, targets=targets, context_features=context
+        )
+        return "/Predict/InferPointWise", req.SerializeToString()
+    if kind == 1:
+        pschema = _features(rng, rng.randint(0, 1))
+        pairs = [
+            P.TargetPair(
+                first_target_index=rng.randrange(-1, ntargets + 1),
+                second_target_index=rng.randrange(0, max(1, ntargets)),
+                feature_values=[_hostile_value(rng) for _ in pschema],
+            )
+            for _ in range(rng.choice([0, 1, 5, 200]))
+        ]
+        req = P.PairWiseRequest(
+            model_config_id=model,
+            target_input_schema=schema,
+            targets=targets,
+            pair_input_schema=pschema,
+            pairs=pairs,
+            context_features=context,
+        )
+        return "/Predict/InferPairWise", req.SerializeToString()
+    if kind == 2:
+        slates = [
+            P.TargetSlate(target_indices=[rng.randrange(-1, ntargets + 1) for _ in range(rng.randint(0, 6))])
+            for _ in range(rng.choice([0, 1, 4, 100]))
+        ]
+        req = P.SlateWiseRequest(
+            model_config_id=model, targets=targets, slates=slates, context_features=context
+        )
+        return "/PredictService/InferSlateWise", req.SerializeToString()
+    return _odd_request(rng)
+
+
+async def test_ten_thousand_hostile_requests_over_the_four_apis() -> None:
+    """Seeded; bounded (every call has a 5 s deadline); 0 INTERNAL/UNKNOWN, 0 hangs, server healthy."""
+    rng = random.Random(19_10_000)
+    seen: dict[Any, int] = {}
+    paths: set[str] = set()
+    base = point_request().SerializeToString()
+    async with running_server(make_runtime(), TREE) as srv:
+
+        async def one(path: str, raw: bytes) -> None:
+            call = srv.channel.unary_unary(path, request_serializer=None, response_deserializer=None)
+            try:
+                await call(raw, timeout=5)
+                code = grpc.StatusCode.OK
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                assert code in ALLOWED, f"{path}: {code.name}: {(exc.details() or '')[:300]}"
+            seen[code] = seen.get(code, 0) + 1
+            paths.add(path)
+
+        for _ in range(10_000 // 50):
+            batch = []
+            for _ in range(50):
+                r = rng.random()
+                if r < 0.3:
+                    batch.append(("/Predict/InferPointWise", _mutate(rng, base)))
+                else:
+                    batch.append(_hostile_request(rng))
+            await asyncio.gather(*(one(p, raw) for p, raw in batch))
+        ok = await srv.channel.unary_unary(
+            "/Predict/InferPointWise",
+            request_serializer=P.PointWiseRequest.SerializeToString,
+            response_deserializer=P.PointWiseResponse.FromString,
+        )(point_request(), timeout=5)
+        assert len(ok.target_scores) == 3
+    assert sum(seen.values()) == 10_000
+    assert {"/Predict/InferPointWise", "/Predict/InferPairWise", "/Inferflow/RetrieveModelScore"} <= paths
+    assert seen.get(grpc.StatusCode.OK, 0) > 500 and seen.get(grpc.StatusCode.INVALID_ARGUMENT, 0) > 1000
+
+
+def _fuzzed_config(rng: random.Random) -> str:
+    """A model config mutated at the JSON level (most) or the byte level; some nested 1,000+ deep."""
+    doc = json.loads(rng.choice([TREE[PREFIX + k] for k in ("point", "slate", "broken", "rejected")]))
+    r = rng.random()
+    if r < 0.05:
+        return "[" * rng.choice([999, 1001, 50_000]) + "]" * rng.choice([0, 999, 1001])
+    if r < 0.2:
+        raw = bytearray(json.dumps(doc).encode())
+        for _ in range(rng.randint(1, 4)):
+            pos = rng.randrange(len(raw))
+            raw[pos] = rng.choice(b'{}[]",:0a\\\x00\xff')
+        return raw.decode("utf-8", "replace")
+    junk: list[Any] = [
+        None,
+        0,
+        -1,
+        1e308,
+        "",
+        "x" * 500,
+        [],
+        {},
+        [1, "a"],
+        {"a": {"b": []}},
+        True,
+        "DataTypeFP32",
+    ]
+    for _ in range(rng.randint(1, 4)):
+        node: Any = doc
+        path = []
+        while isinstance(node, dict | list) and node and rng.random() < 0.7:
+            key = rng.choice(list(node)) if isinstance(node, dict) else rng.randrange(len(node))
+            path.append((node, key))
+            node = node[key]
+        if not path:
+            continue
+        parent, key = path[-1]
+        op = rng.random()
+        if op < 0.6:
+            parent[key] = copy.deepcopy(rng.choice(junk))
+        elif isinstance(parent, dict):
+            del parent[key]
+        else:
+            parent.append(copy.deepcopy(rng.choice(junk)))
+    return json.dumps(doc)
+
+
+def test_one_thousand_fuzzed_configs_through_validate(tmp_path: Any, capsys: Any) -> None:
+    """Each config compiles or is a ConfigError (never another exception); `inferflow validate` reports a
+    sample of them (files and one directory) without a traceback."""
+    rng = random.Random(19_1000)
+    runtime = make_runtime()
+    configs = [_fuzzed_config(rng) for _ in range(1000)]
+    verdicts = {"ok": 0, "rejected": 0}
+    for i, raw in enumerate(configs):
+        try:
+            runtime.compiler.compile(f"m{i}", raw, {})  # type: ignore[arg-type]
+            verdicts["ok"] += 1
+        except ConfigError as exc:
+            assert "Traceback" not in exc.message and "cannot compile" not in exc.message, exc.message[:300]
+            verdicts["rejected"] += 1
+    assert verdicts["rejected"] > 500 and verdicts["ok"] > 10
+    root = tmp_path / "cfg"
+    write_config_dir(root, {f"{PREFIX}m{i}": raw for i, raw in enumerate(configs[:200])})
+    code = cli_main(["validate", str(root)])
+    out = capsys.readouterr()
+    assert code in (0, 1) and "Traceback" not in out.out + out.err and out.out.count("INVALID") > 50
+    for i, raw in enumerate(configs[:40]):
+        path = tmp_path / f"f{i}.json"
+        path.write_text(raw, encoding="utf-8")
+        assert cli_main(["validate", str(path)]) in (0, 1)
+    assert "Traceback" not in capsys.readouterr().err
+
+
+async def test_one_thousand_fuzzed_configs_through_hot_reload() -> None:
+    """50 reloads of 20 fuzzed models each through the watched directory: every reload applies, the
+    good model keeps serving, readiness stays up."""
+    rng = random.Random(19_1001)
+    async with running_server(make_runtime(), TREE) as srv:
+        good = srv.channel.unary_unary(
+            "/Predict/InferPointWise",
+            request_serializer=P.PointWiseRequest.SerializeToString,
+            response_deserializer=P.PointWiseResponse.FromString,
+        )
+        for batch in range(50):
+            tree = {f"{PREFIX}f{j}": _fuzzed_config(rng) for j in range(20)}
+            tree[PREFIX + "tick"] = TREE[PREFIX + "point"].replace("0.5", str(batch + 1))
+            await srv.update(tree)
+            snap = srv.runtime.store.current
+            assert "tick" in snap.models and "point" in snap.models
+            assert len(snap.models) + len(snap.errors) >= 21
+            assert len((await good(point_request(), timeout=5)).target_scores) == 3
+        assert srv.server.readiness()[0]

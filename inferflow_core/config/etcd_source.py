@@ -6,6 +6,11 @@ source yields uses keys relative to ``/config/``. Each prefix is loaded with one
 watched. After any watch failure (etcd restart, network) we reconnect and re-watch from the last seen
 revision + 1, so a change made during the outage is delivered; if that revision was compacted away we
 reload the whole tree instead.
+
+TLS: an ``https://`` endpoint (or any of the ``INFERFLOW_ETCD_*`` TLS files with a bare ``host:port``)
+connects over TLS with the configured CA, client certificate/key and server-name override. A TLS request
+that cannot be honoured (unreadable file, ``http://`` together with TLS files, mixed schemes) is a
+:class:`~inferflow_core.tls.TlsConfigError` when the source is created: never a plaintext fall-back.
 """
 
 from __future__ import annotations
@@ -18,7 +23,10 @@ from typing import Any
 
 import aetcd
 from aetcd import exceptions as etcd_errors
+from aetcd import rpc
+from aetcd import watcher as aetcd_watcher
 
+from ..tls import ClientTls, TlsConfigError
 from .sources import ConfigSource
 
 log = logging.getLogger("inferflow.config.etcd")
@@ -38,6 +46,105 @@ def parse_endpoint(server: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def etcd_tls(settings: Any) -> ClientTls | None:
+    """The TLS settings for ``ETCD_SERVER``, None for plaintext; raises TlsConfigError if TLS is asked
+    for but cannot be set up (so the server refuses to start rather than downgrade)."""
+    server = getattr(settings, "etcd_server", None) or ""
+    schemes = {e.strip().partition("://")[0].lower() for e in server.split(",") if "://" in e}
+    tls = ClientTls(
+        getattr(settings, "etcd_ca_file", None) or "",
+        getattr(settings, "etcd_cert_file", None) or "",
+        getattr(settings, "etcd_key_file", None) or "",
+        getattr(settings, "etcd_server_name", None) or "",
+        what="etcd TLS (ETCD_SERVER, INFERFLOW_ETCD_*)",
+    )
+    if len(schemes) > 1:
+        raise TlsConfigError(f"{tls.what}: ETCD_SERVER mixes schemes {sorted(schemes)}; use one")
+    scheme = next(iter(schemes), "")
+    if scheme not in ("", "http", "https"):
+        raise TlsConfigError(f"{tls.what}: unsupported scheme {scheme!r} in ETCD_SERVER")
+    if scheme == "http":
+        if tls.customised:
+            raise TlsConfigError(
+                f"{tls.what}: ETCD_SERVER is http:// but TLS files are set; use https:// "
+                "(refusing to talk to etcd in plaintext)"
+            )
+        return None
+    if scheme == "https" or tls.customised:
+        tls.check()
+        return tls
+    return None
+
+
+class TlsEtcdClient(aetcd.Client):
+    """``aetcd.Client`` over a TLS channel (aetcd 1.0 itself only opens plaintext channels).
+
+    ``connect`` mirrors aetcd 1.0's own (same stubs, auth and watcher); only the channel differs."""
+
+    _options: dict[str, Any]
+    _is_connecting: bool
+
+    def __init__(self, *args: Any, credentials: Any, channel_options: Sequence[Any] = (), **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._credentials = credentials
+        self._options = {**dict(channel_options), **self._options}
+
+    async def connect(self) -> None:
+        if self._connected.is_set():
+            return
+        if self._is_connecting:
+            await asyncio.wait_for(self._connected.wait(), self._connect_wait_timeout)
+            return
+        try:
+            self._is_connecting = True
+            target = f"{self._host}:{self._port}"
+            self.channel = rpc.secure_channel(target, self._credentials, options=list(self._options.items()))
+            if self._username is not None and self._password is not None:
+                self.auth_stub = rpc.AuthStub(self.channel)
+                request = rpc.AuthenticateRequest(name=self._username, password=self._password)
+                try:
+                    resp = await self.auth_stub.Authenticate(request, timeout=self._timeout)
+                except rpc.AioRpcError as exc:
+                    etcd_errors._handle_exception(exc)
+                self.metadata = (("token", resp.token),)
+            self.kvstub = rpc.KVStub(self.channel)
+            self.clusterstub = rpc.ClusterStub(self.channel)
+            self.leasestub = rpc.LeaseStub(self.channel)
+            self.maintenancestub = rpc.MaintenanceStub(self.channel)
+            self._watcher = aetcd_watcher.Watcher(
+                rpc.WatchStub(self.channel), timeout=self._timeout, metadata=self.metadata
+            )
+            self._connected.set()
+        finally:
+            self._is_connecting = False
+
+
+def etcd_client(
+    host: str,
+    port: int,
+    username: str | None = None,
+    password: str | None = None,
+    timeout: int = 5,
+    tls: ClientTls | None = None,
+) -> aetcd.Client:
+    """An aetcd client, over TLS when ``tls`` is given (see :func:`etcd_tls`)."""
+    if tls is None:
+        if password and host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning(
+                "etcd: sending ETCD_PASSWORD over a plaintext connection; use https:// for ETCD_SERVER"
+            )
+        return aetcd.Client(host, port, username=username, password=password, timeout=timeout)
+    return TlsEtcdClient(
+        host,
+        port,
+        username=username,
+        password=password,
+        timeout=timeout,
+        credentials=tls.credentials(),
+        channel_options=tls.channel_options(),
+    )
+
+
 class EtcdSource(ConfigSource):
     """Loads and watches ``/config/<prefix>`` for each prefix."""
 
@@ -50,24 +157,22 @@ class EtcdSource(ConfigSource):
         password: str | None = None,
         timeout: float = 5.0,
         watch_enabled: bool = True,
+        tls: ClientTls | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.prefixes = tuple(prefixes)
         self.username, self.password = username, password
         self.timeout = timeout
         self.watch_enabled = watch_enabled  # ETCD_WATCHER_ENABLED=false: load once, never watch
+        self.tls = tls
         self.revision = 0  # last revision reflected in self.tree
         self.tree: dict[str, str] = {}
         self._client: aetcd.Client | None = None
 
     async def _connect(self) -> aetcd.Client:
         if self._client is None:
-            client = aetcd.Client(
-                self.host,
-                self.port,
-                username=self.username,
-                password=self.password,
-                timeout=int(self.timeout) or 1,
+            client = etcd_client(
+                self.host, self.port, self.username, self.password, int(self.timeout) or 1, self.tls
             )
             await asyncio.wait_for(client.connect(), self.timeout)
             self._client = client
@@ -190,6 +295,7 @@ class EtcdSourceFactory:
         if not server:
             raise ValueError("the etcd config source needs ETCD_SERVER (host:port)")
         host, port = parse_endpoint(server)
+        tls = etcd_tls(settings)
         return EtcdSource(
             host,
             port,
@@ -197,4 +303,5 @@ class EtcdSourceFactory:
             getattr(settings, "etcd_username", None),
             getattr(settings, "etcd_password", None),
             watch_enabled=bool(getattr(settings, "etcd_watcher_enabled", True)),
+            tls=tls,
         )

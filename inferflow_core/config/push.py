@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import aetcd
 
-from .etcd_source import ROOT, parse_endpoint
+from ..tls import ClientTls, TlsConfigError
+from .etcd_source import ROOT, etcd_client, etcd_tls, parse_endpoint
 from .settings import ServiceSettings
 from .sources import read_config_dir
 
@@ -73,9 +74,10 @@ async def push(
     dry_run: bool,
     username: str | None = None,
     password: str | None = None,
+    tls: ClientTls | None = None,
 ) -> PushPlan:
     host, port = parse_endpoint(server)
-    async with aetcd.Client(host, port, username=username, password=password, timeout=10) as client:
+    async with etcd_client(host, port, username, password, 10, tls) as client:
         plan = plan_push(local, await _remote(client, _top_prefixes(list(local))))
         writes = plan.writes
         if writes and not dry_run:
@@ -131,8 +133,13 @@ def main(args: argparse.Namespace) -> int:
     if bad:
         print("error: refusing to push invalid JSON:\n  " + "\n  ".join(bad), file=sys.stderr)
         return 1
+    try:
+        tls = etcd_tls(settings)
+    except TlsConfigError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
     plan = asyncio.run(
-        push(settings.etcd_server, local, args.dry_run, settings.etcd_username, settings.etcd_password)
+        push(settings.etcd_server, local, args.dry_run, settings.etcd_username, settings.etcd_password, tls)
     )
     print(report(plan, args.dry_run))
     return 0

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .limits import ReliabilitySettings
 
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(BaseSettings, ReliabilitySettings):
     """Everything ``inferflow serve`` reads from the environment. All have working defaults."""
 
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
@@ -28,7 +30,9 @@ class ServiceSettings(BaseSettings):
         True, validation_alias=_env("ETCD_WATCHER_ENABLED", "etcd_watcher_enabled")
     )
     etcd_username: str | None = Field(None, validation_alias=_env("ETCD_USERNAME", "etcd_username"))
-    etcd_password: str | None = Field(None, validation_alias=_env("ETCD_PASSWORD", "etcd_password"))
+    etcd_password: str | None = Field(
+        None, validation_alias=_env("ETCD_PASSWORD", "etcd_password"), repr=False
+    )
     request_value_encoding: Literal["text", "binary"] = Field(
         "text", validation_alias=_env("INFERFLOW_REQUEST_VALUE_ENCODING", "request_value_encoding")
     )
@@ -46,6 +50,73 @@ class ServiceSettings(BaseSettings):
     config_source: str | None = Field(None, validation_alias=_env("INFERFLOW_CONFIG_SOURCE", "config_source"))
     bind_host: str = Field("0.0.0.0", validation_alias=_env("INFERFLOW_BIND_HOST", "bind_host"))
     log_json: bool = Field(True, validation_alias=_env("INFERFLOW_LOG_JSON", "log_json"))
+
+    # -- security (docs/configuration.md, "Security") ------------------------------------------------
+    http_bind_host: str | None = Field(
+        None, validation_alias=_env("INFERFLOW_HTTP_BIND_HOST", "http_bind_host")
+    )
+    """Listen address of the HTTP side port; unset = ``INFERFLOW_BIND_HOST``."""
+    tls_cert_file: str | None = Field(None, validation_alias=_env("INFERFLOW_TLS_CERT_FILE", "tls_cert_file"))
+    """Server certificate chain (PEM) for the gRPC port and the HTTP side port; with the key, turns TLS on."""
+    tls_key_file: str | None = Field(None, validation_alias=_env("INFERFLOW_TLS_KEY_FILE", "tls_key_file"))
+    tls_client_ca_file: str | None = Field(
+        None, validation_alias=_env("INFERFLOW_TLS_CLIENT_CA_FILE", "tls_client_ca_file")
+    )
+    """CA bundle for client certificates: when set, the gRPC port requires one (mTLS)."""
+    http_tls: Literal["auto", "off", "tls", "mtls"] = Field(
+        "auto", validation_alias=_env("INFERFLOW_HTTP_TLS", "http_tls")
+    )
+    """HTTP side port: ``auto`` = like the gRPC port; ``tls`` = no client certificate (kubelet probes)."""
+    grpc_reflection: Literal["auto", "on", "off"] = Field(
+        "auto", validation_alias=_env("INFERFLOW_GRPC_REFLECTION", "grpc_reflection")
+    )
+    """``auto`` = on unless caller authentication is configured."""
+    auth_tokens: str = Field("", validation_alias=_env("INFERFLOW_AUTH_TOKENS", "auth_tokens"), repr=False)
+    """Comma-separated bearer tokens accepted from callers (``authorization: Bearer <token>``)."""
+    auth_tokens_file: str | None = Field(
+        None, validation_alias=_env("INFERFLOW_AUTH_TOKENS_FILE", "auth_tokens_file")
+    )
+    """One token per line, optionally followed by the APIs it may call; re-read when it changes."""
+    auth_allowed_identities: str = Field(
+        "", validation_alias=_env("INFERFLOW_AUTH_ALLOWED_IDENTITIES", "auth_allowed_identities")
+    )
+    """Comma-separated client-certificate identities (CN or any SAN) allowed to call."""
+    auth_apis: str = Field(
+        "pointwise,pairwise,slatewise,retrieve_model_score",
+        validation_alias=_env("INFERFLOW_AUTH_APIS", "auth_apis"),
+    )
+    """APIs that require an authenticated caller once tokens or identities are configured."""
+    auth_require: Literal["any", "all"] = Field(
+        "any", validation_alias=_env("INFERFLOW_AUTH_REQUIRE", "auth_require")
+    )
+    """``any``: a valid token or an allowed certificate; ``all``: both (when both are configured)."""
+    metrics_access: Literal["open", "token", "off"] = Field(
+        "open", validation_alias=_env("INFERFLOW_METRICS_ACCESS", "metrics_access")
+    )
+    ready_details: Literal["open", "token", "off"] = Field(
+        "open", validation_alias=_env("INFERFLOW_READY_DETAILS", "ready_details")
+    )
+    """``/health/ready`` body: full details (``open``), only with a bearer token, or just the status."""
+    etcd_ca_file: str | None = Field(
+        None, validation_alias=_env("INFERFLOW_ETCD_CA_FILE", "ETCDCTL_CACERT", "etcd_ca_file")
+    )
+    etcd_cert_file: str | None = Field(
+        None, validation_alias=_env("INFERFLOW_ETCD_CERT_FILE", "ETCDCTL_CERT", "etcd_cert_file")
+    )
+    etcd_key_file: str | None = Field(
+        None, validation_alias=_env("INFERFLOW_ETCD_KEY_FILE", "ETCDCTL_KEY", "etcd_key_file")
+    )
+    etcd_server_name: str | None = Field(
+        None, validation_alias=_env("INFERFLOW_ETCD_SERVER_NAME", "etcd_server_name")
+    )
+
+    @field_validator("grpc_reflection", mode="before")
+    @classmethod
+    def _reflection_words(cls, value: object) -> object:
+        words = {"true": "on", "1": "on", "yes": "on", "false": "off", "0": "off", "no": "off"}
+        return (
+            words.get(str(value).strip().lower(), str(value).strip().lower()) if value is not None else value
+        )
 
     @property
     def model_config_prefix(self) -> str:

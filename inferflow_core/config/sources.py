@@ -15,6 +15,10 @@ from pathlib import Path
 
 log = logging.getLogger("inferflow.config")
 
+# The value of a key whose file exists but cannot be read: the store rejects that model (keeping its last
+# good version), where dropping the key would delete it.
+UNREADABLE = "\x00unreadable: "
+
 
 class ConfigSource(abc.ABC):
     """Loads the config tree restricted to some key prefixes, and reports changes."""
@@ -44,6 +48,7 @@ def read_config_dir(root: str | os.PathLike[str], prefixes: Sequence[str] = ("",
                 tree[key] = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 log.error("cannot read config file %s: %s", path, exc)
+                tree[key] = f"{UNREADABLE}{type(exc).__name__}: {exc}"
     return tree
 
 

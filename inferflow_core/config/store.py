@@ -109,6 +109,9 @@ class ConfigStore:
         except (ValueError, ValidationError) as exc:
             service_error = f"service-config: {exc}"
             log.error("%s (keeping the previous service config)", service_error)
+        except RecursionError:
+            service_error = "service-config: nested too deeply"
+            log.error("%s (keeping the previous service config)", service_error)
         snap = ConfigSnapshot(
             version=prev.version + 1,
             tree=MappingProxyType(dict(tree)),

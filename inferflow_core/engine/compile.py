@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,11 +14,14 @@ from pydantic import BaseModel, ValidationError
 
 from ..components.base import BuildContext, ColumnSpec, Component, ComponentType, ConfigView
 from ..config.model import FEATURE_INITIALIZER, KNOWN_EXTRA_COMPONENT_SECTIONS, ModelConfig
+from ..config.sources import UNREADABLE
 from ..errors import ConfigError
 from .graph import Graph, build_graph, dag_digest
 
 if TYPE_CHECKING:
     from ..observability.metrics import Metrics
+
+log = logging.getLogger("inferflow.config")
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,25 @@ class ModelCompiler:
     def compile(
         self, model_id: str, raw: str | bytes | Mapping[str, Any], config: ConfigView
     ) -> CompiledModel:
-        """Validate and compile; raises :class:`ConfigError` listing every problem with its JSON path."""
+        """Validate and compile; raises :class:`ConfigError` listing every problem with its JSON path.
+
+        Any other exception while reading or compiling this one model (``RecursionError`` from JSON
+        nested 1,000 deep, a plugin's unexpected error) is also a :class:`ConfigError` of this model
+        only: one bad file never stops the others from loading.
+        """
+        try:
+            return self._compile_cached(model_id, raw, config)
+        except ConfigError:
+            raise
+        except RecursionError:
+            raise ConfigError(model_id, [("$", "nested too deeply")]) from None
+        except Exception as exc:
+            log.error("model %s: compiling the config raised", model_id, exc_info=True)
+            raise ConfigError(model_id, [("$", f"cannot compile: {type(exc).__name__}: {exc}")]) from None
+
+    def _compile_cached(
+        self, model_id: str, raw: str | bytes | Mapping[str, Any], config: ConfigView
+    ) -> CompiledModel:
         data = self._parse(model_id, raw)
         digest = mmh3.hash_bytes(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hex()
         cached = self._cache.get((model_id, digest))
@@ -79,6 +101,8 @@ class ModelCompiler:
     def _parse(model_id: str, raw: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(raw, Mapping):
             return dict(raw)
+        if isinstance(raw, str) and raw.startswith(UNREADABLE):
+            raise ConfigError(model_id, [("$", f"cannot read the config: {raw[len(UNREADABLE) :]}")])
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:

@@ -15,7 +15,8 @@ used entries are evicted (at least 1/16 of the bound at a time, so eviction is a
 
 L2 (a plugin setting such as ``INFERFLOW_ONFS_CACHE_L2_PATH``; a tmpfs path is best) is shared by the worker
 processes of one host: read on an L1 miss (hits are promoted to L1), written off the request path in a thread.
-An L2 value carries its format's description, so a process that never wrote that format can read it.
+An L2 value carries its format's description, so a process that never wrote that format can read it. L2 holds
+bytes only and never unpickles what it finds in its directory (see ``l2.py``).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from ..dtypes import DataType
-from ..errors import PluginError
 from .frame import Block, FeatureFrame
+from .l2 import decode_entry, encode_desc, encode_entry
 from .rows import pack_rows, row_dtype, unpack_rows
 
 _OVERHEAD = 120  # rough bytes of bookkeeping per entry (key object, index entry, arrays)
@@ -141,14 +142,9 @@ class FeatureCache:
         self._l2: Any = None
         self._pending: set[asyncio.Future[None]] = set()
         if l2_path:
-            try:
-                import diskcache
-            except ImportError:
-                raise PluginError(
-                    "a feature cache L2 path is set but diskcache is not installed: "
-                    "install the plugin's disk-cache extra (e.g. inferflow-onfs[disk-cache])"
-                ) from None
-            self._l2 = diskcache.Cache(l2_path)
+            from .l2 import open_l2
+
+            self._l2 = open_l2(l2_path)
 
     def __len__(self) -> int:
         return sum(map(len, self._index.values()))
@@ -227,10 +223,11 @@ class FeatureCache:
         raw: list[Any] = await asyncio.to_thread(lambda: [self._l2.get(prefix + k) for k in keys])
         groups: dict[int, tuple[Slab, list[str], list[bytes], list[Any]]] = {}
         for key, got in zip(keys, raw, strict=True):
-            if got is None:
+            entry = decode_entry(got)  # bytes we wrote, never a pickle; anything else is a miss
+            if entry is None:
                 continue
+            layout, signature, row, cells = entry
             try:
-                (layout, signature), row, cells = got
                 slab = self.slab(layout, signature)
             except (TypeError, ValueError):  # written by another version of this plugin: a miss
                 continue
@@ -241,9 +238,9 @@ class FeatureCache:
             group[2].append(row)
             group[3].append(cells)
         promoted = 0
-        for slab, gkeys, rows, cells in groups.values():
+        for slab, gkeys, rows, objs in groups.values():
             arr = np.frombuffer(b"".join(rows), dtype=row_dtype(slab.signature))
-            frame = unpack_rows(slab.signature, arr, None if cells[0] is None else cells)
+            frame = unpack_rows(slab.signature, arr, None if objs[0] is None else objs)
             self._insert(prefix, slab, gkeys, frame, ttl)
             promoted += len(gkeys)
         self.l2_hits += promoted
@@ -284,9 +281,14 @@ class FeatureCache:
         self._insert(prefix, slab, keys, frame, ttl)
         if self._l2 is not None:
             arr, objs = pack_rows(frame)
-            desc = (slab.layout, slab.signature)
-            values = [(desc, arr[i].tobytes(), None if objs is None else objs[i]) for i in range(len(keys))]
-            batch = [(prefix + key, value) for key, value in zip(keys, values, strict=True)]
+            desc = encode_desc(slab.layout, slab.signature)
+            values = [
+                encode_entry(desc, arr[i].tobytes(), None if objs is None else objs[i])
+                for i in range(len(keys))
+            ]
+            batch = [
+                (prefix + key, value) for key, value in zip(keys, values, strict=True) if value is not None
+            ]
 
             def write() -> None:
                 for key, value in batch:

@@ -20,6 +20,7 @@ import tempfile
 from typing import Any
 
 from ..config.settings import ServiceSettings
+from ..errors import InferflowError
 from ..observability.logs import setup_logging
 
 log = logging.getLogger("inferflow.app")
@@ -50,7 +51,13 @@ async def serve(settings: ServiceSettings, port: int, http_port: int, reuse_port
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
+    try:
+        await server.start()
+    except InferflowError as exc:  # e.g. TLS requested but not usable: one clear line, no traceback
+        log.error("cannot start: %s", exc.message)
+        await server.stop(0)
+        runtime.metrics.close()
+        return 2
     log.info("worker ready", extra={"grpc_port": server.port, "http_port": server.http_port})
     await stop.wait()
     log.info("shutdown requested, draining", extra={"grace_s": settings.shutdown_grace_s})

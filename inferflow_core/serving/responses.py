@@ -5,7 +5,9 @@
 * ``output_values`` are the little-endian cells of each column (``matrix.cells``; STRING as UTF-8),
   ``b""`` where missing.
 * An item whose output cell is missing because its producer failed gets ``error`` naming the component;
-  a request with any contained failure gets ``request_error``.
+  every item of an output whose producer depends (transitively, in the DAG) on a failed component gets
+  ``error`` naming that component (its score was computed from missing inputs); a request with any
+  contained failure gets ``request_error``. Messages carry no file-system paths (see ``sanitize``).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..components.base import RunContext
+from ..components.base import ComponentFailure, RunContext
 from ..dtypes import DataType
 from ..engine.compile import CompiledModel
+from ..errors import sanitize
 from ..matrix import ComponentMatrix
 from . import wire
 from .adapters import Decoded
@@ -35,6 +38,8 @@ class ResponsePlan:
     producers: dict[str, str]
     slate_producers: dict[str, str]
     id_column: str = ""
+    upstream: dict[str, frozenset[str]] = field(default_factory=dict)  # component -> its DAG ancestors
+    outputs_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # component -> its target columns
     schema_bytes: dict[tuple, bytes] = field(default_factory=dict)  # (field, schema) -> wire bytes
 
     def schema_field(self, number: int, schema: list[tuple[str, DataType]]) -> bytes:
@@ -60,6 +65,16 @@ def _plan(model: CompiledModel) -> ResponsePlan:
     wanted = set(features)
     slate_features = tuple(s.name for s in model.slate_columns if s.name in wanted)
     target_features = tuple(f for f in features if f not in slate_types)
+    upstream: dict[str, frozenset[str]] = {}
+    for node in model.graph.order:
+        acc: set[str] = set()
+        for dep in model.graph.prerequisites.get(node, ()):
+            acc |= {dep, *upstream.get(dep, ())}
+        upstream[node] = frozenset(acc)
+    outputs_of = {
+        name: tuple(s.name for s in comp.outputs() if not s.slate and s.constant is None)
+        for name, comp in model.components.items()
+    }
     return ResponsePlan(
         features,
         target_features,
@@ -69,6 +84,8 @@ def _plan(model: CompiledModel) -> ResponsePlan:
         producers,
         slate_producers,
         model.config.response_config.id_column,
+        upstream,
+        outputs_of,
     )
 
 
@@ -129,12 +146,30 @@ def _string_cells(matrix: ComponentMatrix, name: str) -> list[bytes]:
     return matrix.cells(name, DataType.STRING)
 
 
+def _failure_text(f: ComponentFailure) -> str:
+    return sanitize(f"component {f.component!r} failed ({f.kind}): {f.message}", 512)
+
+
+def _affected_rows(ctx: RunContext, columns: tuple[str, ...], rows: int) -> range | list[int]:
+    """Rows missing any output of a failed component (all rows when none of its outputs is known)."""
+    matrix = ctx.matrix
+    known = [c for c in columns if matrix.has(c)]
+    if not known or matrix.rows != rows:
+        return range(rows)
+    missing = np.zeros(rows, dtype=bool)
+    for name in known:
+        missing |= ~np.asarray(matrix.column(name).valid, dtype=bool)
+    return np.flatnonzero(missing).tolist()
+
+
 def _item_errors(
     ctx: RunContext,
     names: tuple[str, ...],
     cols: list[wire.Cells],
     producers: dict[str, str],
     base: dict[int, str],
+    plan: ResponsePlan,
+    rows: int,
 ) -> dict[int, str]:
     errors = dict(base)
     if not ctx.failures:
@@ -142,10 +177,18 @@ def _item_errors(
     failed = {f.component: f for f in ctx.failures}
     for name, cells in zip(names, cols, strict=True):
         comp = producers.get(name)
-        f = failed.get(comp) if comp else None
-        if f is None or isinstance(cells, np.ndarray):  # a block has every cell present
+        if not comp:
             continue
-        text = f"component {f.component!r} failed ({f.kind}): {f.message}; output {name!r} missing"
+        f = failed.get(comp)
+        if f is None:  # the producer ran, but on the missing outputs of a failed ancestor
+            for cause in (failed[a] for a in sorted(plan.upstream.get(comp, ())) if a in failed):
+                text = f"{_failure_text(cause)}; output {name!r} computed without its outputs"
+                for r in _affected_rows(ctx, plan.outputs_of.get(cause.component, ()), rows):
+                    errors.setdefault(r, text)
+            continue
+        if isinstance(cells, np.ndarray):  # a block has every cell present
+            continue
+        text = f"{_failure_text(f)}; output {name!r} missing"
         for r, cell in enumerate(cells):
             if not cell and r not in errors:
                 errors[r] = text
@@ -153,7 +196,8 @@ def _item_errors(
 
 
 def request_error(ctx: RunContext, decoded: Decoded) -> str:
-    parts = [f"component {f.component!r} failed ({f.kind}): {f.message}" for f in ctx.failures]
+    parts = [_failure_text(f) for f in ctx.failures]
+    parts += decoded.notes
     if decoded.target_errors:
         parts.append(f"{len(decoded.target_errors)} target(s) have feature values that do not decode")
     if decoded.slate_errors:
@@ -164,7 +208,7 @@ def request_error(ctx: RunContext, decoded: Decoded) -> str:
 def build_pointwise(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> bytes:
     names = plan.all_features
     schema, cols = _columns(ctx.matrix, names, plan.types)
-    errors = _item_errors(ctx, names, cols, plan.producers, decoded.target_errors)
+    errors = _item_errors(ctx, names, cols, plan.producers, decoded.target_errors, plan, ctx.matrix.rows)
     return (
         plan.schema_field(1, schema)
         + wire.score_messages(2, cols, errors, ctx.matrix.rows)
@@ -179,7 +223,15 @@ def build_grouped(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> byte
     slate = ctx.slate_matrix
     if slate is not None and plan.slate_features:
         s_schema, s_cols = _columns(slate, plan.slate_features, plan.slate_types)
-        s_errors = _item_errors(ctx, plan.slate_features, s_cols, plan.slate_producers, decoded.slate_errors)
+        s_errors = _item_errors(
+            ctx,
+            plan.slate_features,
+            s_cols,
+            plan.slate_producers,
+            decoded.slate_errors,
+            plan,
+            slate.rows,
+        )
         out += wire.score_messages(1, s_cols, s_errors, slate.rows)
     else:
         s_schema = []
@@ -187,7 +239,15 @@ def build_grouped(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> byte
         out += wire.score_messages(1, [], dict(decoded.slate_errors), rows)
     if plan.target_features:
         t_schema, t_cols = _columns(ctx.matrix, plan.target_features, plan.types)
-        t_errors = _item_errors(ctx, plan.target_features, t_cols, plan.producers, decoded.target_errors)
+        t_errors = _item_errors(
+            ctx,
+            plan.target_features,
+            t_cols,
+            plan.producers,
+            decoded.target_errors,
+            plan,
+            ctx.matrix.rows,
+        )
         out += wire.score_messages(2, t_cols, t_errors, ctx.matrix.rows) + plan.schema_field(3, t_schema)
     out += plan.schema_field(4, s_schema)
     return out + wire.string_field(5, request_error(ctx, decoded))

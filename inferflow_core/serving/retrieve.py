@@ -16,8 +16,9 @@ import mmh3
 
 from ..components.feature_init import InitialData
 from ..engine.compile import CompiledModel
-from ..errors import RequestError
+from ..errors import RequestError, clip
 from ..matrix import ComponentMatrix
+from .budget import Budget, no_budget
 
 METADATA_ENTITIES = (("user-id", "user_id"), ("app-version-code", "app_version_code"))
 
@@ -33,9 +34,14 @@ def enabled_for_user_today(user_id: str, percentage: int, now: float | None = No
     return abs(h) % 100 < percentage
 
 
-def decode_retrieve(request: object, metadata: Mapping[str, Sequence[str]]) -> InitialData:
+def decode_retrieve(
+    request: object, metadata: Mapping[str, Sequence[str]], budget: Budget | None = None
+) -> InitialData:
     """Validate the request and lay out its rows (entity ids and per-id features as text)."""
+    budget = budget or no_budget()
     entities = list(request.entities)  # type: ignore[attr-defined]
+    budget.check("entities", len(entities), "max_context_features")
+    budget.check("entity features", sum(len(e.features) for e in entities), "max_features_per_target")
     if not request.model_config_id:  # type: ignore[attr-defined]
         raise RequestError("model_config_id is empty")
     if not entities:
@@ -43,7 +49,8 @@ def decode_retrieve(request: object, metadata: Mapping[str, Sequence[str]]) -> I
     first = entities[0]
     rows = len(first.ids)
     if rows == 0:
-        raise RequestError(f"entities[0] ({first.entity!r}).ids is empty")
+        raise RequestError(f"entities[0] ({clip(first.entity)}).ids is empty")
+    budget.check("entities[0].ids", rows, "max_targets")
     initial = InitialData(rows=rows)
     seen: set[str] = set()
     columns: dict[str, list[str]] = {}
@@ -55,7 +62,8 @@ def decode_retrieve(request: object, metadata: Mapping[str, Sequence[str]]) -> I
         seen.add(ent.entity)
         if len(ent.ids) not in (1, rows):
             raise RequestError(
-                f"entities[{i}] ({ent.entity!r}) has {len(ent.ids)} ids; expected 1 or {rows} (entities[0])"
+                f"entities[{i}] ({clip(ent.entity)}) has {len(ent.ids)} ids; "
+                f"expected 1 or {rows} (entities[0])"
             )
         columns[ent.entity] = list(ent.ids)
     for i, ent in enumerate(entities):
@@ -65,8 +73,8 @@ def decode_retrieve(request: object, metadata: Mapping[str, Sequence[str]]) -> I
             seen.add(feat.name)
             if len(feat.ids_feature_value) != rows:
                 raise RequestError(
-                    f"entities[{i}].features[{j}] ({feat.name!r}) has {len(feat.ids_feature_value)} values "
-                    f"for {rows} rows"
+                    f"entities[{i}].features[{j}] ({clip(feat.name)}) has "
+                    f"{len(feat.ids_feature_value)} values for {rows} rows"
                 )
             columns[feat.name] = list(feat.ids_feature_value)
     for header, name in METADATA_ENTITIES:
@@ -74,6 +82,7 @@ def decode_retrieve(request: object, metadata: Mapping[str, Sequence[str]]) -> I
         if values and name not in seen:
             seen.add(name)
             columns[name] = values if len(values) == rows else [values[0]] * rows
+    budget.charge("entities", rows * len(columns))
     for name, values in columns.items():
         initial.texts[name] = values[0] if len(values) == 1 and rows != 1 else values
     return initial

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -22,7 +24,10 @@ from grpc_reflection.v1alpha import reflection
 
 from ..components.base import ObserverHost, close_component_types
 from ..config.sources import ConfigSource
+from ..errors import sanitize
 from ..runtime import Runtime
+from ..tls import ServerTls, TlsConfigError
+from .auth import CallerAuth
 from .http import HttpSidePort
 from .service import SERVICE_NAMES, InferflowService
 
@@ -38,6 +43,40 @@ def make_source(runtime: Runtime) -> ConfigSource:
         known = ", ".join(sorted(runtime.registry.config_sources)) or "none"
         raise RuntimeError(f"config source {name!r} is not registered (registered: {known})")
     return factory.create(settings, runtime.prefixes)
+
+
+def server_tls(settings: Any) -> ServerTls | None:
+    """The server certificate from INFERFLOW_TLS_*; None when none of them is set."""
+    cert, key, ca = settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+    if not (cert or key or ca):
+        return None
+    if not (cert and key):
+        raise TlsConfigError(
+            "INFERFLOW_TLS_CERT_FILE and INFERFLOW_TLS_KEY_FILE must both be set "
+            "(INFERFLOW_TLS_CLIENT_CA_FILE needs them too)"
+        )
+    return ServerTls(cert, key, ca, what="INFERFLOW_TLS")
+
+
+def http_tls_mode(settings: Any, tls: ServerTls | None) -> str:
+    """``off`` / ``tls`` / ``mtls`` for the HTTP side port (INFERFLOW_HTTP_TLS, ``auto`` = like gRPC)."""
+    mode = settings.http_tls
+    if mode == "auto":
+        return "off" if tls is None else ("mtls" if tls.mtls else "tls")
+    if mode != "off" and tls is None:
+        raise TlsConfigError(
+            f"INFERFLOW_HTTP_TLS={mode} needs INFERFLOW_TLS_CERT_FILE and INFERFLOW_TLS_KEY_FILE"
+        )
+    if mode == "mtls" and tls is not None and not tls.mtls:
+        raise TlsConfigError("INFERFLOW_HTTP_TLS=mtls needs INFERFLOW_TLS_CLIENT_CA_FILE")
+    return str(mode)
+
+
+def _http_context(tls: ServerTls | None, mode: str) -> Callable[[], ssl.SSLContext] | None:
+    if tls is None or mode == "off":
+        return None
+    verify = mode == "mtls"
+    return lambda: tls.ssl_context(verify)
 
 
 class InferflowServer:
@@ -78,10 +117,11 @@ class InferflowServer:
             "stopping": self.stopping,
             "config_version": snap.version,
             "models": sorted(snap.models),
-            "rejected_models": {m: e.message for m, e in snap.errors.items()},
-            "service_config_error": snap.service_error,
+            # callers see no file-system paths (issue 19); the full messages are in the log
+            "rejected_models": {m: sanitize(e.message) for m, e in snap.errors.items()},
+            "service_config_error": sanitize(snap.service_error) if snap.service_error else None,
             "plugin_failures": [
-                f"{f.distribution} {f.version}: {f.error}" for f in self.runtime.host.failures
+                sanitize(f"{f.distribution} {f.version}: {f.error}") for f in self.runtime.host.failures
             ],
         }
         return ok, details
@@ -122,6 +162,19 @@ class InferflowServer:
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
+        # security first: a TLS or auth setting that cannot work stops start-up before anything runs
+        tls = server_tls(self.settings)
+        http_tls = http_tls_mode(self.settings, tls)
+        auth = CallerAuth(self.settings, self.runtime.metrics)
+        for access in (self.settings.metrics_access, self.settings.ready_details):
+            if access == "token" and not auth.tokens.configured:
+                raise TlsConfigError(
+                    "INFERFLOW_METRICS_ACCESS / INFERFLOW_READY_DETAILS = token needs INFERFLOW_AUTH_TOKENS "
+                    "or INFERFLOW_AUTH_TOKENS_FILE"
+                )
+        reflect = self.settings.grpc_reflection == "on" or (
+            self.settings.grpc_reflection == "auto" and not auth.enabled
+        )
         reg = self.runtime.registry
         host = ObserverHost(self.runtime.metrics, dict(reg.log_formats), dict(reg.log_sinks))
         for obs in self.service.observers:
@@ -141,26 +194,52 @@ class InferflowServer:
 
         limit = self.settings.max_message_bytes
         options = [
-            ("grpc.max_receive_message_length", max(4 * limit, limit + (1 << 20))),
+            ("grpc.max_receive_message_length", limit),  # never buffer more than the application accepts
             ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 1 if self.reuse_port else 0),
         ]
-        server = grpc.aio.server(options=options)
-        server.add_generic_rpc_handlers(self.service.generic_handlers())
+        # a last-resort bound on live RPCs (grpc.aio stops accepting beyond it, so it is set well above the
+        # admission controller's in-flight + queued bound, which answers RESOURCE_EXHAUSTED at once)
+        rpcs = 2 * (self.settings.max_in_flight + self.settings.max_queued) + 64
+        server = grpc.aio.server(options=options, maximum_concurrent_rpcs=rpcs)
+        server.add_generic_rpc_handlers(auth.wrap(self.service.generic_handlers()))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        names = (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
-        reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
-        self.port = server.add_insecure_port(f"{self.host}:{self.port}")
+        if reflect:
+            names = (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name)
+            reflection.enable_server_reflection((*names, reflection.SERVICE_NAME), server)
+        address = f"{self.host}:{self.port}"
+        if tls is None:
+            self.port = server.add_insecure_port(address)
+        else:
+            self.port = server.add_secure_port(address, tls.grpc_credentials())
         if self.port == 0:
             raise RuntimeError(f"cannot bind the gRPC port on {self.host}")
         await server.start()
         self._server = server
         if self.http_port is not None:
             self._http = HttpSidePort(
-                self.readiness, self.runtime.metrics.exposition, self.host, self.http_port, self.reuse_port
+                self.readiness,
+                self.runtime.metrics.exposition,
+                self.settings.http_bind_host or self.host,
+                self.http_port,
+                self.reuse_port,
+                tls=_http_context(tls, http_tls),
+                allows=auth.allows_http,
+                metrics_access=self.settings.metrics_access,
+                ready_details=self.settings.ready_details,
             )
             self.http_port = await self._http.start()
-        log.info("serving", extra={"grpc_port": self.port, "http_port": self.http_port})
+        log.info(
+            "serving",
+            extra={
+                "grpc_port": self.port,
+                "http_port": self.http_port,
+                "grpc_tls": "off" if tls is None else ("mtls" if tls.mtls else "tls"),
+                "http_tls": http_tls,
+                "caller_auth": sorted(auth.apis) if auth.enabled else [],
+                "reflection": reflect,
+            },
+        )
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let in-flight requests finish within ``grace`` s, flush observers."""

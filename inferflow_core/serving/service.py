@@ -21,9 +21,13 @@ from .._proto import inferflow_pb2, predict_pb2
 from ..components.base import RequestInfo, RunContext, ServedRequest
 from ..config.store import ConfigSnapshot
 from ..engine.compile import CompiledModel
-from ..errors import InferflowError, ModelNotFoundError, RequestError
+from ..errors import InferflowError, ModelNotFoundError, RequestError, sanitize
+from ..matrix import SlateMatrix
 from ..runtime import Runtime
 from . import adapters, responses, retrieve
+from .admission import Admission
+from .budget import Budget
+from .inputs import check_inputs
 
 log = logging.getLogger("inferflow.serving")
 
@@ -53,9 +57,14 @@ class _Served:
 
 
 def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The one mapping of errors to status codes; the message is bounded and carries no paths."""
     if isinstance(exc, InferflowError):
-        return exc.code, exc.message
-    return grpc.StatusCode.INTERNAL, f"internal server error: {type(exc).__name__}: {exc}"
+        return exc.code, sanitize(exc.message)
+    if isinstance(exc, MemoryError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, "request needs more memory than the server has free"
+    if isinstance(exc, RecursionError):
+        return grpc.StatusCode.INVALID_ARGUMENT, "request: nested too deeply"
+    return grpc.StatusCode.INTERNAL, sanitize(f"internal server error: {type(exc).__name__}: {exc}")
 
 
 class InferflowService:
@@ -66,6 +75,7 @@ class InferflowService:
         self.settings = runtime.settings
         self.plans = responses.PlanCache()
         self.observers = list(runtime.registry.request_observers)
+        self.admission = Admission(self.settings, runtime.metrics)
 
     # -- shared steps -------------------------------------------------------------------------
     def _parse(self, raw: bytes, cls: Any) -> Any:
@@ -78,7 +88,9 @@ class InferflowService:
         try:
             return cls.FromString(raw)
         except DecodeError as exc:
-            raise RequestError(f"request: not a valid {cls.__name__} message ({exc})") from None
+            raise RequestError(
+                f"request: not a valid {cls.__name__} message ({sanitize(str(exc), 200)})"
+            ) from None
 
     @staticmethod
     def _model(snap: ConfigSnapshot, model_id: str) -> CompiledModel:
@@ -88,7 +100,7 @@ class InferflowService:
         exc = ModelNotFoundError(model_id)
         rejected = snap.errors.get(model_id)
         if rejected is not None:
-            exc.message = f"{exc.message} (config rejected: {rejected.message})"
+            exc.message = f"{exc.message} (config rejected: {sanitize(rejected.message, 512)})"
             exc.args = (exc.message,)
         raise exc
 
@@ -96,9 +108,10 @@ class InferflowService:
         left = context.time_remaining()
         if left is None:
             left = self.settings.default_deadline_ms / 1000.0
-        # answer a little before the client gives up, so it gets the partial result (with per-item
-        # errors) rather than DEADLINE_EXCEEDED
-        left = max(0.0, left - min(0.005, 0.05 * left))
+        # answer before the client gives up, keeping enough time to build and send the partial result
+        # (with per-item errors) rather than DEADLINE_EXCEEDED; backends are bounded by this deadline
+        margin = self.settings.deadline_margin_ms / 1000.0
+        left = max(0.0, left - min(margin, 0.2 * left))
         return asyncio.get_running_loop().time() + left
 
     def _observe(self, model: CompiledModel, ctx: RunContext, snap: ConfigSnapshot) -> None:
@@ -116,32 +129,53 @@ class InferflowService:
         start = time.perf_counter()
         status = grpc.StatusCode.OK
         served = _Served()
+        admitted = False
         try:
+            await self.admission.acquire(context.time_remaining())
+            admitted = True
             return await work(served)
         except asyncio.CancelledError:
             status = grpc.StatusCode.CANCELLED
             raise
         except Exception as exc:
             status, message = _status_of(exc)
-            if status is grpc.StatusCode.INTERNAL:
+            if status is grpc.StatusCode.INTERNAL or isinstance(exc, MemoryError | RecursionError):
                 log.exception("api %s failed", api)
             await context.abort(status, message)
             raise  # pragma: no cover - abort raises
         finally:
+            if admitted:
+                self.admission.release()
             self.runtime.metrics.api_request(
                 api, status.name, status.value[0], time.perf_counter() - start, served.rows, served.model_id
             )
 
+    async def _offload(self, size: int, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run CPU work proportional to the request inline when small, in a thread when large (the
+        event loop keeps serving small requests meanwhile; the GIL is switched every few ms)."""
+        if size <= self.settings.offload_bytes:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
     # -- Predict --------------------------------------------------------------------------------
     def _predict(self, api: str, cls: Any, decode: Callable[..., adapters.Decoded], grouped: bool) -> Handler:
         async def handler(raw: bytes, context: Any) -> bytes:
-            async def work(served: _Served) -> bytes:
+            def parse_and_decode(
+                snap: ConfigSnapshot,
+            ) -> tuple[Any, CompiledModel, Any, adapters.Decoded, SlateMatrix | None]:
                 request = self._parse(raw, cls)
-                snap = self.runtime.store.current
                 model = self._model(snap, request.model_config_id)
-                served.model_id = model.model_id
                 plan = self.plans.get(model)
-                decoded = decode(request, plan.id_column, self.settings.request_value_encoding, raw)
+                budget = Budget(self.settings)
+                decoded = decode(request, plan.id_column, self.settings.request_value_encoding, raw, budget)
+                decoded.notes = check_inputs(plan, decoded.initial, self.settings.produced_feature_policy)
+                slates = SlateMatrix(decoded.slates) if decoded.slates is not None else None
+                return request, model, plan, decoded, slates
+
+            async def work(served: _Served) -> bytes:
+                snap = self.runtime.store.current
+                request, model, plan, decoded, slates = await self._offload(len(raw), parse_and_decode, snap)
+                served.model_id = model.model_id
                 served.rows = decoded.initial.rows
                 meta = _metadata(context)
                 info = RequestInfo(api, request.tracking_id, meta, (meta.get("user-id") or [""])[0])
@@ -150,11 +184,11 @@ class InferflowService:
                     decoded.initial,
                     info,
                     deadline=self._deadline(context),
-                    slates=decoded.slates,
+                    slates=slates,
                     snapshot=snap,
                 )
                 build = responses.build_grouped if grouped else responses.build_pointwise
-                body = build(plan, ctx, decoded)
+                body = await self._offload(len(raw), build, plan, ctx, decoded)
                 self._observe(model, ctx, snap)
                 return body
 
@@ -165,11 +199,17 @@ class InferflowService:
     # -- RetrieveModelScore ----------------------------------------------------------------------
     async def retrieve_model_score(self, raw: bytes, context: Any) -> bytes:
         async def work(served: _Served) -> bytes:
-            request = self._parse(raw, inferflow_pb2.InferflowRequestProto)
             meta = _metadata(context)
-            initial = retrieve.decode_retrieve(request, meta)
             snap = self.runtime.store.current
-            model = self._model(snap, request.model_config_id)
+
+            def parse_and_decode() -> tuple[Any, Any, CompiledModel]:
+                request = self._parse(raw, inferflow_pb2.InferflowRequestProto)
+                initial = retrieve.decode_retrieve(request, meta, Budget(self.settings))
+                model = self._model(snap, request.model_config_id)
+                check_inputs(self.plans.get(model), initial, self.settings.produced_feature_policy)
+                return request, initial, model
+
+            request, initial, model = await self._offload(len(raw), parse_and_decode)
             served.model_id, served.rows = model.model_id, initial.rows
             user_id = (meta.get("user-id") or [""])[0]
             info = RequestInfo("retrieve_model_score", request.tracking_id, meta, user_id)

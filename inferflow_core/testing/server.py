@@ -57,8 +57,13 @@ async def running_server(
     tree: Mapping[str, str] | None = None,
     source: ConfigSource | None = None,
     http: bool = True,
+    credentials: grpc.ChannelCredentials | None = None,
+    channel_options: tuple[tuple[str, object], ...] = (),
 ) -> AsyncIterator[RunningServer]:
-    """Start a server for ``runtime`` on 127.0.0.1 (free ports); stop it (1 s grace) afterwards."""
+    """Start a server for ``runtime`` on 127.0.0.1 (free ports); stop it (1 s grace) afterwards.
+
+    ``credentials`` (e.g. ``grpc.ssl_channel_credentials(ca, key, cert)``) make ``srv.channel`` a TLS
+    channel, for a runtime whose settings turn server TLS on."""
     with tempfile.TemporaryDirectory(prefix="inferflow-cfg-") as tmp:
         config_dir: Path | None = None
         if source is None:
@@ -68,7 +73,10 @@ async def running_server(
         server = InferflowServer(runtime, 0, 0 if http else None, host="127.0.0.1", source=source)
         await server.start()
         address = f"127.0.0.1:{server.port}"
-        channel = grpc.aio.insecure_channel(address)
+        if credentials is None:
+            channel = grpc.aio.insecure_channel(address, options=list(channel_options))
+        else:
+            channel = grpc.aio.secure_channel(address, credentials, options=list(channel_options))
         try:
             yield RunningServer(server, runtime, channel, address, config_dir)
         finally:

@@ -145,11 +145,13 @@ class InferenceLogger:
         thread = self._thread
         if thread is None:
             return
+        lost_before = self.metrics.value("logging.dropped", reason="shutdown")
         deadline = time.monotonic() + max(0.0, grace_s)
         self._deadline = deadline
         with contextlib.suppress(queue.Full):  # off the loop: a full queue makes this put wait
             await asyncio.to_thread(self.queue.put, _STOP, True, max(0.001, grace_s))
         await asyncio.to_thread(thread.join, max(0.0, deadline - time.monotonic()))
+        overran = thread.is_alive()
         if self.encoder is not None and thread.is_alive():
             self.encoder.kill()  # overran the grace period: its pipe breaks and the thread ends
             await asyncio.to_thread(thread.join, 1.0)
@@ -160,6 +162,9 @@ class InferenceLogger:
             except queue.Empty:
                 break
             left += item is not _STOP
+        if thread.is_alive():  # an overrunning worker took what it took; let it end when it gets here
+            with contextlib.suppress(queue.Full):
+                self.queue.put_nowait(_STOP)
         if left:
             self.metrics.count("logging.dropped", left, reason="shutdown")
         if self.writer is not None and not thread.is_alive():
@@ -171,6 +176,28 @@ class InferenceLogger:
                 close()
         self._thread = None
         self.metrics.gauge("logging.queue_depth", 0)
+        self._report_losses(
+            self.metrics.value("logging.dropped", reason="shutdown") - lost_before, overran, grace_s
+        )
+
+    def _report_losses(self, lost: float, overran: bool, grace_s: float) -> None:
+        """One application-log line at shutdown saying what was not written (counts only, no content)."""
+        full = int(self.metrics.value("logging.dropped", reason="queue_full"))
+        earlier = f"; {full} dropped earlier because the queue was full" if full else ""
+        if lost or overran:
+            busy = " (the worker was still busy: logs in flight may be lost too)" if overran else ""
+            log.warning(
+                "inference logging: %d log record(s) lost at shutdown, not written within the %.1fs grace"
+                " period%s%s",
+                int(lost),
+                grace_s,
+                busy,
+                earlier,
+            )
+        elif full:
+            log.warning("inference logging: stopped, queue drained%s", earlier)
+        else:
+            log.info("inference logging: stopped, every queued log record was written")
 
     # -- worker thread ----------------------------------------------------------------------------
     def _run(self) -> None:

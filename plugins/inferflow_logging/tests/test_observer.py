@@ -228,3 +228,53 @@ async def test_file_sink_round_trip_through_cli(tmp_path: Path, fmt: str, encode
         name = f"f_{dt.name.lower()}"
         assert first["features"][name] == matrix.texts(name)[0], name
     assert lines[3]["features"]["f_fp32_vector"] in (None,)  # row 3 is missing in every column
+
+
+class _SlowFileSink:
+    """The file sink with a write that takes 0.5 s: the worker is busy when shutdown comes."""
+
+    name = "file"
+
+    def create(self, settings: LoggingSettings, metrics: Metrics) -> object:
+        from inferflow_logging.sinks import FileSink
+
+        inner = FileSink().create(settings, metrics)
+        real_write = inner.write
+
+        def slow_write(messages: list) -> None:
+            time.sleep(0.5)
+            real_write(messages)
+
+        inner.write = slow_write  # type: ignore[method-assign]
+        return inner
+
+
+async def test_logs_lost_at_shutdown_are_reported_with_counts(tmp_path: Path, caplog) -> None:
+    import asyncio
+    import logging
+
+    settings = LoggingSettings(sink="file", log_dir=str(tmp_path), encoder="thread")
+    metrics = Metrics()
+    logger = InferenceLogger(settings, metrics=metrics, sinks={"file": _SlowFileSink()})
+    await logger.start()
+    req = await Served(all_types_model()).request(3)
+    logger.observe(req)
+    await asyncio.sleep(0.1)  # the worker takes it and is writing
+    for _ in range(5):
+        logger.observe(req)
+    with caplog.at_level(logging.INFO, logger="inferflow.logging"):
+        await logger.stop(0.1)
+    lines = [r.getMessage() for r in caplog.records if "shutdown" in r.getMessage()]
+    assert any("5 log record(s) lost at shutdown" in line and "still busy" in line for line in lines), lines
+    assert metrics.value("logging.dropped", reason="shutdown") == 5
+
+
+async def test_clean_shutdown_says_everything_was_written(tmp_path: Path, caplog) -> None:
+    import logging
+
+    logger, _ = file_logger(tmp_path, encoder="thread")
+    await logger.start()
+    logger.observe(await Served(all_types_model()).request(3))
+    with caplog.at_level(logging.INFO, logger="inferflow.logging"):
+        await logger.stop(5.0)
+    assert any("every queued log record was written" in r.getMessage() for r in caplog.records)

@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("NUMERIX_SERVER_AUTHTOKEN", ""),
         help="require this numerix-auth-token metadata (default: no check)",
     )
+    serve.add_argument("--tls-cert", default="", help="serve TLS with this certificate chain (PEM)")
+    serve.add_argument("--tls-key", default="", help="... and this private key (PEM)")
+    serve.add_argument("--tls-client-ca", default="", help="require client certificates from this CA (mTLS)")
     return parser
 
 
@@ -41,10 +44,19 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not os.path.isdir(args.config_dir):
         print(f"inferflow-numerix: config directory {args.config_dir!r} does not exist", file=sys.stderr)
         return 2
+    from inferflow_core.api import ServerTls, TlsConfigError
+
     from .server import serve
 
+    tls = None
+    if args.tls_cert or args.tls_key or args.tls_client_ca:
+        try:
+            tls = ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca or None, what="--tls-*")
+        except TlsConfigError as exc:
+            print(f"inferflow-numerix: {exc.message}", file=sys.stderr)
+            return 2
     try:
-        asyncio.run(serve(args.config_dir, args.port, args.host, args.app_name, args.auth_token))
+        asyncio.run(serve(args.config_dir, args.port, args.host, args.app_name, args.auth_token, tls))
     except OSError as exc:
         print(f"inferflow-numerix: {exc}", file=sys.stderr)
         return 1

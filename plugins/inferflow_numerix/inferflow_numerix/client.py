@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
-from inferflow_core.api import DataType
+from inferflow_core.api import DataType, open_channel, reconnect_options
 
 from ._proto import numerix_pb2 as pb
 from ._proto import numerix_pb2_grpc as pb_grpc
@@ -41,6 +41,7 @@ class NumerixClient:
         self.metadata: tuple[tuple[str, str], ...] = ((CALLER_ID_HEADER, settings.caller_id),)
         if settings.auth_token:
             self.metadata += ((AUTH_TOKEN_HEADER, settings.auth_token),)
+        self._credentials = None if settings.plaintext else settings.tls.credentials()  # files read once
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.NumerixStub | None = None
@@ -49,13 +50,11 @@ class NumerixClient:
     def _get_stub(self) -> pb_grpc.NumerixStub:
         loop = asyncio.get_running_loop()
         if self._stub is None or self._loop is not loop:
-            opts = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-            if self.settings.plaintext:
-                self._channel = grpc.aio.insecure_channel(self.settings.target, options=opts)
-            else:
-                self._channel = grpc.aio.secure_channel(
-                    self.settings.target, grpc.ssl_channel_credentials(), options=opts
-                )
+            opts: list[tuple[str, int]] = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+            opts += reconnect_options(self.settings.reconnect_min_ms, self.settings.reconnect_max_ms)
+            self._channel = open_channel(
+                self.settings.target, self.settings.plaintext, self.settings.tls, opts, self._credentials
+            )
             self._stub = pb_grpc.NumerixStub(self._channel)
             self._raw_compute = self._channel.unary_unary(
                 COMPUTE_METHOD, response_deserializer=pb.NumerixResponseProto.FromString

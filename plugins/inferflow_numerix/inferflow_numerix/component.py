@@ -29,8 +29,10 @@ from inferflow_core.api import (
     Component,
     ComponentError,
     ComponentMatrix,
+    ConfigError,
     DataType,
     RunContext,
+    TlsConfigError,
     cast_array,
 )
 
@@ -221,12 +223,19 @@ class NumerixType:
         settings = self.settings()
         client = None
         if settings.remote:
+            try:
+                settings.tls.check(settings.plaintext)
+            except TlsConfigError as exc:
+                raise ConfigError(
+                    ctx.model_id, [("", f"component {config.component!r}: {exc.message}")]
+                ) from None
             key = (
                 settings.target,
                 settings.plaintext,
                 settings.auth_token,
                 settings.caller_id,
                 settings.batch_size,
+                settings.tls,
             )
             client = self._clients.get(key)
             if client is None:

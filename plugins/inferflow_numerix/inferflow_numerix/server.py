@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import signal
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import grpc
 
-from inferflow_core.api import DirectorySource
+from inferflow_core.api import DirectorySource, ServerTls
 
 from ._proto import numerix_pb2 as pb
 from ._proto import numerix_pb2_grpc as pb_grpc
@@ -70,7 +71,7 @@ class NumerixServicer(pb_grpc.NumerixServicer):
     ) -> pb.NumerixResponseProto:
         if self.auth_token:
             sent = dict(context.invocation_metadata() or ()).get(AUTH_TOKEN_HEADER)
-            if sent != self.auth_token:
+            if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), self.auth_token.encode()):
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"missing or wrong {AUTH_TOKEN_HEADER}")
         try:
             req = decode_request(request)
@@ -87,13 +88,18 @@ async def serve(
     host: str = "127.0.0.1",
     app_name: str = "numerix",
     auth_token: str = "",
+    tls: ServerTls | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM. Prints ``inferflow-numerix serving on HOST:PORT`` when ready."""
+    """Serve until SIGINT/SIGTERM. Prints ``inferflow-numerix serving on HOST:PORT`` when ready.
+    With ``tls``: TLS, and mTLS when it has a client CA."""
     store = ExpressionStore(config_dir, app_name)
     await store.start()
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
     pb_grpc.add_NumerixServicer_to_server(NumerixServicer(store.get, auth_token), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if tls is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        bound = server.add_secure_port(f"{host}:{port}", tls.grpc_credentials())
     if not bound:
         raise OSError(f"cannot listen on {host}:{port}")
     await server.start()

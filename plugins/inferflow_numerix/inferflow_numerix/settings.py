@@ -9,6 +9,8 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from inferflow_core.api import ClientTls
+
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
@@ -29,6 +31,26 @@ class NumerixSettings(BaseSettings):
     numerix_app_name: str = Field("numerix", validation_alias=_env("NUMERIX_APP_NAME", "numerix_app_name"))
     # this service's APP_NAME, sent as the numerix-caller-id metadata
     caller_id: str = Field("inferflow", validation_alias=_env("APP_NAME", "caller_id"))
+    # reconnect backoff of the Numerix channel (gRPC's default waits up to 120 s after an outage)
+    reconnect_min_ms: int = Field(
+        100, ge=1, validation_alias=_env("INFERFLOW_NUMERIX_RECONNECT_MIN_MS", "reconnect_min_ms")
+    )
+    reconnect_max_ms: int = Field(
+        500, ge=1, validation_alias=_env("INFERFLOW_NUMERIX_RECONNECT_MAX_MS", "reconnect_max_ms")
+    )
+    # outbound TLS (docs/configuration.md): custom CA, client certificate (mTLS), server-name override
+    tls_ca_file: str = Field("", validation_alias=_env("INFERFLOW_NUMERIX_TLS_CA_FILE", "tls_ca_file"))
+    tls_cert_file: str = Field("", validation_alias=_env("INFERFLOW_NUMERIX_TLS_CERT_FILE", "tls_cert_file"))
+    tls_key_file: str = Field("", validation_alias=_env("INFERFLOW_NUMERIX_TLS_KEY_FILE", "tls_key_file"))
+    tls_server_name: str = Field(
+        "", validation_alias=_env("INFERFLOW_NUMERIX_TLS_SERVER_NAME", "tls_server_name")
+    )
+
+    @property
+    def tls(self) -> ClientTls:
+        return ClientTls(
+            self.tls_ca_file, self.tls_cert_file, self.tls_key_file, self.tls_server_name, "Numerix TLS"
+        )
 
     @property
     def remote(self) -> bool:

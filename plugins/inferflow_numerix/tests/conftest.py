@@ -22,6 +22,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _wait_listening(proc: subprocess.Popen, port: int, timeout: float = 20.0) -> None:
+    """For a TLS server (a plaintext channel never becomes ready): wait until the port accepts."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"inferflow-numerix serve exited with {proc.returncode}: {proc.stderr.read()}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"inferflow-numerix serve not listening on port {port} after {timeout}s")
+
+
 def _wait_ready(proc: subprocess.Popen, port: int, timeout: float = 20.0) -> None:
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     try:
@@ -41,17 +54,18 @@ def _wait_ready(proc: subprocess.Popen, port: int, timeout: float = 20.0) -> Non
 
 @pytest.fixture(scope="session")
 def start_numerix_server() -> Iterator[Callable[..., int]]:
-    """``start(config_dir, auth_token="") -> port``; every server is stopped at the end of the session."""
+    """``start(config_dir, auth_token="", *extra_args) -> port``; every server is stopped at the end of
+    the session. ``extra_args`` such as ``--tls-cert C --tls-key K`` are passed to ``serve``."""
     procs: list[subprocess.Popen] = []
 
-    def start(config_dir: Path, auth_token: str = "") -> int:
+    def start(config_dir: Path, auth_token: str = "", *extra_args: str) -> int:
         port = free_port()
-        cmd = [str(SERVE_BIN), "serve", "--config-dir", str(config_dir), "--port", str(port)]
+        cmd = [str(SERVE_BIN), "serve", "--config-dir", str(config_dir), "--port", str(port), *extra_args]
         if auth_token:
             cmd += ["--auth-token", auth_token]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         procs.append(proc)
-        _wait_ready(proc, port)
+        (_wait_listening if "--tls-cert" in extra_args else _wait_ready)(proc, port)
         return port
 
     yield start

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import FeatureFrame
+from inferflow_core.api import FeatureFrame, open_channel, reconnect_options
 from inferflow_core.api import assemble_features as assemble
 
 from ._proto import retrieve_pb2 as pb
@@ -62,8 +62,11 @@ class OnfsClient:
     def __init__(self, settings: OnfsSettings) -> None:
         self.target = settings.target
         self.plaintext = settings.fs_plaintext
+        self.tls = settings.tls
+        self._credentials = None if self.plaintext else self.tls.credentials()  # files read once
         self.deadline_s = settings.deadline_ms / 1000
         self.batch_size = settings.batch_size
+        self.options = _OPTIONS + reconnect_options(settings.reconnect_min_ms, settings.reconnect_max_ms)
         self.metadata = ((CALLER_ID_HEADER, settings.caller_id), (AUTH_TOKEN_HEADER, settings.caller_token))
         self._channels: dict[int, tuple[asyncio.AbstractEventLoop, grpc.aio.Channel, object]] = {}
         self._templates: dict[FetchRequest, bytes] = {}
@@ -78,10 +81,7 @@ class OnfsClient:
         got = self._channels.get(id(loop))
         if got is not None and got[0] is loop:
             return got[2]
-        if self.plaintext:
-            channel = grpc.aio.insecure_channel(self.target, options=_OPTIONS)
-        else:
-            channel = grpc.aio.secure_channel(self.target, grpc.ssl_channel_credentials(), options=_OPTIONS)
+        channel = open_channel(self.target, self.plaintext, self.tls, self.options, self._credentials)
         # raw bytes both ways: the query is assembled from a cached prefix, the answer is decoded by
         # RowTemplate when it has the expected shape (protobuf parsing only as the general path)
         method = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)

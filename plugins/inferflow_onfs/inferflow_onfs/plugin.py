@@ -43,7 +43,7 @@ class FeatureComponentType:
                 raise ConfigError(model_id, problems)
             key: tuple = (
                 "onfs", settings.target, settings.fs_plaintext, settings.caller_id, settings.caller_token,
-                settings.deadline_ms, settings.batch_size,
+                settings.deadline_ms, settings.batch_size, settings.tls,
             )  # fmt: skip
             if key not in self._backends:
                 self._backends[key] = OnfsClient(settings)

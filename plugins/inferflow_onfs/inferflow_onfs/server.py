@@ -13,6 +13,7 @@ serialized rows (protobuf only for rows with missing cells or string features).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 from collections.abc import Sequence
@@ -20,7 +21,15 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import DataType, DataTypeError, FeatureFrame, format_column, parse_dtype, to_raw
+from inferflow_core.api import (
+    DataType,
+    DataTypeError,
+    FeatureFrame,
+    ServerTls,
+    format_column,
+    parse_dtype,
+    to_raw,
+)
 
 from ._proto import retrieve_pb2 as pb
 from .codec import encode_columns
@@ -45,6 +54,11 @@ class _Plan:
         self.templates: dict[tuple[int, ...], RowTemplate] = {}
 
 
+def _same(sent: object, expected: str) -> bool:
+    """Constant-time token comparison (a missing or binary value never matches)."""
+    return isinstance(sent, str) and hmac.compare_digest(sent.encode(), expected.encode())
+
+
 class FeatureService:
     """The two RPCs over one :class:`LocalStore`; optional caller-id / token check."""
 
@@ -59,7 +73,8 @@ class FeatureService:
         if not (self.auth_token or self.caller_id):
             return
         meta = dict(context.invocation_metadata() or ())
-        if self.auth_token and meta.get("online-feature-store-auth-token") != self.auth_token:
+        sent = meta.get("online-feature-store-auth-token")
+        if self.auth_token and not _same(sent, self.auth_token):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid online-feature-store-auth-token")
         if self.caller_id and meta.get("online-feature-store-caller-id") != self.caller_id:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "unknown online-feature-store-caller-id")
@@ -194,9 +209,14 @@ def _rows(columns: Sequence[Sequence[str]], n: int) -> list[tuple[str, ...]]:
 
 
 async def serve(
-    data: str, port: int, host: str = "127.0.0.1", caller_id: str = "", auth_token: str = ""
+    data: str,
+    port: int,
+    host: str = "127.0.0.1",
+    caller_id: str = "",
+    auth_token: str = "",
+    tls: ServerTls | None = None,
 ) -> None:
-    """Run until SIGTERM / SIGINT / cancellation."""
+    """Run until SIGTERM / SIGINT / cancellation; over TLS (mTLS with a client CA) when ``tls`` is given."""
     import signal
 
     service = FeatureService(LocalStore(data), caller_id, auth_token)
@@ -204,7 +224,10 @@ async def serve(
         options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
     )
     server.add_generic_rpc_handlers((service.handler(),))
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if tls is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        bound = server.add_secure_port(f"{host}:{port}", tls.grpc_credentials())
     await server.start()
     print(f"inferflow-onfs serving {data} on {host}:{bound}", flush=True)
     stop = asyncio.Event()

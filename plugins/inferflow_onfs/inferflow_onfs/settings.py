@@ -10,6 +10,8 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from inferflow_core.api import ClientTls, TlsConfigError
+
 
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
@@ -32,6 +34,20 @@ class OnfsSettings(BaseSettings):
     local_dir: str = Field("", validation_alias=_env("INFERFLOW_ONFS_LOCAL_DIR"))
     cache_bytes: int = Field(256 * 1024 * 1024, ge=0, validation_alias=_env("IN_MEMORY_CACHE_SIZE_IN_BYTES"))
     cache_l2_path: str = Field("", validation_alias=_env("INFERFLOW_ONFS_CACHE_L2_PATH"))
+    # reconnect backoff of the OnFS channel (gRPC's default waits up to 120 s after an outage)
+    reconnect_min_ms: int = Field(100, ge=1, validation_alias=_env("INFERFLOW_ONFS_RECONNECT_MIN_MS"))
+    reconnect_max_ms: int = Field(500, ge=1, validation_alias=_env("INFERFLOW_ONFS_RECONNECT_MAX_MS"))
+    # outbound TLS (docs/configuration.md): custom CA, client certificate (mTLS), server-name override
+    tls_ca_file: str = Field("", validation_alias=_env("INFERFLOW_ONFS_TLS_CA_FILE"))
+    tls_cert_file: str = Field("", validation_alias=_env("INFERFLOW_ONFS_TLS_CERT_FILE"))
+    tls_key_file: str = Field("", validation_alias=_env("INFERFLOW_ONFS_TLS_KEY_FILE"))
+    tls_server_name: str = Field("", validation_alias=_env("INFERFLOW_ONFS_TLS_SERVER_NAME"))
+
+    @property
+    def tls(self) -> ClientTls:
+        return ClientTls(
+            self.tls_ca_file, self.tls_cert_file, self.tls_key_file, self.tls_server_name, "OnFS TLS"
+        )
 
     @property
     def remote(self) -> bool:
@@ -50,4 +66,8 @@ class OnfsSettings(BaseSettings):
             out.append(("", f"EXTERNAL_SERVICE_ONFS_FS_BATCH_SIZE must be > 0, got {self.batch_size}"))
         if self.deadline_ms <= 0:
             out.append(("", f"EXTERNAL_SERVICE_ONFS_FS_DEAD_LINE must be > 0 ms, got {self.deadline_ms}"))
+        try:
+            self.tls.check(self.fs_plaintext)
+        except TlsConfigError as exc:
+            out.append(("", exc.message))
         return out

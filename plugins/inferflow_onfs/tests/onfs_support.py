@@ -94,9 +94,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def onfs_server(data: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[int]:
-    """``inferflow-onfs serve`` as a subprocess on a free port; waits (bounded) until it accepts."""
-    port = free_port()
+def onfs_server(
+    data: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None
+) -> Iterator[int]:
+    """``inferflow-onfs serve`` as a subprocess on ``port`` (default: a free one); waits (bounded) until
+    it accepts."""
+    port = port or free_port()
     exe = shutil.which("inferflow-onfs", path=os.path.dirname(sys.executable)) or "inferflow-onfs"
     proc = subprocess.Popen(
         [exe, "serve", "--data", str(data), "--port", str(port), *args],

@@ -29,7 +29,7 @@ from inferflow_core.api import (
 )
 
 from .config import InputSpec, OutputSpec, PredatorConfig, resolve, routes
-from .pool import Backend, BackendPool, normalise_endpoint
+from .pool import ONNX_SCHEME, Backend, BackendPool, normalise_endpoint
 from .settings import PredatorSettings
 from .tensors import Tensor, assemble_input, split_output
 
@@ -61,6 +61,9 @@ class PredatorComponent(Component):
         self.endpoints = [normalise_endpoint(e, port) for e, _ in weighted]
         self.cumulative = np.cumsum([w for _, w in weighted]).tolist()
         self.fallback = normalise_endpoint(cfg.model_end_point, port) if cfg.model_end_point else ""
+        remote = [e for e in (*self.endpoints, self.fallback) if e and not e.startswith(ONNX_SCHEME)]
+        if remote and pool.tls_problem:
+            raise ConfigError(model_id, [("", f"component {cfg.component!r}: {pool.tls_problem}")])
         self.pool = pool
         self.metrics = metrics
         self.rng = rng or random.Random()

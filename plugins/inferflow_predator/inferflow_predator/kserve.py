@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import ComponentError, from_kserve
+from inferflow_core.api import ClientTls, ComponentError, from_kserve, open_channel, reconnect_options
 
 from ._proto import grpc_predict_v2_pb2 as service_pb2
 from ._proto import grpc_predict_v2_pb2_grpc as service_pb2_grpc
@@ -69,18 +69,23 @@ class KServeClient:
     """One endpoint (``host:port``). ``ready`` holds the (model, version) pairs seen ready."""
 
     def __init__(
-        self, target: str, plain_text: bool, metadata: Sequence[tuple[str, str]], max_message_bytes: int
+        self,
+        target: str,
+        plain_text: bool,
+        metadata: Sequence[tuple[str, str]],
+        max_message_bytes: int,
+        tls: ClientTls | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        reconnect_ms: tuple[int, int] = (100, 500),
     ) -> None:
         self.target = target
         options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),
+            *reconnect_options(*reconnect_ms),
         ]
-        if plain_text:
-            self.channel = grpc.aio.insecure_channel(target, options=options)
-        else:
-            self.channel = grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
+        self.channel = open_channel(target, plain_text, tls, options, credentials)
         self.stub = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
         self.metadata = tuple(metadata)
         self.server_ready = False

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from inferflow_core.api import TlsConfigError
+
 from .embedded import OnnxBackend, OnnxWorkers
 from .kserve import KServeClient
 from .settings import PredatorSettings
@@ -49,6 +51,16 @@ class BackendPool:
             ("predator-caller-id", settings.caller_id),
             ("predator-auth-token", settings.caller_token),
         )
+        # outbound TLS: checked once; a problem rejects every model config with a remote endpoint
+        self.tls = settings.tls
+        self.tls_problem = ""
+        self._credentials = None
+        try:
+            settings.tls.check(settings.plain_text)
+            if not settings.plain_text:
+                self._credentials = settings.tls.credentials()
+        except TlsConfigError as exc:
+            self.tls_problem = exc.message
 
     @property
     def executor(self) -> OnnxWorkers:
@@ -72,7 +84,13 @@ class BackendPool:
             )
         else:
             backend = KServeClient(
-                endpoint, self.settings.plain_text, self._metadata, self.settings.max_message_bytes
+                endpoint,
+                self.settings.plain_text,
+                self._metadata,
+                self.settings.max_message_bytes,
+                self.tls,
+                self._credentials,
+                (self.settings.reconnect_min_ms, self.settings.reconnect_max_ms),
             )
         self._backends[endpoint] = (backend, loop)
         return backend

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from inferflow_core.api import ClientTls
+
 
 class PredatorSettings(BaseSettings):
     """Read once when the plugin registers its component type (i.e. at process start)."""
@@ -36,3 +38,30 @@ class PredatorSettings(BaseSettings):
         ge=0,
         validation_alias=AliasChoices("INFERFLOW_PREDATOR_ONNX_INTRA_OP_THREADS", "onnx_intra_op_threads"),
     )
+    # reconnect backoff of each KServe channel (gRPC's default waits up to 120 s after an outage)
+    reconnect_min_ms: int = Field(
+        100, ge=1, validation_alias=AliasChoices("INFERFLOW_PREDATOR_RECONNECT_MIN_MS", "reconnect_min_ms")
+    )
+    reconnect_max_ms: int = Field(
+        500, ge=1, validation_alias=AliasChoices("INFERFLOW_PREDATOR_RECONNECT_MAX_MS", "reconnect_max_ms")
+    )
+    # outbound TLS (docs/configuration.md): custom CA, client certificate (mTLS), server-name override;
+    # one setting for every remote endpoint of the plugin
+    tls_ca_file: str = Field(
+        "", validation_alias=AliasChoices("INFERFLOW_PREDATOR_TLS_CA_FILE", "tls_ca_file")
+    )
+    tls_cert_file: str = Field(
+        "", validation_alias=AliasChoices("INFERFLOW_PREDATOR_TLS_CERT_FILE", "tls_cert_file")
+    )
+    tls_key_file: str = Field(
+        "", validation_alias=AliasChoices("INFERFLOW_PREDATOR_TLS_KEY_FILE", "tls_key_file")
+    )
+    tls_server_name: str = Field(
+        "", validation_alias=AliasChoices("INFERFLOW_PREDATOR_TLS_SERVER_NAME", "tls_server_name")
+    )
+
+    @property
+    def tls(self) -> ClientTls:
+        return ClientTls(
+            self.tls_ca_file, self.tls_cert_file, self.tls_key_file, self.tls_server_name, "Predator TLS"
+        )
