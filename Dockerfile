@@ -59,7 +59,7 @@ COPY --from=build /opt/inferflow /opt/inferflow
 USER 10001:10001
 WORKDIR /var/lib/inferflow
 EXPOSE 8085 8086
-# readiness of the HTTP side port: 200 once configs are loaded and the gRPC server serves
+# readiness of the HTTP side port: 200 once configs are loaded, no model is rejected and gRPC serves
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os,sys,urllib.request as u; sys.exit(0 if u.urlopen('http://127.0.0.1:%s/health/ready' % os.environ.get('INFERFLOW_HTTP_PORT', '8086'), timeout=2).status == 200 else 1)"]
 ENTRYPOINT ["inferflow"]

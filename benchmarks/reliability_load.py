@@ -7,6 +7,8 @@
 * overload: capacity (closed loop), then an open-loop load at 2x capacity with a 500 ms deadline:
   goodput (OK within deadline per second) and how fast refusals are answered.
 * hung: a component that hangs past a 1 s budget; share of partial answers within the deadline.
+* hung_numerix: the same with the real Numerix client against a Numerix-protocol server that never
+  answers, its own timeout (NUMERIX_CLIENT_V1_DEADLINE_MS) 5 s, longer than the 1 s request budget.
 
 The models use the probe component of tests/helpers.py (served through an entry point, like
 tests/test_serving_shutdown.py). Run from the repository root.
@@ -79,12 +81,35 @@ MODELS = {
 }
 
 
+NUMERIX_MODEL = json.dumps(
+    {
+        "dag_execution_config": {"component_dependency": {"ok": ["feature_initializer"], "final": ["ok"]}},
+        "component_config": {
+            "probe_components": [{"component": "ok", "outputs": [{"name": "score"}], "value": 0.5}],
+            "numerix_components": [
+                {
+                    "component": "final", "component_id": "catalog_id", "score_col": "final_score",
+                    "data_type": "DataTypeFP32", "compute_id": "1",
+                    "score_mapping": {"pctr@DataTypeFP32": "score", "price@DataTypeFP32": "price"},
+                }
+            ],
+        },
+        "response_config": {"features": ["catalog_id", "score", "final_score"]},
+    }
+)  # fmt: skip
+HUNG_NUMERIX_PORT = 0  # set by main() before the server starts
+
+
 def start(tmp: Path, env: dict[str, str] | None = None) -> ServeProcess:
     cfg, plug = tmp / "cfg", tmp / "plugins"
     plug.mkdir(exist_ok=True)
     (plug / "probe_ep.py").write_text("from tests.helpers import ProbePlugin\n\nplugin = ProbePlugin()\n")
     entry_point_plugin(plug, "probe-ep", "probe_ep:plugin")
-    write_config_dir(cfg, {PREFIX + k: v for k, v in MODELS.items()})
+    tree = {PREFIX + k: v for k, v in MODELS.items()}
+    if HUNG_NUMERIX_PORT:
+        tree[PREFIX + "hung_numerix"] = NUMERIX_MODEL
+        tree["numerix/expression-config/1"] = json.dumps({"expression": "pctr price 2 + log /"})
+    write_config_dir(cfg, tree)
     server = ServeProcess(
         cfg, env={"INFERFLOW_LOG_JSON": "true", **(env or {})}, pythonpath=[str(plug), str(REPO)],
         log_path=tmp / "serve.log",
@@ -319,12 +344,65 @@ async def run_hung(server: ServeProcess, n: int = 300, concurrency: int = 60) ->
     }
 
 
+async def run_hung_numerix(server: ServeProcess, n: int = 300, concurrency: int = 60) -> dict:
+    """A Numerix-protocol server that accepts every call and never answers."""
+
+    async def never(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await asyncio.sleep(3600)
+        return b""
+
+    handler = grpc.method_handlers_generic_handler(
+        "numerix.Numerix", {"Compute": grpc.unary_unary_rpc_method_handler(never)}
+    )
+    hung = grpc.aio.server()
+    hung.add_generic_rpc_handlers((handler,))
+    hung.add_insecure_port(f"127.0.0.1:{HUNG_NUMERIX_PORT}")
+    await hung.start()
+    raw = P.PointWiseRequest(
+        model_config_id="hung_numerix",
+        target_input_schema=[P.FeatureSchema(name="price", data_type=P.DataTypeFP32)],
+        targets=[P.Target(id=str(i), feature_values=[b"9.5"]) for i in range(50)],
+    ).SerializeToString()
+    results: list[tuple[str, float]] = []
+    sem = asyncio.Semaphore(concurrency)
+    try:
+        async with grpc.aio.insecure_channel(server.address) as ch:
+
+            async def one() -> None:
+                async with sem:
+                    results.append(await call(ch, raw, 1.0))
+
+            await asyncio.gather(*(one() for _ in range(n)))
+    finally:
+        await hung.stop(0)
+    ok = [d for c, d in results if c == "OK" and d <= 1.0]
+    return {
+        "requests": n,
+        "partial_within_deadline": len(ok),
+        "share": round(len(ok) / n, 4),
+        "deadline_exceeded": sum(c == "DEADLINE_EXCEEDED" for c, _ in results),
+        "p50_ms": round(pct([d for _, d in results], 50), 1),
+        "p99_ms": round(pct([d for _, d in results], 99), 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", nargs="*", default=["amplification", "overload", "overload_io", "hung"])
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
     args = ap.parse_args()
     env = dict(e.split("=", 1) for e in args.env)
+    if "hung_numerix" in args.what:
+        global HUNG_NUMERIX_PORT
+        from inferflow_core.testing.process import pick_free_port
+
+        HUNG_NUMERIX_PORT = pick_free_port()
+        env.update(
+            NUMERIX_CLIENT_V1_HOST="127.0.0.1",
+            NUMERIX_CLIENT_V1_PORT=str(HUNG_NUMERIX_PORT),
+            NUMERIX_CLIENT_V1_PLAINTEXT="true",
+            NUMERIX_CLIENT_V1_DEADLINE_MS="5000",
+        )
     out: dict = {}
     for what in args.what:
         with tempfile.TemporaryDirectory() as tmp:
@@ -335,6 +413,7 @@ def main() -> None:
                     "overload": run_overload,
                     "overload_io": run_overload_io,
                     "hung": run_hung,
+                    "hung_numerix": run_hung_numerix,
                     "stall": run_stall,
                 }[what]
                 out[what] = asyncio.run(runner(server))

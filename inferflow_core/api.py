@@ -10,6 +10,7 @@ from ._proto import kafka_request_pb2
 from .channels import reconnect_options
 from .components.base import (
     BuildContext,
+    ColumnRead,
     ColumnSpec,
     Component,
     ComponentFailure,
@@ -63,6 +64,7 @@ __all__ = [
     "BuildContext",
     "ClientTls",
     "Column",
+    "ColumnRead",
     "ColumnSpec",
     "CompiledModel",
     "Component",

@@ -1,4 +1,6 @@
-"""``inferflow bench [--quick]``: the standard benchmark, scenario S1 (docs/benchmark.md).
+"""``inferflow bench [--quick] [--json] [--no-check]``: the standard benchmark, scenario S1.
+
+Exits 1 when a target the run reports is missed, unless ``--no-check``.
 
 The scenario lives in ``benchmarks/s1/`` of the source tree (servers, load generator, direct baseline);
 this module runs it.
@@ -23,4 +25,7 @@ def main(args: argparse.Namespace) -> int:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    return int(module.main(["--quick"] if getattr(args, "quick", False) else []))
+    flags = [
+        f"--{name.replace('_', '-')}" for name in ("quick", "json", "no_check") if getattr(args, name, False)
+    ]
+    return int(module.main(flags))

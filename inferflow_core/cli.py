@@ -1,21 +1,36 @@
-"""``inferflow`` command line: serve | validate | config push | plugins | demo | bench (+ plugin commands).
+"""The inferflow command line: serve, validate, config push, plugins, predict, demo, bench, plugin new, ...
+
+Commands: serve | validate | config push | plugins | predict | demo | bench | plugin new (+ plugin commands).
 
 Plugins add commands through the entry-point group ``inferflow.cli`` (name -> ``main(argv) -> int``),
 e.g. ``inferflow logs read FILE`` from inferflow-logging.
+
+A user error (a bad argument, a file that is not there, a server that does not answer) prints one line
+``error: ...`` on stderr and exits non-zero; ``--debug`` (anywhere on the line, or ``INFERFLOW_DEBUG=1``)
+shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.metadata as md
 import json
+import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from . import predict
 from .config.settings import ServiceSettings
 from .config.sources import UNREADABLE, read_config_dir
-from .errors import ConfigError
+from .errors import ConfigError, InferflowError
+
+if TYPE_CHECKING:
+    from .engine.compile import CompiledModel
+    from .runtime import Runtime
 
 CLI_GROUP = "inferflow.cli"
 
@@ -24,45 +39,133 @@ def _plugin_commands() -> dict[str, md.EntryPoint]:
     return {ep.name: ep for ep in md.entry_points(group=CLI_GROUP)}
 
 
+def load_models(path: Path, app_name: str, prefix: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(config tree, model id -> raw config) of a model config file or a config directory.
+
+    A file inside a config directory's canonical layout is validated with that directory's tree (so a
+    Numerix expression beside it is found); a loose file alone. Raises FileNotFoundError."""
+    if path.is_file():
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:  # reported as this model's problem, no traceback
+            raw = f"{UNREADABLE}{type(exc).__name__}: {exc}"
+        tree = {f"{prefix}{path.stem}": raw}
+        parts = path.resolve().parts
+        for depth in range(len(parts) - 1, 0, -1):
+            if parts[depth : depth + 1] == ("inferflow",) and parts[depth + 3 : depth + 5] == (
+                "model-config",
+                "config-map",
+            ):
+                tree = {**read_config_dir(Path(*parts[:depth])), **tree}
+                break
+        return tree, {path.stem: raw}
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is neither a file nor a directory")
+    tree = read_config_dir(path)
+    models = {}
+    for key, value in tree.items():
+        seg = key.split("/")
+        if len(seg) == 6 and seg[0] == "inferflow" and seg[3:5] == ["model-config", "config-map"]:
+            models[seg[5] if seg[2] == app_name else f"{seg[2]}/{seg[5]}"] = value
+    return tree, models
+
+
+@dataclass
+class ValidationResult:
+    model: str
+    errors: list[tuple[str, str]]  # (json path, message)
+    warnings: list[tuple[str, str]]
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "valid": self.valid,
+            "errors": [{"path": p or "$", "message": m} for p, m in self.errors],
+            "warnings": [{"path": p or "$", "message": m} for p, m in self.warnings],
+        }
+
+
+def validate_models(
+    runtime: Runtime, tree: dict[str, str], models: dict[str, str], check_backends: bool = False
+) -> list[ValidationResult]:
+    """Compile every model with ``runtime``'s compiler (the server's checks, strict or not); with
+    ``check_backends`` also ask each component's remote backend (``Component.check_backend``)."""
+    results = []
+    compiled_models: dict[str, CompiledModel] = {}
+    for model_id, raw in sorted(models.items()):
+        try:
+            compiled = runtime.compiler.compile(model_id, raw, tree)  # type: ignore[arg-type]
+        except ConfigError as exc:
+            results.append(ValidationResult(model_id, list(exc.problems), []))
+        else:
+            results.append(ValidationResult(model_id, [], list(compiled.warnings)))
+            compiled_models[model_id] = compiled
+    if check_backends and compiled_models:
+        found = asyncio.run(_check_backends(runtime, compiled_models))
+        for result in results:
+            result.errors += found.get(result.model, [])
+    return results
+
+
+async def _check_backends(
+    runtime: Runtime, models: dict[str, CompiledModel], timeout: float = 30.0
+) -> dict[str, list[tuple[str, str]]]:
+    from .components.base import close_component_types
+
+    out: dict[str, list[tuple[str, str]]] = {}
+    try:
+        for model_id, model in models.items():
+            for name, comp in model.components.items():
+                check = getattr(comp, "check_backend", None)
+                if check is None:
+                    continue
+                base = model.component_paths.get(name, f"component {name!r}")
+                try:
+                    got = await asyncio.wait_for(check(), timeout)
+                except Exception as exc:
+                    got = [("", f"backend check failed: {type(exc).__name__}: {exc}")]
+                out.setdefault(model_id, []).extend((f"{base}.{p}" if p else base, m) for p, m in got)
+    finally:
+        await close_component_types(runtime.registry.components, 2.0)
+    return out
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Validate a model config file or every model of a config directory."""
+    """Validate a model config file or every model of a config directory (warnings are errors with
+    ``--strict``); ``--json`` prints one JSON document instead of the human report."""
     from .runtime import Runtime
 
     path = Path(args.path)
-    runtime = Runtime(ServiceSettings(app_name=args.app_name))
-    if path.is_file():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:  # reported as this model's problem, no traceback
-            text = f"{UNREADABLE}{type(exc).__name__}: {exc}"
-        tree = {f"{runtime.settings.config_map_prefix}{path.stem}": text}
-        models = {path.stem: tree[next(iter(tree))]}
-        view_tree: dict[str, str] = tree
-    elif path.is_dir():
-        view_tree = read_config_dir(path)
-        models = {}
-        for key, value in view_tree.items():
-            parts = key.split("/")
-            if len(parts) == 6 and parts[0] == "inferflow" and parts[3:5] == ["model-config", "config-map"]:
-                models[parts[5] if parts[2] == args.app_name else f"{parts[2]}/{parts[5]}"] = value
-    else:
-        print(f"error: {path} is neither a file nor a directory", file=sys.stderr)
+    env = ServiceSettings()
+    strict = args.strict or env.strict_validation
+    runtime = Runtime(ServiceSettings(app_name=args.app_name, strict_validation=strict))
+    try:
+        tree, models = load_models(path, args.app_name, runtime.settings.config_map_prefix)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if not models:
         print(f"error: no model configs found under {path}", file=sys.stderr)
         return 1
-    bad = 0
-    for model_id, raw in sorted(models.items()):
-        try:
-            runtime.compiler.compile(model_id, raw, view_tree)  # type: ignore[arg-type]
-        except ConfigError as exc:
-            bad += 1
-            print(f"INVALID {model_id}")
-            for jpath, msg in exc.problems:
-                print(f"  model {model_id}: {jpath or '$'}: {msg}")
-        else:
-            print(f"ok      {model_id}")
-    print(f"{len(models) - bad} valid, {bad} invalid")
+    results = validate_models(runtime, tree, models, check_backends=args.check_backends)
+    bad = sum(1 for r in results if not r.valid)
+    if args.json:
+        doc = {"valid": bad == 0, "strict": strict, "models": [r.as_json() for r in results]}
+        print(json.dumps(doc, indent=2))
+        return 1 if bad else 0
+    for r in results:
+        print(f"{'ok     ' if r.valid else 'INVALID'} {r.model}")
+        for jpath, msg in r.errors:
+            print(f"  model {r.model}: {jpath or '$'}: {msg}")
+        for jpath, msg in r.warnings:
+            print(f"  warning: model {r.model}: {jpath or '$'}: {msg}")
+    warned = sum(len(r.warnings) for r in results)
+    hint = f", {warned} warning(s) (--strict makes them errors)" if warned else ""
+    print(f"{len(models) - bad} valid, {bad} invalid{hint}")
     return 1 if bad else 0
 
 
@@ -134,15 +237,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check a model config file or a config directory")
-    p.add_argument("path")
-    p.add_argument("--app-name", default=ServiceSettings().app_name)
+    p.add_argument("path", help="a model config JSON file, or a config directory (the etcd tree's layout)")
+    p.add_argument("--app-name", default=ServiceSettings().app_name, help="service name (default APP_NAME)")
+    p.add_argument("--strict", action="store_true", help="treat warnings (e.g. unproduced columns) as errors")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON document")
+    p.add_argument(
+        "--check-backends",
+        action="store_true",
+        help="also ask remote backends (KServe ModelReady/ModelMetadata) whether they match the config",
+    )
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("plugins", help="list loaded plugins and load failures")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_plugins)
 
-    p = sub.add_parser("serve", help="serve the gRPC APIs")
+    p = sub.add_parser(
+        "serve",
+        help="serve the gRPC APIs",
+        epilog=serve_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config-dir", help="config directory (default source when ETCD_SERVER is unset)")
     p.add_argument("--port", type=int, help="gRPC port (default APP_PORT or 8085)")
     p.add_argument("--http-port", type=int, help="HTTP side port for health and metrics (default: port+1)")
@@ -152,33 +267,110 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="config tooling")
     csub = p.add_subparsers(dest="config_command", required=True)
     push = csub.add_parser("push", help="write a config directory into etcd")
-    push.add_argument("dir")
+    push.add_argument("dir", help="config directory to write (the etcd tree's layout)")
     push.add_argument("--dry-run", action="store_true", help="show the diff against etcd, write nothing")
+    push.add_argument("--force", action="store_true", help="push even if a model config is invalid")
+    push.add_argument("--prune", action="store_true", help="delete model configs in etcd that are not in DIR")
     push.set_defaults(
         func=lambda a: _optional("inferflow_core.config.push", "main", a, "etcd push not available")
     )
 
     p = sub.add_parser("demo", help="run the example model end to end with embedded backends")
-    p.add_argument("--keep-running", action="store_true")
-    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--keep-running", action="store_true", help="leave the server up until Ctrl-C")
+    p.add_argument("--port", type=int, default=0, help="gRPC port (default: a free one)")
     p.set_defaults(func=lambda a: _optional("inferflow_core.demo", "main", a, "no demo yet"))
 
     p = sub.add_parser("bench", help="run the standard benchmark (scenario S1)")
-    p.add_argument("--quick", action="store_true")
+    p.add_argument("--quick", action="store_true", help="about a minute: 1 worker, short windows")
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--no-check", action="store_true", help="only report; exit 0 even when a target is missed")
     p.set_defaults(func=lambda a: _optional("inferflow_core.bench", "main", a, "no benchmark yet"))
+
+    p = sub.add_parser(
+        "predict",
+        help="call a model (PointWise, PairWise, SlateWise) and print the result",
+        description=predict.__doc__,
+        epilog=predict.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict.add_arguments(p)
+    p.set_defaults(func=lambda a: _optional("inferflow_core.predict", "main", a, "client not available"))
+
+    p = sub.add_parser("plugin", help="plugin authoring tools")
+    psub = p.add_subparsers(dest="plugin_command", required=True)
+    new = psub.add_parser("new", help="write a pip-installable plugin package with a component type")
+    new.add_argument("name", help="plugin name, e.g. 'rerank' -> distribution inferflow-rerank")
+    new.add_argument("--dir", default=".", help="parent directory of the new package (default: .)")
+    new.add_argument("--force", action="store_true", help="write into an existing, non-empty directory")
+    new.set_defaults(func=lambda a: _optional("inferflow_core.scaffold", "main", a, "scaffold not available"))
 
     for name in _plugin_commands():
         sub.add_parser(name, help=f"(plugin command) see 'inferflow {name} --help'", add_help=False)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (also INFERFLOW_DEBUG=1)")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def serve_epilog() -> str:
+    """The environment variables ``serve`` reads: the settings model's, then StatsD's."""
+    from .observability.statsd import StatsdClient
+
+    names = []
+    for field in ServiceSettings.model_fields.values():
+        alias = field.validation_alias
+        choices = getattr(alias, "choices", [alias])
+        names += [c for c in choices if isinstance(c, str) and c.isupper()]
+    names += StatsdClient.ENV_VARS
+    lines, line = [], " "
+    for name in names:
+        if len(line) + len(name) > 100:
+            lines.append(line)
+            line = " "
+        line += " " + name
+    lines.append(line)
+    return (
+        "environment (service settings; flags override them):\n" + "\n".join(lines) + "\n"
+        "plugins read their own (INFERFLOW_ONFS_*, INFERFLOW_LOG_*, ...): see each plugin's README.\n"
+        "docs/configuration.md describes every variable."
+    )
+
+
+def _pop_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """Remove ``--debug`` (before any ``--``) so it works anywhere, plugin commands included."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end]
+    rest = [a for i, a in enumerate(argv) if not (i < end and a == "--debug")]
+    return rest, debug or os.environ.get("INFERFLOW_DEBUG", "") not in ("", "0", "false")
+
+
+def _run(argv: list[str]) -> int:
     plugin_cmds = _plugin_commands()
     if argv and argv[0] in plugin_cmds:
         return int(plugin_cmds[argv[0]].load()(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv, debug = _pop_debug(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one place a failure becomes a message and an exit code
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 1))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if not isinstance(exc, ValueError | OSError | InferflowError | LookupError):
+        text = f"{type(exc).__name__}: {text}"  # an unexpected error: say what kind
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+
+from ._console import progress, table
 
 LATENCY_REQUESTS = 200
 TARGETS = 200
@@ -31,70 +32,30 @@ def step(n: int, total: int, text: str) -> None:
     print(f"\n[{n}/{total}] {text}", flush=True)
 
 
-def table(headers: list[str], rows: list[list[Any]]) -> None:
-    cells = [[h for h in headers]] + [[_fmt(v) for v in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    line = "  +" + "+".join("-" * (w + 2) for w in widths) + "+"
-    print(line)
-    print("  | " + " | ".join(h.ljust(w) for h, w in zip(cells[0], widths, strict=True)) + " |")
-    print(line)
-    for row in cells[1:]:
-        print("  | " + " | ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) + " |")
-    print(line, flush=True)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
-    return str(value)
-
-
-def _columns(schema: Any, scores: Any, h: ModuleType) -> list[dict[str, Any]]:
-    """Decode per-row output cells by the response schema (strings as text, FP32 as float)."""
-    names = [(s.name, s.data_type) for s in schema]
-    out = []
-    for score in scores:
-        row: dict[str, Any] = {}
-        for (name, dtype), cell in zip(names, score.output_values, strict=False):
-            row[name] = h.decode_fp32(cell) if dtype == 4 else cell.decode("utf-8", "replace")
-        out.append(row)
-    return out
-
-
-def run_requests(
-    h: ModuleType, pb: ModuleType, ipb: ModuleType, port: int, users: int, catalogs: int
-) -> None:
-    import grpc
-
-    from ._proto import inferflow_pb2_grpc, predict_pb2_grpc
+def run_requests(h: ModuleType, port: int, users: int, catalogs: int) -> None:
+    """One call per API through the public client (inferflow_core.client), then a latency loop."""
+    from .client import InferflowClient
 
     work = h.Workload(users, catalogs)
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        predict = predict_pb2_grpc.PredictStub(channel)
-        legacy = inferflow_pb2_grpc.InferflowStub(channel)
+    with InferflowClient(f"127.0.0.1:{port}", timeout=30) as client:
         user, ids = work.draw(TARGETS)
+        context = {"user_id": user}
 
         print(f"\n  PointWise: model bench_ctr, user {user}, {len(ids)} targets -> top 10 by final_score")
-        resp = predict.InferPointWise(
-            h.pointwise(pb, "bench_ctr", user, ids, tracking_id="demo-1"), timeout=30
-        )
-        rows = _columns(resp.target_output_schema, resp.target_scores, h)
+        res = client.pointwise("bench_ctr", ids, context=context, tracking_id="demo-1")
+        rows = res.to_dicts()
         ranked = sorted(rows, key=lambda r: -(r.get("final_score") or float("-inf")))[:10]
         table(
             ["rank", "catalog_id", "pctr", "final_score"],
             [[i + 1, r.get("catalog_id"), r.get("pctr"), r.get("final_score")] for i, r in enumerate(ranked)],
         )
-        errors = sum(1 for s in resp.target_scores if s.error)
-        print(f"  {len(rows)} targets scored, {errors} with an error")
+        print(f"  {len(rows)} targets scored, {sum(1 for e in res.errors if e)} with an error")
 
         pair_ids = ids[:6]
         pairs = [(0, 1), (2, 3), (4, 5), (1, 0)]
         print("\n  PairWise: model bench_ctr_pairwise, 6 targets, 4 pairs (1 = first target preferred)")
-        presp = predict.InferPairWise(h.pairwise(pb, "bench_ctr_pairwise", user, pair_ids, pairs), timeout=30)
-        prow = _columns(presp.pair_output_schema, presp.pair_scores, h)
-        trow = _columns(presp.target_output_schema, presp.target_scores, h)
+        pres = client.pairwise("bench_ctr_pairwise", pair_ids, pairs, context=context)
+        prow, trow = pres.pairs.to_dicts(), pres.targets.to_dicts()
         table(
             ["pair", "first", "second", "first final_score", "second final_score", "first_preferred"],
             [
@@ -114,10 +75,7 @@ def run_requests(
         print(
             "\n  SlateWise: model bench_ctr_slatewise, 12 targets, 3 slates (head_rank = slate head's rank)"
         )
-        sresp = predict.InferSlateWise(
-            h.slatewise(pb, "bench_ctr_slatewise", user, ids[:12], slates), timeout=30
-        )
-        srow = _columns(sresp.slate_output_schema, sresp.slate_scores, h)
+        srow = client.slatewise("bench_ctr_slatewise", ids[:12], slates, context=context).to_dicts()
         table(
             ["slate", "targets", "head_rank"],
             [
@@ -127,18 +85,16 @@ def run_requests(
         )
 
         print("\n  RetrieveModelScore (legacy entity API): model bench_ctr, 5 catalogs")
-        rresp = legacy.RetrieveModelScore(h.retrieve(ipb, "bench_ctr", user, ids[:5]), timeout=30)
-        data = [list(row.data) for row in rresp.component_data]
-        if data:
-            table(data[0], [[_short(v) for v in row] for row in data[1:]])
+        legacy = client.retrieve_model_score("bench_ctr", {"catalog_id": ids[:5], "user_id": user})
+        if legacy.names:
+            table(legacy.names, [[_short(v) for v in row.values()] for row in legacy.to_dicts()])
 
         print(f"\n  Latency: {LATENCY_REQUESTS} PointWise requests of {TARGETS} targets, one at a time")
         lat = []
-        for n in range(LATENCY_REQUESTS + 20):
+        for n in progress(range(LATENCY_REQUESTS + 20), "latency", unit="req"):
             user, ids = work.draw(TARGETS)
-            req = h.pointwise(pb, "bench_ctr", user, ids)
             t0 = time.perf_counter()
-            predict.InferPointWise(req, timeout=30)
+            client.pointwise("bench_ctr", ids, context={"user_id": user})
             if n >= 20:
                 lat.append((time.perf_counter() - t0) * 1000)
         lat.sort()
@@ -194,11 +150,16 @@ def show_logs(log_dir: Path) -> None:
 
 def grpcurl_hint(port: int) -> None:
     print(
-        "\n  The server is up. Try (reflection is on):\n"
+        '\n  The server is up. Call it (README "Call it"):\n'
+        f"    inferflow predict bench_ctr --server 127.0.0.1:{port} --target 954 --target 614 "
+        "--context user_id=42\n"
+        f"    python -c 'from inferflow_core.client import InferflowClient; "
+        f'print(InferflowClient("127.0.0.1:{port}").pointwise("bench_ctr", ["954", "614"], '
+        f'context={{"user_id": "42"}}).to_dicts())\'\n'
         f"    grpcurl -plaintext 127.0.0.1:{port} list\n"
         f'    grpcurl -plaintext -d \'{{"model_config_id": "bench_ctr", '
         '"context_features": [{"name": "user_id", "value": "NDI="}], '
-        f'"targets": [{{"id": "1"}}, {{"id": "2"}}]}}\' 127.0.0.1:{port} Predict/InferPointWise\n'
+        f'"targets": [{{"id": "954"}}, {{"id": "614"}}]}}\' 127.0.0.1:{port} Predict/InferPointWise\n'
         '  (bytes fields are base64 in grpcurl\'s JSON: "NDI=" is the text "42".) Ctrl-C stops it.',
         flush=True,
     )
@@ -217,9 +178,6 @@ def main(args: argparse.Namespace, variant: Callable[[Path, Path, dict[str, str]
     data = gen.ensure_data(demo=True)
     print(f"  using {data}")
     sizes = gen.DEMO
-
-    from ._proto import inferflow_pb2 as ipb
-    from ._proto import predict_pb2 as pb
 
     tmp = Path(tempfile.mkdtemp(prefix="inferflow-demo-"))
     log_dir = tmp / "inference-logs"
@@ -241,7 +199,7 @@ def main(args: argparse.Namespace, variant: Callable[[Path, Path, dict[str, str]
         took = server.wait_http(f"http://127.0.0.1:{http_port}/health/ready", timeout=90)
         print(f"  ready after {took:.1f}s (server output: {tmp / 'server.log'})")
         step(4, total, "requests (PointWise, PairWise, SlateWise, RetrieveModelScore)")
-        run_requests(h, pb, ipb, port, sizes["users"], sizes["catalogs"])
+        run_requests(h, port, sizes["users"], sizes["catalogs"])
         if args.keep_running:
             grpcurl_hint(port)
             try:

@@ -23,6 +23,12 @@ class RequestError(InferflowError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class UsageError(RequestError):
+    """A command line was given arguments it cannot use: the CLI prints the message and exits 2."""
+
+    exit_code = 2
+
+
 class ModelNotFoundError(RequestError):
     """No valid model config for the requested id."""
 

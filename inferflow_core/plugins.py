@@ -13,6 +13,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .config.model import FEATURE_INITIALIZER, RESERVED_SECTION_KEYS
 from .errors import PluginError
 
 log = logging.getLogger("inferflow.plugins")
@@ -86,7 +87,7 @@ class PluginHost:
     def collect(self) -> Registry:
         """Call every registration hook (each plugin isolated) and return the fresh registry."""
         reg = Registry()
-        self._call("register_components", lambda obj: _keyed(reg.components, obj.config_key, obj))
+        self._call("register_components", lambda obj: _keyed(reg.components, _config_key(obj), obj))
         self._call("register_log_formats", lambda obj: _keyed(reg.log_formats, obj.name, obj))
         self._call("register_log_sinks", lambda obj: _keyed(reg.log_sinks, obj.name, obj))
         self._call("register_config_sources", lambda obj: _keyed(reg.config_sources, obj.name, obj))
@@ -124,10 +125,24 @@ class PluginHost:
         if not self.failures:
             return {}
         failed = "; ".join(f"{f.distribution} {f.version}: {f.error}" for f in self.failures)
-        return {
-            key: f"no installed plugin registers this section (plugins that failed to load: {failed})"
-            for key in ("feature_components", "predator_components", "numerix_components")
-        }
+        why = f"no installed plugin registers this section (plugins that failed to load: {failed})"
+        return {"*": why}
+
+
+def _config_key(obj: Any) -> str:
+    """The section a component type consumes; a key that cannot name a section fails registration."""
+    key = getattr(obj, "config_key", None)
+    if not isinstance(key, str) or not key.strip() or key != key.strip():
+        raise PluginError(f"component type {obj!r}: config_key must be a non-empty string, got {key!r}")
+    if key in RESERVED_SECTION_KEYS:
+        raise PluginError(
+            f"component type {obj!r}: config_key {key!r} is a component_config switch, not a section"
+        )
+    if key == FEATURE_INITIALIZER and type(obj).__module__.split(".")[0] != "inferflow_core":
+        raise PluginError(f"component type {obj!r}: config_key {key!r} is the core's root node")
+    if not hasattr(obj, "config_model") or not callable(getattr(obj, "build", None)):
+        raise PluginError(f"component type {obj!r} (config_key {key!r}) needs config_model and build()")
+    return key
 
 
 def _keyed(store: dict[str, Any], key: str, obj: Any) -> None:

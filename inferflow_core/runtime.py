@@ -34,7 +34,12 @@ class Runtime:
         if load_entrypoints and host is None:
             self.host.load_entrypoints()
         self.registry = self.host.collect()
-        self.compiler = ModelCompiler(self.registry.components, self.metrics, self.settings.dag_cache_size)
+        self.compiler = ModelCompiler(
+            self.registry.components,
+            self.metrics,
+            self.settings.dag_cache_size,
+            strict=self.settings.strict_validation,
+        )
         self.compiler.missing_plugins = self.host.missing_reason()
         self.store = ConfigStore(
             self.compiler, self.settings.config_map_prefix, self.settings.service_config_key, self.metrics

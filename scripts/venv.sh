@@ -16,7 +16,7 @@ venv_main() {
   local extra=""
   [ "${1:-}" = test ] && extra="[test]"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  local pkgs=(-e ".${extra}")
+  local pkgs=(-e ".${extra:-[pandas]}")  # pandas: the client's to_pandas(), used in the README
   local p
   for p in plugins/*/; do
     [ -f "$p/pyproject.toml" ] || continue

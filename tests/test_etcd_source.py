@@ -81,7 +81,8 @@ async def test_etcd_serve_reload_reject_delete_and_outage(etcd_server, tmp_path:
         assert "ghost" in runtime.store.current.errors["point"].message
         assert await _score(stub) == 0.25
         ok, details = srv.server.readiness()
-        assert ok and "point" in details["rejected_models"]
+        assert not ok and "point" in details["rejected_models"]
+        assert "last good version keeps serving" in details["not_ready_because"][0]
 
         # a delete removes exactly that model
         host, port = parse_endpoint(etcd_server.endpoint)
@@ -113,8 +114,23 @@ async def test_etcd_serve_reload_reject_delete_and_outage(etcd_server, tmp_path:
         assert "point" not in runtime.store.current.errors
 
 
-def test_config_push_cli_dry_run_then_write(etcd_server, tmp_path: Path, monkeypatch, capsys) -> None:
+@pytest.fixture
+def probe_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe component visible to the CLI's entry-point scan (push validates like a server)."""
+    from inferflow_core.testing.process import entry_point_plugin
+
+    plugdir = tmp_path / "plugins"
+    plugdir.mkdir()
+    (plugdir / "probe_ep.py").write_text("from tests.helpers import ProbePlugin\n\nplugin = ProbePlugin()\n")
+    entry_point_plugin(plugdir, "probe-ep", "probe_ep:plugin")
+    monkeypatch.syspath_prepend(str(plugdir))
+
+
+def test_config_push_cli_dry_run_then_write(
+    etcd_server, tmp_path: Path, monkeypatch, capsys, probe_entry_point
+) -> None:
     monkeypatch.setenv("ETCD_SERVER", etcd_server.endpoint)
+    tmp_path = tmp_path / "cfg"
     write_config_dir(tmp_path, {PREFIX + "point": _with_value(0.5)})
     assert cli.main(["config", "push", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -128,3 +144,65 @@ def test_config_push_cli_dry_run_then_write(etcd_server, tmp_path: Path, monkeyp
     out = capsys.readouterr().out
     assert f"~ {PREFIX}point" in out and "0.25" in out
     assert "would write 1 key(s): 0 new, 1 changed" in out
+
+
+def _remote_keys(endpoint: str) -> dict[str, str]:
+    async def get() -> dict[str, str]:
+        host, port = parse_endpoint(endpoint)
+        async with aetcd.Client(host, port, timeout=5) as client:
+            return {kv.key.decode(): kv.value.decode() for kv in await client.get_prefix(b"/config/")}
+
+    return asyncio.run(get())
+
+
+def test_config_push_refuses_invalid_models_unless_forced(
+    etcd_server, tmp_path: Path, monkeypatch, capsys, probe_entry_point
+) -> None:
+    """Issue 12: push used to check only JSON syntax, so an invalid model landed in etcd (exit 0)."""
+    monkeypatch.setenv("ETCD_SERVER", etcd_server.endpoint)
+    cfg = tmp_path / "cfg"
+    broken = json.loads(_with_value(0.5))
+    broken["dag_execution_config"]["component_dependency"]["ghost"] = ["scorer"]
+    write_config_dir(cfg, {PREFIX + "bad": json.dumps(broken), PREFIX + "good": _with_value(0.5)})
+    assert cli.main(["config", "push", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "refusing to push invalid model config" in err and "model bad:" in err and "ghost" in err
+    assert not _remote_keys(etcd_server.endpoint)  # nothing written, not even the good model
+    assert cli.main(["config", "push", str(cfg), "--force"]) == 0
+    assert "wrote 2 key(s)" in capsys.readouterr().out
+    assert "/config/" + PREFIX + "bad" in _remote_keys(etcd_server.endpoint)
+
+
+def test_config_push_prune_deletes_models_not_in_the_directory(
+    etcd_server, tmp_path: Path, monkeypatch, capsys, probe_entry_point
+) -> None:
+    monkeypatch.setenv("ETCD_SERVER", etcd_server.endpoint)
+    cfg = tmp_path / "cfg"
+    write_config_dir(cfg, {PREFIX + "keep": _with_value(0.5), PREFIX + "gone": _with_value(0.5)})
+    assert cli.main(["config", "push", str(cfg)]) == 0
+    (cfg / (PREFIX + "gone.json")).unlink()
+    capsys.readouterr()
+    assert cli.main(["config", "push", str(cfg)]) == 0
+    assert "(only in etcd, left alone)" in capsys.readouterr().out
+    assert cli.main(["config", "push", str(cfg), "--prune", "--dry-run"]) == 0
+    assert f"- {PREFIX}gone" in capsys.readouterr().out
+    assert "/config/" + PREFIX + "gone" in _remote_keys(etcd_server.endpoint)
+    assert cli.main(["config", "push", str(cfg), "--prune"]) == 0
+    assert "deleted 1" in capsys.readouterr().out
+    keys = _remote_keys(etcd_server.endpoint)
+    assert "/config/" + PREFIX + "gone" not in keys and "/config/" + PREFIX + "keep" in keys
+
+
+def test_config_push_with_etcd_down_is_one_clear_line(
+    tmp_path: Path, monkeypatch, capsys, probe_entry_point
+) -> None:
+    from inferflow_core.testing.ports import pick_free_port
+
+    monkeypatch.setenv("ETCD_SERVER", f"127.0.0.1:{pick_free_port()}")
+    cfg = tmp_path / "cfg"
+    write_config_dir(cfg, {PREFIX + "point": _with_value(0.5)})
+    assert cli.main(["config", "push", str(cfg)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: etcd at 127.0.0.1:"), captured.err
+    assert "Traceback" not in captured.err + captured.out

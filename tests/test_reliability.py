@@ -131,7 +131,8 @@ async def test_one_deeply_nested_file_rejects_only_that_model_at_start_and_on_re
         stub = rpc.PredictStub(srv.channel)
         assert (await stub.InferPointWise(point_request(), timeout=5)).target_scores  # others serve
         ready = await asyncio.to_thread(_ready, srv.http_port)
-        assert ready["ready"] and "nested too deeply" in ready["rejected_models"]["deep"]
+        # a rejected model makes the pod not ready (INFERFLOW_READY_WITH_REJECTED=true would keep it ready)
+        assert not ready["ready"] and "nested too deeply" in ready["rejected_models"]["deep"]
         assert runtime.metrics.value("config_rejections", model_id="deep") >= 1
         # hot reload: a second deep file and a new valid model in the same change; the new model applies
         await srv.update({PREFIX + "deep2": DEEP, PREFIX + "point2": TREE[PREFIX + "point"]})

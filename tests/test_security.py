@@ -23,7 +23,11 @@ from inferflow_core.serving.auth import AuthConfigError, parse_token_lines
 from inferflow_core.testing.certs import CertAuthority, IssuedCert
 from inferflow_core.testing.server import running_server
 from inferflow_core.tls import TlsConfigError
-from tests.test_serving import TREE, make_runtime, point_request
+from tests.test_serving import TREE as SERVING_TREE
+from tests.test_serving import make_runtime, point_request
+
+# The serving tests' tree without its deliberately rejected model, which would keep the pod not ready.
+TREE = {k: v for k, v in SERVING_TREE.items() if not k.endswith("/rejected")}
 
 pytestmark = pytest.mark.integration
 

@@ -299,8 +299,10 @@ async def test_health_reflection_http_and_metrics(srv) -> None:
     assert await asyncio.to_thread(_http, srv.http_port, "/health/self") == (200, b"true")
     status, body = await asyncio.to_thread(_http, srv.http_port, "/health/ready")
     details = json.loads(body)
-    assert status == 200 and details["ready"] and "point" in details["models"]
+    # a rejected model in the config source makes the pod not ready, saying which and why
+    assert status == 503 and not details["ready"] and "point" in details["models"]
     assert "ghost" in details["rejected_models"]["rejected"]
+    assert any("'rejected'" in r and "ghost" in r for r in details["not_ready_because"]), details
     status, body = await asyncio.to_thread(_http, srv.http_port, "/metrics")
     assert status == 200 and b'inferflow_api_requests_total{api="pointwise",status="OK"}' in body
     assert (await asyncio.to_thread(_http, srv.http_port, "/nope"))[0] == 404

@@ -300,9 +300,10 @@ def test_one_thousand_fuzzed_configs_through_validate(tmp_path: Any, capsys: Any
 
 async def test_one_thousand_fuzzed_configs_through_hot_reload() -> None:
     """50 reloads of 20 fuzzed models each through the watched directory: every reload applies, the
-    good model keeps serving, readiness stays up."""
+    good model keeps serving, readiness stays up (with INFERFLOW_READY_WITH_REJECTED: a rejected model
+    would otherwise make the pod not ready, by design)."""
     rng = random.Random(19_1001)
-    async with running_server(make_runtime(), TREE) as srv:
+    async with running_server(make_runtime(ready_with_rejected=True), TREE) as srv:
         good = srv.channel.unary_unary(
             "/Predict/InferPointWise",
             request_serializer=P.PointWiseRequest.SerializeToString,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +16,17 @@ EXAMPLE = ROOT / "examples/reference"
 MODEL = EXAMPLE / "inferflow/services/inferflow/model-config/config-map/ctr_pointwise_v1.json"
 
 
-def _validate(path: Path) -> subprocess.CompletedProcess[str]:
+# the reference example is a production config: remote OnFS (validation needs a store configured)
+ENV = {**os.environ, "EXTERNAL_SERVICE_ONFS_FS_HOST": "onfs.invalid"}
+
+
+def _validate(path: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "inferflow_core.cli", "validate", str(path)],
+        [sys.executable, "-m", "inferflow_core.cli", "validate", str(path), *flags],
         capture_output=True,
         text=True,
         timeout=60,
+        env=ENV if env is None else env,
     )
 
 
@@ -78,7 +85,8 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_invalid_configs_are_rejected_precisely(case: str, tmp_path: Path) -> None:
     fn, path_prefix, needle = CASES[case]
-    bad = tmp_path / "broken_model.json"
+    shutil.copytree(EXAMPLE, tmp_path / "cfg")  # the file is validated with its tree (numerix expressions)
+    bad = tmp_path / "cfg" / MODEL.relative_to(EXAMPLE).with_name("broken_model.json")
     bad.write_text(json.dumps(_mutate(fn)))
     out = _validate(bad)
     assert out.returncode == 1, out.stdout + out.stderr
@@ -86,3 +94,52 @@ def test_invalid_configs_are_rejected_precisely(case: str, tmp_path: Path) -> No
     problems = [line for line in lines if line.startswith("model broken_model:")]
     assert problems, out.stdout
     assert any(path_prefix in p and needle in p for p in problems), problems
+
+
+def _typo(c):  # type: ignore[no-untyped-def]
+    c["component_config"]["predator_components"][0]["inputs"][0]["features"][3] = (
+        "catalog:catalog_stats:prize"
+    )
+
+
+def _copy_with(tmp_path: Path, fn) -> Path:  # type: ignore[no-untyped-def]
+    shutil.copytree(EXAMPLE, tmp_path / "cfg")
+    (tmp_path / "cfg" / MODEL.relative_to(EXAMPLE)).write_text(json.dumps(_mutate(fn)))
+    return tmp_path / "cfg"
+
+
+def test_a_typo_in_a_predator_input_is_a_warning_with_did_you_mean(tmp_path: Path) -> None:
+    """Issue 12: validate said ok and serving silently scored the typo as zeros."""
+    cfg = _copy_with(tmp_path, _typo)
+    out = _validate(cfg)
+    assert out.returncode == 0, out.stdout + out.stderr
+    warning = [line for line in out.stdout.splitlines() if "prize" in line]
+    assert warning and "warning: model ctr_pointwise_v1" in warning[0], out.stdout
+    assert "predator_components[0].inputs[0].features[3]" in warning[0]
+    assert "did you mean 'catalog:catalog_stats:price'?" in warning[0]
+
+
+def test_strict_turns_warnings_into_errors(tmp_path: Path) -> None:
+    out = _validate(_copy_with(tmp_path, _typo), "--strict")
+    assert out.returncode == 1
+    assert "INVALID ctr_pointwise_v1" in out.stdout and "prize" in out.stdout
+
+
+def test_json_output(tmp_path: Path) -> None:
+    out = _validate(_copy_with(tmp_path, _typo), "--json")
+    doc = json.loads(out.stdout)
+    assert doc["valid"] is True and doc["strict"] is False
+    (model,) = doc["models"]
+    assert model["model"] == "ctr_pointwise_v1" and model["valid"] and model["errors"] == []
+    paths = [w["path"] for w in model["warnings"]]
+    assert "component_config.predator_components[0].inputs[0].features[3]" in paths
+    bad = _validate(_copy_with(tmp_path / "2", _cycle), "--json")
+    assert bad.returncode == 1
+    doc = json.loads(bad.stdout)
+    assert doc["valid"] is False and any("cycle" in e["message"] for e in doc["models"][0]["errors"])
+
+
+def test_the_examples_validate_clean_in_strict_mode() -> None:
+    out = _validate(EXAMPLE, "--strict")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "warning" not in out.stdout

@@ -1,6 +1,6 @@
 """Scenario S1 (docs/benchmark.md): orchestrates servers and the load generator, prints the table.
 
-    python benchmarks/s1/run.py [--quick] [--modes embedded,remote] [--out results.json]
+    python benchmarks/s1/run.py [--quick] [--modes embedded,remote] [--out results.json] [--json] [--no-check]
 
 Per backend mode (embedded | remote): start the backends (remote: OnFS-protocol, KServe v2 / ONNX Runtime
 and Numerix servers, each its own process), run the "direct" baseline (``direct_server.py``: the same
@@ -12,11 +12,15 @@ p50 (same mode, same worker count). A 1,000-target vs 200-target pair checks per
 
 Full run: both modes, 1 and 2 workers, cache off and warm, 2,000 requests after 200 warm-up, 20 s of
 throughput. ``--quick`` (about a minute): 1 worker, 300 requests, 3 s of throughput.
+
+Exit code 1 when a target the summary reports is missed (``--no-check``: only report). ``--json`` prints
+the results JSON on stdout and everything else on stderr. A progress bar (tqdm) counts the phases on a TTY.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -29,6 +33,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -198,7 +203,9 @@ def run(args: argparse.Namespace) -> dict:
         "modes": {},
     }
     print(f"S1 {'quick' if args.quick else 'full'} run; work dir {bench.tmp}", flush=True)
-    for mode in args.modes.split(","):
+    modes = args.modes.split(",")
+    bar = _phases(len(modes) * len(bench.workers) * (1 + len(bench.caches)))
+    for mode in modes:
         ports: dict[str, int] | None = None
         procs: list = []
         if mode == "remote":
@@ -210,14 +217,18 @@ def run(args: argparse.Namespace) -> dict:
             results["modes"][mode] = {"mode": mode, "direct": direct, "runs": runs}
             for workers in bench.workers:
                 print(f"  {mode}: direct baseline, {workers} worker(s) ...", flush=True)
+                bar.set_description(f"{mode} direct w{workers}")
                 got = _attempt(partial(bench.direct, mode, workers, ports), results)
+                bar.update()
                 if got is not None:
                     direct[f"w{workers}"] = got
             for workers in bench.workers:
                 for cache in bench.caches:
                     label = "warm" if cache else "off"
                     print(f"  {mode}: inferflow, {workers} worker(s), cache {label} ...", flush=True)
+                    bar.set_description(f"{mode} inferflow w{workers} cache {label}")
                     got = _attempt(partial(bench.inferflow, mode, workers, cache, ports), results)
+                    bar.update()
                     if got is not None:
                         runs.append(got)
         finally:
@@ -225,9 +236,30 @@ def run(args: argparse.Namespace) -> dict:
                 proc.stop()
         if "w1" not in results["modes"][mode]["direct"]:
             results["modes"].pop(mode)  # nothing to compare against
+    bar.close()
     results["seconds"] = round(time.perf_counter() - t0, 1)
     results["summary"] = summarise(results)
     return results
+
+
+def _phases(total: int) -> Any:
+    """A tqdm bar counting the phases (disabled off a TTY), or a stand-in when tqdm is missing."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return _NoBar()
+    return tqdm(total=total, unit="phase", file=sys.stderr, disable=not sys.stderr.isatty(), leave=False)
+
+
+class _NoBar:
+    def set_description(self, text: str) -> None: ...
+    def update(self, n: int = 1) -> None: ...
+    def close(self) -> None: ...
+
+
+def missed_targets(results: dict) -> list[str]:
+    """The summary lines whose target is missed (``met`` is False)."""
+    return [name for name, s in results.get("summary", {}).items() if s.get("met") is False]
 
 
 def _attempt(measure: Callable[[], dict], results: dict) -> dict | None:
@@ -331,15 +363,26 @@ def print_table(results: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--quick", action="store_true", help="about a minute: 1 worker, short windows")
-    p.add_argument("--modes", default="embedded,remote")
-    p.add_argument("--out", default=str(HERE / "results" / "s1-latest.json"))
+    p.add_argument("--modes", default="embedded,remote", help="backend modes, comma-separated (%(default)s)")
+    p.add_argument("--out", default=str(HERE / "results" / "s1-latest.json"), help="results JSON file")
+    p.add_argument(
+        "--json", action="store_true", help="print the results JSON on stdout (the rest on stderr)"
+    )
+    p.add_argument("--no-check", action="store_true", help="exit 0 even when a target is missed")
     args = p.parse_args(argv)
-    results = run(args)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print_table(results)
-    print(f"\nJSON results: {out}")
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        results = run(args)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2))
+        print_table(results)
+        print(f"\nJSON results: {out}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    missed = missed_targets(results)
+    if missed and not args.no_check:
+        print(f"targets missed: {'; '.join(missed)} (--no-check to only report)", file=sys.stderr)
+        return 1
     return 0
 
 

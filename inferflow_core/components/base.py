@@ -33,6 +33,17 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
+class ColumnRead:
+    """A column a component reads, for load-time validation: ``path`` is the JSON path of the config
+    field naming it, below the component's entry (e.g. ``inputs[0].features[2]``)."""
+
+    name: str
+    path: str = ""
+    slate: bool = False  # read from the slate matrix
+    slate_ok: bool = False  # a slate component's target read: a pair/slate column is broadcast over the slate
+
+
+@dataclass(frozen=True)
 class ComponentFailure:
     """A contained failure: which model, which component, what kind, what happened."""
 
@@ -70,6 +81,8 @@ class RunContext:
     deadline: float | None = None  # event-loop time (asyncio loop.time()) by which all work must end
     failures: list[ComponentFailure] = field(default_factory=list)
     initial: Any = None  # the serving adapter's decoded request (used by the feature initializer)
+    notes: list[str] = field(default_factory=list)  # request-level problems reported in request_error
+    target_errors: dict[int, str] = field(default_factory=dict)  # target row -> per-target error
 
     def remaining(self) -> float | None:
         """Seconds left of the request's budget (None = unbounded). Never negative."""
@@ -83,6 +96,10 @@ class RunContext:
         if seconds is None:
             return left
         return seconds if left is None else min(seconds, left)
+
+    def target_error(self, row: int, message: str) -> None:
+        """Give target ``row`` a per-target ``error`` (the first message for a row wins)."""
+        self.target_errors.setdefault(row, message)
 
     def fail(self, component: str, kind: str, message: str) -> None:
         """Record a contained failure (the engine also calls this for exceptions and timeouts)."""
@@ -107,6 +124,12 @@ class Component(abc.ABC):
     def required_columns(self) -> Sequence[ColumnSpec]:
         """Columns this component reads that must exist (created empty when the request lacks them)."""
         return ()
+
+    def reads(self) -> Sequence[ColumnRead]:
+        """Every column this component reads, with the config field naming it (checked at load: each
+        must be produced by an upstream component or come from the request). Default: the
+        ``required_columns``; override to name config paths or add columns read without requiring them."""
+        return tuple(ColumnRead(s.name, "", s.slate) for s in self.required_columns())
 
     @abc.abstractmethod
     async def run(self, ctx: RunContext) -> None:

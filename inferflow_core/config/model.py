@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -12,6 +13,8 @@ KNOWN_EXTRA_COMPONENT_SECTIONS = {"real_time_pricing_feature_components", "seen_
 # The component sections the Go version reads; plugins register the config key they consume.
 COMPONENT_SECTION_SUFFIX = "_components"
 FEATURE_INITIALIZER = "feature_initializer"
+# component_config keys that are switches, not sections: no component type may claim one
+RESERVED_SECTION_KEYS = {"cache_enabled", "cache_version", "cache_ttl", "error_logging_percent"}
 
 
 class _Strict(BaseModel):
@@ -38,16 +41,17 @@ class ComponentConfig(BaseModel):
     predator_components: list[dict[str, Any]] = []
     numerix_components: list[dict[str, Any]] = []
 
-    def sections(self) -> dict[str, list[dict[str, Any]]]:
-        """Every ``*_components`` list in this config, including plugin-defined ones."""
+    def sections(self, registered: Collection[str] = ()) -> dict[str, list[dict[str, Any]]]:
+        """Every ``*_components`` list in this config, plus any section named by a ``registered``
+        component type's config key (a plugin's key need not end in ``_components``)."""
         out: dict[str, list[dict[str, Any]]] = {
             "feature_components": self.feature_components,
             "predator_components": self.predator_components,
             "numerix_components": self.numerix_components,
         }
         for key, value in (self.model_extra or {}).items():
-            if key.endswith(COMPONENT_SECTION_SUFFIX) and isinstance(value, list):
-                out[key] = value
+            if key.endswith(COMPONENT_SECTION_SUFFIX) or key in registered:
+                out[key] = value  # not a list: reported by the compiler
         return out
 
     @property
@@ -80,6 +84,9 @@ class ModelConfig(BaseModel):
     dag_execution_config: DagExecutionConfig
     component_config: ComponentConfig = ComponentConfig()
     response_config: ResponseConfig = ResponseConfig()
+    # extension: columns the request supplies (target, context or pair/slate features) that components
+    # read; a read column neither produced by a component nor listed here is a validation warning
+    request_features: list[str] = []
     route_config: Any = None
     logging_ttl: Any = None
 

@@ -1,8 +1,12 @@
-"""``inferflow config push DIR [--dry-run]``: write a config directory into etcd.
+"""``inferflow config push DIR [--dry-run] [--force] [--prune]``: write a config directory into etcd.
 
-The directory mirrors the etcd tree (file ``DIR/<key>.json`` = etcd key ``/config/<key>``). Changed and
-new keys are written in one etcd transaction (so a watching server sees one consistent change); keys
-that exist only in etcd are listed and left alone. ``--dry-run`` prints the diff and writes nothing.
+The directory mirrors the etcd tree (file ``DIR/<key>.json`` = etcd key ``/config/<key>``). Every model
+config is validated first, exactly as a server would load it (against the directory overlaid on what
+etcd already holds, so expressions kept only in etcd are found); an invalid model stops the push, and
+nothing is written, unless ``--force``. Changed and new keys are written in one etcd transaction (so a
+watching server sees one consistent change); keys that exist only in etcd are listed and left alone,
+except that ``--prune`` deletes model configs (``.../config-map/<id>``) that are not in the directory.
+``--dry-run`` prints the diff and writes nothing. etcd being unreachable is one line, exit 1.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import difflib
 import json
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import aetcd
@@ -28,6 +33,7 @@ class PushPlan:
     changed: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (old, new)
     unchanged: list[str] = field(default_factory=list)
     only_in_etcd: list[str] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)  # --prune: model configs only in etcd
 
     @property
     def writes(self) -> dict[str, str]:
@@ -75,15 +81,43 @@ async def push(
     username: str | None = None,
     password: str | None = None,
     tls: ClientTls | None = None,
+    prune: bool = False,
+    check: Callable[[dict[str, str], dict[str, str]], list[str]] | None = None,
+    extra_prefixes: Sequence[str] = (),
 ) -> PushPlan:
+    """Plan (and unless ``dry_run`` write) the push. ``check(view, local)`` returns the problems of the
+    ``local`` models validated against ``view`` (etcd overlaid with the directory); any problem
+    raises :class:`PushRefused` before anything is written."""
     host, port = parse_endpoint(server)
     async with etcd_client(host, port, username, password, 10, tls) as client:
-        plan = plan_push(local, await _remote(client, _top_prefixes(list(local))))
+        prefixes = _top_prefixes(list(local))
+        remote = await _remote(client, prefixes)
+        plan = plan_push(local, remote)
+        if prune:
+            plan.deletes = [k for k in plan.only_in_etcd if _is_model_key(k)]
+        if check is not None:
+            context = await _remote(client, [p for p in extra_prefixes if p not in prefixes])
+            problems = check({**context, **remote, **local}, local)
+            if problems:
+                raise PushRefused(problems, plan)
         writes = plan.writes
-        if writes and not dry_run:
+        if (writes or plan.deletes) and not dry_run:
             ops = [client.transactions.put((ROOT + k).encode(), v.encode()) for k, v in writes.items()]
+            ops += [client.transactions.delete((ROOT + k).encode()) for k in plan.deletes]
             await client.transaction(compare=[], success=ops, failure=[])
     return plan
+
+
+class PushRefused(Exception):
+    def __init__(self, problems: list[str], plan: PushPlan) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+        self.plan = plan
+
+
+def _is_model_key(key: str) -> bool:
+    parts = key.split("/")
+    return len(parts) == 6 and parts[0] == "inferflow" and parts[3:5] == ["model-config", "config-map"]
 
 
 def _validate_json(local: dict[str, str]) -> list[str]:
@@ -107,13 +141,45 @@ def report(plan: PushPlan, dry_run: bool) -> str:
         )
         lines.extend("    " + d for d in diff)
     for key in plan.only_in_etcd:
-        lines.append(f"  {key} (only in etcd, left alone)")
+        if key in plan.deletes:
+            lines.append(f"- {key} (only in etcd, {'would be ' if dry_run else ''}deleted: --prune)")
+        else:
+            lines.append(f"  {key} (only in etcd, left alone)")
     verb = "would write" if dry_run else "wrote"
     lines.append(
         f"{verb} {len(plan.writes)} key(s): {len(plan.added)} new, {len(plan.changed)} changed, "
         f"{len(plan.unchanged)} unchanged"
+        + (f"; {'would delete' if dry_run else 'deleted'} {len(plan.deletes)}" if plan.deletes else "")
     )
     return "\n".join(lines)
+
+
+Checker = Callable[[dict[str, str], dict[str, str]], list[str]]
+
+
+def _checker(settings: ServiceSettings, force: bool) -> tuple[Checker, list[str]]:
+    """A validation of the directory's models as the server would load them, and the config prefixes
+    (plugins' extras, e.g. Numerix expressions) the validation may read from etcd."""
+    from ..cli import validate_models
+    from ..runtime import Runtime
+
+    runtime = Runtime(settings)
+
+    def check(view: dict[str, str], local: dict[str, str]) -> list[str]:
+        local_models = {
+            k.rsplit("/", 1)[1] if k.startswith(settings.config_map_prefix) else k: v
+            for k, v in local.items()
+            if _is_model_key(k)
+        }
+        problems = []
+        for result in validate_models(runtime, view, local_models):
+            problems += [f"model {result.model}: {p or '$'}: {m}" for p, m in result.errors]
+        if problems and force:
+            print("warning: pushing invalid model(s) (--force):\n  " + "\n  ".join(problems), file=sys.stderr)
+            return []
+        return problems
+
+    return check, list(runtime.registry.config_prefixes)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -138,8 +204,30 @@ def main(args: argparse.Namespace) -> int:
     except TlsConfigError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    plan = asyncio.run(
-        push(settings.etcd_server, local, args.dry_run, settings.etcd_username, settings.etcd_password, tls)
-    )
+    check, extra = _checker(settings, bool(getattr(args, "force", False)))
+    try:
+        plan = asyncio.run(
+            push(
+                settings.etcd_server,
+                local,
+                args.dry_run,
+                settings.etcd_username,
+                settings.etcd_password,
+                tls,
+                prune=bool(getattr(args, "prune", False)),
+                check=check,
+                extra_prefixes=extra,
+            )
+        )
+    except PushRefused as exc:
+        print(
+            "error: refusing to push invalid model config(s) (nothing written; --force pushes anyway):\n  "
+            + "\n  ".join(exc.problems),
+            file=sys.stderr,
+        )
+        return 1
+    except Exception as exc:  # etcd down, auth refused, ...: one line, no traceback
+        print(f"error: etcd at {settings.etcd_server} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     print(report(plan, args.dry_run))
     return 0

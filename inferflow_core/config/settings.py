@@ -23,7 +23,7 @@ class ServiceSettings(BaseSettings, ReliabilitySettings):
     app_env: str = Field("local", validation_alias=_env("APP_ENV", "app_env"))
     app_port: int = Field(8085, validation_alias=_env("APP_PORT", "app_port"))
     app_log_level: str = Field("INFO", validation_alias=_env("APP_LOG_LEVEL", "app_log_level"))
-    http_port: int = Field(0, validation_alias=_env("INFERFLOW_HTTP_PORT", "http_port"))
+    http_port: int | None = Field(None, validation_alias=_env("INFERFLOW_HTTP_PORT", "http_port"))
     config_dir: str | None = Field(None, validation_alias=_env("INFERFLOW_CONFIG_DIR", "config_dir"))
     etcd_server: str | None = Field(None, validation_alias=_env("ETCD_SERVER", "etcd_server"))
     etcd_watcher_enabled: bool = Field(
@@ -37,6 +37,12 @@ class ServiceSettings(BaseSettings, ReliabilitySettings):
         "text", validation_alias=_env("INFERFLOW_REQUEST_VALUE_ENCODING", "request_value_encoding")
     )
     strict_plugins: bool = Field(False, validation_alias=_env("INFERFLOW_STRICT_PLUGINS", "strict_plugins"))
+    strict_validation: bool = Field(
+        False, validation_alias=_env("INFERFLOW_STRICT_VALIDATION", "strict_validation")
+    )
+    ready_with_rejected: bool = Field(
+        False, validation_alias=_env("INFERFLOW_READY_WITH_REJECTED", "ready_with_rejected")
+    )
     default_deadline_ms: int = Field(
         5000, gt=0, validation_alias=_env("INFERFLOW_DEFAULT_DEADLINE_MS", "default_deadline_ms")
     )

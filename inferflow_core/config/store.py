@@ -92,7 +92,10 @@ class ConfigStore:
                 models[model_id] = old
                 continue
             try:
-                models[model_id] = self.compiler.compile(model_id, raw, view)
+                models[model_id] = compiled = self.compiler.compile(model_id, raw, view)
+                for jpath, msg in compiled.warnings:
+                    self.metrics.count("config_warnings", model_id=model_id)
+                    log.warning("model %s: %s: %s", model_id, jpath, msg)
             except ConfigError as exc:
                 errors[model_id] = exc
                 self.metrics.count("config_rejections", model_id=model_id)

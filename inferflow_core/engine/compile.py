@@ -6,16 +6,22 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import mmh3
 from pydantic import BaseModel, ValidationError
 
 from ..components.base import BuildContext, ColumnSpec, Component, ComponentType, ConfigView
-from ..config.model import FEATURE_INITIALIZER, KNOWN_EXTRA_COMPONENT_SECTIONS, ModelConfig
+from ..config.model import (
+    FEATURE_INITIALIZER,
+    KNOWN_EXTRA_COMPONENT_SECTIONS,
+    RESERVED_SECTION_KEYS,
+    ModelConfig,
+)
 from ..config.sources import UNREADABLE
 from ..errors import ConfigError
+from .columns import RequestColumn, check_columns, did_you_mean
 from .graph import Graph, build_graph, dag_digest
 
 if TYPE_CHECKING:
@@ -36,6 +42,11 @@ class CompiledModel:
     components: Mapping[str, Component]  # every configured component (keyed by name)
     target_columns: tuple[ColumnSpec, ...]
     slate_columns: tuple[ColumnSpec, ...]
+    # load-time warnings (json path, message): columns nothing produces, ... (errors in strict mode)
+    warnings: tuple[tuple[str, str], ...] = ()
+    # columns read that no component produces: a request lacking one is told so in request_error
+    request_columns: tuple[RequestColumn, ...] = ()
+    component_paths: Mapping[str, str] = field(default_factory=dict)  # name -> its config JSON path
 
     def column_spec(self, name: str, slate: bool = False) -> ColumnSpec | None:
         for spec in self.slate_columns if slate else self.target_columns:
@@ -53,11 +64,23 @@ def _pydantic_problems(err: ValidationError, prefix: str) -> list[tuple[str, str
     return out
 
 
+def _names(entries: list[Any]) -> list[str]:
+    """The ``component`` names of section entries (for entries that could not be built)."""
+    return [e["component"] for e in entries if isinstance(e, dict) and isinstance(e.get("component"), str)]
+
+
 class ModelCompiler:
     """Compiles model configs with the registered component types; caches by config digest."""
 
-    def __init__(self, component_types: Mapping[str, ComponentType], metrics: Metrics, cache_size: int = 500):
+    def __init__(
+        self,
+        component_types: Mapping[str, ComponentType],
+        metrics: Metrics,
+        cache_size: int = 500,
+        strict: bool = False,
+    ):
         self.component_types = component_types
+        self.strict = strict  # warnings (e.g. a column nothing produces) reject the model
         self.metrics = metrics
         self.cache_size = cache_size
         self._cache: OrderedDict[tuple[str, str], CompiledModel] = OrderedDict()
@@ -119,30 +142,76 @@ class ModelCompiler:
         problems: list[tuple[str, str]] = []
         ctx = BuildContext(model_id=model_id, model=model, config=config, metrics=self.metrics)
         components: dict[str, Component] = {}
-        for key, entries in model.component_config.sections().items():
-            if not entries or key == FEATURE_INITIALIZER:
+        paths: dict[str, str] = {}
+        unbuilt: set[str] = set()
+        sections = model.component_config.sections(self.component_types)
+        for key in model.component_config.model_extra or {}:
+            if key not in sections and key not in KNOWN_EXTRA_COMPONENT_SECTIONS:
+                problems.append(
+                    (
+                        f"component_config.{key}",
+                        "unknown key: not a switch and no installed plugin registers a section of that name"
+                        + did_you_mean(key, [*self.component_types, *RESERVED_SECTION_KEYS]),
+                    )
+                )
+        for key, entries in sections.items():
+            if not isinstance(entries, list):
+                problems.append(
+                    (f"component_config.{key}", "a component section must be a list of components")
+                )
+                unbuilt.update(_names([entries]))
+                continue
+            if key == FEATURE_INITIALIZER:
+                problems.append(
+                    (f"component_config.{key}", "the feature initializer is built in: it has no section")
+                )
+                continue
+            if not entries:
                 continue
             ctype = self.component_types.get(key)
             if ctype is None:
                 if key in KNOWN_EXTRA_COMPONENT_SECTIONS:
                     continue
-                why = self.missing_plugins.get(key, "no installed plugin registers this section")
+                why = self.missing_plugins.get(key) or self.missing_plugins.get(
+                    "*", "no installed plugin registers this section"
+                )
                 problems.append((f"component_config.{key}", why))
+                unbuilt.update(_names(entries))
                 continue
             for i, entry in enumerate(entries):
                 path = f"component_config.{key}[{i}]"
                 comp = self._build_one(ctype, entry, path, ctx, problems)
                 if comp is None:
+                    unbuilt.update(_names([entry]))  # reported above; not "unknown" in the DAG too
                     continue
                 if comp.name in components or comp.name == FEATURE_INITIALIZER:
                     problems.append((f"{path}.component", f"component name {comp.name!r} is used twice"))
                     continue
                 components[comp.name] = comp
+                paths[comp.name] = path
 
         target_cols, slate_cols = self._columns(model, components, problems)
         dependency = model.dag_execution_config.component_dependency
-        graph, dag_problems = build_graph(dependency, set(components))
+        graph, dag_problems = build_graph(dependency, set(components) | unbuilt)
         problems += [("dag_execution_config.component_dependency", p) for p in dag_problems]
+        warnings: list[tuple[str, str]] = []
+        request_columns: list[RequestColumn] = []
+        if graph is not None and not unbuilt:  # with a component missing, "unproduced" would be noise
+            idle = [name for name in components if name not in graph.prerequisites]
+            warnings += [
+                (
+                    paths[name],
+                    f"component {name!r} is not in dag_execution_config.component_dependency: it never runs",
+                )
+                for name in idle
+            ]
+            running = {name: c for name, c in components.items() if name not in idle}
+            report = check_columns(model, running, paths, graph)
+            problems += report.errors
+            warnings += report.warnings
+            request_columns = report.request_columns
+        if self.strict:
+            problems += warnings
         if problems or graph is None:
             raise ConfigError(model_id, problems)
         root_type = self.component_types.get(FEATURE_INITIALIZER)
@@ -162,6 +231,9 @@ class ModelCompiler:
             components=components,
             target_columns=tuple(target_cols),
             slate_columns=tuple(slate_cols),
+            warnings=tuple(warnings),
+            request_columns=tuple(request_columns),
+            component_paths=paths,
         )
 
     @staticmethod
@@ -176,12 +248,17 @@ class ModelCompiler:
         except ValidationError as err:
             problems.extend(_pydantic_problems(err, path))
             return None
+        except Exception as exc:  # a plugin's broken config model: a config problem, never a crash
+            problems.append((path, f"the component type's config model failed: {type(exc).__name__}: {exc}"))
+            return None
         try:
             return ctype.build(cfg, ctx)
         except ConfigError as exc:
             problems.extend((f"{path}.{p}" if p and p != "$" else path, m) for p, m in exc.problems)
         except (ValueError, KeyError) as exc:
             problems.append((path, str(exc)))
+        except Exception as exc:  # a plugin bug while building: named, and the model is rejected
+            problems.append((path, f"building the component failed: {type(exc).__name__}: {exc}"))
         return None
 
     @staticmethod

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..components.base import Component, RunContext, Stopwatch
+from ..components.base import Component, ComponentFailure, RunContext, Stopwatch
 from ..errors import ComponentError
+from .columns import check_request_columns
 
 if TYPE_CHECKING:
     from ..observability.metrics import Metrics
@@ -29,6 +31,8 @@ async def run_dag(model: CompiledModel, ctx: RunContext, metrics: Metrics | None
     That keeps a chain DAG free of task creation and event-loop round trips.
     """
     done: set[str] = set()
+    if model.request_columns and ctx.initial is not None:
+        check_request_columns(model, ctx, metrics)
     try:
         if ctx.deadline is None:
             await _run_stages(model, ctx, metrics, done)
@@ -39,6 +43,35 @@ async def run_dag(model: CompiledModel, ctx: RunContext, metrics: Metrics | None
         for name in model.graph.order:
             if name not in done:
                 ctx.fail(name, "deadline", "request deadline exceeded before the component finished")
+                if metrics is not None:  # a cut component is a component error like any other
+                    metrics.component_run(ctx.model_id, name, 0.0, "deadline")
+    percent = model.config.component_config.error_logging_percent
+    for failure in ctx.failures:
+        log_failure(failure, percent)
+
+
+def log_failure(failure: ComponentFailure, percent: int, draw: random.Random | None = None) -> bool:
+    """Log one contained failure when the Go sampler lets it through: ``rand.Intn(100) < percent``.
+
+    Go semantics: 0 logs nothing, 100 logs every failure. Failures are always counted (by the
+    executor's metrics) whether or not they are logged. Returns whether a line was written.
+    """
+    if percent <= 0 or (draw or random).randrange(100) >= percent:
+        return False
+    log.warning(
+        "component failed: model %s component %s (%s): %s",
+        failure.model_id,
+        failure.component,
+        failure.kind,
+        failure.message,
+        extra={
+            "model_id": failure.model_id,
+            "component": failure.component,
+            "kind": failure.kind,
+            "error": failure.message,
+        },
+    )
+    return True
 
 
 async def _run_stages(model: CompiledModel, ctx: RunContext, metrics: Metrics | None, done: set[str]) -> None:
@@ -89,17 +122,19 @@ async def _run_node(
                 await component.run(ctx)
     except TimeoutError:
         kind = "timeout"
-        ctx.fail(component.name, kind, f"component exceeded its timeout of {component.timeout:g}s")
+        if component.timeout is None:  # the component's own bounded call (e.g. ctx.bound(...)) timed out
+            ctx.fail(component.name, kind, "a call of the component timed out")
+        else:
+            ctx.fail(component.name, kind, f"component exceeded its timeout of {component.timeout:g}s")
     except ComponentError as exc:
         kind = exc.kind
         ctx.fail(component.name, kind, exc.message)
     except Exception as exc:  # contained: a component never takes the request down
         kind = "error"
         ctx.fail(component.name, kind, f"{type(exc).__name__}: {exc}")
-        log.warning(
-            "component failed",
-            extra={"model_id": ctx.model_id, "component": component.name, "error": repr(exc)},
-            exc_info=log.isEnabledFor(logging.DEBUG),
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("component %s raised", component.name, exc_info=True)
+    if kind is None and ctx.failures:  # a partial failure the component recorded itself (ctx.fail)
+        kind = next((f.kind for f in ctx.failures if f.component == component.name), None)
     if metrics is not None:
         metrics.component_run(ctx.model_id, component.name, watch.elapsed(), kind)

@@ -87,19 +87,32 @@ def build_graph(dependency: Mapping[str, Sequence[str]], known: set[str]) -> tup
             prereqs.setdefault(dep, ())
     if prereqs.get(FEATURE_INITIALIZER):
         problems.append(f"{FEATURE_INITIALIZER!r} must not depend on anything")
+    extra_roots = [n for n, deps in prereqs.items() if not deps and n != FEATURE_INITIALIZER]
     if FEATURE_INITIALIZER not in prereqs:
-        problems.append(f"no node depends on {FEATURE_INITIALIZER!r}: the DAG has no root")
+        problems.append(
+            f"no node depends on {FEATURE_INITIALIZER!r}: the DAG has no root; list {FEATURE_INITIALIZER!r} "
+            "as the prerequisite of the first component(s)"
+            + (f" (here: {', '.join(map(repr, extra_roots))})" if extra_roots else "")
+        )
+    else:
+        for node in extra_roots:
+            problems.append(
+                f"node {node!r} has no prerequisites, so the DAG has a second root beside "
+                f"{FEATURE_INITIALIZER!r}; {node!r} is not reachable from {FEATURE_INITIALIZER!r} and would "
+                f"run without the request's data: add {FEATURE_INITIALIZER!r} to its prerequisites"
+            )
 
     order = _topological_order(prereqs)
     if order is None:
         cyclic = sorted(_nodes_in_cycles(prereqs))
         problems.append(f"the DAG has a cycle through {', '.join(map(repr, cyclic))}")
-    else:
-        unreachable = _unreachable(prereqs)
-        for node in unreachable:
-            problems.append(
-                f"node {node!r} is not reachable from {FEATURE_INITIALIZER!r} (it would never run)"
-            )
+    elif FEATURE_INITIALIZER in prereqs:
+        explained = _reachable(prereqs, extra_roots)
+        for node in _unreachable(prereqs):
+            if node in extra_roots:
+                continue  # said above
+            why = " (it depends only on a second root)" if node in explained else " (it would never run)"
+            problems.append(f"node {node!r} is not reachable from {FEATURE_INITIALIZER!r}{why}")
     if problems or order is None:
         return None, problems
     return Graph(tuple(order), prereqs), []
@@ -138,16 +151,21 @@ def _nodes_in_cycles(prereqs: Mapping[str, tuple[str, ...]]) -> set[str]:
     return set(remaining)
 
 
-def _unreachable(prereqs: Mapping[str, tuple[str, ...]]) -> list[str]:
+def _reachable(prereqs: Mapping[str, tuple[str, ...]], roots: Sequence[str]) -> set[str]:
     dependants: dict[str, list[str]] = {node: [] for node in prereqs}
     for node, deps in prereqs.items():
         for dep in deps:
             dependants[dep].append(node)
-    seen = {FEATURE_INITIALIZER}
-    stack = [FEATURE_INITIALIZER]
+    seen = set(roots)
+    stack = list(roots)
     while stack:
         for nxt in dependants.get(stack.pop(), []):
             if nxt not in seen:
                 seen.add(nxt)
                 stack.append(nxt)
+    return seen
+
+
+def _unreachable(prereqs: Mapping[str, tuple[str, ...]]) -> list[str]:
+    seen = _reachable(prereqs, [FEATURE_INITIALIZER])
     return [n for n in prereqs if n not in seen]

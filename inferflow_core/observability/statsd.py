@@ -55,6 +55,8 @@ class StatsdClient:
         self._thread = threading.Thread(target=self._flusher, args=(flush_interval,), daemon=True)
         self._thread.start()
 
+    ENV_VARS = ("TELEGRAF_HOST", "TELEGRAF_PORT", "METRIC_SAMPLING_RATE")  # what from_env reads
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StatsdClient | None:
         """A client when ``TELEGRAF_HOST`` is set, else None."""

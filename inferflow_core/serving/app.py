@@ -17,6 +17,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from ..config.settings import ServiceSettings
@@ -34,8 +35,29 @@ def _settings(args: argparse.Namespace) -> tuple[ServiceSettings, int, int]:
     if updates:
         settings = settings.model_copy(update=updates)
     port = args.port if getattr(args, "port", None) is not None else settings.app_port
-    http_port = getattr(args, "http_port", None) or settings.http_port or port + 1
+    http_port = getattr(args, "http_port", None)
+    if http_port is None:
+        http_port = settings.http_port
+    if http_port is None:  # unset: next to the gRPC port, or a free port when the gRPC port is free too
+        http_port = port + 1 if port else 0
     return settings, port, http_port
+
+
+class StartupError(Exception):
+    """A reason ``serve`` cannot start at all (printed as one line; the process exits non-zero)."""
+
+
+def check_startup(settings: ServiceSettings) -> None:
+    """What can be known before binding anything: the config directory must exist when it is the source."""
+    name = settings.config_source or ("etcd" if settings.etcd_server else "directory")
+    if name != "directory":
+        return
+    if not settings.config_dir:
+        raise StartupError("no config source: pass --config-dir DIR, set INFERFLOW_CONFIG_DIR or ETCD_SERVER")
+    path = Path(settings.config_dir)
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise StartupError(f"config directory {settings.config_dir} {what}")
 
 
 async def serve(settings: ServiceSettings, port: int, http_port: int, reuse_port: bool = False) -> int:
@@ -58,7 +80,17 @@ async def serve(settings: ServiceSettings, port: int, http_port: int, reuse_port
         await server.stop(0)
         runtime.metrics.close()
         return 2
-    log.info("worker ready", extra={"grpc_port": server.port, "http_port": server.http_port})
+    except (OSError, RuntimeError) as exc:
+        await server.stop(0.0)
+        raise StartupError(
+            f"cannot listen on {settings.bind_host} (gRPC {port}, HTTP {http_port}): {exc}"
+        ) from None
+    log.info(
+        "worker ready: gRPC port %d, HTTP port %s",
+        server.port,
+        server.http_port,
+        extra={"grpc_port": server.port, "http_port": server.http_port},
+    )
     await stop.wait()
     log.info("shutdown requested, draining", extra={"grace_s": settings.shutdown_grace_s})
     await server.stop(settings.shutdown_grace_s)
@@ -67,19 +99,35 @@ async def serve(settings: ServiceSettings, port: int, http_port: int, reuse_port
 
 
 def _worker(settings_json: str, port: int, http_port: int) -> None:
+    # a SIGTERM before the event loop's handler is installed is an orderly stop, not a crash
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     settings = ServiceSettings.model_validate_json(settings_json)
     setup_logging(settings.app_log_level, settings.log_json)
-    sys.exit(asyncio.run(serve(settings, port, http_port, reuse_port=True)))
+    try:
+        sys.exit(asyncio.run(serve(settings, port, http_port, reuse_port=True)))
+    except StartupError as exc:
+        print(f"inferflow serve: error: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def main(args: argparse.Namespace) -> int:
     settings, port, http_port = _settings(args)
+    try:
+        check_startup(settings)
+    except StartupError as exc:
+        print(f"inferflow serve: error: {exc}", file=sys.stderr)
+        return 2
     setup_logging(settings.app_log_level, settings.log_json)
     workers = max(1, int(getattr(args, "workers", 1) or 1))
     if workers == 1:
-        return asyncio.run(serve(settings, port, http_port))
+        try:
+            return asyncio.run(serve(settings, port, http_port))
+        except StartupError as exc:
+            print(f"inferflow serve: error: {exc}", file=sys.stderr)
+            return 1
     if port == 0:
-        log.error("--workers > 1 needs a fixed --port")
+        print("inferflow serve: error: --workers > 1 needs a fixed --port", file=sys.stderr)
         return 2
     # Prometheus multiprocess mode: each worker writes its values to mmap files in this dir, and any
     # worker's /metrics merges all of them. It must be set before the workers import prometheus_client.
@@ -103,18 +151,35 @@ def _run_workers(settings: ServiceSettings, port: int, http_port: int, workers: 
         ctx.Process(target=_worker, args=(settings.model_dump_json(), port, http_port), name=f"worker-{i}")
         for i in range(workers)
     ]
-    for proc in procs:
-        proc.start()
+    forwarded: set[int] = set()
 
     def forward(signum: int, _frame: object) -> None:
+        forwarded.add(signum)
         for proc in procs:
             if proc.pid is not None and proc.is_alive():
                 os.kill(proc.pid, signum)
 
+    # installed before the workers start, so a signal at any point reaches every worker
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     for proc in procs:
+        if forwarded:
+            break
+        proc.start()
+    for signum in forwarded:  # arrived while starting: workers started after it must stop as well
+        forward(signum, None)
+    for proc in procs:
+        if proc.pid is None:
+            continue  # never started: stopped before its turn
         proc.join()
         if proc.pid is not None:
             multiprocess.mark_process_dead(proc.pid)  # drops its live gauges; counters stay summed
-    return max((p.exitcode or 0) if (p.exitcode or 0) >= 0 else 1 for p in procs)
+    return max(_exit_code(p.exitcode, forwarded) for p in procs)
+
+
+def _exit_code(code: int | None, forwarded: set[int]) -> int:
+    """A worker killed by the very signal we forwarded stopped as asked (0); other deaths are 1."""
+    code = code or 0
+    if code >= 0:
+        return code
+    return 0 if -code in forwarded else 1

@@ -195,11 +195,21 @@ def _item_errors(
     return errors
 
 
+def _target_errors(ctx: RunContext, decoded: Decoded) -> dict[int, str]:
+    """Per-target errors of the request's decoding, then those components gave (``ctx.target_error``)."""
+    if not ctx.target_errors:
+        return decoded.target_errors
+    return {**ctx.target_errors, **decoded.target_errors}
+
+
 def request_error(ctx: RunContext, decoded: Decoded) -> str:
     parts = [_failure_text(f) for f in ctx.failures]
     parts += decoded.notes
+    parts += ctx.notes
     if decoded.target_errors:
         parts.append(f"{len(decoded.target_errors)} target(s) have feature values that do not decode")
+    if ctx.target_errors:
+        parts.append(f"{len(ctx.target_errors)} target(s) have missing features (see their error)")
     if decoded.slate_errors:
         parts.append(f"{len(decoded.slate_errors)} pair(s)/slate(s) have feature values that do not decode")
     return "; ".join(parts)
@@ -208,7 +218,9 @@ def request_error(ctx: RunContext, decoded: Decoded) -> str:
 def build_pointwise(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> bytes:
     names = plan.all_features
     schema, cols = _columns(ctx.matrix, names, plan.types)
-    errors = _item_errors(ctx, names, cols, plan.producers, decoded.target_errors, plan, ctx.matrix.rows)
+    errors = _item_errors(
+        ctx, names, cols, plan.producers, _target_errors(ctx, decoded), plan, ctx.matrix.rows
+    )
     return (
         plan.schema_field(1, schema)
         + wire.score_messages(2, cols, errors, ctx.matrix.rows)
@@ -244,7 +256,7 @@ def build_grouped(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> byte
             plan.target_features,
             t_cols,
             plan.producers,
-            decoded.target_errors,
+            _target_errors(ctx, decoded),
             plan,
             ctx.matrix.rows,
         )

@@ -32,6 +32,7 @@ from .http import HttpSidePort
 from .service import SERVICE_NAMES, InferflowService
 
 log = logging.getLogger("inferflow.server")
+READINESS_SERVICE = "inferflow.readiness"  # gRPC health service name that means "ready" (/health/ready)
 
 
 def make_source(runtime: Runtime) -> ConfigSource:
@@ -109,10 +110,22 @@ class InferflowServer:
 
     # -- readiness ----------------------------------------------------------------------------
     def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready = configs loaded, not stopping, and no model of the config source rejected (a model
+        that needs a missing plugin is rejected too) unless ``INFERFLOW_READY_WITH_REJECTED``."""
         snap = self.runtime.store.current
-        ok = self.loaded and not self.stopping
+        reasons = []
+        if not self.loaded:
+            reasons.append("the config source has not been loaded yet")
+        if self.stopping:
+            reasons.append("the server is stopping")
+        if snap.errors and not self.settings.ready_with_rejected:
+            for model_id, err in sorted(snap.errors.items()):
+                serving = " (its last good version keeps serving)" if model_id in snap.models else ""
+                reasons.append(sanitize(f"model {model_id!r} is rejected{serving}: {err.message}"))
+        ok = not reasons
         details = {
             "ready": ok,
+            "not_ready_because": reasons,
             "config_loaded": self.loaded,
             "stopping": self.stopping,
             "config_version": snap.version,
@@ -142,6 +155,14 @@ class InferflowServer:
         if not self.loaded:
             self.loaded = True
             await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._publish_readiness()
+
+    async def _publish_readiness(self) -> None:
+        """gRPC health of service ``READINESS_SERVICE`` follows :meth:`readiness` (a Kubernetes gRPC
+        readiness probe names it; ``""`` stays SERVING while the process serves, for liveness)."""
+        ok, _ = self.readiness()
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        await self.health.set(READINESS_SERVICE, status)
 
     async def _watch_loop(self) -> None:
         assert self.source is not None
@@ -152,6 +173,7 @@ class InferflowServer:
                     await self._load_once()
                 async for tree in self.source.watch():
                     self._apply(tree)
+                    await self._publish_readiness()
                     delay = 0.2
             except asyncio.CancelledError:
                 raise
@@ -184,6 +206,7 @@ class InferflowServer:
             except Exception:
                 log.exception("request observer %r failed to start", obs)
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set(READINESS_SERVICE, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self.source is None:
             self.source = make_source(self.runtime)
         try:

@@ -39,6 +39,7 @@ class ServeProcess:
         env: Mapping[str, str] | None = None,
         pythonpath: Sequence[str] = (),
         log_path: str | os.PathLike[str] | None = None,
+        cgroup_procs: str | os.PathLike[str] | None = None,
     ) -> None:
         self.port = pick_free_port()
         self.http_port = pick_free_port()
@@ -51,6 +52,8 @@ class ServeProcess:
                 os.pathsep
             )
         self.log_path = log_path
+        # a cgroup's ``cgroup.procs`` file: the server (and the workers it forks) run in that cgroup
+        self.cgroup_procs = str(cgroup_procs) if cgroup_procs else None
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -68,6 +71,8 @@ class ServeProcess:
             "--workers", str(self.workers),
         ]  # fmt: skip
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        if self.cgroup_procs:  # join the cgroup before exec, so no allocation happens outside it
+            cmd = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', self.cgroup_procs, *cmd]
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT)
         end = time.monotonic() + timeout
         while time.monotonic() < end:

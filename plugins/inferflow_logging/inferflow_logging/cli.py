@@ -1,9 +1,11 @@
-"""``inferflow logs read FILE...``: decode ``.binpb`` log files to JSON lines, one per logged entity.
+"""``inferflow logs read FILE|DIR...``: decode ``.binpb`` log files to JSON lines, one per logged entity.
 
 Each line: model id, tracking id, user id, entity id, parent entity, created_at, format, version and
 ``features`` (name -> text in the core's one text format, ``null`` where missing). Schemas come from the
 file's ``.schema.json`` sidecar (written by the file sink) or ``--schema``; without one, features are
-keyed by schema position and shown as hex.
+keyed by schema position and shown as hex. A directory means every ``.binpb`` file under it;
+``.schema.json`` sidecars given as files are skipped. ``--format csv|parquet`` (with ``--output``) writes
+one row per entity and one column per feature, for pandas.
 """
 
 from __future__ import annotations
@@ -84,27 +86,97 @@ def decode_record(value: bytes, schemas: Schemas) -> Iterator[dict[str, Any]]:
         yield line
 
 
+def log_files(names: Sequence[str]) -> list[Path]:
+    """The log files named (a directory: its ``*.binpb`` files, recursively); sidecars are skipped."""
+    out: list[Path] = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*.binpb") if p.is_file())
+        elif path.name.endswith(".schema.json"):
+            print(f"skipping {path}: a schema sidecar, not a log file", file=sys.stderr)
+        elif not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or directory")
+        else:
+            out.append(path)
+    return out
+
+
 def read_files(paths: Sequence[str], schema_file: str | None = None) -> Iterator[dict[str, Any]]:
     forced = load_schemas(Path(schema_file)) if schema_file else None
-    for name in paths:
-        path = Path(name)
+    for path in log_files(paths):
         side = schema_path(path)
         schemas = forced or (load_schemas(side) if side.exists() else {})
         for value in read_delimited(path):
             yield from decode_record(value, schemas)
 
 
+def flat(line: dict[str, Any]) -> dict[str, Any]:
+    """One record as a flat row: the envelope fields, then one column per feature (text)."""
+    row = {k: v for k, v in line.items() if k != "features"}
+    row["parent_entity"] = ",".join(line.get("parent_entity") or [])
+    row.update(line.get("features") or {})
+    return row
+
+
+def write(lines: Iterator[dict[str, Any]], fmt: str, output: str | None) -> int:
+    """Write the records as JSON lines (stdout or ``output``), CSV or Parquet; returns the record count."""
+    if fmt == "jsonl":
+        out = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+        n = 0
+        try:
+            for line in lines:
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
+                n += 1
+        finally:
+            if output:
+                out.close()
+        return n
+    if not output:
+        raise ValueError(f"--format {fmt} needs --output FILE")
+    rows = [flat(line) for line in lines]
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    if fmt == "csv":
+        import csv
+
+        with open(output, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({c: pa.array([row.get(c) for row in rows]) for c in columns})
+        pq.write_table(table, output)
+    return len(rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inferflow logs", description="inference-log tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    read = sub.add_parser("read", help="decode .binpb log files to JSON lines")
-    read.add_argument("files", nargs="+")
+    read = sub.add_parser(
+        "read",
+        help="decode .binpb log files to JSON lines, CSV or Parquet",
+        description=(__doc__ or "").split("\n\n")[0],
+    )
+    read.add_argument("files", nargs="+", help=".binpb log files or directories holding them")
     read.add_argument("--schema", help="schema JSON (sidecar form or [[name, type], ...]) for every file")
+    read.add_argument(
+        "--format", choices=("jsonl", "csv", "parquet"), default="jsonl", help="output format (default jsonl)"
+    )
+    read.add_argument("--output", "-o", help="write to this file (required for csv and parquet)")
+    read.add_argument(
+        "--json", action="store_true", help="JSON lines on stdout (the default; = --format jsonl)"
+    )
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.json and args.format != "jsonl":
+        parser.error("--json and --format csv/parquet exclude each other")
     try:
-        for line in read_files(args.files, args.schema):
-            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+        n = write(read_files(args.files, args.schema), args.format, args.output)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if args.output:
+        print(f"wrote {n} records to {args.output}", file=sys.stderr)
     return 0

@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, default=8083, help="gRPC port (0 = any free port; the bound port is printed)"
     )
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     serve.add_argument(
         "--app-name", default=os.environ.get("NUMERIX_APP_NAME", "numerix"), help="expression-config app name"
     )

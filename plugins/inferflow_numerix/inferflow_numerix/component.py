@@ -25,6 +25,7 @@ import numpy as np
 
 from inferflow_core.api import (
     BuildContext,
+    ColumnRead,
     ColumnSpec,
     Component,
     ComponentError,
@@ -76,6 +77,30 @@ class NumerixComponent(Component):
             seen.setdefault(v.column, ColumnSpec(v.column, v.declared))
         return tuple(seen.values())
 
+    def reads(self) -> Sequence[ColumnRead]:
+        slate = self.cfg.slate_component  # a slate component also takes pair/slate features (broadcast)
+        return tuple(
+            ColumnRead(col, f"score_mapping.{key}", slate_ok=slate)
+            for key, col in self.cfg.score_mapping.items()
+        )
+
+    async def check_backend(self, timeout: float = 5.0) -> list[tuple[str, str]]:
+        """``inferflow validate --check-backends`` (remote mode): one call of one row (every variable 1)
+        must succeed, i.e. the service is reachable and knows ``compute_id``."""
+        if self.client is None:
+            return []  # embedded: the expression was checked at load
+        names = [v.name for v in self.variables]
+        ones = [np.ones(1, dtype=self.compute_dtype.numpy_dtype) for _ in names]
+        _, _, failures = await self.client.compute_batched(
+            self.compute_id,
+            [self.cfg.component_id, *names],
+            ["inferflow-check"],
+            ones,
+            self.compute_dtype,
+            timeout,
+        )
+        return [("compute_id", f"numerix {self.settings.target}: {failures[0].message}")] if failures else []
+
     # -- run --------------------------------------------------------------------------------------
     async def run(self, ctx: RunContext) -> None:
         if self.cfg.slate_component:
@@ -117,6 +142,20 @@ class NumerixComponent(Component):
         program = self._program(ctx) if self.client is None else None
         names = list(program.names if program else (v.name for v in self.variables))
         columns = self._read(ctx.matrix, [n for n in names if n in self._column_of])
+        # pair/slate request features: each slate's own value, broadcast over its target rows
+        per_slate = {
+            n: self._read(slates, [n])[n]
+            for n in columns
+            if slates.slate_supplies(ctx.matrix, self._column_of[n])
+        }
+
+        def inputs(i: int) -> dict[str, np.ndarray]:
+            size = subsets[i].size
+            return {
+                n: np.full(size, per_slate[n][i]) if n in per_slate else c[subsets[i]]
+                for n, c in columns.items()
+            }
+
         ids = self._ids(ctx.matrix) if self.client is not None else []
         scores = np.zeros(slates.rows, dtype=self.compute_dtype.numpy_dtype)
         valid = np.zeros(slates.rows, dtype=bool)
@@ -125,7 +164,7 @@ class NumerixComponent(Component):
         todo = [i for i, idx in enumerate(subsets) if idx.size]
         if program is not None:
             for i in todo:
-                sub = {n: c[subsets[i]] for n, c in columns.items()}
+                sub = inputs(i)
                 try:
                     scores[i] = program.evaluate(sub, subsets[i].size, self.compute_dtype.numpy_dtype)[0]
                     valid[i] = True
@@ -141,7 +180,7 @@ class NumerixComponent(Component):
                         self.compute_id,
                         schema,
                         [ids[j] for j in subsets[i].tolist()],
-                        [columns[n][subsets[i]] for n in names],
+                        _ordered(inputs(i), names),
                         self.compute_dtype,
                         timeout,
                     )
@@ -204,6 +243,10 @@ class NumerixComponent(Component):
         matrix.set_column(self.cfg.score_col, values, valid)
 
 
+def _ordered(columns: dict[str, np.ndarray], names: Sequence[str]) -> list[np.ndarray]:
+    return [columns[n] for n in names]
+
+
 class NumerixType:
     """The ``numerix_components`` component type. Reads the env settings at each build (config version)."""
 
@@ -221,6 +264,8 @@ class NumerixType:
     def build(self, config: NumerixConfig, ctx: BuildContext) -> Component:
         checked = check(config, ctx.model_id)
         settings = self.settings()
+        if not settings.remote:
+            self._check_expression(checked, settings, ctx)
         client = None
         if settings.remote:
             try:
@@ -241,6 +286,30 @@ class NumerixType:
             if client is None:
                 client = self._clients[key] = NumerixClient(settings)
         return NumerixComponent(checked, ctx.model_id, settings, self.programs, client)
+
+    def _check_expression(self, checked: CheckedConfig, settings: NumerixSettings, ctx: BuildContext) -> None:
+        """Embedded mode: the compute_id's expression must exist, parse, and use only mapped variables."""
+        key = expression_prefix(settings.numerix_app_name) + checked.raw.compute_id
+        try:
+            program = self.programs.get(checked.raw.compute_id, ctx.config.get(key))
+        except ExpressionError as exc:
+            raise ConfigError(
+                ctx.model_id, [("compute_id", f"{exc} (config key {key!r}; NUMERIX_CLIENT_V1_HOST is unset)")]
+            ) from None
+        mapped = {v.name for v in checked.variables}
+        unmapped = [n for n in program.names if n not in mapped]
+        if unmapped:
+            raise ConfigError(
+                ctx.model_id,
+                [
+                    (
+                        "score_mapping",
+                        f"expression of compute_id {checked.raw.compute_id!r} uses "
+                        f"{', '.join(map(repr, unmapped))}, which score_mapping does not map "
+                        f"(mapped: {', '.join(map(repr, sorted(mapped))) or 'none'})",
+                    )
+                ],
+            )
 
     async def aclose(self) -> None:
         """Server shutdown: close the remote Numerix channels."""

@@ -110,12 +110,28 @@ async def test_failing_call_is_contained() -> None:
     assert not ctx.matrix.read("final_score")[1].any()
 
 
-async def test_missing_expression_names_compute_id() -> None:
+def test_missing_expression_rejects_the_model_naming_compute_id() -> None:
+    """Embedded mode: a compute_id without an expression is known at load, not per request."""
     rt = Runtime()
     rt.apply_tree({rt.settings.config_map_prefix + "m": model_json()})
-    ctx = await run(rt)
-    assert ctx.failures and "compute_id '7'" in ctx.failures[0].message
-    assert not ctx.matrix.read("final_score")[1].any()
+    assert "m" not in rt.store.current.models
+    problems = rt.store.current.errors["m"].problems
+    assert any(
+        p == "component_config.numerix_components[0].compute_id" and "compute_id '7'" in m
+        for p, m in problems
+    ), problems
+
+
+def test_expression_variable_not_in_score_mapping_is_rejected() -> None:
+    rt = Runtime()
+    rt.apply_tree(
+        {
+            rt.settings.config_map_prefix + "m": model_json(),
+            EXPR_KEY + "7": json.dumps({"expression": "pctr prcie +"}),
+        }
+    )
+    err = str(rt.store.current.errors["m"])
+    assert "score_mapping" in err and "'prcie'" in err, err
 
 
 def test_bad_score_mapping_rejected_at_load() -> None:
@@ -138,6 +154,21 @@ async def test_slate_mode_evaluates_each_slate() -> None:
     # slate 0 rows (1, 0): price (4, 2) -> norm (1, 0); first row = 1 + pctr[1]=0.2
     np.testing.assert_allclose(values[[0, 1, 3]], [1.2, 0.0, 0.5], rtol=1e-6)
     assert not ctx.matrix.has("final_score")
+
+
+async def test_slate_mode_reads_pair_slate_request_features() -> None:
+    """Issue 12: a slate component mapping a pair/slate request feature used to get 0.0 silently."""
+    rt = runtime(
+        "boost pctr +", slate=True, mapping={"pctr@DataTypeFP32": "pctr", "boost@DataTypeFP32": "boost"}
+    )
+    initial_data = initial()
+    initial_data.slate_texts = {"boost": ["10", "20"]}
+    slates = [np.array([0, 1]), np.array([1])]
+    ctx = await rt.execute("m", initial_data, RequestInfo(api="slatewise"), slates=slates)
+    assert not ctx.failures and not ctx.notes, (ctx.failures, ctx.notes)
+    values, valid = ctx.slate_matrix.read("final_score")
+    assert valid.tolist() == [True, True]
+    np.testing.assert_allclose(values, [10.5, 20.2], rtol=1e-6)  # boost of the slate + pctr of its 1st row
 
 
 async def test_slate_mode_failure_is_contained() -> None:
@@ -240,3 +271,14 @@ async def test_remote_sends_auth_token(monkeypatch, secured_port: int) -> None:
     assert [(f.kind, "UNAUTHENTICATED" in f.message) for f in denied.failures] == [
         ("numerix-api-error", True)
     ]
+
+
+@pytest.mark.integration
+async def test_check_backends_asks_the_remote_service_for_the_compute_id(
+    monkeypatch, numerix_port: int
+) -> None:
+    good = remote_runtime(monkeypatch, numerix_port, compute_id="7").store.current.models["m"]
+    assert await good.components["final"].check_backend() == []
+    bad = remote_runtime(monkeypatch, numerix_port, compute_id="nope").store.current.models["m"]
+    problems = await bad.components["final"].check_backend()
+    assert problems and problems[0][0] == "compute_id" and "'nope'" in problems[0][1], problems

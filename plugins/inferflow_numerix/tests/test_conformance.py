@@ -28,7 +28,9 @@ TEXTS = {"catalog_id": ["a", "b", "c"], "pctr": ["0.5", "0.1", "0.9"], "price": 
 
 
 def build(settings: NumerixSettings) -> NumerixComponent:
-    ctx = BuildContext(model_id="conf", model=None, config={}, metrics=Metrics())  # type: ignore[arg-type]
+    # the compute_id's expression must exist at build time (each run's context may carry another version)
+    tree = {"numerix/expression-config/s1": json.dumps({"expression": "pctr price 2 + log /"})}
+    ctx = BuildContext(model_id="conf", model=None, config=tree, metrics=Metrics())  # type: ignore[arg-type]
     comp = NumerixType(settings).build(NumerixConfig.model_validate(CFG), ctx)
     assert isinstance(comp, NumerixComponent)
     return comp

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inferflow_core.api import (
+    ColumnRead,
     ColumnSpec,
     Component,
     ComponentConfig,
@@ -114,6 +115,20 @@ class FeatureComponent(Component):
     def required_columns(self) -> list[ColumnSpec]:
         return [ColumnSpec(col, DataType.STRING) for col in dict.fromkeys(self.key_cols)]
 
+    def reads(self) -> list[ColumnRead]:
+        return [ColumnRead(k.col, f"fs_keys[{i}].col") for i, k in enumerate(self.cfg.fs_keys)]
+
+    async def check_backend(self, timeout: float = 5.0) -> list[tuple[str, str]]:
+        """``inferflow validate --check-backends``: a lookup of one (absent) entity must succeed, i.e. the
+        store is reachable and knows the label, keys and features."""
+        if self.backend is None or not self.specs:
+            return []
+        probe = [tuple("inferflow-check" for _ in self.key_cols)]
+        outcome = await self.backend.fetch(self.request, probe, timeout)
+        if outcome.failures:
+            return [("fs_request", f"{self.backend.name}: {outcome.failures[0][1]}")]
+        return []
+
     # ------------------------------------------------------------------------------------------ run
     async def run(self, ctx: RunContext) -> None:
         matrix = ctx.matrix
@@ -146,7 +161,7 @@ class FeatureComponent(Component):
             pos, slab, rows = cached[0]
             order = np.empty(len(index), dtype=np.intp)
             order[positions[pos]] = rows
-            self._write(ctx, slab.frame(order[inverse]))
+            self._write(ctx, slab.frame(order[inverse]), row_keys)
             return
         parts = [(positions[pos], slab.frame(rows)) for pos, slab, rows in cached]
         if misses:
@@ -154,16 +169,57 @@ class FeatureComponent(Component):
             if outcome.rows is not None and not parts:  # the embedded store: one gather, no merge
                 rows = np.full(len(index), outcome.missing_row, dtype=np.intp)
                 rows[positions[misses]] = outcome.rows
-                self._write(ctx, outcome.frame.take(rows[inverse]))
+                self._write(ctx, outcome.frame.take(rows[inverse]), row_keys)
                 return
             parts.append((positions[misses], outcome.per_key()))
         frame = assemble(self.request.dtypes, len(index), parts).take(inverse)
-        self._write(ctx, frame)
+        self._write(ctx, frame, row_keys)
 
-    def _write(self, ctx: RunContext, frame: FeatureFrame) -> None:
+    def _account_missing(self, ctx: RunContext, frame: FeatureFrame, row_keys: list[tuple[str, ...]]) -> None:
+        """Count missing entities (rows with no value at all) and missing cells per feature; with
+        ``missing_features: "error"`` the affected targets get a per-target error naming them."""
+        if all(b.valid.all() for b in frame.blocks):
+            return  # the common case: one check per block
+        present = np.zeros(frame.n, dtype=bool)
+        missing_cells: dict[str, np.ndarray] = {}
+        for name, slot in zip(self.columns, frame.slots, strict=True):
+            valid = frame.blocks[slot.block].valid[:, slot.vcol]
+            present |= valid
+            if not valid.all():
+                missing_cells[name] = ~valid
+        if not missing_cells:
+            return
+        entity_missing = ~present
+        lost = int(entity_missing.sum())
+        self._count("feature_missing_entities", lost)
+        for name, miss in missing_cells.items():
+            self._count("feature_missing_cells", int((miss & present).sum()), feature=name)
+        if self.cfg.missing_features != "error":
+            return
+        label = self.cfg.fs_request.label
+        for row in np.flatnonzero(entity_missing).tolist():
+            key = "|".join(row_keys[row])
+            what = f"no key (empty {'/'.join(self.key_cols)})" if not all(row_keys[row]) else f"{key!r}"
+            ctx.target_error(
+                row, f"component {self.name!r}: entity {what} not found in feature store (label {label!r})"
+            )
+        partial = np.zeros(frame.n, dtype=bool)
+        for miss in missing_cells.values():
+            partial |= miss & present
+        for row in np.flatnonzero(partial).tolist():
+            names = [n for n, miss in missing_cells.items() if miss[row]]
+            shown = ", ".join(map(repr, names[:5])) + (
+                f" and {len(names) - 5} more" if len(names) > 5 else ""
+            )
+            ctx.target_error(
+                row, f"component {self.name!r}: feature(s) {shown} missing for {'|'.join(row_keys[row])!r}"
+            )
+
+    def _write(self, ctx: RunContext, frame: FeatureFrame, row_keys: list[tuple[str, ...]]) -> None:
         """Runs of same-type scalar features: one ``set_block`` each (views of the frame's block); other
         features: one ``set_column`` each. A feature with no value in any row is not written (a typed
         request value of the same name stays)."""
+        self._account_missing(ctx, frame, row_keys)
         filled: list[np.ndarray] = [np.asarray(b.valid.any(axis=0)) for b in frame.blocks]
         blocks, matrix = frame.blocks, ctx.matrix
         for run in self._write_plan(frame):

@@ -8,6 +8,7 @@ typed X — the anchor registered that column but never filled it (reference 5.2
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -68,6 +69,9 @@ class FeatureComponentConfig(_Strict):
     comp_cache_enabled: bool = False
     comp_cache_ttl: int = Field(default=0, ge=0)
     col_name_prefix: str = ""
+    # extension: "default" (Go) = missing features take the consumers' defaults (counted);
+    # "error" = a target with a missing entity or feature also gets a per-target error naming it
+    missing_features: Literal["default", "error"] = "default"
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,9 @@ class FeatureComponentType:
         self._backends: dict[tuple, Backend] = {}
         self._caches: dict[tuple, FeatureCache] = {}
 
-    def backend(self, settings: OnfsSettings, model_id: str, component: str) -> Backend | None:
-        """The backend for these settings, or None when no feature store is configured at all.
-
-        A config without a store still validates (``inferflow validate`` runs offline); its requests
-        then fail this component with a message saying which env var to set.
-        """
+    def backend(self, settings: OnfsSettings, model_id: str, component: str) -> Backend:
+        """The backend for these settings; no feature store configured at all is a config error (the
+        model would otherwise serve scores computed from missing features)."""
         if self._backend_override is not None:
             return self._backend_override
         if settings.remote:
@@ -53,7 +50,16 @@ class FeatureComponentType:
             if key not in self._backends:
                 self._backends[key] = LocalBackend(LocalStore(settings.local_dir))
             return self._backends[key]
-        return None
+        raise ConfigError(
+            model_id,
+            [
+                (
+                    "fs_request",
+                    f"component {component!r}: no feature store configured: set "
+                    "EXTERNAL_SERVICE_ONFS_FS_HOST (remote OnFS) or INFERFLOW_ONFS_LOCAL_DIR",
+                )
+            ],
+        )
 
     def cache(self, settings: OnfsSettings) -> FeatureCache:
         if self._cache_override is not None:
@@ -83,13 +89,12 @@ class FeatureComponentType:
             )
         settings = OnfsSettings()
         specs = feature_specs(config)
-        backend = None
+        backend: Backend | None = None
         if specs:
             backend = self.backend(settings, ctx.model_id, name)
             component = FeatureComponent(config, ctx.model_id, ctx.model.component_config, None, None, None)
             try:
-                if backend is not None:
-                    backend.check(component.request)
+                backend.check(component.request)
             except (LookupError, ValueError, DataTypeError) as exc:
                 raise ConfigError(ctx.model_id, [("fs_request", f"component {name!r}: {exc}")]) from None
         cc = ctx.model.component_config

@@ -165,22 +165,24 @@ class TestConformance(ComponentConformance):
         return make_context(self.make_component(), rows=3, texts=texts, model_id="m")
 
 
-async def test_no_feature_store_configured_validates_but_fails_the_component_clearly(
+def test_no_feature_store_configured_rejects_the_model_naming_the_env_vars(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Without a store every request would be scored from missing features: the model is rejected."""
     for var in ("EXTERNAL_SERVICE_ONFS_FS_HOST", "INFERFLOW_ONFS_LOCAL_DIR"):
         monkeypatch.delenv(var, raising=False)
-    from inferflow_core.api import InitialData, RequestInfo
     from inferflow_core.runtime import Runtime
 
     rt = Runtime()
     snap = rt.apply_tree({rt.settings.config_map_prefix + "m": model_json([all_types_component()])})
-    assert not snap.errors, snap.errors
-    ctx = await rt.execute(
-        "m", InitialData(rows=1, texts={"catalog_id": ["1"], "user_id": ["u1"]}), RequestInfo(api="pointwise")
-    )
-    assert [f.kind for f in ctx.failures] == ["featurestore-not-configured"]
-    assert "INFERFLOW_ONFS_LOCAL_DIR" in ctx.failures[0].message
+    assert "m" not in snap.models
+    problems = snap.errors["m"].problems
+    assert any(
+        p.startswith("component_config.feature_components[0].fs_request")
+        and "no feature store configured" in m
+        and "INFERFLOW_ONFS_LOCAL_DIR" in m
+        for p, m in problems
+    ), problems
 
 
 def test_cache_is_skipped_in_front_of_the_embedded_store_but_kept_for_remote(local_env, monkeypatch) -> None:
@@ -197,3 +199,49 @@ def test_cache_is_skipped_in_front_of_the_embedded_store_but_kept_for_remote(loc
     rt2 = Runtime()
     snap2 = rt2.apply_tree({rt2.settings.config_map_prefix + "m": model_json([comp], cache_on)})
     assert snap2.models["m"].components["user_features"].cache is not None
+
+
+async def test_missing_entities_and_cells_are_counted(local_env) -> None:
+    """Issue 12: an unknown entity was scored on defaults and only the inference log showed it."""
+    rt = _runtime([all_types_component()])
+    ctx = await _execute(rt, ["u1", "ghost", "", "ghost"])
+    assert not ctx.failures and not ctx.target_errors  # default (Go): defaults used, but counted
+    labels = {"model_id": "m", "component": "user_features"}
+    assert rt.metrics.value("feature_missing_entities", **labels) == 3  # ghost twice, the empty key
+
+
+async def test_missing_features_error_option_gives_per_target_errors(local_env) -> None:
+    from inferflow_core._proto import predict_pb2, predict_pb2_grpc
+    from inferflow_core.testing.server import running_server
+
+    rt = Runtime()
+    raw = json.loads(model_json([all_types_component(missing_features="error")]))
+    raw["response_config"]["features"] = ["catalog_id", "user:scalars:fp32"]
+    async with running_server(rt, {rt.settings.config_map_prefix + "m": json.dumps(raw)}) as srv:
+        stub = predict_pb2_grpc.PredictStub(srv.channel)
+        req = predict_pb2.PointWiseRequest(
+            model_config_id="m",
+            target_input_schema=[
+                predict_pb2.FeatureSchema(name="user_id", data_type=predict_pb2.DataTypeString)
+            ],
+            targets=[
+                predict_pb2.Target(id="c1", feature_values=[b"u1"]),
+                predict_pb2.Target(id="c2", feature_values=[b"ghost"]),
+            ],
+        )
+        resp = await stub.InferPointWise(req, timeout=10)
+    assert resp.target_scores[0].error == ""
+    err = resp.target_scores[1].error
+    assert "'user_features'" in err and "'ghost' not found" in err and "'user'" in err, err
+    assert "missing features" in resp.request_error
+
+
+@pytest.mark.integration
+async def test_check_backends_asks_the_remote_store(local_env, remote_env) -> None:
+    rt = _runtime([all_types_component()])
+    assert await rt.store.current.models["m"].components["user_features"].check_backend() == []
+    no_label = all_types_component()
+    no_label["fs_request"]["label"] = "nolabel"
+    rt = _runtime([no_label])
+    problems = await rt.store.current.models["m"].components["user_features"].check_backend()
+    assert problems and problems[0][0] == "fs_request" and "nolabel" in problems[0][1], problems

@@ -18,6 +18,7 @@ import numpy as np
 
 from inferflow_core.api import (
     BuildContext,
+    ColumnRead,
     ColumnSpec,
     Component,
     ComponentError,
@@ -29,6 +30,7 @@ from inferflow_core.api import (
 )
 
 from .config import InputSpec, OutputSpec, PredatorConfig, resolve, routes
+from .onnx_check import check_onnx, check_signature, remote_signature
 from .pool import ONNX_SCHEME, Backend, BackendPool, normalise_endpoint
 from .settings import PredatorSettings
 from .tensors import Tensor, assemble_input, split_output
@@ -56,6 +58,7 @@ class PredatorComponent(Component):
         self.inputs: list[InputSpec] = inputs
         self.output_specs: list[OutputSpec] = outputs
         self.output_names = [o.name for o in outputs]
+        self.features = list(dict.fromkeys(f for spec in inputs for f in spec.features))
         port = pool.settings.port
         weighted = routes(cfg, model_route_config)
         self.endpoints = [normalise_endpoint(e, port) for e, _ in weighted]
@@ -68,6 +71,38 @@ class PredatorComponent(Component):
         self.metrics = metrics
         self.rng = rng or random.Random()
         self.deadline_s = cfg.deadline / 1000 if cfg.deadline else None
+        embedded = self._embedded_problems(weighted)
+        if embedded:
+            raise ConfigError(model_id, embedded)
+
+    def _endpoint_paths(self, weighted: list[tuple[str, float]]) -> dict[str, str]:
+        """Every endpoint this component may call (as configured) -> the JSON path naming it."""
+        cfg = self.cfg
+        where: dict[str, str] = {}
+        for i, e in enumerate(cfg.model_end_points):
+            where.setdefault(e.endpoint.strip(), f"model_end_points[{i}].endpoint")
+        for i, r in enumerate(cfg.route_config):
+            where.setdefault(r.model_endpoint.strip(), f"route_config[{i}].model_endpoint")
+        candidates = [e for e, _ in weighted] + ([cfg.model_end_point.strip()] if cfg.model_end_point else [])
+        return {e: where.get(e, "model_end_point") for e in dict.fromkeys(candidates)}
+
+    def _embedded_problems(self, weighted: list[tuple[str, float]]) -> list[tuple[str, str]]:
+        """Every ``onnx://`` endpoint this component may use: file present, signature matches the config."""
+        cfg = self.cfg
+        self.endpoint_paths = self._endpoint_paths(weighted)
+        problems: list[tuple[str, str]] = []
+        for endpoint, path in self.endpoint_paths.items():
+            if not endpoint.startswith(ONNX_SCHEME):
+                continue
+            problems += check_onnx(
+                endpoint[len(ONNX_SCHEME) :],
+                cfg.model_name,
+                cfg.model_version,
+                self.inputs,
+                self.output_specs,
+                path,
+            )
+        return problems
 
     # -- declaration ------------------------------------------------------------------------------
     def outputs(self) -> Sequence[ColumnSpec]:
@@ -79,6 +114,43 @@ class PredatorComponent(Component):
             )
             specs.append(ColumnSpec("inferflow_config_id", DataType.STRING, constant=self.model_id))
         return specs
+
+    def reads(self) -> Sequence[ColumnRead]:
+        # a slate component reads its slates' target rows: target-matrix columns, like a pointwise one
+        slate = self.cfg.slate_component  # a slate component also takes pair/slate features (broadcast)
+        return [
+            ColumnRead(feature, f"inputs[{i}].features[{j}]", slate_ok=slate)
+            for i, inp in enumerate(self.cfg.inputs)
+            for j, feature in enumerate(inp.features)
+        ]
+
+    async def check_backend(self, timeout: float = 5.0) -> list[tuple[str, str]]:
+        """``inferflow validate --check-backends``: each remote endpoint has the model ready and its
+        ``ModelMetadata`` matches the config (embedded endpoints are checked at every load)."""
+        port = self.pool.settings.port
+        problems: list[tuple[str, str]] = []
+        for endpoint, path in self.endpoint_paths.items():
+            if endpoint.startswith(ONNX_SCHEME):
+                continue
+            target = normalise_endpoint(endpoint, port)
+            backend = self.pool.get(target)
+            try:
+                await backend.check_ready(self.cfg.model_name, self.cfg.model_version, timeout)
+                sig = await remote_signature(backend, self.cfg.model_name, self.cfg.model_version, timeout)
+            except ComponentError as exc:
+                problems.append((path, f"model {self.cfg.model_name!r}: {exc.message}"))
+                continue
+            except Exception as exc:
+                problems.append(
+                    (path, f"model {self.cfg.model_name!r}: {target}: {type(exc).__name__}: {exc}")
+                )
+                continue
+            if sig is not None:
+                for where, message in check_signature(
+                    sig, self.cfg.model_name, self.inputs, self.output_specs
+                ):
+                    problems.append((where, f"predator {target}: {message}"))
+        return problems
 
     # -- routing ----------------------------------------------------------------------------------
     def pick_endpoint(self) -> str:
@@ -186,7 +258,7 @@ class PredatorComponent(Component):
             rows = targets[(targets >= 0) & (targets < ctx.matrix.rows)]
             if rows.size:
                 jobs.append((i, rows))
-        results = await asyncio.gather(*(self._slate(ctx, backend, endpoint, rows) for _, rows in jobs))
+        results = await asyncio.gather(*(self._slate(ctx, backend, endpoint, i, rows) for i, rows in jobs))
         for (i, _), scores in zip(jobs, results, strict=True):
             if isinstance(scores, list):
                 first = [[v[:1] for v in per_slice] for per_slice in scores]
@@ -194,10 +266,12 @@ class PredatorComponent(Component):
         self._report(ctx, [r for r in results if isinstance(r, ComponentError)], len(results), "slates")
 
     async def _slate(
-        self, ctx: RunContext, backend: Backend, endpoint: str, rows: np.ndarray
+        self, ctx: RunContext, backend: Backend, endpoint: str, slate: int, rows: np.ndarray
     ) -> Scores | ComponentError:
+        assert ctx.slate_matrix is not None
         try:
-            sub = ctx.matrix.take(rows)
+            # the slate's target rows, with its pair/slate features repeated on each of them
+            sub = ctx.slate_matrix.slate_rows(ctx.matrix, slate, rows, self.features)
             tensors = [assemble_input(sub, spec) for spec in self.inputs]
         except ComponentError as exc:
             return exc

@@ -389,6 +389,36 @@ async def test_slate_mode(make_runtime: Any, tmp_path: Path) -> None:
     )
 
 
+async def test_slate_component_reads_pair_slate_request_features(make_runtime: Any, tmp_path: Path) -> None:
+    """Issue 12: a pair/slate request feature mapped by a slate predator component used to be 0."""
+    gather_model(tmp_path)
+    rt = make_runtime(
+        [
+            predator(
+                "lookup",
+                f"onnx://{tmp_path}",
+                [{"name": "idx", "features": ["slate_i"], "shape": [1], "data_type": "INT64"}],
+                [
+                    {
+                        "name": "score",
+                        "model_scores": ["slate_s"],
+                        "model_scores_dims": [[1]],
+                        "data_type": "FP32",
+                    }
+                ],
+                slate_component=True,
+            )
+        ]
+    )
+    initial = InitialData(rows=3, texts={"id": ["0", "1", "2"]}, slate_texts={"slate_i": ["4", "6"]})
+    ctx = await rt.execute(
+        "m", initial, RequestInfo(api="slatewise"), slates=[np.array([0, 1]), np.array([2])]
+    )
+    assert not ctx.failures, ctx.failures
+    got, ok = ctx.slate_matrix.read("slate_s")
+    assert ok.tolist() == [True, True] and got.tolist() == [40, 60]
+
+
 # ------------------------------------------------------------------------------------------- config
 def _errors(components: list[dict[str, Any]]) -> str:
     rt = Runtime()

@@ -123,4 +123,6 @@ def test_unusable_tls_rejects_models_with_remote_endpoints(tmp_path) -> None:
     with pytest.raises(ConfigError, match="plaintext"):
         PredatorComponent(cfg, "model", plain, Metrics())
     onnx_only = cfg.model_copy(update={"model_end_point": "onnx:///models"})
-    PredatorComponent(onnx_only, "model", plain, Metrics())  # embedded endpoints do not need TLS
+    with pytest.raises(ConfigError) as err:  # embedded endpoints need no TLS: rejected for the file only
+        PredatorComponent(onnx_only, "model", plain, Metrics())
+    assert "does not exist" in err.value.message and "plaintext" not in err.value.message
