@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from inferflow_core.api import read_config_dir
 from inferflow_core.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +18,7 @@ MAP = "inferflow/services/inferflow/model-config/config-map"
 ENDPOINT = "s1-mlp-predictor.models.svc.cluster.local:80"
 
 
-def test_model_config_is_the_example_pointed_at_triton() -> None:
+def test_model_config_is_the_example_pointed_at_triton(monkeypatch: pytest.MonkeyPatch) -> None:
     example = json.loads(
         (ROOT / "inferflow_core" / "example" / "config" / MAP / "bench_ctr.json").read_text()
     )
@@ -26,14 +27,13 @@ def test_model_config_is_the_example_pointed_at_triton() -> None:
     assert ranker["model_end_point"] == ENDPOINT and ranker["model_name"] == "s1_mlp"
     ranker["model_end_point"] = example["component_config"]["predator_components"][0]["model_end_point"]
     assert served == example
+    # as deployed (deploy/configmap.yaml): a remote OnFS and the example's Numerix expressions beside it
+    monkeypatch.setenv("EXTERNAL_SERVICE_ONFS_FS_HOST", "onfs-api-server.onfs.svc.cluster.local")
+    monkeypatch.setenv("EXTERNAL_SERVICE_ONFS_FS_GRPC_PLAIN_TEXT", "true")
+    tree = read_config_dir(ROOT / "inferflow_core" / "example" / "config")
+    tree.update(read_config_dir(KSERVE / "config"))
     rt = Runtime()
-    rt.apply_tree(
-        {
-            rt.settings.config_map_prefix + "bench_ctr": (
-                KSERVE / "config" / MAP / "bench_ctr.json"
-            ).read_text()
-        }
-    )
+    rt.apply_tree({k: v for k, v in tree.items() if "bench_ctr_" not in k})
     assert not rt.store.current.errors, rt.store.current.errors
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ import pytest
 from inferflow_predator._proto import grpc_predict_v2_pb2 as pb
 from inferflow_predator._proto import grpc_predict_v2_pb2_grpc as pb_grpc
 
-from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues
+from inferflow_core import cli
+from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues, write_config_dir
 from inferflow_core.runtime import Runtime
 
 spec = importlib.util.spec_from_file_location("predator_conftest", Path(__file__).with_name("conftest.py"))
@@ -162,3 +164,29 @@ async def test_a_slow_model_is_bounded_by_the_deadline(triton: Any, make_runtime
     assert time.monotonic() - started < 0.9  # the slow model sleeps 1 s; its deadline is 200 ms
     assert ctx.matrix.read("pctr")[1].all() and not ctx.matrix.read("slow")[1].any()
     assert [(f.component, f.kind) for f in ctx.failures] == [("slow", "predator-api-timeout")]
+
+
+def test_validate_check_backends_accepts_the_kserve_model_config(
+    triton: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy/kserve's ranker entry, pointed at this Triton: ModelReady and ModelMetadata match it; the
+    same entry with a wrong input shape is reported against the server's metadata."""
+    monkeypatch.setenv("EXTERNAL_SERVICE_PREDATOR_GRPC_PLAIN_TEXT", "true")
+    prefix = "inferflow/services/inferflow/model-config/config-map/"
+    source = cf.ROOT / "deploy" / "kserve" / "config" / prefix / "bench_ctr.json"
+    [ranker] = json.loads(source.read_text())["component_config"]["predator_components"]
+    ranker["model_end_point"] = triton.endpoint
+    good = {  # the ranker alone (its features come with the request here)
+        "dag_execution_config": {"component_dependency": {"ranker": ["feature_initializer"]}},
+        "component_config": {"predator_components": [ranker]},
+        "response_config": {"features": ["catalog_id", "pctr"]},
+        "request_features": [f for inp in ranker["inputs"] for f in inp["features"]],
+    }
+    bad = json.loads(json.dumps(good))
+    bad["component_config"]["predator_components"][0]["inputs"][1]["shape"] = [16]
+    write_config_dir(tmp_path, {prefix + "good": json.dumps(good), prefix + "bad": json.dumps(bad)})
+    assert cli.main(["validate", str(tmp_path), "--check-backends", "--json"]) == 1
+    models = {m["model"]: m for m in json.loads(capsys.readouterr().out)["models"]}
+    assert models["good"]["valid"] and not models["good"]["errors"], models["good"]
+    assert models["bad"]["errors"], models["bad"]
+    assert any("emb" in e["message"] for e in models["bad"]["errors"]), models["bad"]["errors"]
