@@ -23,6 +23,9 @@ def feast_variant(config_dir: Path, data_dir: Path, env: dict[str, str]) -> str:
     repo = build_example_repo(data_dir / "features", config_dir.parent / "feast-repo")
     models = rewrite_config_dir(config_dir)
     env["INFERFLOW_FEAST_REPO"] = str(repo)
+    # The SDK reads 200 catalogs x 66 features from SQLite in ~50-250 ms here (per-value Python in Feast):
+    # the default 200 ms per call would fail a cold first request, so the demo allows more.
+    env.setdefault("INFERFLOW_FEAST_DEADLINE_MS", "2000")
     env.pop("INFERFLOW_ONFS_LOCAL_DIR", None)
     took = time.perf_counter() - started
     return f"Feast repo {repo} built and materialized in {took:.1f}s; feast_components in {', '.join(models)}"
