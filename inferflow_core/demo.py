@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -164,7 +165,10 @@ def grpcurl_hint(port: int) -> None:
     )
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, variant: Callable[[Path, Path, dict[str, str]], str] | None = None) -> int:
+    """The demo. ``variant(config_dir, data_dir, env)`` may rewrite the written config directory and the
+    server's environment before the server starts (e.g. examples/feast: features from Feast) and returns
+    a line saying what it changed."""
     total = 6
     t_start = time.perf_counter()
     step(1, total, "example data (generated once, deterministic)")
@@ -180,15 +184,15 @@ def main(args: argparse.Namespace) -> int:
     step(2, total, "config directory")
     config = h.write_config(tmp / "config", data, logging_perc=100, cache=True)
     print(f"  {config} (models: {', '.join(h.MODELS)})")
+    env = h.embedded_env(data, log_dir)
+    if variant is not None:
+        print(f"  {variant(config, data, env)}")
 
     port = args.port or h.free_port()
     http_port = h.free_port()
     step(3, total, f"starting `inferflow serve` on 127.0.0.1:{port} (HTTP side port {http_port})")
     server = h.ServerProcess(
-        "inferflow serve",
-        h.inferflow_serve(config, port, http_port),
-        h.embedded_env(data, log_dir),
-        tmp / "server.log",
+        "inferflow serve", h.inferflow_serve(config, port, http_port), env, tmp / "server.log"
     )
     server.start()
     try:

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import external_span, open_channel, reconnect_options
+from inferflow_core.api import FeatureFrame, external_span, open_channel, reconnect_options
+from inferflow_core.api import assemble_features as assemble
 
 from ._proto import retrieve_pb2 as pb
 from .backends import FetchOutcome, FetchRequest
 from .codec import decode_rows
-from .frame import FeatureFrame, assemble
 from .settings import OnfsSettings
 from .wire import RowTemplate, cell_widths, key_bytes, rows_region, varint
 

@@ -24,15 +24,16 @@ import numpy as np
 from inferflow_core.api import (
     DataType,
     DataTypeError,
+    FeatureFrame,
     ServerTls,
     format_column,
     parse_dtype,
     serve_grpc_service,
+    to_raw,
 )
 
 from ._proto import retrieve_pb2 as pb
 from .codec import encode_columns
-from .frame import FeatureFrame, to_raw
 from .store import LabelTable, LocalStore, StoreError
 from .wire import RowTemplate, cell_widths, key_bytes, varint
 
