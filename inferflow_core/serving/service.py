@@ -56,6 +56,31 @@ class _Served:
         self.rows = 0
 
 
+# gRPC status -> HTTP status for the HTTP API (google.rpc's mapping, as grpc-gateway and KServe use it);
+# errors reach it only through :func:`_status_of`, so both transports answer from the same mapping
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    """The HTTP status answering a call that ends with gRPC status ``code`` (500 for the rest)."""
+    return HTTP_STATUS.get(code, 500)
+
+
 def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The one mapping of errors to status codes; the message is bounded and carries no paths."""
     if isinstance(exc, InferflowError):
@@ -147,7 +172,13 @@ class InferflowService:
             if admitted:
                 self.admission.release()
             self.runtime.metrics.api_request(
-                api, status.name, status.value[0], time.perf_counter() - start, served.rows, served.model_id
+                api,
+                status.name,
+                status.value[0],
+                time.perf_counter() - start,
+                served.rows,
+                served.model_id,
+                getattr(context, "transport", "grpc"),
             )
 
     async def _offload(self, size: int, fn: Callable[..., Any], *args: Any) -> Any:
@@ -227,17 +258,31 @@ class InferflowService:
         return await self._guard("retrieve_model_score", context, work)
 
     # -- registration -----------------------------------------------------------------------------
+    def api_handlers(self) -> dict[str, Handler]:
+        """The raw-bytes handler of each API (auth name -> handler), shared by gRPC and HTTP."""
+        handlers = getattr(self, "_api_handlers", None)
+        if handlers is None:
+            handlers = {
+                "pointwise": self._predict(
+                    "pointwise", predict_pb2.PointWiseRequest, adapters.decode_pointwise, grouped=False
+                ),
+                "pairwise": self._predict(
+                    "pairwise", predict_pb2.PairWiseRequest, adapters.decode_pairwise, grouped=True
+                ),
+                "slatewise": self._predict(
+                    "slatewise", predict_pb2.SlateWiseRequest, adapters.decode_slatewise, grouped=True
+                ),
+                "retrieve_model_score": self.retrieve_model_score,
+            }
+            self._api_handlers = handlers
+        return handlers
+
     def generic_handlers(self) -> list[grpc.GenericRpcHandler]:
+        apis = self.api_handlers()
         predict = {
-            "InferPointWise": self._predict(
-                "pointwise", predict_pb2.PointWiseRequest, adapters.decode_pointwise, grouped=False
-            ),
-            "InferPairWise": self._predict(
-                "pairwise", predict_pb2.PairWiseRequest, adapters.decode_pairwise, grouped=True
-            ),
-            "InferSlateWise": self._predict(
-                "slatewise", predict_pb2.SlateWiseRequest, adapters.decode_slatewise, grouped=True
-            ),
+            "InferPointWise": apis["pointwise"],
+            "InferPairWise": apis["pairwise"],
+            "InferSlateWise": apis["slatewise"],
         }
         handlers = [
             grpc.method_handlers_generic_handler(
@@ -248,7 +293,7 @@ class InferflowService:
         handlers.append(
             grpc.method_handlers_generic_handler(
                 INFERFLOW_SERVICE,
-                {"RetrieveModelScore": grpc.unary_unary_rpc_method_handler(self.retrieve_model_score)},
+                {"RetrieveModelScore": grpc.unary_unary_rpc_method_handler(apis["retrieve_model_score"])},
             )
         )
         return handlers

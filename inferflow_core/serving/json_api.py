@@ -1,0 +1,273 @@
+"""The JSON form of the four APIs (HTTP): a JSON body -> the API's protobuf request bytes, and the
+response bytes -> decoded JSON. The bytes in between go through the same handler as gRPC.
+
+Request (the shape ``inferflow predict --request`` reads; the model id is in the URL)::
+
+    {"targets": ["954", "614"], "context": {"user_id": "42"}, "features": {"price": [3.5, 4.0]},
+     "types": {"price": "fp32"}, "pairs": [[0, 1]], "pair_features": {...}, "tracking_id": "t-1"}
+
+``features`` hold one value per target (pair, slate); a list value is a vector. A feature's type is
+named in ``types`` (any spelling the core accepts) or follows its JSON values (number -> FP64 / INT64,
+string -> STRING, true/false -> BOOL, list -> vector). Values are encoded with the core's codec
+(``inferflow_core.dtypes``, through the client's encoders) in the server's
+``INFERFLOW_REQUEST_VALUE_ENCODING``, so the server decodes them exactly as it decodes gRPC requests.
+RetrieveModelScore: ``{"entities": {"catalog_id": ["7", "8"]}, "features": {"price": ["3", ""]}}``.
+
+Response: output columns decoded by the response schema (``Table``, the client's decoder):
+``{"model_id", "target_output_schema", "targets": [{column: value}], "target_errors", "request_error"}``
+(+ ``pair_*`` / ``slate_*`` for the grouped APIs); non-finite floats are the strings ``"NaN"``,
+``"Infinity"``, ``"-Infinity"`` (protobuf's JSON mapping). Malformed JSON or a value of the wrong JSON
+type is INVALID_ARGUMENT (HTTP 400) naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+from .._proto import inferflow_pb2, predict_pb2
+from ..client import _encode as enc
+from ..client._result import Table, _python
+from ..dtypes import DataType
+from ..errors import RequestError, clip, sanitize
+from .budget import Budget
+
+P = predict_pb2
+COMMON = {"targets", "features", "context", "types", "tracking_id", "tenant_id"}
+KEYS = {
+    "pointwise": COMMON,
+    "pairwise": COMMON | {"pairs", "pair_features"},
+    "slatewise": COMMON | {"slates", "slate_features"},
+    "retrieve_model_score": {"entities", "features", "tracking_id"},
+}
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def load(body: bytes, api: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise RequestError(f"request: not valid JSON ({sanitize(str(exc), 200)})") from None
+    if not isinstance(doc, dict):
+        raise RequestError(f"request: a JSON object is required, not {type(doc).__name__}")
+    unknown = sorted(set(doc) - KEYS[api])
+    if unknown:
+        raise RequestError(f"request: unknown field(s) {clip(unknown)}; known: {sorted(KEYS[api])}")
+    return doc
+
+
+def _text(doc: dict, key: str) -> str:
+    value = doc.get(key, "")
+    if not isinstance(value, str):
+        raise RequestError(f"{key}: a string is required")
+    return value
+
+
+def _mapping(doc: dict, key: str, budget: Budget, limit: str) -> dict[str, Any]:
+    value = doc.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RequestError(f"{key}: an object of name -> values is required")
+    budget.check(key, len(value), limit)
+    return value
+
+
+def _cell(value: Any, where: str, vector_ok: bool = True) -> None:
+    if isinstance(value, _SCALARS):
+        return
+    if vector_ok and isinstance(value, list):
+        for i, item in enumerate(value):
+            _cell(item, f"{where}[{i}]", vector_ok=False)
+        return
+    raise RequestError(f"{where}: a number, string, boolean, null or a list of them is required")
+
+
+def _columns(doc: dict, key: str, rows: int, budget: Budget) -> dict[str, Any] | None:
+    cols = _mapping(doc, key, budget, "max_features_per_target")
+    for name, values in cols.items():
+        if not isinstance(values, list):
+            raise RequestError(f"{key}.{clip(name)}: a list of one value per row is required")
+        if len(values) != rows:
+            raise RequestError(f"{key}.{clip(name)} has {len(values)} values for {rows} rows")
+        budget.charge(f"{key}.{clip(name)}", len(values))
+        for i, value in enumerate(values):
+            _cell(value, f"{key}.{clip(name)}[{i}]")
+    return cols or None
+
+
+def _ids(doc: dict, budget: Budget) -> list[str]:
+    ids = doc.get("targets", [])
+    if not isinstance(ids, list):
+        raise RequestError("targets: a list of target ids is required")
+    budget.check("targets", len(ids), "max_targets")
+    out = []
+    for i, value in enumerate(ids):
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise RequestError(f"targets[{i}]: a target id is a string or an integer")
+        out.append(str(value))
+    return out
+
+
+def _groups(doc: dict, key: str, budget: Budget, limit: str, size: int | None) -> list[list[int]]:
+    groups = doc.get(key, [])
+    if not isinstance(groups, list):
+        raise RequestError(f"{key}: a list of lists of target indices is required")
+    budget.check(key, len(groups), limit)
+    for i, group in enumerate(groups):
+        ok = isinstance(group, list) and all(
+            isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31 for v in group
+        )
+        if not ok or (size is not None and len(group) != size):
+            what = "[first, second]" if size == 2 else "a list of"
+            raise RequestError(f"{key}[{i}]: {what} target indices (32-bit integers) is required")
+    return groups
+
+
+def _encode(what: str, fn: Any, *args: Any) -> Any:
+    """The client's encoders raise ValueError / TypeError for values that do not fit: 400, never 500."""
+    try:
+        return fn(*args)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise RequestError(f"{what}: {sanitize(str(exc), 300)}") from None
+
+
+def _schema(schema: list[tuple[str, DataType]]) -> list[Any]:
+    return [P.FeatureSchema(name=n, data_type=d.wire_name) for n, d in schema]
+
+
+def predict_request(api: str, model_id: str, doc: dict, encoding: str, budget: Budget) -> bytes:
+    """A Predict request's protobuf bytes from its JSON form (checked field by field)."""
+    ids = _ids(doc, budget)
+    types = _encode("types", enc.check_types, _mapping(doc, "types", budget, "max_features_per_target"))
+    context = _mapping(doc, "context", budget, "max_context_features")
+    for name, value in context.items():
+        _cell(value, f"context.{clip(name)}")
+    features = _columns(doc, "features", len(ids), budget)
+    schema, rows = _encode("features", enc.encode_features, features, len(ids), types, encoding)
+    body: dict[str, Any] = {
+        "model_config_id": model_id,
+        "tracking_id": _text(doc, "tracking_id"),
+        "tenant_id": _text(doc, "tenant_id"),
+        "context_features": [
+            P.ContextFeature(name=n, value=v, data_type=d.wire_name)
+            for n, d, v in _encode("context", enc.encode_context, context, types, encoding)
+        ],
+        "target_input_schema": _schema(schema),
+        "targets": [P.Target(id=i, feature_values=r) for i, r in zip(ids, rows, strict=True)],
+    }
+    if api == "pointwise":
+        return P.PointWiseRequest(**body).SerializeToString()  # type: ignore[no-any-return]
+    kind = "pair" if api == "pairwise" else "slate"
+    groups = _groups(doc, f"{kind}s", budget, f"max_{kind}s", 2 if kind == "pair" else None)
+    group_features = _columns(doc, f"{kind}_features", len(groups), budget)
+    gschema, grows = _encode(
+        f"{kind}_features", enc.encode_features, group_features, len(groups), types, encoding
+    )
+    body[f"{kind}_input_schema"] = _schema(gschema)
+    if kind == "pair":
+        body["pairs"] = [
+            P.TargetPair(first_target_index=a, second_target_index=b, feature_values=r)
+            for (a, b), r in zip(groups, grows, strict=True)
+        ]
+        return P.PairWiseRequest(**body).SerializeToString()  # type: ignore[no-any-return]
+    body["slates"] = [
+        P.TargetSlate(target_indices=s, feature_values=r) for s, r in zip(groups, grows, strict=True)
+    ]
+    return P.SlateWiseRequest(**body).SerializeToString()  # type: ignore[no-any-return]
+
+
+def _texts(value: Any, where: str) -> list[str]:
+    values = value if isinstance(value, list) else [value]
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise RequestError(f"{where}[{i}]: a string or a number is required")
+    return [str(v) for v in values]
+
+
+def retrieve_request(model_id: str, doc: dict, budget: Budget) -> bytes:
+    entity = inferflow_pb2.InferflowRequestProto.Entity
+    entities = _mapping(doc, "entities", budget, "max_context_features")
+    features = _mapping(doc, "features", budget, "max_features_per_target")
+    feats = [
+        entity.Feature(name=name, ids_feature_value=_texts(values, f"features.{clip(name)}"))
+        for name, values in features.items()
+    ]
+    out = [
+        entity(entity=name, ids=_texts(ids, f"entities.{clip(name)}"), features=feats if k == 0 else [])
+        for k, (name, ids) in enumerate(entities.items())
+    ]
+    req = inferflow_pb2.InferflowRequestProto(
+        model_config_id=model_id, entities=out, tracking_id=_text(doc, "tracking_id")
+    )
+    return req.SerializeToString()  # type: ignore[no-any-return]
+
+
+def request_bytes(api: str, model_id: str, body: bytes, encoding: str, budget: Budget) -> bytes:
+    """The protobuf request of ``api`` from a JSON body (RequestError when it is not a valid request)."""
+    doc = load(body, api)
+    if api == "retrieve_model_score":
+        return retrieve_request(model_id, doc, budget)
+    return predict_request(api, model_id, doc, encoding, budget)
+
+
+# -- responses ----------------------------------------------------------------------------------------
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _rows(table: Table) -> list[dict[str, Any]]:
+    cols: list[list[Any]] = []
+    for name, dtype in table.schema:
+        values, valid = table.values[name], table.valid[name]
+        out = _python(values, dtype)
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            out = [_finite(v) for v in out]
+        if not valid.all():
+            out = [v if ok else None for v, ok in zip(out, valid.tolist(), strict=True)]
+        cols.append(out)
+    names = table.names
+    return (
+        [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
+        if cols
+        else [{} for _ in table.errors]
+    )
+
+
+def _part(out: dict[str, Any], kind: str, schema: Any, scores: Any) -> None:
+    table = Table.decode(schema, scores)
+    out[f"{kind}_output_schema"] = [
+        {"name": n, "data_type": (d or DataType.STRING).wire_name} for n, d in table.schema
+    ]
+    out[f"{kind}s"] = _rows(table)
+    out[f"{kind}_errors"] = table.errors
+
+
+def response_json(api: str, model_id: str, raw: bytes) -> bytes:
+    """The decoded JSON of a response's bytes (the bytes the gRPC method answers)."""
+    out: dict[str, Any] = {"model_id": model_id}
+    if api == "pointwise":
+        resp: Any = P.PointWiseResponse.FromString(raw)
+        _part(out, "target", resp.target_output_schema, resp.target_scores)
+    elif api in ("pairwise", "slatewise"):
+        kind = api[:-4]
+        cls = P.PairWiseResponse if kind == "pair" else P.SlateWiseResponse
+        resp = cls.FromString(raw)
+        _part(out, kind, getattr(resp, f"{kind}_output_schema"), getattr(resp, f"{kind}_scores"))
+        _part(out, "target", resp.target_output_schema, resp.target_scores)
+    else:
+        legacy = inferflow_pb2.InferflowResponseProto.FromString(raw)
+        rows = [list(r.data) for r in legacy.component_data]
+        out["columns"] = rows[0] if rows else []
+        out["rows"] = [dict(zip(out["columns"], r, strict=False)) for r in rows[1:]]
+        out["request_error"] = legacy.error.message
+        return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
+    out["request_error"] = resp.request_error
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
