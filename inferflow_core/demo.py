@@ -159,7 +159,7 @@ def grpcurl_hint(port: int, http_port: int) -> None:
         f'    grpcurl -plaintext -d \'{{"model_config_id": "bench_ctr", '
         '"context_features": [{"name": "user_id", "value": "NDI="}], '
         f'"targets": [{{"id": "954"}}, {{"id": "614"}}]}}\' 127.0.0.1:{port} Predict/InferPointWise\n'
-        f"    curl -s -H 'Content-Type: application/json' -d '{{\"targets\": [\"954\", \"614\"], "
+        f'    curl -s -H \'Content-Type: application/json\' -d \'{{"targets": ["954", "614"], '
         f'"context": {{"user_id": "42"}}}}\' http://127.0.0.1:{http_port}/v1/models/bench_ctr/pointwise\n'
         '  (bytes fields are base64 in grpcurl\'s JSON: "NDI=" is the text "42".) Ctrl-C stops it.',
         flush=True,

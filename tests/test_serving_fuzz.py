@@ -351,7 +351,7 @@ def _json_doc(rng: random.Random) -> Any:
     """A JSON request, mostly well-formed, with fields of the wrong JSON type and odd values mixed in."""
     n = rng.choice([0, 1, 3, 40])
     doc: dict[str, Any] = {
-        "targets": [rng.choice([str(j), j, "", "é"]) for j in range(n)],
+        "targets": [rng.choice([str(j), j, "", "é", "\ud800"]) for j in range(n)],
         "context": {rng.choice(NAMES): rng.choice([*JSON_JUNK, "42", 1.5, [1.5, 2.5]])},
         "features": {
             rng.choice(NAMES): [rng.choice([1.5, "2.5", "abc", None, [1, 2], True, 2**70]) for _ in range(n)]
