@@ -283,3 +283,35 @@ async def test_http_transport_answers_like_grpc() -> None:
     assert down.value.code is grpc.StatusCode.UNAVAILABLE
     with pytest.raises(ValueError, match="transport"):
         InferflowClient("127.0.0.1:1", transport="carrier-pigeon")
+
+
+async def test_every_dtype_over_http_json_matches_grpc() -> None:
+    """The JSON form in and out (blocks, vectors, FP8/FP16, strings, bools) gives what gRPC gives."""
+    import http.client
+
+    features = {name: values for name, values in zip(ECHO, SAMPLES.values(), strict=True)}
+    types = {name: dt.wire_name for name, dt in zip(ECHO, SAMPLES, strict=True)}
+    doc = {"targets": ["954", "614"], "features": features, "types": types, "context": {"user_id": "u1"}}
+
+    def post(port: int) -> dict[str, Any]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request(
+            "POST", "/v1/models/echo/pointwise", json.dumps(doc), {"Content-Type": "application/json"}
+        )
+        resp = conn.getresponse()
+        assert resp.status == 200
+        return json.loads(resp.read())  # type: ignore[no-any-return]
+
+    async with running_server(_runtime(), TREE) as srv:
+        with InferflowClient(srv.address, raise_errors=True) as client:
+            want = await asyncio.to_thread(
+                client.pointwise,
+                "echo",
+                ["954", "614"],
+                features=features,
+                types=types,
+                context={"user_id": "u1"},
+            )
+        got = await asyncio.to_thread(post, srv.http_port)
+    assert got["targets"] == want.to_dicts() and got["target_errors"] == ["", ""]
+    assert [s["data_type"] for s in got["target_output_schema"]] == [d.wire_name for _, d in want.schema]

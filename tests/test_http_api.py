@@ -130,11 +130,18 @@ def _decoded(api: str, raw: bytes) -> dict[str, Any]:
         return {"rows": [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]}
     cls = {"pointwise": P.PointWiseResponse, "pairwise": P.PairWiseResponse, "slatewise": P.SlateWiseResponse}
     resp = cls[api].FromString(raw)
-    out = {"targets": Table.decode(resp.target_output_schema, resp.target_scores).to_dicts()}
+    targets = Table.decode(resp.target_output_schema, resp.target_scores)
+    out = {
+        "targets": targets.to_dicts(),
+        "target_errors": targets.errors,
+        "request_error": resp.request_error,
+    }
     if api != "pointwise":
         kind = api[:-4]
         table = Table.decode(getattr(resp, f"{kind}_output_schema"), getattr(resp, f"{kind}_scores"))
         out[f"{kind}s"] = table.to_dicts()
+        out[f"{kind}_errors"] = table.errors
+        out[f"{kind}_output_schema"] = [{"name": n, "data_type": d.wire_name} for n, d in table.schema]
     return out
 
 
@@ -149,6 +156,18 @@ async def test_every_api_over_http_json_gives_the_grpc_scores(srv) -> None:
         want = _decoded(api, raw)
         for key, value in want.items():
             assert got[key] == value, (path, key)
+    # a component failure: the same per-target errors and request_error
+    code, raw = await grpc_call(
+        srv,
+        "/Predict/InferPointWise",
+        P.PointWiseRequest(
+            model_config_id="broken", targets=[P.Target(id="1"), P.Target(id="2")]
+        ).SerializeToString(),
+    )
+    assert code is grpc.StatusCode.OK and isinstance(raw, bytes)
+    status, body = await apost(srv.http_port, "/v1/models/broken/pointwise", '{"targets": ["1", "2"]}', JS)
+    got, want = json.loads(body), _decoded("pointwise", raw)
+    assert status == 200 and all(got[k] == v for k, v in want.items()) and "broken" in got["target_errors"][0]
     path, doc = JSON_CASES[0]
     point = json.loads((await apost(srv.http_port, path, json.dumps(doc), JS))[1])
     assert point["targets"][0] == {"catalog_id": "100", "score": 0.5, "price_x2": 5.0, "price": 2.5}

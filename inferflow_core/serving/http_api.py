@@ -136,6 +136,9 @@ class HttpApi:
             raw = await self.service._offload(
                 len(body), json_api.request_bytes, api, model_id, body, encoding, Budget(self.settings)
             )
+            if api != "retrieve_model_score":  # the Predict handlers write the JSON answer themselves
+                call.answer_json = True
+                return await fn(raw, call)
             answer = await fn(raw, call)
             return await self.service._offload(len(answer), json_api.response_json, api, model_id, answer)
 
@@ -189,9 +192,10 @@ class HttpApi:
 
 
 class _ModelCall(HttpCall):
-    """An :class:`HttpCall` that also carries the URL's model id (the JSON form needs it)."""
+    """An :class:`HttpCall` that also carries the URL's model id (the JSON form needs it) and whether the
+    handler answers JSON."""
 
-    __slots__ = ("model_id",)
+    __slots__ = ("answer_json", "model_id")
 
     def __init__(
         self,
@@ -202,3 +206,4 @@ class _ModelCall(HttpCall):
     ) -> None:
         super().__init__(headers, deadline, peer)
         self.model_id = model_id
+        self.answer_json = False

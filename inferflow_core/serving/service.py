@@ -24,7 +24,7 @@ from ..engine.compile import CompiledModel
 from ..errors import InferflowError, ModelNotFoundError, RequestError, sanitize
 from ..matrix import SlateMatrix
 from ..runtime import Runtime
-from . import adapters, responses, retrieve
+from . import adapters, json_api, responses, retrieve
 from .admission import Admission
 from .budget import Budget
 from .inputs import check_inputs
@@ -218,8 +218,13 @@ class InferflowService:
                     slates=slates,
                     snapshot=snap,
                 )
-                build = responses.build_grouped if grouped else responses.build_pointwise
-                body = await self._offload(len(raw), build, plan, ctx, decoded)
+                if getattr(context, "answer_json", False):  # HTTP/JSON: the same parts, written as JSON
+                    body = await self._offload(
+                        len(raw), json_api.predict_json, api, model.model_id, plan, ctx, decoded, grouped
+                    )
+                else:
+                    build = responses.build_grouped if grouped else responses.build_pointwise
+                    body = await self._offload(len(raw), build, plan, ctx, decoded)
                 self._observe(model, ctx, snap)
                 return body
 
