@@ -333,3 +333,34 @@ async def test_http_api_can_be_turned_off() -> None:
             srv.http_port, "/v1/models/point/pointwise", point_request().SerializeToString()
         )
         assert status == 405  # only GET /health and /metrics are served there
+
+
+def test_json_rows_are_valid_json_for_odd_values() -> None:
+    """Non-finite floats, missing cells, vectors, bools, non-ASCII and odd column names."""
+    import numpy as np
+
+    from inferflow_core.dtypes import DataType
+    from inferflow_core.serving.json_api import _rows
+
+    table = Table(
+        [("s%", DataType.STRING), ("f", DataType.FP32), ("b", DataType.BOOL), ("v", DataType.FP32_VECTOR)],
+        {
+            "s%": np.array(["é\udcff", ""], dtype=object),
+            "f": np.array([np.nan, -np.inf], dtype=np.float32),
+            "b": np.array([True, False]),
+            "v": np.array([[0.5, 1.5], [0.0, 0.0]], dtype=np.float32),
+        },
+        {
+            "s%": np.array([True, False]),
+            "f": np.array([True, True]),
+            "b": np.array([True, False]),
+            "v": np.array([True, False]),
+        },
+        ["", ""],
+    )
+    text = _rows(table)
+    assert text.isascii()
+    assert json.loads(text) == [
+        {"s%": "é\udcff", "f": "NaN", "b": True, "v": [0.5, 1.5]},
+        {"s%": None, "f": "-Infinity", "b": None, "v": None},
+    ]

@@ -44,7 +44,7 @@ API_OF_KIND = {
 }
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-_PROTOBUF_TYPES = {PROTOBUF, "application/protobuf", "application/octet-stream", "application/grpc+proto"}
+_PROTOBUF_TYPES = {PROTOBUF, "application/protobuf", "application/octet-stream"}
 _GRPC_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
 _UNIT_S = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 
@@ -140,7 +140,7 @@ class HttpApi:
                 call.answer_json = True
                 return await fn(raw, call)
             answer = await fn(raw, call)
-            return await self.service._offload(len(answer), json_api.response_json, api, model_id, answer)
+            return await self.service._offload(len(answer), json_api.retrieve_json, model_id, answer)
 
         return handler
 

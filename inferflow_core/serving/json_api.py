@@ -13,7 +13,7 @@ string -> STRING, true/false -> BOOL, list -> vector). Values are encoded with t
 ``INFERFLOW_REQUEST_VALUE_ENCODING``, so the server decodes them exactly as it decodes gRPC requests.
 RetrieveModelScore: ``{"entities": {"catalog_id": ["7", "8"]}, "features": {"price": ["3", ""]}}``.
 
-Response: output columns decoded by the response schema (``Table``, the client's decoder):
+Response: output columns typed by the response schema, as the client's ``Table`` decodes them:
 ``{"model_id", "target_output_schema", "targets": [{column: value}], "target_errors", "request_error"}``
 (+ ``pair_*`` / ``slate_*`` for the grouped APIs); non-finite floats are the strings ``"NaN"``,
 ``"Infinity"``, ``"-Infinity"`` (protobuf's JSON mapping). The text is ASCII (non-ASCII characters
@@ -243,6 +243,9 @@ def request_bytes(api: str, model_id: str, body: bytes, encoding: str, budget: B
 
 
 # -- responses ----------------------------------------------------------------------------------------
+_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # C: "..." with \uXXXX escapes
+
+
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
@@ -251,34 +254,43 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _rows(table: Table) -> list[dict[str, Any]]:
-    cols: list[list[Any]] = []
-    for name, dtype in table.schema:
-        values, valid = table.values[name], table.valid[name]
-        out = _python(values, dtype)
+def _tokens(values: np.ndarray, valid: np.ndarray, dtype: DataType) -> list[str]:
+    """One column's cells as JSON text (the values the client's ``to_dicts`` gives, null = missing)."""
+    if dtype is DataType.STRING:
+        out = list(map(_quote, values.tolist()))
+    else:
+        py = _python(values, dtype)
         if values.dtype.kind == "f" and not np.isfinite(values).all():
-            out = [_finite(v) for v in out]
-        if not valid.all():
-            out = [v if ok else None for v, ok in zip(out, valid.tolist(), strict=True)]
-        cols.append(out)
-    names = table.names
-    return (
-        [dict(zip(names, row, strict=True)) for row in zip(*cols, strict=True)]
-        if cols
-        else [{} for _ in table.errors]
-    )
+            out = [json.dumps(_finite(v)) for v in py]
+        elif values.ndim == 2 or values.dtype == object:
+            out = [json.dumps(v, separators=(",", ":")) for v in py]
+        elif values.dtype.kind == "b":
+            out = ["true" if v else "false" for v in py]
+        else:  # ints and finite floats: Python's repr is their JSON text
+            out = list(map(repr, py))
+    if not valid.all():
+        out = [t if ok else "null" for t, ok in zip(out, valid.tolist(), strict=True)]
+    return out
 
 
-def _emit(out: dict[str, Any], kind: str, table: Table) -> None:
-    out[f"{kind}_output_schema"] = [
-        {"name": n, "data_type": (d or DataType.STRING).wire_name} for n, d in table.schema
-    ]
-    out[f"{kind}s"] = _rows(table)
-    out[f"{kind}_errors"] = table.errors
+def _rows(table: Table) -> str:
+    """The rows as a JSON array of objects, written column by column (no dict per row)."""
+    if not table.schema:
+        return "[" + ",".join(["{}"] * len(table.errors)) + "]"
+    cols = [_tokens(table.values[n], table.valid[n], d) for n, d in table.schema]
+    template = "{" + ",".join(_quote(n).replace("%", "%%") + ":%s" for n in table.names) + "}"
+    return "[" + ",".join([template % row for row in zip(*cols, strict=True)]) + "]"
 
 
-def _part(out: dict[str, Any], kind: str, schema: Any, scores: Any) -> None:
-    _emit(out, kind, Table.decode(schema, scores))
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _emit(out: list[str], kind: str, table: Table) -> None:
+    schema = [{"name": n, "data_type": (d or DataType.STRING).wire_name} for n, d in table.schema]
+    out.append(f'"{kind}_output_schema":{_dump(schema)}')
+    out.append(f'"{kind}s":{_rows(table)}')
+    out.append(f'"{kind}_errors":{_dump(table.errors)}')
 
 
 def _table(part: Part) -> Table:
@@ -302,32 +314,23 @@ def predict_json(
     """The JSON answer of a Predict API from the same parts its wire bytes are built from (cheaper than
     building the bytes and decoding them again; the tests check both give the same)."""
     parts, error = (grouped_parts if grouped else pointwise_parts)(plan, ctx, decoded)
-    out: dict[str, Any] = {"model_id": model_id}
+    out = [f'"model_id":{_dump(model_id)}']
     kinds = [api[:-4], "target"] if grouped else ["target"]
     for k, kind in enumerate(kinds):
         _emit(out, kind, _table(parts[k]) if k < len(parts) else Table([], {}, {}, []))
-    out["request_error"] = error
-    return json.dumps(out, separators=(",", ":")).encode()
+    out.append(f'"request_error":{_dump(error)}')
+    return ("{" + ",".join(out) + "}").encode()
 
 
-def response_json(api: str, model_id: str, raw: bytes) -> bytes:
-    """The decoded JSON of a response's bytes (the bytes the gRPC method answers)."""
-    out: dict[str, Any] = {"model_id": model_id}
-    if api == "pointwise":
-        resp: Any = P.PointWiseResponse.FromString(raw)
-        _part(out, "target", resp.target_output_schema, resp.target_scores)
-    elif api in ("pairwise", "slatewise"):
-        kind = api[:-4]
-        cls = P.PairWiseResponse if kind == "pair" else P.SlateWiseResponse
-        resp = cls.FromString(raw)
-        _part(out, kind, getattr(resp, f"{kind}_output_schema"), getattr(resp, f"{kind}_scores"))
-        _part(out, "target", resp.target_output_schema, resp.target_scores)
-    else:
-        legacy = inferflow_pb2.InferflowResponseProto.FromString(raw)
-        rows = [list(r.data) for r in legacy.component_data]
-        out["columns"] = rows[0] if rows else []
-        out["rows"] = [dict(zip(out["columns"], r, strict=False)) for r in rows[1:]]
-        out["request_error"] = legacy.error.message
-        return json.dumps(out, separators=(",", ":")).encode()
-    out["request_error"] = resp.request_error
-    return json.dumps(out, separators=(",", ":")).encode()
+def retrieve_json(model_id: str, raw: bytes) -> bytes:
+    """The decoded JSON of a RetrieveModelScore response's bytes (text columns)."""
+    legacy = inferflow_pb2.InferflowResponseProto.FromString(raw)
+    rows = [list(r.data) for r in legacy.component_data]
+    columns = rows[0] if rows else []
+    doc = {
+        "model_id": model_id,
+        "columns": columns,
+        "rows": [dict(zip(columns, r, strict=False)) for r in rows[1:]],
+        "request_error": legacy.error.message,
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()

@@ -101,6 +101,7 @@ class InferflowService:
         self.plans = responses.PlanCache()
         self.observers = list(runtime.registry.request_observers)
         self.admission = Admission(self.settings, runtime.metrics)
+        self._api_handlers: dict[str, Handler] | None = None
 
     # -- shared steps -------------------------------------------------------------------------
     def _parse(self, raw: bytes, cls: Any) -> Any:
@@ -265,7 +266,7 @@ class InferflowService:
     # -- registration -----------------------------------------------------------------------------
     def api_handlers(self) -> dict[str, Handler]:
         """The raw-bytes handler of each API (auth name -> handler), shared by gRPC and HTTP."""
-        handlers = getattr(self, "_api_handlers", None)
+        handlers = self._api_handlers
         if handlers is None:
             handlers = {
                 "pointwise": self._predict(
