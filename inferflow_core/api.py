@@ -51,6 +51,8 @@ from .errors import ComponentError, ConfigError, InferflowError, PluginError, Re
 from .hookspecs import hookimpl
 from .matrix import Column, ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
+from .observability.tracing import external_span
+from .serving.standalone import serve_grpc_service
 from .tls import ClientTls, ServerTls, TlsConfigError, open_channel
 from .wireformat import length_delimited, varint
 
@@ -101,6 +103,7 @@ __all__ = [
     "decode_string_vector",
     "encode_array",
     "encode_string_vector",
+    "external_span",
     "format_column",
     "format_value",
     "from_kserve",
@@ -114,6 +117,7 @@ __all__ = [
     "parse_text_column",
     "read_config_dir",
     "reconnect_options",
+    "serve_grpc_service",
     "text_to_bytes",
     "varint",
     "write_config_dir",

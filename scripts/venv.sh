@@ -15,6 +15,7 @@ venv_main() {
   [ "${1:-}" = test ] && extra="[test]"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   local pkgs=(-e ".${extra:-[pandas]}")  # pandas: the client's to_pandas(), used in the README
+  [ -n "$extra" ] && pkgs=(-e ".[test,otlp]")  # the tests also cover the OTLP trace exporter
   local p
   for p in plugins/*/; do
     [ -f "$p/pyproject.toml" ] || continue

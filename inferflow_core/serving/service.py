@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +24,7 @@ from ..config.store import ConfigSnapshot
 from ..engine.compile import CompiledModel
 from ..errors import InferflowError, ModelNotFoundError, RequestError, sanitize
 from ..matrix import SlateMatrix
+from ..observability import logs, tracing
 from ..runtime import Runtime
 from . import adapters, json_api, responses, retrieve
 from .admission import Admission
@@ -30,6 +32,7 @@ from .budget import Budget
 from .inputs import check_inputs
 
 log = logging.getLogger("inferflow.serving")
+access_log = logging.getLogger("inferflow.access")
 
 PREDICT_SERVICES = ("Predict", "PredictService")
 INFERFLOW_SERVICE = "Inferflow"
@@ -47,13 +50,17 @@ def _metadata(context: Any) -> dict[str, list[str]]:
 
 
 class _Served:
-    """What the metrics need to know about a request once it is known (model, rows)."""
+    """What metrics, traces and log lines need to know about a request once it is known (model, rows);
+    also the request scope of log lines (``logs.REQUEST``)."""
 
-    __slots__ = ("model_id", "rows")
+    __slots__ = ("api", "metadata", "model_id", "rows", "tracking_id")
 
-    def __init__(self) -> None:
+    def __init__(self, api: str = "", metadata: Any = ()) -> None:
+        self.api = api
+        self.metadata = metadata
         self.model_id = ""
         self.rows = 0
+        self.tracking_id = ""
 
 
 # gRPC status -> HTTP status for the HTTP API (google.rpc's mapping, as grpc-gateway and KServe use it);
@@ -101,6 +108,7 @@ class InferflowService:
         self.plans = responses.PlanCache()
         self.observers = list(runtime.registry.request_observers)
         self.admission = Admission(self.settings, runtime.metrics)
+        self._access_sample = float(getattr(self.settings, "access_log_sample", 0.0) or 0.0)
         self._api_handlers: dict[str, Handler] | None = None
 
     # -- shared steps -------------------------------------------------------------------------
@@ -154,7 +162,12 @@ class InferflowService:
         """Run ``work``, record metrics, and turn errors into a status (the one mapping place)."""
         start = time.perf_counter()
         status = grpc.StatusCode.OK
-        served = _Served()
+        metadata = context.invocation_metadata() or ()
+        served = _Served(api, metadata)
+        scope = logs.REQUEST.set(served)
+        in_flight = self.runtime.metrics.in_flight(api)
+        in_flight.inc()
+        span = tracing.start_request(api, metadata) if tracing.enabled() else None
         admitted = False
         try:
             await self.admission.acquire(context.time_remaining())
@@ -172,15 +185,29 @@ class InferflowService:
         finally:
             if admitted:
                 self.admission.release()
+            in_flight.dec()
+            seconds = time.perf_counter() - start
+            if span is not None:
+                tracing.end_request(span, status, served.model_id, served.rows)
             self.runtime.metrics.api_request(
                 api,
                 status.name,
                 status.value[0],
-                time.perf_counter() - start,
+                seconds,
                 served.rows,
                 served.model_id,
                 getattr(context, "transport", "grpc"),
             )
+            if self._access_sample and (self._access_sample >= 1.0 or random.random() < self._access_sample):
+                access_log.info(
+                    "request",
+                    extra={
+                        "targets": served.rows,
+                        "latency_ms": round(seconds * 1000, 3),
+                        "status": status.name,
+                    },
+                )
+            logs.REQUEST.reset(scope)
 
     async def _offload(self, size: int, fn: Callable[..., Any], *args: Any) -> Any:
         """Run CPU work proportional to the request inline when small, in a thread when large (the
@@ -208,6 +235,7 @@ class InferflowService:
                 snap = self.runtime.store.current
                 request, model, plan, decoded, slates = await self._offload(len(raw), parse_and_decode, snap)
                 served.model_id = model.model_id
+                served.tracking_id = request.tracking_id
                 served.rows = decoded.initial.rows
                 meta = _metadata(context)
                 info = RequestInfo(api, request.tracking_id, meta, (meta.get("user-id") or [""])[0])
@@ -248,6 +276,7 @@ class InferflowService:
 
             request, initial, model = await self._offload(len(raw), parse_and_decode)
             served.model_id, served.rows = model.model_id, initial.rows
+            served.tracking_id = request.tracking_id
             user_id = (meta.get("user-id") or [""])[0]
             info = RequestInfo("retrieve_model_score", request.tracking_id, meta, user_id)
             ctx = await self.runtime.execute(

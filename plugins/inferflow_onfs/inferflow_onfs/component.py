@@ -99,6 +99,14 @@ class FeatureComponent(Component):
         layout = "\n".join(f"{s.group}\t{s.wire_label}\t{s.dtype.name}" for s in self.specs)
         self.layout = hashlib.blake2b(layout.encode(), digest_size=12).hexdigest()
         self.metrics = metrics
+        if metrics is not None and hasattr(metrics, "describe"):
+            metrics.describe(
+                "onfs_batches", "Calls (batches) sent to the feature store by a feature component"
+            )
+            metrics.describe(
+                "onfs_fetched_entities", "Entities fetched from the feature store (cache misses)"
+            )
+            metrics.describe("onfs_errors", "Failed feature-store calls by a feature component, by kind")
         self._labels = {"model_id": model_id, "component": cfg.component}
         self._plan_slots: tuple[Slot, ...] | None = None
         self._plan: list[_Run] = []
@@ -153,6 +161,8 @@ class FeatureComponent(Component):
         else:
             unique = [k for k in index if all(k)]  # a key with an empty part is never sent
             positions = np.fromiter((index[k] for k in unique), np.intp, len(unique))
+        if self.metrics is not None:  # the reference's inferflow.component.feature.count
+            self.metrics.feature_count(self.model_id, self.name, len(unique) * len(self.specs))
         cached, misses = await self._from_cache(unique, positions)
         if not misses and len(cached) == 1 and len(unique) == len(index):  # all hits: one gather
             pos, slab, rows = cached[0]
