@@ -276,6 +276,28 @@ async def test_body_size_is_bounded_and_chunked_refused() -> None:
         assert status == 400  # under the limit: parsed (and missing targets)
 
 
+async def test_expect_100_continue_is_answered(srv) -> None:
+    """curl sends ``Expect: 100-continue`` with a body over 1 KiB and waits a second for the 100."""
+
+    def call() -> bytes:
+        body = json.dumps({"targets": [str(i) for i in range(300)]}).encode()
+        head = (
+            "POST /v1/models/point/pointwise HTTP/1.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", srv.http_port), timeout=5) as sock:
+            sock.sendall(head)
+            interim = sock.recv(1024)  # before the body is sent
+            sock.sendall(body)
+            out = interim
+            while chunk := sock.recv(65536):
+                out += chunk
+            return out
+
+    answer = await asyncio.to_thread(call)
+    assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
+
+
 async def test_keep_alive_serves_many_requests_on_one_connection(srv) -> None:
     raw = point_request().SerializeToString()
 
@@ -321,7 +343,7 @@ async def test_caller_auth_applies_per_api_over_http() -> None:
         status, answer = await apost(srv.http_port, path, body)
         assert status == 401 and json.loads(answer)["code"] == "UNAUTHENTICATED"
         assert (await apost(srv.http_port, path, body, authorization="Bearer nope"))[0] == 401
-        assert (await apost(srv.http_port, path, "{", JS))[0] == 401  # auth before the body is read
+        assert (await apost(srv.http_port, path, "{", JS))[0] == 401  # auth before the JSON is parsed
         assert (await apost(srv.http_port, path, body, authorization="Bearer s3cret"))[0] == 200
         slate = slate_request().SerializeToString()
         assert (await apost(srv.http_port, "/v1/models/slate/slatewise", slate))[0] == 200  # not protected

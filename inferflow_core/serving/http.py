@@ -173,7 +173,7 @@ class HttpSidePort:
             headers = _headers(lines[1:-2])
             if any(v.lower() == "close" for k, v in headers if k == "connection"):
                 keep = False
-            body = await self._body(reader, headers, method)
+            body = await self._body(reader, writer, headers)
             if method == "POST" and self.api is not None and parts[1].startswith("/v1/"):
                 status, ctype, payload = await self.api.handle(parts[1], headers, body, peer)
             else:
@@ -191,7 +191,9 @@ class HttpSidePort:
         await writer.drain()
         return keep
 
-    async def _body(self, reader: asyncio.StreamReader, headers: list[tuple[str, str]], method: str) -> bytes:
+    async def _body(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, headers: list[tuple[str, str]]
+    ) -> bytes:
         if any(k == "transfer-encoding" for k, _ in headers):
             raise _Reject(411, "send the body with Content-Length (chunked uploads are not accepted)")
         lengths = {v.strip() for k, v in headers if k == "content-length"}
@@ -208,6 +210,8 @@ class HttpSidePort:
             )
         if not size:
             return b""
+        if any(k == "expect" and v.lower() == "100-continue" for k, v in headers):
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl waits 1 s for it before a body > 1 KiB
         async with asyncio.timeout(HEAD_TIMEOUT_S + size / 1e6):
             return await reader.readexactly(size)
 
