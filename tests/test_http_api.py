@@ -298,6 +298,21 @@ async def test_expect_100_continue_is_answered(srv) -> None:
     assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
 
 
+async def test_open_connections_are_bounded() -> None:
+    async with running_server(make_runtime(http_max_connections=2), TREE) as srv:
+        idle = [socket.create_connection(("127.0.0.1", srv.http_port), timeout=5) for _ in range(2)]
+        try:
+            await asyncio.sleep(0.1)
+            answer = await asyncio.to_thread(raw_http, srv.http_port, b"GET /health/self HTTP/1.1\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 503")
+        finally:
+            for sock in idle:
+                sock.close()
+        await asyncio.sleep(0.1)
+        answer = await asyncio.to_thread(raw_http, srv.http_port, b"GET /health/self HTTP/1.0\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200")
+
+
 async def test_keep_alive_serves_many_requests_on_one_connection(srv) -> None:
     raw = point_request().SerializeToString()
 

@@ -9,7 +9,8 @@
 
 HTTP/1.1 with keep-alive (HTTP/1.0 and ``Connection: close`` close after the answer); a body needs
 ``Content-Length`` (no chunked uploads: 411), at most ``max_body`` bytes (INFERFLOW_MAX_MESSAGE_BYTES, else
-413 without reading it); headers at most 16 KiB; an idle connection is closed after ``IDLE_S``.
+413 without reading it); headers at most 16 KiB; an idle connection is closed after ``IDLE_S``; beyond
+``max_connections`` open connections a new one is answered 503 and closed.
 
 Optional TLS (``tls``: a callable giving the current server ``SSLContext``, so rotated certificates apply
 to new connections) and access rules: ``/metrics`` and the ready details can be ``open``, need a bearer
@@ -54,6 +55,12 @@ HEAD_TIMEOUT_S = 5.0  # the first request's head, and a body once its head is in
 IDLE_S = 60.0  # between requests on a kept-alive connection
 
 
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 39\r\n"
+    b"Connection: close\r\n\r\ntoo many connections to the HTTP port\r\n"
+)
+
+
 class _Reject(Exception):
     """A request the port answers at once and then closes the connection on."""
 
@@ -79,6 +86,7 @@ class HttpSidePort:
         ready_details: str = "open",
         api: HttpApi | None = None,
         max_body: int = 16 * 1024 * 1024,
+        max_connections: int = 1024,
     ) -> None:
         self.ready = ready
         self.metrics = metrics
@@ -91,6 +99,8 @@ class HttpSidePort:
         self.ready_details = ready_details
         self.api = api
         self.max_body = max_body
+        self.max_connections = max_connections
+        self.connections = 0
         self._server: asyncio.Server | None = None
 
     async def start(self) -> int:
@@ -130,7 +140,19 @@ class HttpSidePort:
         return 404, "text/plain", b"404 page not found"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
+            if self.connections > self.max_connections:
+                with contextlib.suppress(
+                    TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError
+                ):
+                    async with asyncio.timeout(
+                        1.0
+                    ):  # read the head: closing on unread data resets the answer
+                        await reader.readuntil(b"\r\n\r\n")
+                writer.write(_BUSY)
+                await writer.drain()
+                return
             if self.tls is not None:
                 await writer.start_tls(self.tls(), ssl_handshake_timeout=5.0)
             peer = _peer_identities(writer)
@@ -148,6 +170,7 @@ class HttpSidePort:
         except Exception:
             log.exception("http side port: request failed")
         finally:
+            self.connections -= 1
             writer.close()
             with contextlib.suppress(ConnectionError, OSError, ssl.SSLError):
                 await writer.wait_closed()

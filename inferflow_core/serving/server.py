@@ -279,6 +279,7 @@ class InferflowServer:
                 ready_details=self.settings.ready_details,
                 api=HttpApi(self.service, auth) if self.settings.http_api else None,
                 max_body=self.settings.max_message_bytes,
+                max_connections=self.settings.http_max_connections,
             )
             self.http_port = await self._http.start()
         log.info(
