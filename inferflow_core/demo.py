@@ -148,7 +148,7 @@ def show_logs(log_dir: Path) -> None:
         print(f"        ... {len(names) - len(shown)} more")
 
 
-def grpcurl_hint(port: int) -> None:
+def grpcurl_hint(port: int, http_port: int) -> None:
     print(
         '\n  The server is up. Call it (README "Call it"):\n'
         f"    inferflow predict bench_ctr --server 127.0.0.1:{port} --target 954 --target 614 "
@@ -160,6 +160,8 @@ def grpcurl_hint(port: int) -> None:
         f'    grpcurl -plaintext -d \'{{"model_config_id": "bench_ctr", '
         '"context_features": [{"name": "user_id", "value": "NDI="}], '
         f'"targets": [{{"id": "954"}}, {{"id": "614"}}]}}\' 127.0.0.1:{port} Predict/InferPointWise\n'
+        f'    curl -s -H \'Content-Type: application/json\' -d \'{{"targets": ["954", "614"], '
+        f'"context": {{"user_id": "42"}}}}\' http://127.0.0.1:{http_port}/v1/models/bench_ctr/pointwise\n'
         '  (bytes fields are base64 in grpcurl\'s JSON: "NDI=" is the text "42".) Ctrl-C stops it.',
         flush=True,
     )
@@ -189,7 +191,7 @@ def main(args: argparse.Namespace, variant: Callable[[Path, Path, dict[str, str]
         print(f"  {variant(config, data, env)}")
 
     port = args.port or h.free_port()
-    http_port = h.free_port()
+    http_port = port + 1 if args.port else h.free_port()  # as `serve`: the HTTP port next to gRPC's
     step(3, total, f"starting `inferflow serve` on 127.0.0.1:{port} (HTTP side port {http_port})")
     server = h.ServerProcess(
         "inferflow serve", h.inferflow_serve(config, port, http_port), env, tmp / "server.log"
@@ -201,7 +203,7 @@ def main(args: argparse.Namespace, variant: Callable[[Path, Path, dict[str, str]
         step(4, total, "requests (PointWise, PairWise, SlateWise, RetrieveModelScore)")
         run_requests(h, port, sizes["users"], sizes["catalogs"])
         if args.keep_running:
-            grpcurl_hint(port)
+            grpcurl_hint(port, http_port)
             try:
                 while server.proc is not None and server.proc.poll() is None:
                     time.sleep(0.5)

@@ -93,6 +93,14 @@ class ServiceSettings(BaseSettings, ReliabilitySettings):
         None, validation_alias=_env("INFERFLOW_TLS_CLIENT_CA_FILE", "tls_client_ca_file")
     )
     """CA bundle for client certificates: when set, the gRPC port requires one (mTLS)."""
+    http_max_connections: int = Field(
+        1024, gt=0, validation_alias=_env("INFERFLOW_HTTP_MAX_CONNECTIONS", "http_max_connections")
+    )
+    """Open connections the HTTP side port keeps (kept-alive ones included); beyond it a new connection
+    is answered 503 and closed, so idle connections cannot exhaust the process's file descriptors."""
+    http_api: bool = Field(True, validation_alias=_env("INFERFLOW_HTTP_API", "http_api"))
+    """Serve the four APIs over HTTP on the HTTP side port (``POST /v1/models/{id}/pointwise`` ...,
+    ``/openapi.json``); ``false`` leaves only /health and /metrics there."""
     http_tls: Literal["auto", "off", "tls", "mtls"] = Field(
         "auto", validation_alias=_env("INFERFLOW_HTTP_TLS", "http_tls")
     )

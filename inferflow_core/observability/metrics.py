@@ -67,7 +67,7 @@ API_METHODS = {
 
 
 HELP = {
-    "api_requests": "RPCs answered, by API and gRPC status code name",
+    "api_requests": "Calls answered, by API, gRPC status code name and transport (grpc / http)",
     "api_errors": "RPCs answered with a status other than OK, by API and status",
     "api_latency_seconds": "Time from receiving an RPC to its answer (all models), by API",
     "api_batch_size": "Targets (rows) per request, by API",
@@ -99,7 +99,7 @@ HELP = {
 
 # families a dashboard or alert queries: declared at start so they exist before the first sample
 _DECLARED: tuple[tuple[type, str, tuple[str, ...], Any], ...] = (
-    (Counter, "api_requests", ("api", "status"), None),
+    (Counter, "api_requests", ("api", "status", "transport"), None),
     (Counter, "api_errors", ("api", "status"), None),
     (Histogram, "api_latency_seconds", ("api",), None),
     (Gauge, "api_in_flight", ("api",), "livesum"),
@@ -149,7 +149,7 @@ class Metrics:
         self._lock = threading.Lock()
         self._metrics: dict[str, Any] = {}
         self._children: dict[tuple, Any] = {}
-        self._api: dict[tuple[str, str, str], tuple] = {}
+        self._api: dict[tuple[str, str, str, str], tuple] = {}
         self._comp: dict[tuple[str, str], tuple] = {}
         self._ext: dict[tuple[str, str, str, str], tuple] = {}
         self._cache: dict[tuple[str, str, str], tuple] = {}
@@ -243,12 +243,21 @@ class Metrics:
         return total
 
     # -- request path -----------------------------------------------------------------------------
-    def api_request(self, api: str, status: str, code: int, seconds: float, rows: int, model_id: str) -> None:
-        """One served RPC: router metrics (api, status) and per-model metrics (api, model_id)."""
-        key = (api, status, model_id)
+    def api_request(
+        self,
+        api: str,
+        status: str,
+        code: int,
+        seconds: float,
+        rows: int,
+        model_id: str,
+        transport: str = "grpc",
+    ) -> None:
+        """One served call: router metrics (api, status, transport) and per-model metrics (api, model_id)."""
+        key = (api, status, model_id, transport)
         got = self._api.get(key)
         if got is None:
-            got = self._api_children(api, status, code, model_id)
+            got = self._api_children(api, status, code, model_id, transport)
         requests, errors, latency, batch, m_requests, m_latency, m_batch = got[0]
         requests.inc()
         latency.observe(seconds)
@@ -263,10 +272,10 @@ class Metrics:
         if self.statsd is not None:
             self._statsd_api(api, got[1], got[2], seconds, rows, model_id)
 
-    def _api_children(self, api: str, status: str, code: int, model_id: str) -> tuple:
+    def _api_children(self, api: str, status: str, code: int, model_id: str, transport: str) -> tuple:
         ok = status == "OK"
         children = (
-            self._child(Counter, "api_requests", {"api": api, "status": status}),
+            self._child(Counter, "api_requests", {"api": api, "status": status, "transport": transport}),
             None if ok else self._child(Counter, "api_errors", {"api": api, "status": status}),
             self._child(Histogram, "api_latency_seconds", {"api": api}),
             self._child(Histogram, "api_batch_size", {"api": api}, SIZE_BUCKETS),
@@ -281,7 +290,7 @@ class Metrics:
         router_tags = (f"api:{API_METHODS.get(api, api)}", f"status:{code}")
         model_tags = (f"model-id:{model_id}",) + ((f"inference-mode:{api}",) if api in _PREDICT_APIS else ())
         got = (children, router_tags, model_tags)
-        self._api[(api, status, model_id)] = got
+        self._api[(api, status, model_id, transport)] = got
         return got
 
     def _statsd_api(

@@ -29,6 +29,7 @@ from ..runtime import Runtime
 from ..tls import ServerTls, TlsConfigError
 from .auth import CallerAuth
 from .http import HttpSidePort
+from .http_api import HttpApi
 from .service import SERVICE_NAMES, InferflowService
 
 log = logging.getLogger("inferflow.server")
@@ -276,6 +277,9 @@ class InferflowServer:
                 allows=auth.allows_http,
                 metrics_access=self.settings.metrics_access,
                 ready_details=self.settings.ready_details,
+                api=HttpApi(self.service, auth) if self.settings.http_api else None,
+                max_body=self.settings.max_message_bytes,
+                max_connections=self.settings.http_max_connections,
             )
             self.http_port = await self._http.start()
         log.info(

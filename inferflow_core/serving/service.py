@@ -26,7 +26,7 @@ from ..errors import InferflowError, ModelNotFoundError, RequestError, sanitize
 from ..matrix import SlateMatrix
 from ..observability import logs, tracing
 from ..runtime import Runtime
-from . import adapters, responses, retrieve
+from . import adapters, json_api, responses, retrieve
 from .admission import Admission
 from .budget import Budget
 from .inputs import check_inputs
@@ -63,6 +63,31 @@ class _Served:
         self.tracking_id = ""
 
 
+# gRPC status -> HTTP status for the HTTP API (google.rpc's mapping, as grpc-gateway and KServe use it);
+# errors reach it only through :func:`_status_of`, so both transports answer from the same mapping
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    """The HTTP status answering a call that ends with gRPC status ``code`` (500 for the rest)."""
+    return HTTP_STATUS.get(code, 500)
+
+
 def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The one mapping of errors to status codes; the message is bounded and carries no paths."""
     if isinstance(exc, InferflowError):
@@ -84,6 +109,7 @@ class InferflowService:
         self.observers = list(runtime.registry.request_observers)
         self.admission = Admission(self.settings, runtime.metrics)
         self._access_sample = float(getattr(self.settings, "access_log_sample", 0.0) or 0.0)
+        self._api_handlers: dict[str, Handler] | None = None
 
     # -- shared steps -------------------------------------------------------------------------
     def _parse(self, raw: bytes, cls: Any) -> Any:
@@ -164,7 +190,13 @@ class InferflowService:
             if span is not None:
                 tracing.end_request(span, status, served.model_id, served.rows)
             self.runtime.metrics.api_request(
-                api, status.name, status.value[0], seconds, served.rows, served.model_id
+                api,
+                status.name,
+                status.value[0],
+                seconds,
+                served.rows,
+                served.model_id,
+                getattr(context, "transport", "grpc"),
             )
             if self._access_sample and (self._access_sample >= 1.0 or random.random() < self._access_sample):
                 access_log.info(
@@ -215,8 +247,13 @@ class InferflowService:
                     slates=slates,
                     snapshot=snap,
                 )
-                build = responses.build_grouped if grouped else responses.build_pointwise
-                body = await self._offload(len(raw), build, plan, ctx, decoded)
+                if getattr(context, "answer_json", False):  # HTTP/JSON: the same parts, written as JSON
+                    body = await self._offload(
+                        len(raw), json_api.predict_json, api, model.model_id, plan, ctx, decoded, grouped
+                    )
+                else:
+                    build = responses.build_grouped if grouped else responses.build_pointwise
+                    body = await self._offload(len(raw), build, plan, ctx, decoded)
                 self._observe(model, ctx, snap)
                 return body
 
@@ -256,17 +293,31 @@ class InferflowService:
         return await self._guard("retrieve_model_score", context, work)
 
     # -- registration -----------------------------------------------------------------------------
+    def api_handlers(self) -> dict[str, Handler]:
+        """The raw-bytes handler of each API (auth name -> handler), shared by gRPC and HTTP."""
+        handlers = self._api_handlers
+        if handlers is None:
+            handlers = {
+                "pointwise": self._predict(
+                    "pointwise", predict_pb2.PointWiseRequest, adapters.decode_pointwise, grouped=False
+                ),
+                "pairwise": self._predict(
+                    "pairwise", predict_pb2.PairWiseRequest, adapters.decode_pairwise, grouped=True
+                ),
+                "slatewise": self._predict(
+                    "slatewise", predict_pb2.SlateWiseRequest, adapters.decode_slatewise, grouped=True
+                ),
+                "retrieve_model_score": self.retrieve_model_score,
+            }
+            self._api_handlers = handlers
+        return handlers
+
     def generic_handlers(self) -> list[grpc.GenericRpcHandler]:
+        apis = self.api_handlers()
         predict = {
-            "InferPointWise": self._predict(
-                "pointwise", predict_pb2.PointWiseRequest, adapters.decode_pointwise, grouped=False
-            ),
-            "InferPairWise": self._predict(
-                "pairwise", predict_pb2.PairWiseRequest, adapters.decode_pairwise, grouped=True
-            ),
-            "InferSlateWise": self._predict(
-                "slatewise", predict_pb2.SlateWiseRequest, adapters.decode_slatewise, grouped=True
-            ),
+            "InferPointWise": apis["pointwise"],
+            "InferPairWise": apis["pairwise"],
+            "InferSlateWise": apis["slatewise"],
         }
         handlers = [
             grpc.method_handlers_generic_handler(
@@ -277,7 +328,7 @@ class InferflowService:
         handlers.append(
             grpc.method_handlers_generic_handler(
                 INFERFLOW_SERVICE,
-                {"RetrieveModelScore": grpc.unary_unary_rpc_method_handler(self.retrieve_model_score)},
+                {"RetrieveModelScore": grpc.unary_unary_rpc_method_handler(apis["retrieve_model_score"])},
             )
         )
         return handlers
