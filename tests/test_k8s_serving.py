@@ -97,6 +97,30 @@ def test_killed_worker_is_restarted_and_serves(tmp_path: Path) -> None:
     assert "died with exit code -9" in log.read_text()
 
 
+@pytest.mark.integration
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the parent (the OOM killer, a node agent): its workers must not live on as orphans."""
+    (tmp_path / "cfg").mkdir()
+    srv = ServeProcess(tmp_path / "cfg", workers=2)
+    srv.start(60)
+    assert srv.proc is not None
+    workers = _wait(lambda: _children(srv.proc.pid) if len(_children(srv.proc.pid)) >= 2 else None)
+    srv.proc.kill()
+    srv.proc.wait(5)
+
+    def gone() -> bool:
+        return not [w for w in workers if Path(f"/proc/{w}").exists() and b"Z" not in _state(w)]
+
+    _wait(gone, timeout=15)
+
+
+def _state(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().split(b") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return b"Z"
+
+
 def _exit_with(code: int) -> None:
     sys.exit(code)
 

@@ -102,10 +102,24 @@ async def serve(settings: ServiceSettings, port: int, http_port: int, reuse_port
     return 0
 
 
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this worker SIGTERM when the supervisor dies, even by SIGKILL, so no orphan
+    keeps serving on the shared port outside the pod's process tree."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took effect
+        sys.exit(0)
+
+
 def _worker(settings_json: str, port: int, http_port: int) -> None:
     # a SIGTERM before the event loop's handler is installed is an orderly stop, not a crash
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    _die_with_parent()
     settings = ServiceSettings.model_validate_json(settings_json)
     setup_logging(settings.app_log_level, settings.log_json)
     try:
