@@ -1,5 +1,5 @@
 # The two commands of the README, plus helpers. Everything runs in .venv (created on demand).
-.PHONY: demo test test-fast check lint lock protos bench image-smoke clean
+.PHONY: demo demo-feast test test-fast check lint lock protos bench image-smoke clean
 
 demo:            ## install everything and run the demo with embedded backends
 	bash scripts/demo.sh
@@ -29,4 +29,8 @@ bench:
 	.venv/bin/inferflow bench
 
 clean:
-	rm -rf .venv .venv-mlserver build *.egg-info
+	rm -rf .venv .venv-mlserver .venv-feast .venv-triton build *.egg-info
+
+demo-feast:      ## the demo with the example's features in Feast (.venv-feast; see examples/feast/)
+	bash -c 'source scripts/venv.sh && venv_feast'
+	.venv-feast/bin/python examples/feast/demo.py

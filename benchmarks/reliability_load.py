@@ -322,12 +322,11 @@ async def run_stall(server: ServeProcess) -> dict:
     return out
 
 
-async def run_hung(server: ServeProcess, n: int = 300, concurrency: int = 60) -> dict:
-    raw = P.PointWiseRequest(model_config_id="hung", targets=[P.Target(id=str(i)) for i in range(50)])
-    body = raw.SerializeToString()
+async def partial_answers(address: str, body: bytes, n: int, concurrency: int) -> dict:
+    """``n`` requests with a 1 s deadline, ``concurrency`` at a time: how many got an answer in time."""
     results: list[tuple[str, float]] = []
     sem = asyncio.Semaphore(concurrency)
-    async with grpc.aio.insecure_channel(server.address) as ch:
+    async with grpc.aio.insecure_channel(address) as ch:
 
         async def one() -> None:
             async with sem:
@@ -340,8 +339,14 @@ async def run_hung(server: ServeProcess, n: int = 300, concurrency: int = 60) ->
         "partial_within_deadline": len(ok),
         "share": round(len(ok) / n, 4),
         "deadline_exceeded": sum(c == "DEADLINE_EXCEEDED" for c, _ in results),
+        "p50_ms": round(pct([d for _, d in results], 50), 1),
         "p99_ms": round(pct([d for _, d in results], 99), 1),
     }
+
+
+async def run_hung(server: ServeProcess, n: int = 300, concurrency: int = 60) -> dict:
+    raw = P.PointWiseRequest(model_config_id="hung", targets=[P.Target(id=str(i)) for i in range(50)])
+    return await partial_answers(server.address, raw.SerializeToString(), n, concurrency)
 
 
 async def run_hung_numerix(server: ServeProcess, n: int = 300, concurrency: int = 60) -> dict:
@@ -363,27 +368,10 @@ async def run_hung_numerix(server: ServeProcess, n: int = 300, concurrency: int 
         target_input_schema=[P.FeatureSchema(name="price", data_type=P.DataTypeFP32)],
         targets=[P.Target(id=str(i), feature_values=[b"9.5"]) for i in range(50)],
     ).SerializeToString()
-    results: list[tuple[str, float]] = []
-    sem = asyncio.Semaphore(concurrency)
     try:
-        async with grpc.aio.insecure_channel(server.address) as ch:
-
-            async def one() -> None:
-                async with sem:
-                    results.append(await call(ch, raw, 1.0))
-
-            await asyncio.gather(*(one() for _ in range(n)))
+        return await partial_answers(server.address, raw, n, concurrency)
     finally:
         await hung.stop(0)
-    ok = [d for c, d in results if c == "OK" and d <= 1.0]
-    return {
-        "requests": n,
-        "partial_within_deadline": len(ok),
-        "share": round(len(ok) / n, 4),
-        "deadline_exceeded": sum(c == "DEADLINE_EXCEEDED" for c, _ in results),
-        "p50_ms": round(pct([d for _, d in results], 50), 1),
-        "p99_ms": round(pct([d for _, d in results], 99), 1),
-    }
 
 
 def main() -> None:

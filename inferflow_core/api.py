@@ -49,10 +49,17 @@ from .dtypes import (
 )
 from .engine.compile import CompiledModel
 from .errors import ComponentError, ConfigError, InferflowError, PluginError, RequestError
+from .features import Block as FeatureBlock
+from .features import FeatureCache, FeatureFrame, empty_objects, from_raw, missing_frame, raw_dtype, to_raw
+from .features import Slab as FeatureSlab
+from .features import Slot as FeatureSlot
+from .features import assemble as assemble_features
 from .hookspecs import hookimpl
 from .matrix import Column, ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
+from .observability.tracing import external_span
 from .runtime import Runtime
+from .serving.standalone import serve_grpc_service
 from .stats import average_ranks, kendall_tau_b, spearman, top_k_overlap
 from .tls import ClientTls, ServerTls, TlsConfigError, open_channel
 from .wireformat import length_delimited, varint
@@ -77,6 +84,11 @@ __all__ = [
     "DataType",
     "DataTypeError",
     "DirectorySource",
+    "FeatureBlock",
+    "FeatureCache",
+    "FeatureFrame",
+    "FeatureSlab",
+    "FeatureSlot",
     "InferflowClient",
     "InferflowError",
     "InitialData",
@@ -99,30 +111,38 @@ __all__ = [
     "TlsConfigError",
     "TypedValues",
     "array_to_cells",
+    "assemble_features",
     "average_ranks",
     "bytes_to_text",
     "cast_array",
     "cells_to_array",
     "decode_array",
     "decode_string_vector",
+    "empty_objects",
     "encode_array",
     "encode_string_vector",
+    "external_span",
     "format_column",
     "format_value",
     "from_kserve",
+    "from_raw",
     "hookimpl",
     "kafka_request_pb2",
     "kendall_tau_b",
     "length_delimited",
     "log_pb2",
+    "missing_frame",
     "open_channel",
     "parse_dtype",
     "parse_text",
     "parse_text_column",
+    "raw_dtype",
     "read_config_dir",
     "reconnect_options",
+    "serve_grpc_service",
     "spearman",
     "text_to_bytes",
+    "to_raw",
     "top_k_overlap",
     "varint",
     "write_config_dir",

@@ -271,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--dry-run", action="store_true", help="show the diff against etcd, write nothing")
     push.add_argument("--force", action="store_true", help="push even if a model config is invalid")
     push.add_argument("--prune", action="store_true", help="delete model configs in etcd that are not in DIR")
+    push.add_argument(
+        "--json", action="store_true", help="print the plan (or the refusal) as one JSON document"
+    )
     push.set_defaults(
         func=lambda a: _optional("inferflow_core.config.push", "main", a, "etcd push not available")
     )

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -147,7 +148,7 @@ def show_logs(log_dir: Path) -> None:
         print(f"        ... {len(names) - len(shown)} more")
 
 
-def grpcurl_hint(port: int) -> None:
+def grpcurl_hint(port: int, http_port: int) -> None:
     print(
         '\n  The server is up. Call it (README "Call it"):\n'
         f"    inferflow predict bench_ctr --server 127.0.0.1:{port} --target 954 --target 614 "
@@ -159,12 +160,17 @@ def grpcurl_hint(port: int) -> None:
         f'    grpcurl -plaintext -d \'{{"model_config_id": "bench_ctr", '
         '"context_features": [{"name": "user_id", "value": "NDI="}], '
         f'"targets": [{{"id": "954"}}, {{"id": "614"}}]}}\' 127.0.0.1:{port} Predict/InferPointWise\n'
+        f'    curl -s -H \'Content-Type: application/json\' -d \'{{"targets": ["954", "614"], '
+        f'"context": {{"user_id": "42"}}}}\' http://127.0.0.1:{http_port}/v1/models/bench_ctr/pointwise\n'
         '  (bytes fields are base64 in grpcurl\'s JSON: "NDI=" is the text "42".) Ctrl-C stops it.',
         flush=True,
     )
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, variant: Callable[[Path, Path, dict[str, str]], str] | None = None) -> int:
+    """The demo. ``variant(config_dir, data_dir, env)`` may rewrite the written config directory and the
+    server's environment before the server starts (e.g. examples/feast: features from Feast) and returns
+    a line saying what it changed."""
     total = 6
     t_start = time.perf_counter()
     step(1, total, "example data (generated once, deterministic)")
@@ -180,15 +186,15 @@ def main(args: argparse.Namespace) -> int:
     step(2, total, "config directory")
     config = h.write_config(tmp / "config", data, logging_perc=100, cache=True)
     print(f"  {config} (models: {', '.join(h.MODELS)})")
+    env = h.embedded_env(data, log_dir)
+    if variant is not None:
+        print(f"  {variant(config, data, env)}")
 
     port = args.port or h.free_port()
-    http_port = h.free_port()
+    http_port = port + 1 if args.port else h.free_port()  # as `serve`: the HTTP port next to gRPC's
     step(3, total, f"starting `inferflow serve` on 127.0.0.1:{port} (HTTP side port {http_port})")
     server = h.ServerProcess(
-        "inferflow serve",
-        h.inferflow_serve(config, port, http_port),
-        h.embedded_env(data, log_dir),
-        tmp / "server.log",
+        "inferflow serve", h.inferflow_serve(config, port, http_port), env, tmp / "server.log"
     )
     server.start()
     try:
@@ -197,7 +203,7 @@ def main(args: argparse.Namespace) -> int:
         step(4, total, "requests (PointWise, PairWise, SlateWise, RetrieveModelScore)")
         run_requests(h, port, sizes["users"], sizes["catalogs"])
         if args.keep_running:
-            grpcurl_hint(port)
+            grpcurl_hint(port, http_port)
             try:
                 while server.proc is not None and server.proc.poll() is None:
                     time.sleep(0.5)

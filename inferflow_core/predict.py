@@ -35,6 +35,7 @@ values: NAME=VALUE sends one value for every target, NAME=V1,V2,... one value pe
 examples:
   inferflow predict bench_ctr --target 954 --target 614 --context user_id=42
   inferflow predict bench_ctr_pairwise --target 954 --target 614 --context user_id=42 --pairs 0:1 --json
+  inferflow predict bench_ctr --http --server 127.0.0.1:8086 --target 954 --context user_id=42
   inferflow predict --request requests.jsonl --json"""
 
 
@@ -72,7 +73,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a slate of target indices (repeat): calls SlateWise",
     )
     p.add_argument("--request", "-r", metavar="FILE", help="JSON / JSONL request file ('-' = stdin)")
-    p.add_argument("--server", "-s", default="127.0.0.1:8085", help="HOST:PORT (default %(default)s)")
+    p.add_argument(
+        "--server",
+        "-s",
+        default=None,
+        help="HOST:PORT (default 127.0.0.1:8085, with --http 127.0.0.1:8086: the HTTP port next to it)",
+    )
+    p.add_argument(
+        "--http",
+        action="store_true",
+        help="call the server's HTTP API (POST /v1/models/ID/...) instead of gRPC",
+    )
     p.add_argument(
         "--timeout", type=float, default=30.0, help="deadline per call, seconds (default %(default)s)"
     )
@@ -302,7 +313,10 @@ def main(args: argparse.Namespace) -> int:
     from .client import InferflowClient
 
     ok = True
-    with InferflowClient(args.server, timeout=args.timeout, encoding=args.encoding, tls=args.tls) as client:
+    transport = "http" if args.http else "grpc"
+    server = args.server or ("127.0.0.1:8086" if args.http else "127.0.0.1:8085")
+    options = {"timeout": args.timeout, "encoding": args.encoding, "tls": args.tls, "transport": transport}
+    with InferflowClient(server, **options) as client:
         for req in reqs:
             result = call(client, req, args.explain)
             ok &= result.ok

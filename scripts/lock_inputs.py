@@ -1,9 +1,12 @@
-"""Print the digest of what requirements/lock.txt is resolved from.
+"""Print the digest of what requirements/lock.txt (or another lock) is resolved from.
 
 The inputs are requirements/lock.in and, for every first-party pyproject.toml it names, the build
 requirements, the dependencies and the optional dependencies (not the version, description or tool
 settings: those do not change the resolution). `make lock` writes the digest into the lock's header;
 tests/test_lock.py fails when a pyproject's dependencies changed without `make lock`.
+
+The separate venvs have their own locks, checked the same way: requirements/feast-lock.in -> feast-lock.txt
+(.venv-feast) and requirements/triton-lock.in -> triton-lock.txt (.venv-triton).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK_IN = ROOT / "requirements" / "lock.in"
 LOCK = ROOT / "requirements" / "lock.txt"
 HEADER = "# inputs-sha256: "
+LOCKS = ("lock", "feast-lock", "triton-lock")  # requirements/<name>.in -> requirements/<name>.txt
 
 
 def first_party_projects(lock_in: str, root: Path = ROOT) -> list[Path]:
@@ -27,9 +31,9 @@ def first_party_projects(lock_in: str, root: Path = ROOT) -> list[Path]:
     return [(root / d).resolve() for d in dirs]
 
 
-def digest(root: Path = ROOT) -> str:
+def digest(root: Path = ROOT, name: str = "lock") -> str:
     root = root.resolve()
-    text = (root / LOCK_IN.relative_to(ROOT)).read_text()
+    text = (root / "requirements" / f"{name}.in").read_text()
     parts: list[object] = [text]
     for project in first_party_projects(text, root):
         data = tomllib.loads((project / "pyproject.toml").read_text())
@@ -44,11 +48,12 @@ def digest(root: Path = ROOT) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def recorded() -> str | None:
+def recorded(name: str = "lock") -> str | None:
     """The digest written in the lock's header, if any."""
-    if not LOCK.exists():
+    lock = ROOT / "requirements" / f"{name}.txt"
+    if not lock.exists():
         return None
-    for line in LOCK.read_text().splitlines():
+    for line in lock.read_text().splitlines():
         if line.startswith(HEADER):
             return line[len(HEADER) :].strip()
     return None
@@ -56,7 +61,9 @@ def recorded() -> str | None:
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--check"]:
-        ok = recorded() == digest()
-        print("requirements/lock.txt " + ("is up to date" if ok else "is stale: run `make lock`"))
-        raise SystemExit(0 if ok else 1)
-    print(digest())
+        stale = [name for name in LOCKS if recorded(name) != digest(name=name)]
+        for name in LOCKS:
+            state = "is stale: run `make lock`" if name in stale else "is up to date"
+            print(f"requirements/{name}.txt {state}")
+        raise SystemExit(1 if stale else 0)
+    print(digest(name=sys.argv[1] if sys.argv[1:] else "lock"))

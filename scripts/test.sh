@@ -17,6 +17,13 @@ venv_mlserver
 export INFERFLOW_MLSERVER_BIN="$PWD/.venv-mlserver/bin/mlserver"
 export INFERFLOW_MLSERVER_PYTHON="$PWD/.venv-mlserver/bin/python"
 
+echo "== venv .venv-triton (nvidia-pytriton: a real Triton for the predator tests; requirements/triton-lock.txt)"
+venv_triton
+export INFERFLOW_TRITON_PYTHON="$PWD/.venv-triton/bin/python"
+
+echo "== venv .venv-feast (the core + inferflow-feast; requirements/feast-lock.txt)"
+venv_feast
+
 echo "== generated stubs are up to date"
 PYTHON=.venv/bin/python bash scripts/gen_protos.sh
 if git rev-parse --git-dir >/dev/null 2>&1; then
@@ -28,5 +35,8 @@ echo "== ruff + mypy"
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 
-echo "== pytest"
+echo "== pytest plugins/inferflow_feast (in .venv-feast)"
+.venv-feast/bin/pytest -q -rfE -o pythonpath=plugins/inferflow_feast/tests plugins/inferflow_feast
+
+echo "== pytest (the main suite; its summary is the last line)"
 .venv/bin/pytest -q -rfE "$@"

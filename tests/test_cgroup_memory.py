@@ -1,5 +1,6 @@
 """The hostile set against ``inferflow serve --workers 2`` in a 1 GiB memory cgroup (the limits of
-deploy/deployment.yaml): every request answered or refused cleanly, no OOM kill, the same workers serving.
+deploy/base/deployment.yaml): every request answered or refused cleanly, no OOM kill, the same workers
+serving.
 
 Before the input budgets, one 193 KiB amplification request made a worker allocate ~1.9 GB (OOM kill in a
 1 GiB pod) and 12 concurrent 60 MiB requests were buffered whole. Needs a writable memory cgroup (root on

@@ -57,6 +57,9 @@ async def test_predict_table_json_and_request_file(
         got = json.loads(capsys.readouterr().out)
         assert got["targets"][0]["f_int64"] == 7 and got["targets"][0]["score"] == 0.5
         assert got["request_error"] == ""
+        h = ["--http", "--server", f"127.0.0.1:{srv.http_port}"]
+        assert await _main(["predict", "echo", *h, "-t", "a", "-f", "f_int64:int64=7", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == got  # the same answer over the HTTP API
 
         assert await _main(["predict", "slate", *s, "-t", "1", "-t", "2", "--pairs", "0:1", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["pairs"] == [{"slate_score": 2.0}]

@@ -103,12 +103,13 @@ def _expected(dt: DataType, values: Any) -> Any:
     return values
 
 
-@pytest.mark.parametrize("encoding", ["text", "binary"])
-async def test_every_dtype_round_trips(encoding: str) -> None:
+@pytest.mark.parametrize(("encoding", "transport"), [("text", "grpc"), ("binary", "grpc"), ("text", "http")])
+async def test_every_dtype_round_trips(encoding: str, transport: str) -> None:
     features = {name: values for name, values in zip(ECHO, SAMPLES.values(), strict=True)}
     types = {name: dt for name, dt in zip(ECHO, SAMPLES, strict=True)}
     async with running_server(_runtime(encoding), TREE) as srv:
-        with InferflowClient(srv.address, encoding=encoding, raise_errors=True) as client:
+        target = srv.address if transport == "grpc" else f"127.0.0.1:{srv.http_port}"
+        with InferflowClient(target, encoding=encoding, raise_errors=True, transport=transport) as client:
             res = await asyncio.to_thread(
                 client.pointwise,
                 "echo",
@@ -242,3 +243,75 @@ def test_binary_encoding_rejects_unparseable_text_locally() -> None:
         pytest.raises(ValueError, match="row 1"),
     ):
         client.pointwise("m", ["1", "2"], features={"p": ["1.5", "abc"]}, types={"p": "fp32"})
+
+
+async def test_http_transport_answers_like_grpc() -> None:
+    """transport="http": the same results for the four APIs, the same errors (RPCError with its code)."""
+    async with running_server(_runtime(), TREE) as srv:
+        http_target = f"127.0.0.1:{srv.http_port}"
+        calls: list[tuple[str, tuple, dict]] = [
+            (
+                "pointwise",
+                ("echo", ["1", "2"]),
+                {"context": {"user_id": "u1"}, "features": {"f_fp32": [1.5, 2.5]}},
+            ),
+            ("pairwise", ("slate", ["1", "2", "3"], [(0, 1), (2, 0)]), {}),
+            ("slatewise", ("slate", ["1", "2", "3"], [[0, 1, 2], [1]]), {}),
+            ("retrieve_model_score", ("echo", {"catalog_id": ["1", "2"]}), {"metadata": {"user-id": "u7"}}),
+            ("pointwise", ("broken", ["1"]), {}),
+        ]
+        with (
+            InferflowClient(srv.address) as grpc_client,
+            InferflowClient(http_target, transport="http") as hc,
+        ):
+            for name, args, kw in calls:
+                want = await asyncio.to_thread(getattr(grpc_client, name), *args, **kw)
+                got = await asyncio.to_thread(getattr(hc, name), *args, **kw)
+                assert got.to_dicts() == want.to_dicts() and got.request_error == want.request_error, name
+            for client in (grpc_client, hc):
+                with pytest.raises(RPCError) as rpc:
+                    await asyncio.to_thread(client.pointwise, "no_such_model", ["1"])
+                assert rpc.value.code is grpc.StatusCode.INVALID_ARGUMENT
+                assert rpc.value.details == "model config not found or invalid for id: no_such_model"
+        async with AsyncInferflowClient(http_target, transport="http", raise_errors=True) as aclient:
+            results = await asyncio.gather(*(aclient.pointwise("echo", [str(i)]) for i in range(8)))
+            assert [r.to_dicts()[0]["catalog_id"] for r in results] == [str(i) for i in range(8)]
+            slates = await aclient.slatewise("slate", ["1", "2"], [[0, 1]])
+            assert slates.slates.to_dicts() == [{"slate_score": 2.0}]
+    with InferflowClient("127.0.0.1:1", timeout=2, transport="http") as dead, pytest.raises(RPCError) as down:
+        dead.pointwise("echo", ["1"])
+    assert down.value.code is grpc.StatusCode.UNAVAILABLE
+    with pytest.raises(ValueError, match="transport"):
+        InferflowClient("127.0.0.1:1", transport="carrier-pigeon")
+
+
+async def test_every_dtype_over_http_json_matches_grpc() -> None:
+    """The JSON form in and out (blocks, vectors, FP8/FP16, strings, bools) gives what gRPC gives."""
+    import http.client
+
+    features = {name: values for name, values in zip(ECHO, SAMPLES.values(), strict=True)}
+    types = {name: dt.wire_name for name, dt in zip(ECHO, SAMPLES, strict=True)}
+    doc = {"targets": ["954", "614"], "features": features, "types": types, "context": {"user_id": "u1"}}
+
+    def post(port: int) -> dict[str, Any]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request(
+            "POST", "/v1/models/echo/pointwise", json.dumps(doc), {"Content-Type": "application/json"}
+        )
+        resp = conn.getresponse()
+        assert resp.status == 200
+        return json.loads(resp.read())  # type: ignore[no-any-return]
+
+    async with running_server(_runtime(), TREE) as srv:
+        with InferflowClient(srv.address, raise_errors=True) as client:
+            want = await asyncio.to_thread(
+                client.pointwise,
+                "echo",
+                ["954", "614"],
+                features=features,
+                types=types,
+                context={"user_id": "u1"},
+            )
+        got = await asyncio.to_thread(post, srv.http_port)
+    assert got["targets"] == want.to_dicts() and got["target_errors"] == ["", ""]
+    assert [s["data_type"] for s in got["target_output_schema"]] == [d.wire_name for _, d in want.schema]

@@ -144,6 +144,9 @@ def test_config_push_cli_dry_run_then_write(
     out = capsys.readouterr().out
     assert f"~ {PREFIX}point" in out and "0.25" in out
     assert "would write 1 key(s): 0 new, 1 changed" in out
+    assert cli.main(["config", "push", str(tmp_path), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["changed"] == [PREFIX + "point"] and plan["written"] == 1 and not plan["dry_run"]
 
 
 def _remote_keys(endpoint: str) -> dict[str, str]:
@@ -167,6 +170,9 @@ def test_config_push_refuses_invalid_models_unless_forced(
     assert cli.main(["config", "push", str(cfg)]) == 1
     err = capsys.readouterr().err
     assert "refusing to push invalid model config" in err and "model bad:" in err and "ghost" in err
+    assert cli.main(["config", "push", str(cfg), "--json"]) == 1
+    refusal = json.loads(capsys.readouterr().out)
+    assert refusal["refused"] and any("ghost" in p for p in refusal["problems"])
     assert not _remote_keys(etcd_server.endpoint)  # nothing written, not even the good model
     assert cli.main(["config", "push", str(cfg), "--force"]) == 0
     assert "wrote 2 key(s)" in capsys.readouterr().out

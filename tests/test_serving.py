@@ -304,7 +304,8 @@ async def test_health_reflection_http_and_metrics(srv) -> None:
     assert "ghost" in details["rejected_models"]["rejected"]
     assert any("'rejected'" in r and "ghost" in r for r in details["not_ready_because"]), details
     status, body = await asyncio.to_thread(_http, srv.http_port, "/metrics")
-    assert status == 200 and b'inferflow_api_requests_total{api="pointwise",status="OK"}' in body
+    sample = b'inferflow_api_requests_total{api="pointwise",status="OK",transport="grpc"}'
+    assert status == 200 and sample in body
     assert (await asyncio.to_thread(_http, srv.http_port, "/nope"))[0] == 404
 
 

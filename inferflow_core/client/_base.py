@@ -58,9 +58,14 @@ class _Base:
         encoding: str = enc.TEXT,
         raise_errors: bool = False,
         max_message_bytes: int = 64 * 1024 * 1024,
+        transport: str = "grpc",
     ) -> None:
         if encoding not in (enc.TEXT, enc.BINARY):
             raise ValueError(f"encoding must be 'text' or 'binary', not {encoding!r}")
+        if transport not in ("grpc", "http"):
+            raise ValueError(f"transport must be 'grpc' or 'http', not {transport!r}")
+        self.transport = transport
+        self.max_message_bytes = max_message_bytes
         self.target, self.timeout, self.encoding = target, timeout, encoding
         self.metadata = _pairs(metadata)
         self.tls = TLS() if tls is True else (tls or None)

@@ -9,6 +9,7 @@ import grpc
 
 from .._proto import inferflow_pb2_grpc, predict_pb2_grpc
 from ._base import Metadata, _Base, _explain_meta, _grouped, _pointwise, _retrieve, _rpc_error
+from ._http import AsyncHttpStub, HttpStub, HttpTransport
 from ._result import PairwiseResult, PointwiseResult, RetrieveResult, SlatewiseResult
 
 
@@ -19,11 +20,19 @@ class InferflowClient(_Base):
     every call; ``tls`` is ``True`` (system roots) or a :class:`TLS`; ``encoding`` must match the server's
     ``INFERFLOW_REQUEST_VALUE_ENCODING`` (``text``, the default, or ``binary``); with ``raise_errors``
     a response carrying ``request_error`` or a per-item error raises :class:`PredictionError`.
-    Use as a context manager, or call :meth:`close`.
+    ``transport="http"`` sends the same protobuf messages to the server's HTTP API (``target`` is then
+    the HTTP port, ``INFERFLOW_HTTP_PORT``). Use as a context manager, or call :meth:`close`.
     """
 
     def __init__(self, target: str = "127.0.0.1:8085", **options: Any) -> None:
         super().__init__(target, **options)
+        self._http: HttpTransport | None = None
+        self._predict: Any
+        self._legacy: Any
+        if self.transport == "http":
+            self._http = HttpTransport(target, self.tls, self.max_message_bytes)
+            self._predict = self._legacy = HttpStub(self._http)
+            return
         if self.tls is not None:
             self.channel = grpc.secure_channel(target, self.tls.credentials(), self._options)
         else:
@@ -38,7 +47,10 @@ class InferflowClient(_Base):
         self.close()
 
     def close(self) -> None:
-        self.channel.close()
+        if self._http is not None:
+            self._http.close()
+        else:
+            self.channel.close()
 
     def _invoke(
         self,
@@ -52,6 +64,8 @@ class InferflowClient(_Base):
         try:
             if not explain:
                 return stub_call(request, **self._call_args(timeout, metadata)), None
+            if self._http is not None:
+                raise ValueError("explain: the EXPLAIN trailer needs the gRPC transport")
             resp, call = stub_call.with_call(
                 request, **self._call_args(timeout, _explain_meta(metadata, explain))
             )
@@ -180,6 +194,13 @@ class AsyncInferflowClient(_Base):
 
     def __init__(self, target: str = "127.0.0.1:8085", **options: Any) -> None:
         super().__init__(target, **options)
+        self._http: HttpTransport | None = None
+        self._predict: Any
+        self._legacy: Any
+        if self.transport == "http":  # blocking HTTP calls in worker threads, one connection each
+            self._http = HttpTransport(target, self.tls, self.max_message_bytes)
+            self._predict = self._legacy = AsyncHttpStub(self._http)
+            return
         if self.tls is not None:
             self.channel = grpc.aio.secure_channel(target, self.tls.credentials(), self._options)
         else:
@@ -194,7 +215,10 @@ class AsyncInferflowClient(_Base):
         await self.close()
 
     async def close(self) -> None:
-        await self.channel.close()
+        if self._http is not None:
+            self._http.close()
+        else:
+            await self.channel.close()
 
     async def _invoke(
         self,
@@ -208,6 +232,8 @@ class AsyncInferflowClient(_Base):
         try:
             if not explain:
                 return await stub_call(request, **self._call_args(timeout, metadata)), None
+            if self._http is not None:
+                raise ValueError("explain: the EXPLAIN trailer needs the gRPC transport")
             call = stub_call(request, **self._call_args(timeout, _explain_meta(metadata, explain)))
             return await call, await call.trailing_metadata()
         except grpc.RpcError as exc:

@@ -7,6 +7,7 @@ server parses), strings given for a numeric type with ``parse_text_column``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,12 +30,8 @@ def as_dtype(spec: TypeSpec) -> DataType:
 def _is_missing(value: object) -> bool:
     if value is None:
         return True
-    try:
-        import pandas as pd  # optional: only to recognise pd.NA / NaT
-
-        return bool(value is pd.NA or value is pd.NaT)
-    except ImportError:
-        return False
+    pd = sys.modules.get("pandas")  # pd.NA / NaT exist only once pandas is imported: never import it here
+    return pd is not None and bool(value is pd.NA or value is pd.NaT)
 
 
 def column(values: Any, rows: int | None, name: str) -> tuple[np.ndarray, np.ndarray]:

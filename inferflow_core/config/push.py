@@ -130,6 +130,21 @@ def _validate_json(local: dict[str, str]) -> list[str]:
     return bad
 
 
+def report_json(plan: PushPlan, dry_run: bool) -> str:
+    """``config push --json``: what was (or would be) written and deleted, for scripts."""
+    return json.dumps(
+        {
+            "dry_run": dry_run,
+            "added": sorted(plan.added),
+            "changed": sorted(plan.changed),
+            "unchanged": sorted(plan.unchanged),
+            "only_in_etcd": sorted(plan.only_in_etcd),
+            "deleted": sorted(plan.deletes),
+            "written": 0 if dry_run else len(plan.writes),
+        }
+    )
+
+
 def report(plan: PushPlan, dry_run: bool) -> str:
     lines = []
     for key in plan.added:
@@ -220,6 +235,9 @@ def main(args: argparse.Namespace) -> int:
             )
         )
     except PushRefused as exc:
+        if getattr(args, "json", False):
+            print(json.dumps({"refused": True, "problems": exc.problems}))
+            return 1
         print(
             "error: refusing to push invalid model config(s) (nothing written; --force pushes anyway):\n  "
             + "\n  ".join(exc.problems),
@@ -229,5 +247,5 @@ def main(args: argparse.Namespace) -> int:
     except Exception as exc:  # etcd down, auth refused, ...: one line, no traceback
         print(f"error: etcd at {settings.etcd_server} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print(report(plan, args.dry_run))
+    print(report_json(plan, args.dry_run) if getattr(args, "json", False) else report(plan, args.dry_run))
     return 0

@@ -57,6 +57,30 @@ class ServiceSettings(BaseSettings, ReliabilitySettings):
     bind_host: str = Field("0.0.0.0", validation_alias=_env("INFERFLOW_BIND_HOST", "bind_host"))
     log_json: bool = Field(True, validation_alias=_env("INFERFLOW_LOG_JSON", "log_json"))
 
+    grpc_max_connection_age_s: float | None = Field(
+        None, gt=0, validation_alias=_env("INFERFLOW_GRPC_MAX_CONNECTION_AGE_S", "grpc_max_connection_age_s")
+    )
+    """Close client connections after this many seconds (GOAWAY; clients reconnect and re-resolve), so
+    replicas added by an autoscaler get traffic from long-lived channels. Unset = never."""
+    grpc_max_connection_age_grace_s: float | None = Field(
+        None,
+        ge=0,
+        validation_alias=_env("INFERFLOW_GRPC_MAX_CONNECTION_AGE_GRACE_S", "grpc_max_connection_age_grace_s"),
+    )
+    """After the max age, in-flight calls get this long to finish before the connection is closed."""
+    access_log_sample: float = Field(
+        0.0, ge=0, le=1, validation_alias=_env("INFERFLOW_ACCESS_LOG_SAMPLE", "access_log_sample")
+    )
+    """Share of requests that get an access log line (logger ``inferflow.access``: API, model, tracking
+    id, targets, latency, status); 0 = none, 1 = every request."""
+    worker_max_restarts: int = Field(
+        5, ge=0, validation_alias=_env("INFERFLOW_WORKER_MAX_RESTARTS", "worker_max_restarts")
+    )
+    """``--workers N``: more worker restarts than this within the window ends the process (exit 3)."""
+    worker_restart_window_s: float = Field(
+        60.0, gt=0, validation_alias=_env("INFERFLOW_WORKER_RESTART_WINDOW_S", "worker_restart_window_s")
+    )
+
     # -- security (docs/configuration.md, "Security") ------------------------------------------------
     http_bind_host: str | None = Field(
         None, validation_alias=_env("INFERFLOW_HTTP_BIND_HOST", "http_bind_host")
@@ -69,6 +93,14 @@ class ServiceSettings(BaseSettings, ReliabilitySettings):
         None, validation_alias=_env("INFERFLOW_TLS_CLIENT_CA_FILE", "tls_client_ca_file")
     )
     """CA bundle for client certificates: when set, the gRPC port requires one (mTLS)."""
+    http_max_connections: int = Field(
+        1024, gt=0, validation_alias=_env("INFERFLOW_HTTP_MAX_CONNECTIONS", "http_max_connections")
+    )
+    """Open connections the HTTP side port keeps (kept-alive ones included); beyond it a new connection
+    is answered 503 and closed, so idle connections cannot exhaust the process's file descriptors."""
+    http_api: bool = Field(True, validation_alias=_env("INFERFLOW_HTTP_API", "http_api"))
+    """Serve the four APIs over HTTP on the HTTP side port (``POST /v1/models/{id}/pointwise`` ...,
+    ``/openapi.json``); ``false`` leaves only /health and /metrics there."""
     http_tls: Literal["auto", "off", "tls", "mtls"] = Field(
         "auto", validation_alias=_env("INFERFLOW_HTTP_TLS", "http_tls")
     )

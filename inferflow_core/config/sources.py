@@ -2,6 +2,13 @@
 
 The default is a directory that mirrors the etcd tree: file ``<dir>/<key>.json`` holds the value of
 etcd key ``/config/<key>``. The etcd source lives in :mod:`inferflow_core.config.etcd_source`.
+
+Kubernetes ConfigMap volumes are read as the kubelet writes them: the real files live in a timestamped
+directory (``..2026_12_01_15_00_00.123``), ``..data`` is a symlink to it, and every top-level entry is a
+symlink through ``..data``. An update writes a new timestamped directory and renames a new ``..data``
+symlink over the old one (atomic), so a reader must follow symlinks and must skip the ``..*`` entries
+(otherwise every file shows up twice). The change stamp includes each file's resolved path, so the
+swap is seen even when sizes and mtimes happen to match.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ def read_config_dir(root: str | os.PathLike[str], prefixes: Sequence[str] = ("",
     tree: dict[str, str] = {}
     if not base.is_dir():
         raise FileNotFoundError(f"config directory {str(base)!r} does not exist")
-    for path in sorted(base.rglob("*.json")):
+    for path in config_files(base):
         key = path.relative_to(base).with_suffix("").as_posix()
         if any(key.startswith(p) for p in prefixes):
             try:
@@ -50,6 +57,22 @@ def read_config_dir(root: str | os.PathLike[str], prefixes: Sequence[str] = ("",
                 log.error("cannot read config file %s: %s", path, exc)
                 tree[key] = f"{UNREADABLE}{type(exc).__name__}: {exc}"
     return tree
+
+
+def config_files(base: Path) -> list[Path]:
+    """Every ``*.json`` file under ``base``, following symlinked directories (kubelet's ``..data``
+    layout) but skipping hidden ``..*`` entries and directory loops; sorted."""
+    out: list[Path] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # a symlink loop or a second link to the same directory
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if not d.startswith("..")]
+        out.extend(Path(dirpath, f) for f in filenames if f.endswith(".json") and not f.startswith(".."))
+    return sorted(out)
 
 
 def write_config_dir(root: str | os.PathLike[str], tree: dict[str, str]) -> None:
@@ -76,14 +99,17 @@ class DirectorySource(ConfigSource):
         self._loaded_stamp = await asyncio.to_thread(self._stamp)
         return await asyncio.to_thread(read_config_dir, self.root, self.prefixes)
 
-    def _stamp(self) -> tuple[tuple[str, int, int], ...]:
+    def _stamp(self) -> tuple[tuple[str, str, int, int], ...]:
         out = []
-        for path in sorted(self.root.rglob("*.json")):
+        if not self.root.is_dir():
+            return ()
+        for path in config_files(self.root):
             try:
-                st = path.stat()
+                st = path.stat()  # follows the symlink: the file behind ``..data``
+                real = os.path.realpath(path)
             except OSError:
                 continue
-            out.append((str(path), st.st_mtime_ns, st.st_size))
+            out.append((str(path), real, st.st_mtime_ns, st.st_size))
         return tuple(out)
 
     async def watch(self) -> AsyncIterator[dict[str, str]]:

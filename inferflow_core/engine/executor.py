@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..components.base import Component, ComponentFailure, RunContext, Stopwatch
 from ..errors import ComponentError
+from ..observability import tracing
 from .columns import check_request_columns
 
 if TYPE_CHECKING:
@@ -117,6 +118,11 @@ async def _run_node(
         lifecycle.before_node(component, ctx)
     watch = Stopwatch()
     kind = None
+    span = (
+        tracing.start_component(component.name, component.kind, ctx.model_id, ctx.matrix.rows)
+        if tracing.recording()
+        else None
+    )
     try:
         if component.timeout is None:
             await component.run(ctx)
@@ -135,10 +141,16 @@ async def _run_node(
     except Exception as exc:  # contained: a component never takes the request down
         kind = "error"
         ctx.fail(component.name, kind, f"{type(exc).__name__}: {exc}")
-        if log.isEnabledFor(logging.DEBUG):
+        if log.isEnabledFor(logging.DEBUG):  # logged (sampled by error_logging_percent) by the caller
             log.debug("component %s raised", component.name, exc_info=True)
+    except BaseException:  # cancelled (deadline or caller): close the span, then let it propagate
+        if span is not None:
+            tracing.end_component(span, "cancelled")
+        raise
     if kind is None and ctx.failures:  # a partial failure the component recorded itself (ctx.fail)
         kind = next((f.kind for f in ctx.failures if f.component == component.name), None)
+    if span is not None:
+        tracing.end_component(span, kind)
     if metrics is not None:
         metrics.component_run(ctx.model_id, component.name, watch.elapsed(), kind)
     if lifecycle is not None:

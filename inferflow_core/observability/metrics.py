@@ -18,17 +18,36 @@ The metric table is in ``observability/README.md``.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import platform
 import re
 import threading
 from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from .statsd import StatsdClient
 
-LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+# ``_created`` series double the series count and nobody queries them
+disable_created_metrics()
+
+# up to 10 s: above the default deadline (INFERFLOW_DEFAULT_DEADLINE_MS = 5 s), so a request that runs
+# into its deadline lands in a bucket of its own instead of +Inf
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+)  # fmt: skip
 SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 _NAME = re.compile(r"[^a-zA-Z0-9_]")
 _STATSD_TAG = {
@@ -47,6 +66,65 @@ API_METHODS = {
 }
 
 
+HELP = {
+    "api_requests": "Calls answered, by API, gRPC status code name and transport (grpc / http)",
+    "api_errors": "RPCs answered with a status other than OK, by API and status",
+    "api_latency_seconds": "Time from receiving an RPC to its answer (all models), by API",
+    "api_batch_size": "Targets (rows) per request, by API",
+    "api_in_flight": "RPCs being handled right now (summed over workers)",
+    "model_requests": "RPCs for a model found in the current config, by API and model",
+    "model_latency_seconds": "Time to answer an RPC for a model, by API and model",
+    "model_batch_size": "Targets (rows) per request for a model",
+    "models": "Model configs in the current snapshot: state=loaded (serving) or rejected (failed validation)",
+    "component_runs": "DAG node runs, by model and component",
+    "component_errors": "Component failures (cells left missing, request still answered), by kind",
+    "component_latency_seconds": "Time a component took, from its start (prerequisites done) to its end",
+    "component_output_columns": "Output columns a component writes, per model config (from the config)",
+    "component_features": "Feature values fetched by a component (unique entities x features), per request",
+    "external_requests": "Calls to an external service (featurestore, predator, numerix ...)",
+    "external_errors": "Failed calls to an external service, by kind",
+    "external_latency_seconds": "Latency of one call to an external service, as seen by inferflow",
+    "external_batch_size": "Rows or keys sent in one call to an external service",
+    "cache_hits": "Cache lookups answered from the cache (e.g. the feature cache), by cache",
+    "cache_misses": "Cache lookups not in the cache, fetched from the backend",
+    "config_reloads": "Config snapshots applied (start-up load plus every change)",
+    "config_rejections": "Model configs that failed validation (the last good version keeps serving)",
+    "config_version": "Version of the config snapshot serving now (counts applied snapshots)",
+    "worker_restarts": "Worker processes restarted by the supervisor after dying, by exit code",
+    "build_info": "Always 1; labels carry the inferflow-core version and the Python version",
+    "requests_shed": "Requests refused by admission control before any work (overload), by reason",
+    "auth_rejected": "Calls refused by caller authentication, by API and status code",
+    "logging.dropped": "Inference-log records dropped (queue full, shutdown, worker crash), by reason",
+}
+
+# families a dashboard or alert queries: declared at start so they exist before the first sample
+_DECLARED: tuple[tuple[type, str, tuple[str, ...], Any], ...] = (
+    (Counter, "api_requests", ("api", "status", "transport"), None),
+    (Counter, "api_errors", ("api", "status"), None),
+    (Histogram, "api_latency_seconds", ("api",), None),
+    (Gauge, "api_in_flight", ("api",), "livesum"),
+    (Counter, "model_requests", ("api", "model_id"), None),
+    (Histogram, "model_latency_seconds", ("api", "model_id"), None),
+    (Counter, "component_runs", ("component", "model_id"), None),
+    (Counter, "component_errors", ("component", "kind", "model_id"), None),
+    (Histogram, "component_latency_seconds", ("component", "model_id"), None),
+    (Gauge, "component_output_columns", ("component", "model_id"), "livemax"),
+    (Counter, "component_features", ("component", "model_id"), None),
+    (Counter, "external_requests", ("component", "endpoint", "model_id", "service"), None),
+    (Counter, "external_errors", ("component", "endpoint", "kind", "model_id", "service"), None),
+    (Histogram, "external_latency_seconds", ("component", "endpoint", "model_id", "service"), None),
+    (Counter, "cache_hits", ("cache", "component", "model_id"), None),
+    (Counter, "cache_misses", ("cache", "component", "model_id"), None),
+    (Gauge, "models", ("state",), "livemax"),
+    (Counter, "config_reloads", (), None),
+    (Counter, "config_rejections", ("model_id",), None),
+    (Counter, "worker_restarts", ("exit_code",), None),
+)
+
+
+_KINDS: dict[str, type] = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}
+
+
 def prom_name(name: str) -> str:
     return "inferflow_" + _NAME.sub("_", name).strip("_")
 
@@ -62,16 +140,65 @@ def _tag_key(label: str) -> str:
 class Metrics:
     """Process-wide metrics. Thread-safe; label values are converted to str."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, statsd: StatsdClient | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, statsd: StatsdClient | None = None, core: bool = True
+    ) -> None:
+        """``core=False``: no inferflow serving families declared up front (a plugin's own server)."""
         self.registry = registry or CollectorRegistry()
         self.statsd = statsd
         self._lock = threading.Lock()
         self._metrics: dict[str, Any] = {}
         self._children: dict[tuple, Any] = {}
-        self._api: dict[tuple[str, str, str], tuple] = {}
+        self._api: dict[tuple[str, str, str, str], tuple] = {}
         self._comp: dict[tuple[str, str], tuple] = {}
         self._ext: dict[tuple[str, str, str, str], tuple] = {}
         self._cache: dict[tuple[str, str, str], tuple] = {}
+        self._in_flight: dict[str, Any] = {}
+        if registry is None:  # our own registry: the process, GC and platform collectors go in it too
+            for collector in (PROCESS_COLLECTOR, GC_COLLECTOR, PLATFORM_COLLECTOR):
+                self.registry.register(_Forward(collector))
+        if core:
+            for cls, name, labels, extra in _DECLARED:
+                self.declare(cls, name, labels, extra)
+        self.gauge("build_info", 1, aggregate="max", version=_version(), python=platform.python_version())
+
+    def describe(self, name: str, help: str) -> None:
+        """Set the HELP text of metric ``name`` (before its first use); for plugins' own metrics."""
+        HELP.setdefault(name, help)
+
+    def declare(
+        self,
+        kind: str | type,
+        name: str,
+        labels: tuple[str, ...] = (),
+        extra: Any = None,
+        help: str | None = None,
+    ) -> None:
+        """Create metric family ``name`` (``kind`` ``counter`` / ``gauge`` / ``histogram``) now, so it is
+        scraped (HELP and TYPE) before its first sample; ``help`` explains it (else :data:`HELP`)."""
+        if help:
+            HELP.setdefault(name, help)
+        cls = _KINDS[kind] if isinstance(kind, str) else kind
+        with self._lock:
+            if name not in self._metrics:
+                self._metrics[name] = self._make(cls, name, labels, extra)
+
+    def _make(self, cls: type, name: str, labels: Any, extra: Any) -> Any:
+        kwargs: dict[str, Any] = {}
+        if cls is Histogram:
+            kwargs["buckets"] = extra or LATENCY_BUCKETS
+        elif cls is Gauge:
+            kwargs["multiprocess_mode"] = extra or "livesum"
+        return cls(
+            prom_name(name), HELP.get(name, name), labelnames=sorted(labels), registry=self.registry, **kwargs
+        )
+
+    def in_flight(self, api: str) -> Any:
+        """The in-flight gauge of ``api`` (``inc()`` on arrival, ``dec()`` when answered)."""
+        got = self._in_flight.get(api)
+        if got is None:
+            got = self._in_flight[api] = self._child(Gauge, "api_in_flight", {"api": api})
+        return got
 
     # -- generic, for plugins ---------------------------------------------------------------------
     def count(self, name: str, amount: float = 1.0, **labels: object) -> None:
@@ -116,12 +243,21 @@ class Metrics:
         return total
 
     # -- request path -----------------------------------------------------------------------------
-    def api_request(self, api: str, status: str, code: int, seconds: float, rows: int, model_id: str) -> None:
-        """One served RPC: router metrics (api, status) and per-model metrics (api, model_id)."""
-        key = (api, status, model_id)
+    def api_request(
+        self,
+        api: str,
+        status: str,
+        code: int,
+        seconds: float,
+        rows: int,
+        model_id: str,
+        transport: str = "grpc",
+    ) -> None:
+        """One served call: router metrics (api, status, transport) and per-model metrics (api, model_id)."""
+        key = (api, status, model_id, transport)
         got = self._api.get(key)
         if got is None:
-            got = self._api_children(api, status, code, model_id)
+            got = self._api_children(api, status, code, model_id, transport)
         requests, errors, latency, batch, m_requests, m_latency, m_batch = got[0]
         requests.inc()
         latency.observe(seconds)
@@ -136,10 +272,10 @@ class Metrics:
         if self.statsd is not None:
             self._statsd_api(api, got[1], got[2], seconds, rows, model_id)
 
-    def _api_children(self, api: str, status: str, code: int, model_id: str) -> tuple:
+    def _api_children(self, api: str, status: str, code: int, model_id: str, transport: str) -> tuple:
         ok = status == "OK"
         children = (
-            self._child(Counter, "api_requests", {"api": api, "status": status}),
+            self._child(Counter, "api_requests", {"api": api, "status": status, "transport": transport}),
             None if ok else self._child(Counter, "api_errors", {"api": api, "status": status}),
             self._child(Histogram, "api_latency_seconds", {"api": api}),
             self._child(Histogram, "api_batch_size", {"api": api}, SIZE_BUCKETS),
@@ -154,7 +290,7 @@ class Metrics:
         router_tags = (f"api:{API_METHODS.get(api, api)}", f"status:{code}")
         model_tags = (f"model-id:{model_id}",) + ((f"inference-mode:{api}",) if api in _PREDICT_APIS else ())
         got = (children, router_tags, model_tags)
-        self._api[(api, status, model_id)] = got
+        self._api[(api, status, model_id, transport)] = got
         return got
 
     def _statsd_api(
@@ -241,6 +377,15 @@ class Metrics:
             if error_kind:
                 sd.count("inferflow.external.api.request.error", 1, (*tags, f"error-type:{error_kind}"))
 
+    def feature_count(self, model_id: str, component: str, count: int) -> None:
+        """Feature values a component fetched for one request (unique entities x features), for plugins:
+        Prometheus ``inferflow_component_features_total``, StatsD ``inferflow.component.feature.count``."""
+        labels = {"model_id": model_id, "component": component}
+        self._child(Counter, "component_features", labels).inc(count)
+        if self.statsd is not None:
+            tags = (f"model-id:{model_id}", f"component-name:{component}")
+            self.statsd.count("inferflow.component.feature.count", count, tags)
+
     def cache_lookup(self, cache: str, model_id: str, component: str, hits: int, misses: int) -> None:
         """Hits and misses of a cache lookup batch (e.g. the feature cache), for plugins."""
         key = (cache, model_id, component)
@@ -265,13 +410,16 @@ class Metrics:
 
     # -- exposition ---------------------------------------------------------------------------------
     def exposition(self) -> bytes:
-        """The Prometheus text: every worker's values when multiprocess mode is on, else ours."""
+        """The Prometheus text: every worker's values when multiprocess mode is on, else ours.
+        (Multiprocess: the process and GC collectors show the worker that answers the scrape.)"""
         path = multiprocess_dir()
         if path:
             from prometheus_client import multiprocess
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path)
+            for collector in (PROCESS_COLLECTOR, GC_COLLECTOR, PLATFORM_COLLECTOR):
+                registry.register(_Forward(collector))
             return generate_latest(registry)
         return generate_latest(self.registry)
 
@@ -297,17 +445,26 @@ class Metrics:
         with self._lock:
             metric: Any = self._metrics.get(name)
             if metric is None:
-                kwargs: dict[str, Any] = {}
-                if cls is Histogram:
-                    kwargs["buckets"] = extra or LATENCY_BUCKETS
-                elif cls is Gauge:
-                    kwargs["multiprocess_mode"] = extra or "livesum"
-                metric = cls(
-                    prom_name(name), name, labelnames=sorted(labels), registry=self.registry, **kwargs
-                )
-                self._metrics[name] = metric
+                metric = self._metrics[name] = self._make(cls, name, labels, extra)
             elif not isinstance(metric, cls):
                 raise ValueError(f"metric {name!r} is a {type(metric).__name__}, not a {cls.__name__}")
             child = metric.labels(**{k: str(v) for k, v in labels.items()}) if labels else metric
             self._children[key] = child
         return child
+
+
+class _Forward:
+    """Puts one of prometheus_client's default collectors into another registry."""
+
+    def __init__(self, collector: Any) -> None:
+        self.collector = collector
+
+    def collect(self) -> Any:
+        return self.collector.collect()
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("inferflow-core")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

@@ -2,8 +2,9 @@
 
 One worker runs in this process. ``--workers N`` (N > 1) spawns N processes (spawn, not fork: gRPC
 must not be forked) that all bind the same gRPC and HTTP ports with SO_REUSEPORT, each with its own
-event loop, runtime and config watch; the parent forwards SIGTERM/SIGINT and exits with the worst
-worker exit code.
+event loop, runtime and config watch. The parent supervises them (``supervisor.py``: a dead worker is
+restarted with backoff, a crash loop ends the process non-zero), forwards SIGTERM/SIGINT and exits with
+the worst worker exit code.
 """
 
 from __future__ import annotations
@@ -62,11 +63,13 @@ def check_startup(settings: ServiceSettings) -> None:
 
 async def serve(settings: ServiceSettings, port: int, http_port: int, reuse_port: bool = False) -> int:
     """Run one worker until SIGTERM/SIGINT, then stop gracefully. Returns the exit code."""
+    from ..observability import tracing
     from ..observability.metrics import Metrics
     from ..observability.statsd import StatsdClient
     from ..runtime import Runtime
     from .server import InferflowServer
 
+    tracing.configure_from_env(settings.app_name)  # per worker process; off unless OTEL_TRACES_EXPORTER
     runtime = Runtime(settings, metrics=Metrics(statsd=StatsdClient.from_env()))
     server = InferflowServer(runtime, port, http_port, host=settings.bind_host, reuse_port=reuse_port)
     stop = asyncio.Event()
@@ -95,13 +98,28 @@ async def serve(settings: ServiceSettings, port: int, http_port: int, reuse_port
     log.info("shutdown requested, draining", extra={"grace_s": settings.shutdown_grace_s})
     await server.stop(settings.shutdown_grace_s)
     runtime.metrics.close()
+    tracing.shutdown()
     return 0
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this worker SIGTERM when the supervisor dies, even by SIGKILL, so no orphan
+    keeps serving on the shared port outside the pod's process tree."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl took effect
+        sys.exit(0)
 
 
 def _worker(settings_json: str, port: int, http_port: int) -> None:
     # a SIGTERM before the event loop's handler is installed is an orderly stop, not a crash
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    _die_with_parent()
     settings = ServiceSettings.model_validate_json(settings_json)
     setup_logging(settings.app_log_level, settings.log_json)
     try:
@@ -146,40 +164,29 @@ def main(args: argparse.Namespace) -> int:
 def _run_workers(settings: ServiceSettings, port: int, http_port: int, workers: int) -> int:
     from prometheus_client import multiprocess
 
+    from ..observability.metrics import Metrics
+    from .supervisor import WorkerSupervisor
+
     ctx = mp.get_context("spawn")
-    procs = [
-        ctx.Process(target=_worker, args=(settings.model_dump_json(), port, http_port), name=f"worker-{i}")
-        for i in range(workers)
-    ]
-    forwarded: set[int] = set()
+    metrics = Metrics()  # the parent's own counters land in the shared multiprocess dir too
 
-    def forward(signum: int, _frame: object) -> None:
-        forwarded.add(signum)
-        for proc in procs:
-            if proc.pid is not None and proc.is_alive():
-                os.kill(proc.pid, signum)
+    def make(index: int) -> Any:
+        return ctx.Process(
+            target=_worker, args=(settings.model_dump_json(), port, http_port), name=f"worker-{index}"
+        )
 
-    # installed before the workers start, so a signal at any point reaches every worker
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for proc in procs:
-        if forwarded:
-            break
-        proc.start()
-    for signum in forwarded:  # arrived while starting: workers started after it must stop as well
-        forward(signum, None)
-    for proc in procs:
-        if proc.pid is None:
-            continue  # never started: stopped before its turn
-        proc.join()
+    def exited(proc: Any) -> None:
         if proc.pid is not None:
             multiprocess.mark_process_dead(proc.pid)  # drops its live gauges; counters stay summed
-    return max(_exit_code(p.exitcode, forwarded) for p in procs)
 
-
-def _exit_code(code: int | None, forwarded: set[int]) -> int:
-    """A worker killed by the very signal we forwarded stopped as asked (0); other deaths are 1."""
-    code = code or 0
-    if code >= 0:
-        return code
-    return 0 if -code in forwarded else 1
+    supervisor = WorkerSupervisor(
+        make,
+        workers,
+        max_restarts=settings.worker_max_restarts,
+        window_s=settings.worker_restart_window_s,
+        on_restart=lambda index, code: metrics.count("worker_restarts", exit_code=code),
+        on_exit=exited,
+    )
+    signal.signal(signal.SIGTERM, lambda signum, _frame: supervisor.request_stop(signum))
+    signal.signal(signal.SIGINT, lambda signum, _frame: supervisor.request_stop(signum))
+    return supervisor.run()

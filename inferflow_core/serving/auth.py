@@ -151,6 +151,7 @@ def peer_identities(auth_context: Mapping[str, Sequence[bytes]]) -> set[str]:
 
 
 Denial = tuple[grpc.StatusCode, str]
+UnaryFn = Callable[[bytes, Any], Awaitable[bytes]]
 _MISSING = "missing credentials"
 
 
@@ -238,12 +239,24 @@ class CallerAuth:
             return list(handlers)
         return [_Guarded(h, self) for h in handlers]
 
+    def guard(self, api: str, fn: UnaryFn) -> UnaryFn:
+        """``fn`` checking the caller first when ``api`` is protected (the gRPC and HTTP APIs use it)."""
+        if not self.enabled or api not in self.apis:
+            return fn
+
+        async def guarded(request: bytes, context: Any) -> bytes:
+            values = [v for k, v in (context.invocation_metadata() or ()) if k.lower() == "authorization"]
+            denial = self.decide(api, [v for v in values if isinstance(v, str)], context.auth_context() or {})
+            if denial is not None:
+                self._count(api, denial[0])
+                await context.abort(*denial)
+            return await fn(request, context)
+
+        return guarded
+
     def _count(self, api: str, code: grpc.StatusCode) -> None:
         if self.metrics is not None:
             self.metrics.count("auth_rejected", api=api, code=code.name)
-
-
-UnaryFn = Callable[[bytes, Any], Awaitable[bytes]]
 
 
 class _Guarded(grpc.GenericRpcHandler):
@@ -262,22 +275,9 @@ class _Guarded(grpc.GenericRpcHandler):
         handler = self.inner.service(handler_call_details)
         if handler is not None and handler.unary_unary is not None:
             handler = grpc.unary_unary_rpc_method_handler(
-                self._guard(api, handler.unary_unary),
+                self.auth.guard(api, handler.unary_unary),
                 handler.request_deserializer,
                 handler.response_serializer,
             )
         self._cache[method] = handler
         return handler
-
-    def _guard(self, api: str, fn: UnaryFn) -> UnaryFn:
-        auth = self.auth
-
-        async def guarded(request: bytes, context: Any) -> bytes:
-            values = [v for k, v in (context.invocation_metadata() or ()) if k.lower() == "authorization"]
-            denial = auth.decide(api, [v for v in values if isinstance(v, str)], context.auth_context() or {})
-            if denial is not None:
-                auth._count(api, denial[0])
-                await context.abort(*denial)
-            return await fn(request, context)
-
-        return guarded

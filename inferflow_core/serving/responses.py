@@ -215,23 +215,38 @@ def request_error(ctx: RunContext, decoded: Decoded) -> str:
     return "; ".join(parts)
 
 
-def build_pointwise(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> bytes:
+@dataclass
+class Part:
+    """One table of a response: schema, per-column cells (or fixed-width blocks), per-row errors."""
+
+    schema: list[tuple[str, DataType]]
+    cols: list[wire.Cells]
+    errors: dict[int, str]
+    rows: int
+
+
+def pointwise_parts(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> tuple[list[Part], str]:
+    """The targets of a PointWise response, and its ``request_error`` (before any wire format)."""
     names = plan.all_features
     schema, cols = _columns(ctx.matrix, names, plan.types)
     errors = _item_errors(
         ctx, names, cols, plan.producers, _target_errors(ctx, decoded), plan, ctx.matrix.rows
     )
+    return [Part(schema, cols, errors, ctx.matrix.rows)], request_error(ctx, decoded)
+
+
+def build_pointwise(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> bytes:
+    (part,), error = pointwise_parts(plan, ctx, decoded)
     return (
-        plan.schema_field(1, schema)
-        + wire.score_messages(2, cols, errors, ctx.matrix.rows)
-        + wire.string_field(3, request_error(ctx, decoded))
+        plan.schema_field(1, part.schema)
+        + wire.score_messages(2, part.cols, part.errors, part.rows)
+        + wire.string_field(3, error)
     )
 
 
-def build_grouped(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> bytes:
-    """PairWise and SlateWise share one layout: field 1 = pair/slate scores, 2 = target scores,
-    3 = target schema, 4 = pair/slate schema, 5 = request_error."""
-    out = b""
+def grouped_parts(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> tuple[list[Part], str]:
+    """Pairs / slates, then targets (absent when the model answers no target feature), and
+    ``request_error`` of a PairWise or SlateWise response."""
     slate = ctx.slate_matrix
     if slate is not None and plan.slate_features:
         s_schema, s_cols = _columns(slate, plan.slate_features, plan.slate_types)
@@ -244,11 +259,10 @@ def build_grouped(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> byte
             plan,
             slate.rows,
         )
-        out += wire.score_messages(1, s_cols, s_errors, slate.rows)
+        parts = [Part(s_schema, s_cols, s_errors, slate.rows)]
     else:
-        s_schema = []
         rows = slate.rows if slate is not None else 0
-        out += wire.score_messages(1, [], dict(decoded.slate_errors), rows)
+        parts = [Part([], [], dict(decoded.slate_errors), rows)]
     if plan.target_features:
         t_schema, t_cols = _columns(ctx.matrix, plan.target_features, plan.types)
         t_errors = _item_errors(
@@ -260,6 +274,19 @@ def build_grouped(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> byte
             plan,
             ctx.matrix.rows,
         )
-        out += wire.score_messages(2, t_cols, t_errors, ctx.matrix.rows) + plan.schema_field(3, t_schema)
-    out += plan.schema_field(4, s_schema)
-    return out + wire.string_field(5, request_error(ctx, decoded))
+        parts.append(Part(t_schema, t_cols, t_errors, ctx.matrix.rows))
+    return parts, request_error(ctx, decoded)
+
+
+def build_grouped(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> bytes:
+    """PairWise and SlateWise share one layout: field 1 = pair/slate scores, 2 = target scores,
+    3 = target schema, 4 = pair/slate schema, 5 = request_error."""
+    parts, error = grouped_parts(plan, ctx, decoded)
+    groups = parts[0]
+    out = wire.score_messages(1, groups.cols, groups.errors, groups.rows)
+    if len(parts) > 1:
+        targets = parts[1]
+        out += wire.score_messages(2, targets.cols, targets.errors, targets.rows)
+        out += plan.schema_field(3, targets.schema)
+    out += plan.schema_field(4, groups.schema)
+    return out + wire.string_field(5, error)

@@ -29,6 +29,7 @@ from ..runtime import Runtime
 from ..tls import ServerTls, TlsConfigError
 from .auth import CallerAuth
 from .http import HttpSidePort
+from .http_api import HttpApi
 from .service import SERVICE_NAMES, InferflowService
 
 log = logging.getLogger("inferflow.server")
@@ -71,6 +72,23 @@ def http_tls_mode(settings: Any, tls: ServerTls | None) -> str:
     if mode == "mtls" and tls is not None and not tls.mtls:
         raise TlsConfigError("INFERFLOW_HTTP_TLS=mtls needs INFERFLOW_TLS_CLIENT_CA_FILE")
     return str(mode)
+
+
+def grpc_server_options(settings: Any, reuse_port: bool) -> list[tuple[str, int]]:
+    """Channel arguments of the gRPC server: message limits, SO_REUSEPORT and the max connection age."""
+    limit = settings.max_message_bytes
+    options = [
+        ("grpc.max_receive_message_length", limit),  # never buffer more than the application accepts
+        ("grpc.max_send_message_length", -1),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+    ]
+    age = getattr(settings, "grpc_max_connection_age_s", None)
+    if age:
+        options.append(("grpc.max_connection_age_ms", int(age * 1000)))
+        grace = getattr(settings, "grpc_max_connection_age_grace_s", None)
+        if grace is not None:
+            options.append(("grpc.max_connection_age_grace_ms", int(grace * 1000)))
+    return options
 
 
 def _http_context(tls: ServerTls | None, mode: str) -> Callable[[], ssl.SSLContext] | None:
@@ -142,7 +160,20 @@ class InferflowServer:
     # -- config -------------------------------------------------------------------------------
     def _apply(self, tree: dict[str, str]) -> None:
         snap = self.runtime.apply_tree(tree)
-        self.runtime.metrics.gauge("config_version", snap.version, aggregate="max")
+        metrics = self.runtime.metrics
+        metrics.gauge("config_version", snap.version, aggregate="max")
+        metrics.gauge("models", len(snap.models), aggregate="livemax", state="loaded")
+        metrics.gauge("models", len(snap.errors), aggregate="livemax", state="rejected")
+        for model in snap.models.values():
+            for name, component in model.nodes.items():
+                features = len(component.outputs())
+                metrics.gauge(
+                    "component_output_columns",
+                    features,
+                    aggregate="livemax",
+                    model_id=model.model_id,
+                    component=name,
+                )
         log.info(
             "config snapshot applied",
             extra={"version": snap.version, "models": sorted(snap.models), "rejected": sorted(snap.errors)},
@@ -215,16 +246,12 @@ class InferflowServer:
             log.error("initial config load failed (will retry, not ready): %s", exc)
         self._watch = asyncio.get_running_loop().create_task(self._watch_loop())
 
-        limit = self.settings.max_message_bytes
-        options = [
-            ("grpc.max_receive_message_length", limit),  # never buffer more than the application accepts
-            ("grpc.max_send_message_length", -1),
-            ("grpc.so_reuseport", 1 if self.reuse_port else 0),
-        ]
         # a last-resort bound on live RPCs (grpc.aio stops accepting beyond it, so it is set well above the
         # admission controller's in-flight + queued bound, which answers RESOURCE_EXHAUSTED at once)
         rpcs = 2 * (self.settings.max_in_flight + self.settings.max_queued) + 64
-        server = grpc.aio.server(options=options, maximum_concurrent_rpcs=rpcs)
+        server = grpc.aio.server(
+            options=grpc_server_options(self.settings, self.reuse_port), maximum_concurrent_rpcs=rpcs
+        )
         server.add_generic_rpc_handlers(auth.wrap(self.service.generic_handlers()))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         if reflect:
@@ -250,6 +277,9 @@ class InferflowServer:
                 allows=auth.allows_http,
                 metrics_access=self.settings.metrics_access,
                 ready_details=self.settings.ready_details,
+                api=HttpApi(self.service, auth) if self.settings.http_api else None,
+                max_body=self.settings.max_message_bytes,
+                max_connections=self.settings.http_max_connections,
             )
             self.http_port = await self._http.start()
         log.info(

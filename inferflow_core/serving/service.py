@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,14 +25,16 @@ from ..engine.compile import CompiledModel
 from ..engine.explain import EXPLAIN_METADATA, ExplainRecorder, explain_mode
 from ..errors import InferflowError, ModelNotFoundError, RequestError, sanitize
 from ..matrix import SlateMatrix
+from ..observability import logs, tracing
 from ..runtime import Runtime
-from . import adapters, responses, retrieve
+from . import adapters, json_api, responses, retrieve
 from .admission import Admission
 from .auth import APIS
 from .budget import Budget
 from .inputs import check_inputs
 
 log = logging.getLogger("inferflow.serving")
+access_log = logging.getLogger("inferflow.access")
 
 PREDICT_SERVICES = ("Predict", "PredictService")
 INFERFLOW_SERVICE = "Inferflow"
@@ -49,13 +52,42 @@ def _metadata(context: Any) -> dict[str, list[str]]:
 
 
 class _Served:
-    """What the metrics need to know about a request once it is known (model, rows)."""
+    """What metrics, traces and log lines need to know about a request once it is known (model, rows);
+    also the request scope of log lines (``logs.REQUEST``)."""
 
-    __slots__ = ("model_id", "rows")
+    __slots__ = ("api", "metadata", "model_id", "rows", "tracking_id")
 
-    def __init__(self) -> None:
+    def __init__(self, api: str = "", metadata: Any = ()) -> None:
+        self.api = api
+        self.metadata = metadata
         self.model_id = ""
         self.rows = 0
+        self.tracking_id = ""
+
+
+# gRPC status -> HTTP status for the HTTP API (google.rpc's mapping, as grpc-gateway and KServe use it);
+# errors reach it only through :func:`_status_of`, so both transports answer from the same mapping
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    """The HTTP status answering a call that ends with gRPC status ``code`` (500 for the rest)."""
+    return HTTP_STATUS.get(code, 500)
 
 
 def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
@@ -88,6 +120,8 @@ class InferflowService:
         self.plans = responses.PlanCache()
         self.observers = list(runtime.registry.request_observers)
         self.admission = Admission(self.settings, runtime.metrics)
+        self._access_sample = float(getattr(self.settings, "access_log_sample", 0.0) or 0.0)
+        self._api_handlers: dict[str, Handler] | None = None
         self.explain_apis = _explain_apis(self.settings)
         self.deferred_tasks: set[asyncio.Task[None]] = set()  # after-response jobs still running
 
@@ -105,8 +139,9 @@ class InferflowService:
     def _send_explain(
         context: Any, recorder: ExplainRecorder | None, model: CompiledModel, ctx: RunContext
     ) -> None:
-        if recorder is not None:
-            context.set_trailing_metadata(((EXPLAIN_METADATA, recorder.render(model, ctx)),))
+        setter = getattr(context, "set_trailing_metadata", None)  # gRPC only (not the HTTP API)
+        if recorder is not None and setter is not None:
+            setter(((EXPLAIN_METADATA, recorder.render(model, ctx)),))
 
     # -- shared steps -------------------------------------------------------------------------
     def _parse(self, raw: bytes, cls: Any) -> Any:
@@ -206,7 +241,12 @@ class InferflowService:
         """Run ``work``, record metrics, and turn errors into a status (the one mapping place)."""
         start = time.perf_counter()
         status = grpc.StatusCode.OK
-        served = _Served()
+        metadata = context.invocation_metadata() or ()
+        served = _Served(api, metadata)
+        scope = logs.REQUEST.set(served)
+        in_flight = self.runtime.metrics.in_flight(api)
+        in_flight.inc()
+        span = tracing.start_request(api, metadata) if tracing.enabled() else None
         admitted = False
         try:
             await self.admission.acquire(context.time_remaining())
@@ -224,9 +264,29 @@ class InferflowService:
         finally:
             if admitted:
                 self.admission.release()
+            in_flight.dec()
+            seconds = time.perf_counter() - start
+            if span is not None:
+                tracing.end_request(span, status, served.model_id, served.rows)
             self.runtime.metrics.api_request(
-                api, status.name, status.value[0], time.perf_counter() - start, served.rows, served.model_id
+                api,
+                status.name,
+                status.value[0],
+                seconds,
+                served.rows,
+                served.model_id,
+                getattr(context, "transport", "grpc"),
             )
+            if self._access_sample and (self._access_sample >= 1.0 or random.random() < self._access_sample):
+                access_log.info(
+                    "request",
+                    extra={
+                        "targets": served.rows,
+                        "latency_ms": round(seconds * 1000, 3),
+                        "status": status.name,
+                    },
+                )
+            logs.REQUEST.reset(scope)
 
     async def _offload(self, size: int, fn: Callable[..., Any], *args: Any) -> Any:
         """Run CPU work proportional to the request inline when small, in a thread when large (the
@@ -256,6 +316,7 @@ class InferflowService:
                 snap = self.runtime.store.current
                 request, model, plan, decoded, slates = await self._offload(len(raw), parse_and_decode, snap)
                 served.model_id = model.model_id
+                served.tracking_id = request.tracking_id
                 served.rows = decoded.initial.rows
                 info = RequestInfo(api, request.tracking_id, meta, (meta.get("user-id") or [""])[0])
                 ctx = await self.runtime.execute(
@@ -267,8 +328,13 @@ class InferflowService:
                     snapshot=snap,
                     lifecycle=explain,
                 )
-                build = responses.build_grouped if grouped else responses.build_pointwise
-                body = await self._offload(len(raw), build, plan, ctx, decoded)
+                if getattr(context, "answer_json", False):  # HTTP/JSON: the same parts, written as JSON
+                    body = await self._offload(
+                        len(raw), json_api.predict_json, api, model.model_id, plan, ctx, decoded, grouped
+                    )
+                else:
+                    build = responses.build_grouped if grouped else responses.build_pointwise
+                    body = await self._offload(len(raw), build, plan, ctx, decoded)
                 self._send_explain(context, explain, model, ctx)
                 self._observe(model, ctx, snap, context)
                 return body
@@ -293,6 +359,7 @@ class InferflowService:
 
             request, initial, model = await self._offload(len(raw), parse_and_decode)
             served.model_id, served.rows = model.model_id, initial.rows
+            served.tracking_id = request.tracking_id
             user_id = (meta.get("user-id") or [""])[0]
             info = RequestInfo("retrieve_model_score", request.tracking_id, meta, user_id)
             ctx = await self.runtime.execute(
@@ -315,17 +382,31 @@ class InferflowService:
         return await self._guard("retrieve_model_score", context, work)
 
     # -- registration -----------------------------------------------------------------------------
+    def api_handlers(self) -> dict[str, Handler]:
+        """The raw-bytes handler of each API (auth name -> handler), shared by gRPC and HTTP."""
+        handlers = self._api_handlers
+        if handlers is None:
+            handlers = {
+                "pointwise": self._predict(
+                    "pointwise", predict_pb2.PointWiseRequest, adapters.decode_pointwise, grouped=False
+                ),
+                "pairwise": self._predict(
+                    "pairwise", predict_pb2.PairWiseRequest, adapters.decode_pairwise, grouped=True
+                ),
+                "slatewise": self._predict(
+                    "slatewise", predict_pb2.SlateWiseRequest, adapters.decode_slatewise, grouped=True
+                ),
+                "retrieve_model_score": self.retrieve_model_score,
+            }
+            self._api_handlers = handlers
+        return handlers
+
     def generic_handlers(self) -> list[grpc.GenericRpcHandler]:
+        apis = self.api_handlers()
         predict = {
-            "InferPointWise": self._predict(
-                "pointwise", predict_pb2.PointWiseRequest, adapters.decode_pointwise, grouped=False
-            ),
-            "InferPairWise": self._predict(
-                "pairwise", predict_pb2.PairWiseRequest, adapters.decode_pairwise, grouped=True
-            ),
-            "InferSlateWise": self._predict(
-                "slatewise", predict_pb2.SlateWiseRequest, adapters.decode_slatewise, grouped=True
-            ),
+            "InferPointWise": apis["pointwise"],
+            "InferPairWise": apis["pairwise"],
+            "InferSlateWise": apis["slatewise"],
         }
         handlers = [
             grpc.method_handlers_generic_handler(
@@ -336,7 +417,7 @@ class InferflowService:
         handlers.append(
             grpc.method_handlers_generic_handler(
                 INFERFLOW_SERVICE,
-                {"RetrieveModelScore": grpc.unary_unary_rpc_method_handler(self.retrieve_model_score)},
+                {"RetrieveModelScore": grpc.unary_unary_rpc_method_handler(apis["retrieve_model_score"])},
             )
         )
         return handlers

@@ -36,6 +36,18 @@ log = logging.getLogger("inferflow.logging")
 _STOP = object()
 
 
+METRIC_HELP = {
+    "logging.logged": "Inference-log records handed to the sink, by model",
+    "logging.entities": "Targets (entities) in the inference-log records written",
+    "logging.error": "Inference-log records that could not be written (the reference's logging.error)",
+    "logging.kafka_sent": "Inference-log messages acknowledged by Kafka (the reference's logging.kafka_sent)",
+    "logging.queue_depth": "Inference-log records waiting in the bounded queue",
+    "logging.encode_errors": "Inference-log records that failed to encode in the configured format",
+    "logging.sink_errors": "Writes to the log sink that failed",
+    "logging.worker_restarts": "Restarts of the inference-log encoder process after it died",
+}
+
+
 class InferenceLogger:
     """Registered through ``register_request_observers``. See the module docstring."""
 
@@ -97,6 +109,11 @@ class InferenceLogger:
     async def start(self, host: ObserverHost | None = None) -> None:
         if host is not None:
             self.bind(host.metrics, host.log_formats, host.log_sinks)
+            declare = getattr(host.metrics, "declare", None)
+            if declare is not None:  # scraped (and on the dashboard) before the first drop
+                for name, text in METRIC_HELP.items():
+                    host.metrics.describe(name, text)
+                declare("counter", "logging.dropped", ("reason",))
         self._start_worker()
 
     def _start_worker(self) -> None:

@@ -35,6 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", default="", help="serve TLS with this certificate chain (PEM)")
     serve.add_argument("--tls-key", default="", help="... and this private key (PEM)")
     serve.add_argument("--tls-client-ca", default="", help="require client certificates from this CA (mTLS)")
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="HTTP port for /metrics, /health/self and /health/ready (0 = any free port; default: none)",
+    )
+    serve.add_argument(
+        "--grace", type=float, default=5.0, help="on SIGTERM, seconds in-flight calls get to finish"
+    )
     return parser
 
 
@@ -56,7 +65,18 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(f"inferflow-numerix: {exc.message}", file=sys.stderr)
             return 2
     try:
-        asyncio.run(serve(args.config_dir, args.port, args.host, args.app_name, args.auth_token, tls))
+        asyncio.run(
+            serve(
+                args.config_dir,
+                args.port,
+                args.host,
+                args.app_name,
+                args.auth_token,
+                tls,
+                args.metrics_port,
+                args.grace,
+            )
+        )
     except OSError as exc:
         print(f"inferflow-numerix: {exc}", file=sys.stderr)
         return 1

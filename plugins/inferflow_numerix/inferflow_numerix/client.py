@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
-from inferflow_core.api import DataType, open_channel, reconnect_options
+from inferflow_core.api import DataType, external_span, open_channel, reconnect_options
 
 from ._proto import numerix_pb2 as pb
 from ._proto import numerix_pb2_grpc as pb_grpc
@@ -78,15 +78,17 @@ class NumerixClient:
         fmt: str = BYTE,
     ) -> np.ndarray:
         """One call for all given rows. Raises WireError (error response) or grpc.aio.AioRpcError."""
-        if fmt == BYTE:  # the hot path: serialized directly (see wire.encode_request_bytes)
-            raw = encode_request_bytes(compute_id, schema, ids, columns, dtype)
-            self._get_stub()
-            assert self._raw_compute is not None
-            response = await self._raw_compute(raw, timeout=timeout, metadata=self.metadata)
-        else:
-            request = encode_request(compute_id, schema, ids, columns, dtype, fmt)
-            response = await self._get_stub().Compute(request, timeout=timeout, metadata=self.metadata)
-        return decode_response(response, len(ids), dtype)
+        with external_span("numerix", "Compute", compute_id=compute_id, rows=len(ids)) as span:
+            metadata = self.metadata + span.metadata  # W3C traceparent/tracestate when tracing is on
+            if fmt == BYTE:  # the hot path: serialized directly (see wire.encode_request_bytes)
+                raw = encode_request_bytes(compute_id, schema, ids, columns, dtype)
+                self._get_stub()
+                assert self._raw_compute is not None
+                response = await self._raw_compute(raw, timeout=timeout, metadata=metadata)
+            else:
+                request = encode_request(compute_id, schema, ids, columns, dtype, fmt)
+                response = await self._get_stub().Compute(request, timeout=timeout, metadata=metadata)
+            return decode_response(response, len(ids), dtype)
 
     async def compute_batched(
         self,

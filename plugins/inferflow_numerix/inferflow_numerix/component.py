@@ -19,7 +19,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,8 +56,11 @@ class NumerixComponent(Component):
         settings: NumerixSettings,
         programs: ProgramCache,
         client: NumerixClient | None = None,
+        metrics: Any = None,
     ) -> None:
         cfg = checked.raw
+        self.metrics = metrics
+        self.endpoint = "compute" if client is not None else "embedded"
         super().__init__(cfg.component, model_id)
         self.cfg = cfg
         self.compute_id = cfg.compute_id
@@ -103,6 +108,32 @@ class NumerixComponent(Component):
 
     # -- run --------------------------------------------------------------------------------------
     async def run(self, ctx: RunContext) -> None:
+        """Evaluate, and record it under the core's external-call names (Prometheus
+        ``inferflow_external_*{service="numerix"}``, StatsD ``inferflow.external.api.request.*`` with
+        ``ext-service:numerix``); ``endpoint`` is ``compute`` (remote) or ``embedded``."""
+        if self.metrics is None:
+            await self._run(ctx)
+            return
+        started = time.perf_counter()
+        kind = None
+        try:
+            await self._run(ctx)
+        except ComponentError as exc:
+            kind = exc.kind
+            raise
+        except asyncio.CancelledError:
+            kind = "deadline"
+            raise
+        except Exception:
+            kind = "error"
+            raise
+        finally:
+            rows = ctx.matrix.rows
+            self.metrics.external_call(
+                "numerix", self.endpoint, self.model_id, self.name, time.perf_counter() - started, rows, kind
+            )
+
+    async def _run(self, ctx: RunContext) -> None:
         if self.cfg.slate_component:
             if ctx.slate_matrix is not None:
                 await self._run_slates(ctx)
@@ -285,7 +316,9 @@ class NumerixType:
             client = self._clients.get(key)
             if client is None:
                 client = self._clients[key] = NumerixClient(settings)
-        return NumerixComponent(checked, ctx.model_id, settings, self.programs, client)
+        return NumerixComponent(
+            checked, ctx.model_id, settings, self.programs, client, getattr(ctx, "metrics", None)
+        )
 
     def _check_expression(self, checked: CheckedConfig, settings: NumerixSettings, ctx: BuildContext) -> None:
         """Embedded mode: the compute_id's expression must exist, parse, and use only mapped variables."""

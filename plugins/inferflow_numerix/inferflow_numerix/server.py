@@ -13,13 +13,12 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 
-from inferflow_core.api import DirectorySource, ServerTls
+from inferflow_core.api import DirectorySource, ServerTls, serve_grpc_service
 
 from ._proto import numerix_pb2 as pb
 from ._proto import numerix_pb2_grpc as pb_grpc
@@ -89,28 +88,34 @@ async def serve(
     app_name: str = "numerix",
     auth_token: str = "",
     tls: ServerTls | None = None,
+    metrics_port: int | None = None,
+    grace: float = 5.0,
 ) -> None:
-    """Serve until SIGINT/SIGTERM. Prints ``inferflow-numerix serving on HOST:PORT`` when ready.
-    With ``tls``: TLS, and mTLS when it has a client CA."""
+    """Serve until SIGINT/SIGTERM (graceful: health NOT_SERVING, in-flight calls get ``grace`` s).
+    Prints ``inferflow-numerix serving on HOST:PORT`` (and ``metrics on HOST:PORT``) when ready.
+    With ``tls``: TLS, and mTLS when it has a client CA. grpc.health.v1, reflection and ``/metrics``
+    come from the core's :func:`serve_grpc_service`."""
     store = ExpressionStore(config_dir, app_name)
     await store.start()
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
-    pb_grpc.add_NumerixServicer_to_server(NumerixServicer(store.get, auth_token), server)
-    if tls is None:
-        bound = server.add_insecure_port(f"{host}:{port}")
-    else:
-        bound = server.add_secure_port(f"{host}:{port}", tls.grpc_credentials())
-    if not bound:
-        raise OSError(f"cannot listen on {host}:{port}")
-    await server.start()
-    print(f"inferflow-numerix serving on {host}:{bound}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+
+    def register(server: grpc.aio.Server) -> None:
+        pb_grpc.add_NumerixServicer_to_server(NumerixServicer(store.get, auth_token), server)
+
+    def ready(bound: int, metrics_bound: int | None) -> None:
+        extra = f", metrics on {host}:{metrics_bound}" if metrics_bound is not None else ""
+        print(f"inferflow-numerix serving on {host}:{bound}{extra}", flush=True)
+
     try:
-        await stop.wait()
+        await serve_grpc_service(
+            register,
+            [pb.DESCRIPTOR.services_by_name["Numerix"].full_name],
+            port=port,
+            host=host,
+            tls=tls,
+            metrics_port=metrics_port,
+            grace=grace,
+            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+            on_ready=ready,
+        )
     finally:
-        await server.stop(grace=1.0)
         await store.stop()

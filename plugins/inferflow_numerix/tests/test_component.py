@@ -282,3 +282,15 @@ async def test_check_backends_asks_the_remote_service_for_the_compute_id(
     bad = remote_runtime(monkeypatch, numerix_port, compute_id="nope").store.current.models["m"]
     problems = await bad.components["final"].check_backend()
     assert problems and problems[0][0] == "compute_id" and "'nope'" in problems[0][1], problems
+
+
+async def test_metrics_embedded_and_remote(monkeypatch, numerix_port: int) -> None:
+    """Numerix calls show up under the core's external-call names (and so the Go StatsD names)."""
+    rt = runtime("pctr 2 * price +")
+    await run(rt, rows=3)
+    m = rt.metrics
+    assert m.value("external_requests", service="numerix", endpoint="embedded") == 1
+    remote = remote_runtime(monkeypatch, numerix_port, "bad")
+    await run(remote)
+    assert remote.metrics.value("external_requests", service="numerix", endpoint="compute") == 1
+    assert remote.metrics.value("external_errors", service="numerix", endpoint="compute") == 1

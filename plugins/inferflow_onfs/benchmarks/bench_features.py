@@ -28,14 +28,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from inferflow_onfs.backends import LocalBackend
-from inferflow_onfs.cache import FeatureCache
 from inferflow_onfs.client import METHOD, OnfsClient
 from inferflow_onfs.config import FeatureComponentConfig
 from inferflow_onfs.plugin import FeatureComponentType
 from inferflow_onfs.settings import OnfsSettings
 from inferflow_onfs.store import LocalStore
 
-from inferflow_core.api import BuildContext, Metrics, ModelConfig
+from inferflow_core.api import BuildContext, FeatureCache, Metrics, ModelConfig
 from inferflow_core.testing import make_context
 
 USERS, CATALOGS, TARGETS = 10_000, 100_000, 200

@@ -12,10 +12,9 @@ from typing import Protocol
 
 import numpy as np
 
-from inferflow_core.api import DataType
+from inferflow_core.api import DataType, FeatureFrame
 
 from .config import FeatureSpec
-from .frame import FeatureFrame
 from .store import LabelTable, LocalStore
 
 

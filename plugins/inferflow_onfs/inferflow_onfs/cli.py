@@ -28,6 +28,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", default="", help="serve TLS with this certificate chain (PEM)")
     serve.add_argument("--tls-key", default="", help="... and this private key (PEM)")
     serve.add_argument("--tls-client-ca", default="", help="require client certificates from this CA (mTLS)")
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="HTTP port for /metrics, /health/self and /health/ready (0 = any free port; default: none)",
+    )
+    serve.add_argument(
+        "--grace", type=float, default=5.0, help="on SIGTERM, seconds in-flight calls get to finish"
+    )
     _import_parser(sub)
     return parser
 
@@ -114,7 +123,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"inferflow-onfs: {exc.message}", file=sys.stderr)
             return 2
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.data, args.port, args.host, args.caller_id, args.auth_token, tls))
+        asyncio.run(
+            serve(
+                args.data,
+                args.port,
+                args.host,
+                args.caller_id,
+                args.auth_token,
+                tls,
+                args.metrics_port,
+                args.grace,
+            )
+        )
     return 0
 
 

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import open_channel, reconnect_options
+from inferflow_core.api import FeatureFrame, external_span, open_channel, reconnect_options
+from inferflow_core.api import assemble_features as assemble
 
 from ._proto import retrieve_pb2 as pb
 from .backends import FetchOutcome, FetchRequest
 from .codec import decode_rows
-from .frame import FeatureFrame, assemble
 from .settings import OnfsSettings
 from .wire import RowTemplate, cell_widths, key_bytes, rows_region, varint
 
@@ -139,7 +139,9 @@ class OnfsClient:
             raise TimeoutError("no time left for the OnFS call")
         kbs = [key_bytes(k) for k in batch]
         body = self._template(request) + b"".join([b"\x22" + varint(len(kb)) + kb for kb in kbs])
-        raw: bytes = await self._method()(body, timeout=timeout, metadata=self.metadata)
+        with external_span("featurestore", "RetrieveFeatures", keys=len(batch)) as span:
+            metadata = self.metadata + span.metadata  # W3C traceparent/tracestate when tracing is on
+            raw: bytes = await self._method()(body, timeout=timeout, metadata=metadata)
         template = self._rows.get(request)
         if template is not None:
             start = rows_region(raw)

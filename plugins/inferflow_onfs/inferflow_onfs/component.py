@@ -24,14 +24,17 @@ from inferflow_core.api import (
     ComponentError,
     DataType,
     DataTypeError,
+    FeatureCache,
+    FeatureFrame,
     Metrics,
     RunContext,
 )
+from inferflow_core.api import FeatureSlab as Slab
+from inferflow_core.api import FeatureSlot as Slot
+from inferflow_core.api import assemble_features as assemble
 
 from .backends import Backend, FetchOutcome, FetchRequest
-from .cache import FeatureCache, Slab
 from .config import FeatureComponentConfig, feature_specs
-from .frame import FeatureFrame, Slot, assemble
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,14 @@ class FeatureComponent(Component):
         layout = "\n".join(f"{s.group}\t{s.wire_label}\t{s.dtype.name}" for s in self.specs)
         self.layout = hashlib.blake2b(layout.encode(), digest_size=12).hexdigest()
         self.metrics = metrics
+        if metrics is not None and hasattr(metrics, "describe"):
+            metrics.describe(
+                "onfs_batches", "Calls (batches) sent to the feature store by a feature component"
+            )
+            metrics.describe(
+                "onfs_fetched_entities", "Entities fetched from the feature store (cache misses)"
+            )
+            metrics.describe("onfs_errors", "Failed feature-store calls by a feature component, by kind")
         self._labels = {"model_id": model_id, "component": cfg.component}
         self._plan_slots: tuple[Slot, ...] | None = None
         self._plan: list[_Run] = []
@@ -153,6 +164,8 @@ class FeatureComponent(Component):
         else:
             unique = [k for k in index if all(k)]  # a key with an empty part is never sent
             positions = np.fromiter((index[k] for k in unique), np.intp, len(unique))
+        if self.metrics is not None:  # the reference's inferflow.component.feature.count
+            self.metrics.feature_count(self.model_id, self.name, len(unique) * len(self.specs))
         cached, misses = await self._from_cache(unique, positions)
         if self.cache is not None:  # EXPLAIN (no-op unless the request asked)
             ctx.note(self.name, "cache_hits", len(unique) - len(misses))
@@ -261,25 +274,8 @@ class FeatureComponent(Component):
         cache = self.cache
         if cache is None or not unique:
             return [], list(range(len(unique)))
-        prefix = self.cache_prefix
         keys = [k[0] for k in unique] if len(self.key_cols) == 1 else ["|".join(k) for k in unique]
-        found = cache.lookup(prefix, keys)
-        if cache._l2 is not None and sum(len(pos) for pos, _, _ in found) < len(keys):
-            have = np.zeros(len(keys), dtype=bool)
-            for pos, _, _ in found:
-                have[pos] = True
-            missing = np.flatnonzero(~have)
-            if await cache.fill_from_l2(prefix, [keys[i] for i in missing.tolist()], self.ttl):
-                more = cache.lookup(prefix, [keys[i] for i in missing.tolist()], count=False)
-                found += [(missing[pos], slab, rows) for pos, slab, rows in more]
-        parts = []
-        usable = np.zeros(len(unique), dtype=bool)
-        for pos, slab, rows in found:
-            if slab.layout != self.layout:
-                continue  # written for another feature list: a miss
-            usable[pos] = True
-            parts.append((pos, slab, rows))
-        misses = np.flatnonzero(~usable).tolist()
+        parts, misses = await cache.cached(self.cache_prefix, keys, self.layout, self.ttl)
         if self.metrics is not None:  # the core's shared names: inferflow_cache_hits/misses_total
             self.metrics.cache_lookup(
                 "feature", self.model_id, self.name, len(unique) - len(misses), len(misses)
@@ -325,17 +321,8 @@ class FeatureComponent(Component):
 
     def _store(self, keys: list[tuple[str, ...]], frame: FeatureFrame) -> None:
         """Cache the entities that came back with at least one value (missing ones are asked again)."""
-        cache = self.cache
-        assert cache is not None
-        has = np.zeros(frame.n, dtype=bool)
-        for block in frame.blocks:
-            has |= block.valid.any(axis=1)
-        if not has.any():
-            return
-        rows = np.flatnonzero(has)
-        entities = ["|".join(keys[i]) for i in rows.tolist()]
-        sub = frame if len(rows) == frame.n else frame.take(rows)
-        cache.put_frame(self.cache_prefix, entities, self.layout, sub, self.ttl)
+        assert self.cache is not None
+        self.cache.put_present(self.cache_prefix, ["|".join(k) for k in keys], self.layout, frame, self.ttl)
 
     def _count(self, name: str, amount: float, **labels: str) -> None:
         if self.metrics is not None and amount:

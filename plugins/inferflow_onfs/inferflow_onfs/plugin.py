@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from inferflow_core.api import BuildContext, Component, ConfigError, DataTypeError, hookimpl
+from inferflow_core.api import BuildContext, Component, ConfigError, DataTypeError, FeatureCache, hookimpl
 
 from .backends import Backend, LocalBackend
-from .cache import FeatureCache
 from .client import OnfsClient
 from .component import FeatureComponent
 from .config import FeatureComponentConfig, feature_specs

@@ -21,11 +21,19 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import DataType, DataTypeError, ServerTls, format_column, parse_dtype
+from inferflow_core.api import (
+    DataType,
+    DataTypeError,
+    FeatureFrame,
+    ServerTls,
+    format_column,
+    parse_dtype,
+    serve_grpc_service,
+    to_raw,
+)
 
 from ._proto import retrieve_pb2 as pb
 from .codec import encode_columns
-from .frame import FeatureFrame, to_raw
 from .store import LabelTable, LocalStore, StoreError
 from .wire import RowTemplate, cell_widths, key_bytes, varint
 
@@ -208,26 +216,26 @@ async def serve(
     caller_id: str = "",
     auth_token: str = "",
     tls: ServerTls | None = None,
+    metrics_port: int | None = None,
+    grace: float = 5.0,
 ) -> None:
-    """Run until SIGTERM / SIGINT / cancellation; over TLS (mTLS with a client CA) when ``tls`` is given."""
-    import signal
-
+    """Run until SIGTERM / SIGINT / cancellation (graceful: health NOT_SERVING, in-flight calls get
+    ``grace`` s); over TLS (mTLS with a client CA) when ``tls`` is given. grpc.health.v1, reflection and
+    ``/metrics`` (on ``metrics_port``) come from the core's :func:`serve_grpc_service`."""
     service = FeatureService(LocalStore(data), caller_id, auth_token)
-    server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+
+    def ready(bound: int, metrics_bound: int | None) -> None:
+        extra = f", metrics on {host}:{metrics_bound}" if metrics_bound is not None else ""
+        print(f"inferflow-onfs serving {data} on {host}:{bound}{extra}", flush=True)
+
+    await serve_grpc_service(
+        lambda server: server.add_generic_rpc_handlers((service.handler(),)),
+        [SERVICE],
+        port=port,
+        host=host,
+        tls=tls,
+        metrics_port=metrics_port,
+        grace=grace,
+        options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)],
+        on_ready=ready,
     )
-    server.add_generic_rpc_handlers((service.handler(),))
-    if tls is None:
-        bound = server.add_insecure_port(f"{host}:{port}")
-    else:
-        bound = server.add_secure_port(f"{host}:{port}", tls.grpc_credentials())
-    await server.start()
-    print(f"inferflow-onfs serving {data} on {host}:{bound}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop(1.0)

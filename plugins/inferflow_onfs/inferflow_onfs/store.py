@@ -6,7 +6,7 @@ and (fixed-size or variable) lists of those for vectors. FP8 features are stored
 with field metadata ``inferflow.dtype = FP8E4M3`` (Arrow has no float8). Null = missing cell.
 
 Memory layout (why it is small): a label is read in record batches straight into one
-:class:`~inferflow_onfs.frame.FeatureFrame` — consecutive fixed-width features of one element type share one
+:class:`~inferflow_core.api.FeatureFrame` — consecutive fixed-width features of one element type share one
 contiguous 2-D numpy block (the S1 catalog's 64 FP32 + FP32Vector[32] are a single ``(n + 1, 96)`` float32
 array), with one extra all-missing last row; the Arrow table is not kept. The key index is a dict from the
 key string (a tuple for composite keys) to its row. A component's feature list is served from views of those
@@ -29,9 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from inferflow_core.api import DataType, DataTypeError, cast_array, parse_dtype
-
-from .frame import Block, FeatureFrame, Slot, empty_objects
+from inferflow_core.api import DataType, DataTypeError, FeatureFrame, cast_array, empty_objects, parse_dtype
+from inferflow_core.api import FeatureBlock as Block
+from inferflow_core.api import FeatureSlot as Slot
 
 _ARROW: dict[str, DataType] = {
     "halffloat": DataType.FP16, "float": DataType.FP32, "double": DataType.FP64,

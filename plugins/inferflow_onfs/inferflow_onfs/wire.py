@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from inferflow_core.api import DataType
-
-from .frame import Block, FeatureFrame, Slot, from_raw, raw_dtype
+from inferflow_core.api import DataType, FeatureFrame, from_raw, raw_dtype
+from inferflow_core.api import FeatureBlock as Block
+from inferflow_core.api import FeatureSlot as Slot
 
 _ROW_TAG = b"\x22"  # Result.rows: field 4, length-delimited
 

@@ -9,7 +9,6 @@ import textwrap
 
 import numpy as np
 from inferflow_onfs.backends import LocalBackend
-from inferflow_onfs.cache import FeatureCache
 from inferflow_onfs.client import OnfsClient
 from inferflow_onfs.config import FeatureComponentConfig
 from inferflow_onfs.plugin import FeatureComponentType
@@ -18,7 +17,7 @@ from inferflow_onfs.store import LocalStore
 from onfs_support import all_types_component, free_port, model_json
 
 from inferflow_core.api import BuildContext as Build
-from inferflow_core.api import Metrics, ModelConfig
+from inferflow_core.api import FeatureCache, Metrics, ModelConfig
 from inferflow_core.testing import make_context
 
 
@@ -116,7 +115,7 @@ L2_WRITER = textwrap.dedent(
     sys.path.insert(0, sys.argv[3])
     from test_cache import _build, _run
     from inferflow_onfs.backends import LocalBackend
-    from inferflow_onfs.cache import FeatureCache
+    from inferflow_core.api import FeatureCache
     from inferflow_onfs.store import LocalStore
 
     async def main():

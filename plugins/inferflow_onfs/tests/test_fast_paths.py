@@ -12,15 +12,13 @@ import pytest
 from inferflow_onfs import wire
 from inferflow_onfs._proto import retrieve_pb2 as pb
 from inferflow_onfs.backends import LocalBackend
-from inferflow_onfs.cache import FeatureCache
 from inferflow_onfs.client import OnfsClient
-from inferflow_onfs.frame import FeatureFrame
 from inferflow_onfs.server import encode_rows
 from inferflow_onfs.settings import OnfsSettings
 from inferflow_onfs.store import LocalStore
 from onfs_support import fetch_request
 
-from inferflow_core.api import DataType
+from inferflow_core.api import DataType, FeatureCache, FeatureFrame
 
 DTYPES = (DataType.FP32, DataType.FP32_VECTOR, DataType.INT64, DataType.BOOL, DataType.FP32)
 

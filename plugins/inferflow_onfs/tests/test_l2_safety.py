@@ -7,9 +7,10 @@ from pathlib import Path
 
 import diskcache
 import pytest
-from inferflow_onfs.cache import FeatureCache
-from inferflow_onfs.l2 import decode_entry, encode_desc, encode_entry
-from inferflow_onfs.l2_disk import BytesDisk
+
+from inferflow_core.api import FeatureCache
+from inferflow_core.features.l2 import decode_entry, encode_desc, encode_entry
+from inferflow_core.features.l2_disk import BytesDisk
 
 
 class Planted:
@@ -53,9 +54,8 @@ def test_bytes_disk_stores_bytes_only(tmp_path: Path) -> None:
 
 
 def test_entries_round_trip_and_garbage_is_a_miss() -> None:
-    from inferflow_onfs.frame import Slot
-
     from inferflow_core.api import DataType
+    from inferflow_core.api import FeatureSlot as Slot
 
     signature = (((DataType.FP32, (2,), 2), (DataType.STRING, (), 1)), (Slot(0, 0, 1, 0), Slot(1, 0, 0, 0)))
     entry = encode_entry(encode_desc("lay", signature), b"\x01" * 10, (("name", True),))

@@ -14,7 +14,14 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import ClientTls, ComponentError, from_kserve, open_channel, reconnect_options
+from inferflow_core.api import (
+    ClientTls,
+    ComponentError,
+    external_span,
+    from_kserve,
+    open_channel,
+    reconnect_options,
+)
 
 from ._proto import grpc_predict_v2_pb2 as service_pb2
 from ._proto import grpc_predict_v2_pb2_grpc as service_pb2_grpc
@@ -134,7 +141,9 @@ class KServeClient:
             request.outputs.add(name=name)
         request.raw_input_contents.extend(to_raw(t) for t in inputs)
         try:
-            reply = await self.stub.ModelInfer(request, timeout=timeout, metadata=self.metadata)
+            with external_span("predator", "ModelInfer", model=model) as span:
+                metadata = self.metadata + span.metadata  # W3C traceparent/tracestate when tracing is on
+                reply = await self.stub.ModelInfer(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             raise ComponentError(
                 f"predator {self.target} ModelInfer {model!r}: {exc.code().name} {exc.details()}",

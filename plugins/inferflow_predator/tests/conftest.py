@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -22,6 +24,8 @@ EXAMPLE_REPO = ROOT / "inferflow_core" / "example" / "models"
 # `make test` creates .venv-mlserver at the repository root and exports INFERFLOW_MLSERVER_BIN.
 MLSERVER_BIN = os.environ.get("INFERFLOW_MLSERVER_BIN", str(ROOT / ".venv-mlserver" / "bin" / "mlserver"))
 MLSERVER_PY = str(Path(MLSERVER_BIN).with_name("python"))
+# `make test` creates .venv-triton (nvidia-pytriton: tritonserver 2.51, CPU-only, Python backend).
+TRITON_PY = os.environ.get("INFERFLOW_TRITON_PYTHON", str(ROOT / ".venv-triton" / "bin" / "python"))
 N_FEATURES = 8
 
 
@@ -158,6 +162,89 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServer]:
     server = MLServer(tmp_path_factory.mktemp("mlserver"), "clf", seed=3)
     try:
         server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------------------------------------------------- Triton
+class TritonServer:
+    """tests/triton_server.py in .venv-triton: the example MLP (and a slow twin) behind a real Triton."""
+
+    def __init__(self, workdir: Path, slow_ms: int = 1000) -> None:
+        import onnx
+        from onnx import numpy_helper
+
+        self.dir = workdir
+        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        model = onnx.load(str(EXAMPLE_REPO / "s1_mlp" / "1" / "model.onnx"))
+        self.weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        np.savez(workdir / "weights.npz", **self.weights)
+        script = Path(__file__).with_name("triton_server.py")
+        args = [str(workdir / "weights.npz"), self.grpc_port, self.http_port, self.metrics_port, slow_ms]
+        self.log = open(workdir / "triton.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [TRITON_PY, str(script), *map(str, args)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            start_new_session=True,
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def local(self, dense: np.ndarray, emb: np.ndarray) -> np.ndarray:
+        """The model computed here, in float32 like the server."""
+        w = self.weights
+        x = np.concatenate([dense, emb], axis=1).astype(np.float32)
+        h1 = np.maximum(x @ w["w1"] + w["b1"], 0)
+        h2 = np.maximum(h1 @ w["w2"] + w["b2"], 0)
+        return (1.0 / (1.0 + np.exp(-(h2 @ w["w3"] + w["b3"])))).astype(np.float32)[:, 0]
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        end = time.monotonic() + timeout_s
+        urls = [f"http://127.0.0.1:{self.http_port}/v2/models/{m}/ready" for m in ("s1_mlp", "s1_mlp_slow")]
+        while time.monotonic() < end and self.proc.poll() is None:
+            try:
+                if all(urllib.request.urlopen(u, timeout=1).status == 200 for u in urls):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        log = (self.dir / "triton.log").read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"Triton (PyTriton) did not become ready within {timeout_s}s:\n{log}")
+
+    def stop(self) -> None:
+        """SIGTERM to the PyTriton process (it stops tritonserver and exits); then SIGKILL to the whole
+        process group (tritonserver and its Python backend stubs share it) so nothing outlives the tests."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(20)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    """A real Triton on loopback ports. Under CI (CI=true) a Triton that cannot start FAILS the tests."""
+    if not Path(TRITON_PY).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{TRITON_PY} not found: CI must create .venv-triton (scripts/test.sh)")
+        pytest.skip(f"{TRITON_PY} not found (make test creates .venv-triton; or set INFERFLOW_TRITON_PYTHON)")
+    server = TritonServer(tmp_path_factory.mktemp("triton"))
+    try:
+        server.wait_ready()
+    except RuntimeError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    try:
         yield server
     finally:
         server.stop()

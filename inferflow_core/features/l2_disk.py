@@ -1,6 +1,7 @@
 """The diskcache ``Disk`` of the L2 feature cache: bytes in, bytes out, never a pickle (see ``l2.py``).
 
-Imported only when ``INFERFLOW_ONFS_CACHE_L2_PATH`` is set (diskcache is the ``disk-cache`` extra).
+Imported only when a plugin's L2 path (``INFERFLOW_ONFS_CACHE_L2_PATH``, ``INFERFLOW_FEAST_CACHE_L2_PATH``) is
+set (diskcache is the plugins' ``disk-cache`` extra).
 """
 
 from __future__ import annotations

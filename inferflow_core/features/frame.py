@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inferflow_core.api import DataType
+from ..dtypes import DataType
 
 _FP8 = (DataType.FP8E4M3, DataType.FP8E5M2)
 

@@ -13,10 +13,10 @@ Bounded in bytes (``IN_MEMORY_CACHE_SIZE_IN_BYTES``; an entry counts its row, ke
 fixed overhead). LRU is approximated: each hit stamps a use counter; when over the bound the least recently
 used entries are evicted (at least 1/16 of the bound at a time, so eviction is amortised). TTL is per entry.
 
-L2 (``INFERFLOW_ONFS_CACHE_L2_PATH``, a tmpfs path is best) is shared by the worker processes of one host:
-read on an L1 miss (hits are promoted to L1), written off the request path in a thread. An L2 value carries
-its format's description, so a process that never wrote that format can read it. L2 holds bytes only and
-never unpickles what it finds in its directory (see ``l2.py``).
+L2 (a plugin setting such as ``INFERFLOW_ONFS_CACHE_L2_PATH``; a tmpfs path is best) is shared by the worker
+processes of one host: read on an L1 miss (hits are promoted to L1), written off the request path in a thread.
+An L2 value carries its format's description, so a process that never wrote that format can read it. L2 holds
+bytes only and never unpickles what it finds in its directory (see ``l2.py``).
 """
 
 from __future__ import annotations
@@ -30,11 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from inferflow_core.api import DataType
-
-from .codec import pack_rows, row_dtype, unpack_rows
+from ..dtypes import DataType
 from .frame import Block, FeatureFrame
 from .l2 import decode_entry, encode_desc, encode_entry
+from .rows import pack_rows, row_dtype, unpack_rows
 
 _OVERHEAD = 120  # rough bytes of bookkeeping per entry (key object, index entry, arrays)
 _SHIFT = 32
@@ -247,6 +246,30 @@ class FeatureCache:
         self.l2_hits += promoted
         return promoted
 
+    async def cached(
+        self, prefix: str, keys: Sequence[str], layout: str, ttl: float
+    ) -> tuple[list[tuple[np.ndarray, Slab, np.ndarray]], list[int]]:
+        """What a feature component asks first: the live entries of ``keys`` written with ``layout`` (L1, then
+        L2 for the L1 misses, promoted with ``ttl``) as ``(positions in keys, slab, rows)``, and the
+        positions still to fetch. An entry of another layout is a miss."""
+        found = self.lookup(prefix, keys)
+        if self._l2 is not None and sum(len(pos) for pos, _, _ in found) < len(keys):
+            have = np.zeros(len(keys), dtype=bool)
+            for pos, _, _ in found:
+                have[pos] = True
+            missing = np.flatnonzero(~have)
+            if await self.fill_from_l2(prefix, [keys[i] for i in missing.tolist()], ttl):
+                more = self.lookup(prefix, [keys[i] for i in missing.tolist()], count=False)
+                found += [(missing[pos], slab, rows) for pos, slab, rows in more]
+        parts = []
+        usable = np.zeros(len(keys), dtype=bool)
+        for pos, slab, rows in found:
+            if slab.layout != layout:
+                continue
+            usable[pos] = True
+            parts.append((pos, slab, rows))
+        return parts, np.flatnonzero(~usable).tolist()
+
     # ------------------------------------------------------------------------------------ writes
     def put_frame(
         self, prefix: str, keys: Sequence[str], layout: str, frame: FeatureFrame, ttl: float
@@ -274,6 +297,19 @@ class FeatureCache:
             fut = asyncio.ensure_future(asyncio.to_thread(write))
             self._pending.add(fut)
             fut.add_done_callback(self._pending.discard)
+
+    def put_present(
+        self, prefix: str, keys: Sequence[str], layout: str, frame: FeatureFrame, ttl: float
+    ) -> None:
+        """Cache the rows of ``frame`` that hold at least one value (missing entities are asked again)."""
+        has = np.zeros(frame.n, dtype=bool)
+        for block in frame.blocks:
+            has |= block.valid.any(axis=1)
+        if not has.any():
+            return
+        rows = np.flatnonzero(has)
+        sub = frame if len(rows) == frame.n else frame.take(rows)
+        self.put_frame(prefix, [keys[i] for i in rows.tolist()], layout, sub, ttl)
 
     async def drain(self) -> None:
         """Wait for pending L2 writes (tests, shutdown)."""

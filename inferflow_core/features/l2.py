@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from inferflow_core.api import DataType, PluginError
-
+from ..dtypes import DataType
+from ..errors import PluginError
 from .frame import Slot
 
 log = logging.getLogger("inferflow.onfs.cache")
@@ -37,8 +37,9 @@ def open_l2(path: str) -> Any:
         from .l2_disk import BytesDisk
     except ImportError:
         raise PluginError(
-            "INFERFLOW_ONFS_CACHE_L2_PATH is set but diskcache is not installed: "
-            "pip install 'inferflow-onfs[disk-cache]'"
+            "a feature cache L2 path is set (e.g. INFERFLOW_ONFS_CACHE_L2_PATH) "
+            "but diskcache is not installed: install the plugin's disk-cache extra "
+            "(inferflow-onfs[disk-cache], inferflow-feast[disk-cache])"
         ) from None
     import diskcache
 

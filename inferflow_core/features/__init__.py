@@ -1,0 +1,35 @@
+"""Shared by feature-source plugins (OnFS, Feast): the columnar FeatureFrame and the feature cache.
+
+Plugins reach these through ``inferflow_core.api``. The core itself never fetches features; these are the
+data structure a feature component fills and the per-component entity cache (L1 in process, optional
+``diskcache`` L2) any feature source can put in front of its store.
+"""
+
+from __future__ import annotations
+
+from .cache import FeatureCache, Slab
+from .frame import (
+    Block,
+    FeatureFrame,
+    Slot,
+    assemble,
+    empty_objects,
+    from_raw,
+    missing_frame,
+    raw_dtype,
+    to_raw,
+)
+
+__all__ = [
+    "Block",
+    "FeatureCache",
+    "FeatureFrame",
+    "Slab",
+    "Slot",
+    "assemble",
+    "empty_objects",
+    "from_raw",
+    "missing_frame",
+    "raw_dtype",
+    "to_raw",
+]
