@@ -8,6 +8,7 @@ from __future__ import annotations
 from ._proto import inferflow_logging_pb2 as log_pb2
 from ._proto import kafka_request_pb2
 from .channels import reconnect_options
+from .client import InferflowClient
 from .components.base import (
     BuildContext,
     ColumnRead,
@@ -57,7 +58,9 @@ from .hookspecs import hookimpl
 from .matrix import Column, ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
 from .observability.tracing import external_span
+from .runtime import Runtime
 from .serving.standalone import serve_grpc_service
+from .stats import average_ranks, kendall_tau_b, spearman, top_k_overlap
 from .tls import ClientTls, ServerTls, TlsConfigError, open_channel
 from .wireformat import length_delimited, varint
 
@@ -86,6 +89,7 @@ __all__ = [
     "FeatureFrame",
     "FeatureSlab",
     "FeatureSlot",
+    "InferflowClient",
     "InferflowError",
     "InitialData",
     "Metrics",
@@ -97,6 +101,7 @@ __all__ = [
     "RequestObserver",
     "ResponseConfig",
     "RunContext",
+    "Runtime",
     "ServedRequest",
     "ServerTls",
     "ServiceConfig",
@@ -107,6 +112,7 @@ __all__ = [
     "TypedValues",
     "array_to_cells",
     "assemble_features",
+    "average_ranks",
     "bytes_to_text",
     "cast_array",
     "cells_to_array",
@@ -122,6 +128,7 @@ __all__ = [
     "from_raw",
     "hookimpl",
     "kafka_request_pb2",
+    "kendall_tau_b",
     "length_delimited",
     "log_pb2",
     "missing_frame",
@@ -133,8 +140,10 @@ __all__ = [
     "read_config_dir",
     "reconnect_options",
     "serve_grpc_service",
+    "spearman",
     "text_to_bytes",
     "to_raw",
+    "top_k_overlap",
     "varint",
     "write_config_dir",
 ]

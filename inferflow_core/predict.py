@@ -95,6 +95,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--tls", action="store_true", help="connect with TLS (system root certificates)")
     p.add_argument("--json", action="store_true", help="print one JSON object per request")
+    p.add_argument(
+        "--explain",
+        nargs="?",
+        const="1",
+        choices=("1", "columns"),
+        help="ask for EXPLAIN ANALYZE (server needs INFERFLOW_EXPLAIN_ENABLED=true) and print it as a tree "
+        "with timings ('columns': also sample the columns each component wrote)",
+    )
 
 
 def _named(item: str, flag: str) -> tuple[str, str | None, str]:
@@ -185,9 +193,12 @@ def requests_from_file(name: str) -> list[dict[str, Any]]:
     return items
 
 
-def call(client: InferflowClient, req: dict[str, Any]) -> PointwiseResult | GroupedResult:
+def call(
+    client: InferflowClient, req: dict[str, Any], explain: str | None = None
+) -> PointwiseResult | GroupedResult:
     model = req.get("model_id") or req["model_config_id"]
     common = {
+        "explain": explain or False,
         "features": req.get("features") or None,
         "context": req.get("context") or None,
         "types": req.get("types") or None,
@@ -249,6 +260,51 @@ def print_result(req: dict[str, Any], result: PointwiseResult | GroupedResult) -
         print(f"request_error: {result.request_error}")
 
 
+def explain_tree(report: dict[str, Any] | None) -> list[str]:
+    """The EXPLAIN report as lines: each node under its prerequisite, with its timing and rows."""
+    if report is None:
+        return ["explain: the server sent none (INFERFLOW_EXPLAIN_ENABLED off, or not for this caller)"]
+    lines = [
+        f"EXPLAIN ANALYZE {report.get('model_id', '')} ({report.get('api', '')}): "
+        f"{report.get('rows', '?')} rows, {report.get('total_ms', 0):.3f} ms"
+    ]
+    prereqs: dict[str, list[str]] = (report.get("dag") or {}).get("prerequisites", {})
+    depth: dict[str, int] = {}
+    for node in report.get("nodes", []):
+        name = node["name"]
+        deps = prereqs.get(name, [])
+        depth[name] = 1 + max((depth.get(d, 0) for d in deps), default=-1)
+        pad = "   " * depth[name] + ("└─ " if depth[name] else "")
+        if "start_ms" in node:
+            timing = (
+                f"{node['start_ms']:8.3f} -> {node['end_ms']:8.3f} ms ({node['duration_ms']:.3f} ms)"
+                f"  rows {node['rows_in']} -> {'-' if node['rows_out'] is None else node['rows_out']}"
+            )
+        else:
+            timing = "not timed"
+        after = f"  after {', '.join(deps)}" if len(deps) > 1 else ""
+        lines.append(f"{pad}{name} [{node.get('type', '')}] {timing}  {node.get('outcome', '')}{after}")
+        extra = "   " * (depth[name] + 1)
+        if node.get("counts"):
+            lines.append(extra + "counts " + ", ".join(f"{k}={v}" for k, v in node["counts"].items()))
+        for c in node.get("calls", []):
+            ms = f" {c['ms']:.3f} ms" if "ms" in c else ""
+            lines.append(f"{extra}call {c['endpoint']}: {c['batches']} batch(es), {c['rows']} rows{ms}")
+        for col, sample in (node.get("columns") or {}).items():
+            lines.append(f"{extra}{col} = {sample}")
+    if report.get("deferred_jobs"):
+        lines.append(f"{report['deferred_jobs']} deferred job(s) (e.g. shadow models) run after the response")
+    for f in report.get("failures", []):
+        lines.append(f"failure {f['component']} ({f['kind']}): {f.get('message', '')}")
+    if report.get("truncated"):
+        lines.append(f"(truncated to fit the trailer: dropped {', '.join(report['truncated'])})")
+    return lines
+
+
+def print_explain(report: dict[str, Any] | None) -> None:
+    print("\n".join(explain_tree(report)))
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         reqs = requests_from_file(args.request) if args.request else requests_from_flags(args)
@@ -262,10 +318,15 @@ def main(args: argparse.Namespace) -> int:
     options = {"timeout": args.timeout, "encoding": args.encoding, "tls": args.tls, "transport": transport}
     with InferflowClient(server, **options) as client:
         for req in reqs:
-            result = call(client, req)
+            result = call(client, req, args.explain)
             ok &= result.ok
             if args.json:
-                print(json.dumps(as_json(req, result), ensure_ascii=False))
+                out = as_json(req, result)
+                if args.explain:
+                    out["explain"] = result.explain
+                print(json.dumps(out, ensure_ascii=False))
             else:
                 print_result(req, result)
+                if args.explain:
+                    print_explain(result.explain)
     return 0 if ok else 1

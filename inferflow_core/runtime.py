@@ -6,6 +6,7 @@ Serving, the CLI, tests and the benchmark all build one of these; nothing here i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from .components.base import RequestInfo, RunContext
 from .components.feature_init import InitialData
 from .config.settings import ServiceSettings
 from .config.store import ConfigSnapshot, ConfigStore
-from .engine.compile import ModelCompiler
+from .engine.compile import CompiledModel, ModelCompiler
 from .engine.executor import run_dag
 from .matrix import ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
@@ -67,13 +68,18 @@ class Runtime:
         deadline: float | None = None,
         slates: Sequence[np.ndarray] | SlateMatrix | None = None,
         snapshot: ConfigSnapshot | None = None,
+        lifecycle: Any = None,
+        model: CompiledModel | None = None,
     ) -> RunContext:
         """Run ``model_id``'s DAG over ``initial``; returns the context (matrix, failures).
 
-        ``slates`` may be a ready :class:`SlateMatrix` (built off the event loop for large requests).
+        ``slates`` may be a ready :class:`SlateMatrix` (built off the event loop for large requests);
+        ``lifecycle`` a node-lifecycle adapter (e.g. EXPLAIN's recorder) called around each node;
+        ``model`` a compiled model to run instead of the snapshot's (``inferflow replay`` runs a variant).
         """
         snap = snapshot or self.store.current
-        model = snap.model(model_id)
+        if model is None:
+            model = snap.model(model_id)
         ctx = RunContext(
             model_id=model_id,
             matrix=ComponentMatrix(initial.rows),
@@ -82,6 +88,7 @@ class Runtime:
             slate_matrix=slates if isinstance(slates, SlateMatrix) or slates is None else SlateMatrix(slates),
             deadline=deadline,
             initial=initial,
+            lifecycle=lifecycle,
         )
         await run_dag(model, ctx, self.metrics)
         return ctx

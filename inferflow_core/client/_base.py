@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -158,10 +159,29 @@ class _Base:
             model_config_id=model_id, entities=out, tracking_id=tracking_id
         )
 
-    def _finish(self, result: Any, raise_errors: bool | None) -> Any:
+    def _finish(self, result: Any, raise_errors: bool | None, trailer: Any = None) -> Any:
+        if trailer is not None:
+            result.explain = _explain_of(trailer)
         if self.raise_errors if raise_errors is None else raise_errors:
             result.raise_for_errors()
         return result
+
+
+def _explain_meta(metadata: Metadata, explain: bool | str) -> list[tuple[str, str]]:
+    """The call's metadata plus ``inferflow-explain`` (``1``, or ``columns`` to sample written columns)."""
+    value = explain if isinstance(explain, str) else "1"
+    return [*_pairs(metadata), ("inferflow-explain", value)]
+
+
+def _explain_of(trailer: Any) -> dict[str, Any] | None:
+    """The server's EXPLAIN report from the trailing metadata (None when the server sent none: explain is
+    off there, or the caller may not have it)."""
+    for key, value in trailer or ():
+        if key == "inferflow-explain":
+            text = value.decode() if isinstance(value, bytes) else value
+            report: dict[str, Any] = json.loads(text)
+            return report
+    return None
 
 
 def _pointwise(resp: predict_pb2.PointWiseResponse) -> PointwiseResult:

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 
 from .._proto import inferflow_pb2_grpc, predict_pb2_grpc
-from ._base import Metadata, _Base, _grouped, _pointwise, _retrieve, _rpc_error
+from ._base import Metadata, _Base, _explain_meta, _grouped, _pointwise, _retrieve, _rpc_error
 from ._http import AsyncHttpStub, HttpStub, HttpTransport
 from ._result import PairwiseResult, PointwiseResult, RetrieveResult, SlatewiseResult
 
@@ -53,10 +53,23 @@ class InferflowClient(_Base):
             self.channel.close()
 
     def _invoke(
-        self, method: str, stub_call: Any, request: Any, timeout: float | None, metadata: Metadata
-    ) -> Any:
+        self,
+        method: str,
+        stub_call: Any,
+        request: Any,
+        timeout: float | None,
+        metadata: Metadata,
+        explain: Any,
+    ) -> tuple[Any, Any]:
         try:
-            return stub_call(request, **self._call_args(timeout, metadata))
+            if not explain:
+                return stub_call(request, **self._call_args(timeout, metadata)), None
+            if self._http is not None:
+                raise ValueError("explain: the EXPLAIN trailer needs the gRPC transport")
+            resp, call = stub_call.with_call(
+                request, **self._call_args(timeout, _explain_meta(metadata, explain))
+            )
+            return resp, call.trailing_metadata()
         except grpc.RpcError as exc:
             raise _rpc_error(method, exc) from None
 
@@ -74,6 +87,7 @@ class InferflowClient(_Base):
         timeout: float | None = None,
         metadata: Metadata = None,
         raise_errors: bool | None = None,
+        explain: bool | str = False,
     ) -> PointwiseResult:
         """Score ``targets`` (ids, a numpy array, or a DataFrame whose ``id_column`` / ``id`` column or
         index holds the ids and whose other columns are features) with model ``model_id``.
@@ -87,8 +101,10 @@ class InferflowClient(_Base):
             model_id, targets, features=features, context=context, types=types, id_column=id_column,
             tracking_id=tracking_id, tenant_id=tenant_id,
         )  # fmt: skip
-        resp = self._invoke("InferPointWise", self._predict.InferPointWise, req, timeout, metadata)
-        return self._finish(_pointwise(resp), raise_errors)
+        resp, trailer = self._invoke(
+            "InferPointWise", self._predict.InferPointWise, req, timeout, metadata, explain
+        )
+        return self._finish(_pointwise(resp), raise_errors, trailer)
 
     def pairwise(
         self,
@@ -106,6 +122,7 @@ class InferflowClient(_Base):
         timeout: float | None = None,
         metadata: Metadata = None,
         raise_errors: bool | None = None,
+        explain: bool | str = False,
     ) -> PairwiseResult:
         """Score ``pairs`` (``(first, second)`` target indices) of ``targets``; see :meth:`pointwise`.
         ``pair_features`` holds one value per pair."""
@@ -113,8 +130,10 @@ class InferflowClient(_Base):
             "pair", model_id, targets, pairs, pair_features, features=features, context=context, types=types,
             id_column=id_column, tracking_id=tracking_id, tenant_id=tenant_id,
         )  # fmt: skip
-        resp = self._invoke("InferPairWise", self._predict.InferPairWise, req, timeout, metadata)
-        return self._finish(_grouped(resp, "pair"), raise_errors)  # type: ignore[no-any-return]
+        resp, trailer = self._invoke(
+            "InferPairWise", self._predict.InferPairWise, req, timeout, metadata, explain
+        )
+        return self._finish(_grouped(resp, "pair"), raise_errors, trailer)  # type: ignore[no-any-return]
 
     def slatewise(
         self,
@@ -132,6 +151,7 @@ class InferflowClient(_Base):
         timeout: float | None = None,
         metadata: Metadata = None,
         raise_errors: bool | None = None,
+        explain: bool | str = False,
     ) -> SlatewiseResult:
         """Score ``slates`` (lists of target indices) of ``targets``; see :meth:`pointwise`.
         ``slate_features`` holds one value per slate."""
@@ -139,8 +159,10 @@ class InferflowClient(_Base):
             "slate", model_id, targets, slates, slate_features, features=features, context=context,
             types=types, id_column=id_column, tracking_id=tracking_id, tenant_id=tenant_id,
         )  # fmt: skip
-        resp = self._invoke("InferSlateWise", self._predict.InferSlateWise, req, timeout, metadata)
-        return self._finish(_grouped(resp, "slate"), raise_errors)  # type: ignore[no-any-return]
+        resp, trailer = self._invoke(
+            "InferSlateWise", self._predict.InferSlateWise, req, timeout, metadata, explain
+        )
+        return self._finish(_grouped(resp, "slate"), raise_errors, trailer)  # type: ignore[no-any-return]
 
     def retrieve_model_score(
         self,
@@ -152,13 +174,16 @@ class InferflowClient(_Base):
         timeout: float | None = None,
         metadata: Metadata = None,
         raise_errors: bool | None = None,
+        explain: bool | str = False,
     ) -> RetrieveResult:
         """The legacy entity API: ``entities`` maps an entity name to its ids (the first entity's ids are
         the rows; one id broadcasts), ``features`` maps a name to one text value per row. The result's
         columns are text."""
         req = self._retrieve_request(model_id, entities, features, tracking_id)
-        resp = self._invoke("RetrieveModelScore", self._legacy.RetrieveModelScore, req, timeout, metadata)
-        return self._finish(_retrieve(resp), raise_errors)  # type: ignore[no-any-return]
+        resp, trailer = self._invoke(
+            "RetrieveModelScore", self._legacy.RetrieveModelScore, req, timeout, metadata, explain
+        )
+        return self._finish(_retrieve(resp), raise_errors, trailer)  # type: ignore[no-any-return]
 
 
 class AsyncInferflowClient(_Base):
@@ -196,10 +221,21 @@ class AsyncInferflowClient(_Base):
             await self.channel.close()
 
     async def _invoke(
-        self, method: str, stub_call: Any, request: Any, timeout: float | None, metadata: Metadata
-    ) -> Any:
+        self,
+        method: str,
+        stub_call: Any,
+        request: Any,
+        timeout: float | None,
+        metadata: Metadata,
+        explain: Any,
+    ) -> tuple[Any, Any]:
         try:
-            return await stub_call(request, **self._call_args(timeout, metadata))
+            if not explain:
+                return await stub_call(request, **self._call_args(timeout, metadata)), None
+            if self._http is not None:
+                raise ValueError("explain: the EXPLAIN trailer needs the gRPC transport")
+            call = stub_call(request, **self._call_args(timeout, _explain_meta(metadata, explain)))
+            return await call, await call.trailing_metadata()
         except grpc.RpcError as exc:
             raise _rpc_error(method, exc) from None
 
@@ -217,14 +253,17 @@ class AsyncInferflowClient(_Base):
         timeout: float | None = None,
         metadata: Metadata = None,
         raise_errors: bool | None = None,
+        explain: bool | str = False,
     ) -> PointwiseResult:
         """See :meth:`InferflowClient.pointwise`."""
         req = self._pointwise_request(
             model_id, targets, features=features, context=context, types=types, id_column=id_column,
             tracking_id=tracking_id, tenant_id=tenant_id,
         )  # fmt: skip
-        resp = await self._invoke("InferPointWise", self._predict.InferPointWise, req, timeout, metadata)
-        return self._finish(_pointwise(resp), raise_errors)  # type: ignore[no-any-return]
+        resp, trailer = await self._invoke(
+            "InferPointWise", self._predict.InferPointWise, req, timeout, metadata, explain
+        )
+        return self._finish(_pointwise(resp), raise_errors, trailer)  # type: ignore[no-any-return]
 
     async def pairwise(
         self,
@@ -242,14 +281,17 @@ class AsyncInferflowClient(_Base):
         timeout: float | None = None,
         metadata: Metadata = None,
         raise_errors: bool | None = None,
+        explain: bool | str = False,
     ) -> PairwiseResult:
         """See :meth:`InferflowClient.pairwise`."""
         req = self._grouped_request(
             "pair", model_id, targets, pairs, pair_features, features=features, context=context, types=types,
             id_column=id_column, tracking_id=tracking_id, tenant_id=tenant_id,
         )  # fmt: skip
-        resp = await self._invoke("InferPairWise", self._predict.InferPairWise, req, timeout, metadata)
-        return self._finish(_grouped(resp, "pair"), raise_errors)  # type: ignore[no-any-return]
+        resp, trailer = await self._invoke(
+            "InferPairWise", self._predict.InferPairWise, req, timeout, metadata, explain
+        )
+        return self._finish(_grouped(resp, "pair"), raise_errors, trailer)  # type: ignore[no-any-return]
 
     async def slatewise(
         self,
@@ -267,14 +309,17 @@ class AsyncInferflowClient(_Base):
         timeout: float | None = None,
         metadata: Metadata = None,
         raise_errors: bool | None = None,
+        explain: bool | str = False,
     ) -> SlatewiseResult:
         """See :meth:`InferflowClient.slatewise`."""
         req = self._grouped_request(
             "slate", model_id, targets, slates, slate_features, features=features, context=context,
             types=types, id_column=id_column, tracking_id=tracking_id, tenant_id=tenant_id,
         )  # fmt: skip
-        resp = await self._invoke("InferSlateWise", self._predict.InferSlateWise, req, timeout, metadata)
-        return self._finish(_grouped(resp, "slate"), raise_errors)  # type: ignore[no-any-return]
+        resp, trailer = await self._invoke(
+            "InferSlateWise", self._predict.InferSlateWise, req, timeout, metadata, explain
+        )
+        return self._finish(_grouped(resp, "slate"), raise_errors, trailer)  # type: ignore[no-any-return]
 
     async def retrieve_model_score(
         self,
@@ -286,10 +331,11 @@ class AsyncInferflowClient(_Base):
         timeout: float | None = None,
         metadata: Metadata = None,
         raise_errors: bool | None = None,
+        explain: bool | str = False,
     ) -> RetrieveResult:
         """See :meth:`InferflowClient.retrieve_model_score`."""
         req = self._retrieve_request(model_id, entities, features, tracking_id)
-        resp = await self._invoke(
-            "RetrieveModelScore", self._legacy.RetrieveModelScore, req, timeout, metadata
+        resp, trailer = await self._invoke(
+            "RetrieveModelScore", self._legacy.RetrieveModelScore, req, timeout, metadata, explain
         )
-        return self._finish(_retrieve(resp), raise_errors)  # type: ignore[no-any-return]
+        return self._finish(_retrieve(resp), raise_errors, trailer)  # type: ignore[no-any-return]

@@ -145,6 +145,7 @@ class PointwiseResult(Table):
     """A PointWise response: one row per target, plus ``request_error``."""
 
     request_error: str = ""
+    explain: dict[str, Any] | None = field(default=None, repr=False)  # EXPLAIN trailer (``explain=True``)
 
     @property
     def ok(self) -> bool:
@@ -165,6 +166,7 @@ class GroupedResult:
     targets: Table
     request_error: str = ""
     kind: str = field(default="pair", repr=False)
+    explain: dict[str, Any] | None = field(default=None, repr=False)  # EXPLAIN trailer (``explain=True``)
 
     @property
     def ok(self) -> bool:
@@ -208,6 +210,7 @@ class RetrieveResult(Table):
     """A RetrieveModelScore response: text columns (the legacy API has no types), ``request_error``."""
 
     request_error: str = ""
+    explain: dict[str, Any] | None = field(default=None, repr=False)  # EXPLAIN trailer (``explain=True``)
 
     @classmethod
     def from_rows(cls, rows: list[list[str]], error: str) -> RetrieveResult:

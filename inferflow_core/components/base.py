@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -83,6 +83,18 @@ class RunContext:
     initial: Any = None  # the serving adapter's decoded request (used by the feature initializer)
     notes: list[str] = field(default_factory=list)  # request-level problems reported in request_error
     target_errors: dict[int, str] = field(default_factory=dict)  # target row -> per-target error
+    # a node-lifecycle adapter (engine/explain.py) when the request asked for EXPLAIN; None costs nothing
+    lifecycle: Any = None
+    deferred: list[Callable[[], Awaitable[None]]] | None = None  # see ``after_response``
+
+    def after_response(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job()`` once the response has been sent, never on the request's critical path (e.g. a
+        shadow model call). The request observers (inference logging) see the request after every
+        deferred job ended, so columns a job writes are logged with the request. A job must bound its own
+        time and concurrency; an exception it raises is logged and ignored."""
+        if self.deferred is None:
+            self.deferred = []
+        self.deferred.append(job)
 
     def remaining(self) -> float | None:
         """Seconds left of the request's budget (None = unbounded). Never negative."""
@@ -100,6 +112,20 @@ class RunContext:
     def target_error(self, row: int, message: str) -> None:
         """Give target ``row`` a per-target ``error`` (the first message for a row wins)."""
         self.target_errors.setdefault(row, message)
+
+    def note(self, component: str, key: str, n: int = 1) -> None:
+        """Count ``n`` of ``key`` (``cache_hits``, ``cache_misses`` ...) for EXPLAIN; a no-op otherwise."""
+        lifecycle = self.lifecycle
+        if lifecycle is not None:
+            lifecycle.note(component, key, n)
+
+    def external_call(
+        self, component: str, endpoint: str, batches: int, rows: int, seconds: float | None = None
+    ) -> None:
+        """Record a call to an external service (its batches and rows) for EXPLAIN; a no-op otherwise."""
+        lifecycle = self.lifecycle
+        if lifecycle is not None:
+            lifecycle.external_call(component, endpoint, batches, rows, seconds)
 
     def fail(self, component: str, kind: str, message: str) -> None:
         """Record a contained failure (the engine also calls this for exceptions and timeouts)."""
@@ -123,6 +149,11 @@ class Component(abc.ABC):
 
     def required_columns(self) -> Sequence[ColumnSpec]:
         """Columns this component reads that must exist (created empty when the request lacks them)."""
+        return ()
+
+    def log_columns(self) -> Sequence[ColumnSpec]:
+        """Outputs logged whatever ``response_config.log_features`` selects (e.g. shadow scores written
+        after the response); they must be among :meth:`outputs`. Default: none."""
         return ()
 
     def reads(self) -> Sequence[ColumnRead]:

@@ -135,6 +135,20 @@ class ServiceSettings(BaseSettings, ReliabilitySettings):
         "open", validation_alias=_env("INFERFLOW_READY_DETAILS", "ready_details")
     )
     """``/health/ready`` body: full details (``open``), only with a bearer token, or just the status."""
+    explain_enabled: bool = Field(
+        False, validation_alias=_env("INFERFLOW_EXPLAIN_ENABLED", "explain_enabled")
+    )
+    """Honour ``inferflow-explain: 1`` request metadata (EXPLAIN ANALYZE in a response trailer). Off by
+    default; with auth configured, only for callers of an API that requires auth (never anonymous)."""
+    explain_max_bytes: int = Field(
+        6144, ge=512, validation_alias=_env("INFERFLOW_EXPLAIN_MAX_BYTES", "explain_max_bytes")
+    )
+    """Cap of the explain trailer's JSON (gRPC clients refuse metadata above 8 KiB by default): column
+    samples are dropped first, then per-node details."""
+    explain_sample_rows: int = Field(
+        3, ge=0, validation_alias=_env("INFERFLOW_EXPLAIN_SAMPLE_ROWS", "explain_sample_rows")
+    )
+    """Rows of each written column included in the trailer when the caller asks for columns."""
     etcd_ca_file: str | None = Field(
         None, validation_alias=_env("INFERFLOW_ETCD_CA_FILE", "ETCDCTL_CACERT", "etcd_ca_file")
     )

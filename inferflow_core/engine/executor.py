@@ -113,6 +113,9 @@ async def _run_node(
 ) -> None:
     for task in prereqs:
         await task
+    lifecycle = ctx.lifecycle  # EXPLAIN's adapter (engine/explain.py); None unless the request asked
+    if lifecycle is not None:
+        lifecycle.before_node(component, ctx)
     watch = Stopwatch()
     kind = None
     span = (
@@ -150,3 +153,5 @@ async def _run_node(
         tracing.end_component(span, kind)
     if metrics is not None:
         metrics.component_run(ctx.model_id, component.name, watch.elapsed(), kind)
+    if lifecycle is not None:
+        lifecycle.after_node(component, ctx, kind)

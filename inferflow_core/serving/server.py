@@ -309,6 +309,7 @@ class InferflowServer:
         if self.source is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.source.close(), 2.0)
+        await self.service.drain_deferred(max(0.1, deadline - time.monotonic()))
         for obs in self._observers_started:
             left = max(0.1, deadline - time.monotonic())
             try:

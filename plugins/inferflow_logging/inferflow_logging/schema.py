@@ -152,6 +152,12 @@ def derive_schema(model: CompiledModel) -> LogSchema:
             spec = model.column_spec(name)
             dtype = known.get(name) or (_typed(spec.dtype) if spec is not None else DataType.STRING)
             entries.append(SchemaEntry(name, dtype))
+        chosen = {e.name for e in entries}
+        for comp in model.components.values():  # e.g. shadow scores: logged whatever log_features selects
+            for spec in getattr(comp, "log_columns", tuple)():
+                if not spec.slate and spec.name not in chosen:
+                    chosen.add(spec.name)
+                    entries.append(SchemaEntry(spec.name, known.get(spec.name, _typed(spec.dtype))))
     return LogSchema(
         model_id=model.model_id,
         entries=tuple(entries),

@@ -167,6 +167,9 @@ class FeatureComponent(Component):
         if self.metrics is not None:  # the reference's inferflow.component.feature.count
             self.metrics.feature_count(self.model_id, self.name, len(unique) * len(self.specs))
         cached, misses = await self._from_cache(unique, positions)
+        if self.cache is not None:  # EXPLAIN (no-op unless the request asked)
+            ctx.note(self.name, "cache_hits", len(unique) - len(misses))
+            ctx.note(self.name, "cache_misses", len(misses))
         if not misses and len(cached) == 1 and len(unique) == len(index):  # all hits: one gather
             pos, slab, rows = cached[0]
             order = np.empty(len(index), dtype=np.intp)
@@ -300,6 +303,8 @@ class FeatureComponent(Component):
                 len(keys),
                 outcome.failures[0][0] if outcome.failures else None,
             )
+        batches = outcome.calls or 1  # the embedded store answers in one lookup
+        ctx.external_call(self.name, self.backend.name, batches, len(keys), time.perf_counter() - started)
         self._count("onfs_batches", outcome.calls)
         self._count("onfs_fetched_entities", len(keys))
         for kind, _message in outcome.failures:

@@ -33,6 +33,7 @@ from .config import InputSpec, OutputSpec, PredatorConfig, resolve, routes
 from .onnx_check import check_onnx, check_signature, remote_signature
 from .pool import ONNX_SCHEME, Backend, BackendPool, normalise_endpoint
 from .settings import PredatorSettings
+from .shadow import ShadowGate, ShadowRunner, build_shadows, shadow_specs
 from .tensors import Tensor, assemble_input, split_output
 
 Scores = list[list[np.ndarray]]  # per output, per slice: values of the batch's rows
@@ -49,6 +50,7 @@ class PredatorComponent(Component):
         metrics: Metrics,
         model_route_config: Any = None,
         rng: random.Random | None = None,
+        gate: ShadowGate | None = None,
     ) -> None:
         super().__init__(cfg.component, model_id)
         self.cfg = cfg
@@ -64,13 +66,20 @@ class PredatorComponent(Component):
         self.endpoints = [normalise_endpoint(e, port) for e, _ in weighted]
         self.cumulative = np.cumsum([w for _, w in weighted]).tolist()
         self.fallback = normalise_endpoint(cfg.model_end_point, port) if cfg.model_end_point else ""
-        remote = [e for e in (*self.endpoints, self.fallback) if e and not e.startswith(ONNX_SCHEME)]
+        self.shadows = build_shadows(cfg, self, port)
+        every = (*self.endpoints, self.fallback, *(s.endpoint for s in self.shadows))
+        remote = [e for e in every if e and not e.startswith(ONNX_SCHEME)]
         if remote and pool.tls_problem:
             raise ConfigError(model_id, [("", f"component {cfg.component!r}: {pool.tls_problem}")])
         self.pool = pool
         self.metrics = metrics
         self.rng = rng or random.Random()
         self.deadline_s = cfg.deadline / 1000 if cfg.deadline else None
+        self.shadow_runner = (
+            ShadowRunner(self, pool, gate or ShadowGate(pool.settings.shadow_max_inflight), metrics)
+            if self.shadows
+            else None
+        )
         embedded = self._embedded_problems(weighted)
         if embedded:
             raise ConfigError(model_id, embedded)
@@ -102,6 +111,16 @@ class PredatorComponent(Component):
                 self.output_specs,
                 path,
             )
+        for i, shadow in enumerate(self.shadows):  # a shadow takes the same inputs, gives the same outputs
+            if shadow.endpoint.startswith(ONNX_SCHEME):
+                problems += check_onnx(
+                    shadow.endpoint[len(ONNX_SCHEME) :],
+                    shadow.model_name,
+                    shadow.model_version,
+                    self.inputs,
+                    self.output_specs,
+                    f"shadow_end_points[{i}].endpoint",
+                )
         return problems
 
     # -- declaration ------------------------------------------------------------------------------
@@ -113,7 +132,11 @@ class PredatorComponent(Component):
                 ColumnSpec(f"{self.cfg.calibration}_model", DataType.STRING, constant=self.cfg.model_name)
             )
             specs.append(ColumnSpec("inferflow_config_id", DataType.STRING, constant=self.model_id))
-        return specs
+        return specs + shadow_specs(self)
+
+    def log_columns(self) -> Sequence[ColumnSpec]:
+        """Shadow scores are logged whatever ``log_features`` selects (they are never in a response)."""
+        return shadow_specs(self)
 
     def reads(self) -> Sequence[ColumnRead]:
         # a slate component reads its slates' target rows: target-matrix columns, like a pointwise one
@@ -180,14 +203,18 @@ class PredatorComponent(Component):
         tensors = [assemble_input(matrix, spec) for spec in self.inputs]
         size = self.cfg.batch_size or matrix.rows
         starts = range(0, matrix.rows, size)
+        started = time.perf_counter()
         results = await asyncio.gather(
             *(self._batch(ctx, backend, endpoint, tensors, s, min(s + size, matrix.rows)) for s in starts)
         )
+        ctx.external_call(self.name, endpoint, len(results), matrix.rows, time.perf_counter() - started)
         for (start, stop), scores in zip(
             ((s, min(s + size, matrix.rows)) for s in starts), results, strict=True
         ):
             if isinstance(scores, list):
                 self._write(matrix, np.arange(start, stop), scores)
+        if self.shadow_runner is not None:
+            self.shadow_runner.schedule(ctx, tensors)
         self._report(ctx, [r for r in results if isinstance(r, ComponentError)], len(results), "batches")
 
     async def _batch(
@@ -258,7 +285,10 @@ class PredatorComponent(Component):
             rows = targets[(targets >= 0) & (targets < ctx.matrix.rows)]
             if rows.size:
                 jobs.append((i, rows))
+        started = time.perf_counter()
         results = await asyncio.gather(*(self._slate(ctx, backend, endpoint, i, rows) for i, rows in jobs))
+        rows_sent = sum(len(rows) for _, rows in jobs)
+        ctx.external_call(self.name, endpoint, len(results), rows_sent, time.perf_counter() - started)
         for (i, _), scores in zip(jobs, results, strict=True):
             if isinstance(scores, list):
                 first = [[v[:1] for v in per_slice] for per_slice in scores]
@@ -287,9 +317,12 @@ class PredatorType:
     def __init__(self, settings: PredatorSettings | None = None) -> None:
         self.settings = settings or PredatorSettings()
         self.pool = BackendPool(self.settings)
+        self.shadow_gate = ShadowGate(self.settings.shadow_max_inflight)  # one per process, all models
 
     def build(self, config: PredatorConfig, ctx: BuildContext) -> Component:
-        return PredatorComponent(config, ctx.model_id, self.pool, ctx.metrics, ctx.model.route_config)
+        return PredatorComponent(
+            config, ctx.model_id, self.pool, ctx.metrics, ctx.model.route_config, gate=self.shadow_gate
+        )
 
     async def aclose(self) -> None:
         """Server shutdown: close every endpoint's channel and the ONNX workers."""

@@ -33,6 +33,18 @@ class RouteEntry(_Strict):
     routing_percentage: float = Field(ge=0, le=100)
 
 
+class ShadowEndpoint(_Strict):
+    """A shadow model: for ``percentage`` % of requests the same input tensors go to ``endpoint`` after
+    the response was sent; its scores are written to ``<shadow_column_prefix><label>:<column>``."""
+
+    endpoint: str = Field(min_length=1)
+    percentage: float = Field(ge=0, le=100)
+    model_name: str = ""  # default: the component's model_name
+    model_version: str = ""  # default: the component's model_version
+    timeout_ms: int = Field(1000, ge=1)  # the whole shadow call (it has no request deadline)
+    label: str = ""  # names its columns and metrics; default: model_name
+
+
 class InputConfig(_Strict):
     name: str = Field(min_length=1)
     features: list[str] = Field(min_length=1)
@@ -84,6 +96,19 @@ class PredatorConfig(_Strict):
     inputs: list[InputConfig] = Field(min_length=1)
     outputs: list[OutputConfig] = Field(min_length=1)
     slate_component: bool = False
+    shadow_end_points: list[ShadowEndpoint] = []
+    shadow_column_prefix: str = Field("shadow:", min_length=1)
+
+    @model_validator(mode="after")
+    def _shadows(self) -> PredatorConfig:
+        labels = [s.label or s.model_name or self.model_name for s in self.shadow_end_points]
+        if len(set(labels)) != len(labels):
+            raise ValueError(
+                f"shadow_end_points: labels {labels} repeat; give each shadow its own label or model_name"
+            )
+        if self.shadow_end_points and self.slate_component:
+            raise ValueError("shadow_end_points: not supported on a slate component")
+        return self
 
     @model_validator(mode="after")
     def _routing(self) -> PredatorConfig:

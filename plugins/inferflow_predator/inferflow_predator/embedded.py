@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,9 +47,10 @@ class OnnxWorkers:
     call finishes in the background and its result is dropped).
     """
 
-    def __init__(self, workers: int, name: str = "inferflow-onnx") -> None:
+    def __init__(self, workers: int, name: str = "inferflow-onnx", nice: int = 0) -> None:
         self.workers = max(1, workers)
         self.name = name
+        self.nice = nice  # > 0: the threads run at a lower OS priority (Linux: per thread; shadow models)
         self._queue: SimpleQueue[tuple[Any, ...] | None] = SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -75,6 +77,9 @@ class OnnxWorkers:
                 self._threads.append(thread)
 
     def _work(self) -> None:
+        if self.nice > 0 and hasattr(os, "setpriority"):
+            with contextlib.suppress(OSError):  # Linux applies it to this thread only
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
         queue = self._queue
         while True:
             job = queue.get()

@@ -47,6 +47,7 @@ class BackendPool:
         self.settings = settings
         self._backends: dict[str, tuple[Backend, asyncio.AbstractEventLoop]] = {}
         self._executor: OnnxWorkers | None = None
+        self._shadow_executor: OnnxWorkers | None = None
         self._metadata = (
             ("predator-caller-id", settings.caller_id),
             ("predator-auth-token", settings.caller_token),
@@ -68,19 +69,32 @@ class BackendPool:
             self._executor = OnnxWorkers(self.settings.onnx_workers, "inferflow-onnx")
         return self._executor
 
-    def get(self, endpoint: str) -> Backend:
+    @property
+    def shadow_executor(self) -> OnnxWorkers:
+        """One low-priority thread (nice 19) for embedded shadow models: the OS runs it when the
+        primary's work leaves a core free, so a shadow at 100% barely moves the primary's latency."""
+        if self._shadow_executor is None:
+            self._shadow_executor = OnnxWorkers(1, "inferflow-onnx-shadow", nice=19)
+        return self._shadow_executor
+
+    def get(self, endpoint: str, shadow: bool = False) -> Backend:
         """The backend for ``endpoint`` (already normalised), created on first use on this event loop.
 
         grpc.aio channels belong to the loop that made them, so a client made on another loop is replaced.
+        ``shadow``: an embedded endpoint gets its own backend on :attr:`shadow_executor`.
         """
         loop = asyncio.get_running_loop()
-        got = self._backends.get(endpoint)
-        if got is not None and (got[1] is loop or endpoint.startswith(ONNX_SCHEME)):
+        embedded = endpoint.startswith(ONNX_SCHEME)
+        key = f"shadow|{endpoint}" if shadow and embedded else endpoint
+        got = self._backends.get(key)
+        if got is not None and (got[1] is loop or embedded):
             return got[0]
         backend: Backend
-        if endpoint.startswith(ONNX_SCHEME):
+        if embedded:
             backend = OnnxBackend(
-                endpoint[len(ONNX_SCHEME) :], self.executor, self.settings.onnx_intra_op_threads
+                endpoint[len(ONNX_SCHEME) :],
+                self.shadow_executor if shadow else self.executor,
+                self.settings.onnx_intra_op_threads,
             )
         else:
             backend = KServeClient(
@@ -92,7 +106,7 @@ class BackendPool:
                 self._credentials,
                 (self.settings.reconnect_min_ms, self.settings.reconnect_max_ms),
             )
-        self._backends[endpoint] = (backend, loop)
+        self._backends[key] = (backend, loop)
         return backend
 
     async def aclose(self) -> None:
@@ -101,6 +115,7 @@ class BackendPool:
         self._backends.clear()
         for backend in backends:
             await backend.close()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        for executor in (self._executor, self._shadow_executor):
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._shadow_executor = None

@@ -38,6 +38,13 @@ class PredatorSettings(BaseSettings):
         ge=0,
         validation_alias=AliasChoices("INFERFLOW_PREDATOR_ONNX_INTRA_OP_THREADS", "onnx_intra_op_threads"),
     )
+    shadow_max_inflight: int = Field(
+        4,
+        ge=1,
+        validation_alias=AliasChoices("INFERFLOW_PREDATOR_SHADOW_MAX_INFLIGHT", "shadow_max_inflight"),
+    )
+    """Shadow calls running at once in this process (all models); a shadow beyond it is dropped and
+    counted (``predator.shadow.dropped``), never queued."""
     # reconnect backoff of each KServe channel (gRPC's default waits up to 120 s after an outage)
     reconnect_min_ms: int = Field(
         100, ge=1, validation_alias=AliasChoices("INFERFLOW_PREDATOR_RECONNECT_MIN_MS", "reconnect_min_ms")

@@ -208,3 +208,35 @@ async def test_routing_to_a_down_endpoint_only_loses_those_requests(mlserver: An
     assert all(c.failures and not k.failures for c in lost for k in kept)
     labels = {"model_id": "m", "component": "clf", "endpoint": down}
     assert rt.metrics.value("external_errors", kind="predator-api-unavailable", **labels) == len(lost)
+
+
+async def test_mlserver_as_the_shadow_of_an_embedded_primary(
+    mlserver: Any, make_runtime: Any, tmp_path: Path
+) -> None:
+    """Primary: the constant ONNX 'clf' (p1 = 0.5); shadow: the real sklearn model behind MLServer. The
+    shadow call is deferred (RunContext.after_response): nothing of it is in the matrix until it runs."""
+    constant_clf(tmp_path)
+    outputs = [
+        {
+            "name": "predict_proba",
+            "model_scores": ["p0", "p1"],
+            "model_scores_dims": [[1], [1]],
+            "data_type": "FP64",
+        }
+    ]
+    shadow = {"endpoint": mlserver.endpoint, "percentage": 100, "label": "sk"}
+    rt = make_runtime(
+        [clf_component("clf", f"onnx://{tmp_path}", outputs=outputs, shadow_end_points=[shadow])]
+    )
+    x = mlserver.expected["X"][:24]
+    ctx = await execute(rt, x)
+    assert not ctx.failures, ctx.failures
+    assert ctx.matrix.read("p1")[0].tolist() == [0.5] * 24
+    assert ctx.deferred and len(ctx.deferred) == 1
+    assert not ctx.matrix.read("shadow:sk:p1")[1].any()  # declared, still empty: nothing ran yet
+    await asyncio.gather(*(job() for job in ctx.deferred))
+    got, ok = ctx.matrix.read("shadow:sk:p1")
+    assert ok.all()
+    np.testing.assert_allclose(got, mlserver.expected["proba"][:24, 1], rtol=F32_RTOL)
+    labels = {"model_id": "m", "component": "clf", "shadow": "sk", "endpoint": mlserver.endpoint}
+    assert rt.metrics.value("predator.shadow.calls", outcome="ok", **labels) == 1

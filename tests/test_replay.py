@@ -1,0 +1,128 @@
+"""``inferflow replay``: logs written by a served model A, replayed against model B (other weights);
+every number of the report checked against a direct computation."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from inferflow_logging.replay import main, replay
+
+from inferflow_core._proto import predict_pb2_grpc
+from inferflow_core.api import write_config_dir
+from inferflow_core.testing.server import running_server
+from tests.shadow_support import linear_model, make_runtime, model_config, reference, tree
+from tests.test_shadow import features, request
+
+pytestmark = pytest.mark.integration
+N_REQUESTS = 6
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    linear_model(tmp_path / "models", "lin_a", seed=1)
+    linear_model(tmp_path / "models", "lin_b", seed=2)
+    return tmp_path / "models"
+
+
+async def served_logs(repo: Path, logs: Path, monkeypatch: Any, log_features: bool = True) -> None:
+    config = json.loads(model_config(f"onnx://{repo}", "lin_a"))
+    config["response_config"]["log_features"] = log_features
+    async with running_server(make_runtime(monkeypatch, logs), tree(json.dumps(config))) as srv:
+        stub = predict_pb2_grpc.PredictStub(srv.channel)
+        for i in range(N_REQUESTS):
+            await stub.InferPointWise(request(i, f"req-{i}"))
+
+
+def candidate(repo: Path, where: Path) -> dict[str, str]:
+    config = tree(model_config(f"onnx://{repo}", "lin_b"))
+    write_config_dir(where, config)
+    return config
+
+
+def kendall_brute(a: np.ndarray, b: np.ndarray) -> float:
+    pairs = list(itertools.combinations(range(len(a)), 2))
+    s = sum(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i, j in pairs)
+    return float(s / len(pairs))  # no ties in continuous scores: tau-b = tau-a
+
+
+def spearman_brute(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    n = len(a)
+    return float(1 - 6 * ((ra - rb) ** 2).sum() / (n * (n * n - 1)))
+
+
+def expected() -> dict[str, Any]:
+    olds, news, rho, tau, top = [], [], [], [], []
+    for i in range(N_REQUESTS):
+        x = features(i)
+        old, new = reference(x, 1).astype(np.float64), reference(x, 2).astype(np.float64)
+        olds.append(old)
+        news.append(new)
+        rho.append(spearman_brute(old, new))
+        tau.append(kendall_brute(old, new))
+        top.append(len(set(np.argsort(-old)[:5]) & set(np.argsort(-new)[:5])) / 5)
+    old, new = np.concatenate(olds), np.concatenate(news)
+    return {"old": old, "new": new, "rho": rho, "tau": tau, "top": top}
+
+
+async def test_replay_report_matches_a_direct_computation(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = tmp_path / "logs"
+    await served_logs(repo, logs, monkeypatch)
+    candidate(repo, tmp_path / "cand")
+    out = tmp_path / "replay.parquet"
+    reports = await asyncio.to_thread(replay, [str(logs)], str(tmp_path / "cand"), None, None, None, 0.5, 5)
+    report = reports["m"]
+    s = report.summary(0.5, 5)
+    want = expected()
+    delta = want["new"] - want["old"]
+    assert s["score"] == "score" and s["requests"] == N_REQUESTS and s["rows_replayed"] == len(delta)
+    assert s["rows_skipped"] == {}
+    assert s["delta_mean"] == pytest.approx(delta.mean(), abs=1e-6)
+    assert s["abs_delta_p50"] == pytest.approx(np.percentile(np.abs(delta), 50), abs=1e-6)
+    assert s["abs_delta_p99"] == pytest.approx(np.percentile(np.abs(delta), 99), abs=1e-6)
+    assert s["sign_flips"] == int(((want["old"] >= 0.5) != (want["new"] >= 0.5)).sum()) > 0
+    assert s["spearman_per_request"]["mean"] == pytest.approx(np.mean(want["rho"]), abs=1e-6)
+    assert s["kendall_per_request"]["mean"] == pytest.approx(np.mean(want["tau"]), abs=1e-6)
+    assert s["top5_overlap_per_request"]["mean"] == pytest.approx(np.mean(want["top"]), abs=1e-9)
+
+    argv = [str(logs), "--config-dir", str(tmp_path / "cand"), "--top-k", "5", "-o", str(out)]
+    assert await asyncio.to_thread(main, argv) == 0
+    table = pq.read_table(out).to_pydict()
+    assert table["request"][:2] == ["req-0", "req-0"] and table["target"][0] == "c0-0"
+    np.testing.assert_allclose(table["old"], want["old"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(table["new"], want["new"], rtol=1e-5, atol=1e-7)
+
+
+async def test_replay_against_a_server_gives_the_same_numbers(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = tmp_path / "logs"
+    await served_logs(repo, logs, monkeypatch)
+    config = candidate(repo, tmp_path / "cand")
+    embedded = (await asyncio.to_thread(replay, [str(logs)], str(tmp_path / "cand")))["m"]
+    async with running_server(make_runtime(monkeypatch, tmp_path / "logs2"), config) as srv:
+        remote = (await asyncio.to_thread(replay, [str(logs)], str(tmp_path / "cand"), "m", srv.address))["m"]
+    assert remote.rows_replayed == embedded.rows_replayed == N_REQUESTS * 20
+    np.testing.assert_allclose(remote.new, embedded.new, rtol=1e-6)
+    assert remote.summary(0.5, 10) == embedded.summary(0.5, 10)
+
+
+async def test_a_log_without_features_is_refused(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs = tmp_path / "logs"
+    await served_logs(repo, logs, monkeypatch, log_features=False)  # default schema: the score only
+    candidate(repo, tmp_path / "cand")
+    code = await asyncio.to_thread(main, [str(logs), "--config-dir", str(tmp_path / "cand")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "holds none of the features the candidate reads" in err and "log_features: true" in err

@@ -1,0 +1,165 @@
+"""Shadow models served end to end: predator (embedded ONNX primary, onnx:// or remote shadow), the
+inference-logging plugin's file sink, decoded with ``inferflow logs read``'s reader."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from inferflow_logging.cli import read_files
+
+from inferflow_core._proto import predict_pb2, predict_pb2_grpc
+from inferflow_core.testing.server import running_server
+from tests.shadow_support import FEATURES, linear_model, make_runtime, model_config, reference, tree
+
+pytestmark = pytest.mark.integration
+FP32 = predict_pb2.DataTypeFP32
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    linear_model(tmp_path / "models", "lin_a", seed=1)
+    linear_model(tmp_path / "models", "lin_b", seed=2)
+    return tmp_path / "models"
+
+
+@pytest.fixture
+def blackhole() -> Iterator[str]:
+    """A TCP listener that never answers: a call to it hangs until its timeout."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+def features(i: int, rows: int = 20) -> np.ndarray:
+    return np.random.default_rng(100 + i).normal(size=(rows, 4)).astype(np.float32)
+
+
+def request(i: int, tracking_id: str) -> Any:
+    x = features(i)
+    return predict_pb2.PointWiseRequest(
+        model_config_id="m",
+        tracking_id=tracking_id,
+        target_input_schema=[predict_pb2.FeatureSchema(name=f, data_type=FP32) for f in FEATURES],
+        targets=[
+            predict_pb2.Target(id=f"c{i}-{r}", feature_values=[repr(float(v)).encode() for v in x[r]])
+            for r in range(len(x))
+        ],
+    )
+
+
+async def serve(stub: Any, n: int, prefix: str) -> tuple[list[bytes], list[float]]:
+    bodies, latencies = [], []
+    for i in range(n):
+        started = time.perf_counter()
+        resp = await stub.InferPointWise(request(i, f"{prefix}-{i}"))
+        latencies.append(time.perf_counter() - started)
+        bodies.append(resp.SerializeToString())
+    return bodies, latencies
+
+
+async def settle(runtime: Any, name: str, want: float, timeout: float = 5.0, **labels: Any) -> None:
+    end = time.monotonic() + timeout
+    while runtime.metrics.value(name, **labels) < want and time.monotonic() < end:
+        await asyncio.sleep(0.02)
+
+
+async def test_same_bytes_with_and_without_shadow_and_shadow_scores_logged(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logs = tmp_path / "logs"
+    runtime = make_runtime(monkeypatch, logs)
+    plain = model_config(f"onnx://{repo}", "lin_a")
+    shadowed = model_config(
+        f"onnx://{repo}", "lin_a", [{"endpoint": f"onnx://{repo}", "percentage": 100, "model_name": "lin_b"}]
+    )
+    async with running_server(runtime, tree(plain)) as srv:
+        stub = predict_pb2_grpc.PredictStub(srv.channel)
+        off, _ = await serve(stub, 8, "off")
+        await srv.update(tree(shadowed))
+        await serve(stub, 1, "warm")  # the shadow's ONNX session loads on first use
+        await settle(runtime, "predator.shadow.calls", 1, outcome="ok")
+        on, _ = await serve(stub, 8, "on")
+        await settle(runtime, "predator.shadow.calls", 9, outcome="ok")
+    assert on == off  # byte-identical responses
+    labels = {"model_id": "m", "component": "ranker", "shadow": "lin_b", "endpoint": f"onnx://{repo}"}
+    assert runtime.metrics.value("predator.shadow.calls", outcome="ok", **labels) == 9
+    assert runtime.metrics.value("predator.shadow.dropped", **labels) == 0
+
+    lines = list(read_files([str(logs)]))
+    by_request: dict[str, list[dict[str, Any]]] = {}
+    for line in lines:
+        by_request.setdefault(line["tracking_id"], []).append(line)
+    want = ["warm-0"] + [f"off-{i}" for i in range(8)] + [f"on-{i}" for i in range(8)]
+    assert sorted(by_request) == sorted(want)
+    for i in range(8):
+        x = features(i)
+        off_rows, on_rows = by_request[f"off-{i}"], by_request[f"on-{i}"]
+        assert all("shadow:lin_b:score" not in r["features"] for r in off_rows)
+        assert [r["entity"] for r in on_rows] == [f"c{i}-{r}" for r in range(len(x))]
+        primary = np.array([float(r["features"]["score"]) for r in on_rows], dtype=np.float32)
+        shadow = np.array([float(r["features"]["shadow:lin_b:score"]) for r in on_rows], dtype=np.float32)
+        np.testing.assert_allclose(primary, reference(x, seed=1), rtol=1e-5)
+        np.testing.assert_allclose(shadow, reference(x, seed=2), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["hangs", "fails"])
+async def test_a_hanging_or_failing_shadow_changes_neither_response_nor_latency(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blackhole: str, kind: str
+) -> None:
+    bad = blackhole if kind == "hangs" else f"127.0.0.1:{_closed_port()}"
+    runtime = make_runtime(monkeypatch, tmp_path / "logs", INFERFLOW_PREDATOR_SHADOW_MAX_INFLIGHT="64")
+    plain = model_config(f"onnx://{repo}", "lin_a")
+    shadowed = model_config(
+        f"onnx://{repo}",
+        "lin_a",
+        [{"endpoint": bad, "percentage": 100, "model_name": "lin_b", "timeout_ms": 1500}],
+    )
+    n = 40
+    async with running_server(runtime, tree(plain)) as srv:
+        stub = predict_pb2_grpc.PredictStub(srv.channel)
+        await serve(stub, 10, "warm")
+        off, off_lat = await serve(stub, n, "off")
+        await srv.update(tree(shadowed))
+        on, on_lat = await serve(stub, n, "on")
+        outcome = "timeout" if kind == "hangs" else "error"
+        await settle(runtime, "predator.shadow.calls", n, outcome=outcome)
+    assert on == off
+    p50_off, p50_on = statistics.median(off_lat), statistics.median(on_lat)
+    assert p50_on < p50_off * 1.5 + 0.002, (p50_off, p50_on)  # noise on a shared VM, not a 1.5 s timeout
+    assert max(on_lat) < 1.0
+    assert runtime.metrics.value("predator.shadow.calls", outcome=outcome, shadow="lin_b") == n
+
+
+async def test_drops_are_counted_when_saturated(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blackhole: str
+) -> None:
+    runtime = make_runtime(monkeypatch, tmp_path / "logs", INFERFLOW_PREDATOR_SHADOW_MAX_INFLIGHT="2")
+    shadowed = model_config(
+        f"onnx://{repo}",
+        "lin_a",
+        [{"endpoint": blackhole, "percentage": 100, "model_name": "lin_b", "timeout_ms": 3000}],
+    )
+    async with running_server(runtime, tree(shadowed)) as srv:
+        stub = predict_pb2_grpc.PredictStub(srv.channel)
+        await serve(stub, 10, "sat")
+        await settle(runtime, "predator.shadow.dropped", 8)
+        assert runtime.metrics.value("predator.shadow.dropped", shadow="lin_b") == 8  # 2 slots, both hang
+        assert runtime.metrics.value("predator.shadow.calls", shadow="lin_b") == 0
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed on exit: connections are refused
