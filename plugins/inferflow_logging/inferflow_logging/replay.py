@@ -17,7 +17,7 @@ A log without features (no schema, or none of the inputs) is refused with the re
 
 Report per model: rows replayed / skipped (and why), score deltas (mean, p50 / p99 absolute), sign flips
 at ``--threshold``, Spearman and Kendall per request, top-k overlap; ``--output`` writes a Parquet file
-of (request, target, old, new); ``--plot`` a PNG (needs matplotlib).
+of (request, target, old, new); ``--plot`` a PNG (needs the ``plot`` extra: matplotlib).
 """
 
 from __future__ import annotations
@@ -357,23 +357,30 @@ def write_parquet(reports: dict[str, ModelReport], path: str) -> None:
 
 
 def write_plot(reports: dict[str, ModelReport], path: str) -> None:
-    try:
-        import matplotlib
+    """A PNG per run: for each model, the old-vs-new score scatter and the histogram of ``new - old``.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    Drawn on a bare Agg canvas (no pyplot, no display, no global backend switch)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
-        raise ReplayError("--plot needs matplotlib (pip install matplotlib)") from None
-    fig, axes = plt.subplots(len(reports), 2, figsize=(10, 4 * len(reports)), squeeze=False)
+        raise ReplayError("--plot needs matplotlib: pip install 'inferflow-logging[plot]'") from None
+    fig = Figure(figsize=(10, 4 * len(reports)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(reports), 2, squeeze=False)
     for (ax_scatter, ax_hist), report in zip(axes, reports.values(), strict=True):
-        ax_scatter.scatter(report.old, report.new, s=4, alpha=0.5)
+        old, new = np.asarray(report.old), np.asarray(report.new)
+        ax_scatter.scatter(old, new, s=4, alpha=0.5)
+        if old.size:
+            lo, hi = float(min(old.min(), new.min())), float(max(old.max(), new.max()))
+            ax_scatter.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8)  # new == old
         ax_scatter.set(
             xlabel=f"logged {report.score}", ylabel=f"replayed {report.score}", title=report.model_id
         )
-        ax_hist.hist(np.asarray(report.new) - np.asarray(report.old), bins=50)
-        ax_hist.set(xlabel="new - old", ylabel="rows", title="score delta")
+        ax_hist.hist(new - old, bins=50)
+        ax_hist.set(xlabel="new - old", ylabel="rows", title=f"{report.model_id}: score delta")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, format="png")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -397,7 +404,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--output", "-o", help="write (model_id, request, target, old, new) rows to this Parquet file"
     )
-    p.add_argument("--plot", help="write a PNG (score scatter, delta histogram) to this file")
+    p.add_argument(
+        "--plot",
+        metavar="PATH.png",
+        help="write a PNG (score scatter old vs new, delta histogram) to this file; "
+        "needs matplotlib: pip install 'inferflow-logging[plot]'",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
