@@ -128,6 +128,7 @@ def read_values(source: KafkaSource, timeout: float) -> Iterator[bytes]:
                 )
             partitions = sorted(set(source.partitions))
         ranges: dict[int, tuple[int, int]] = {}
+        watermarks: list[str] = []
         for p in partitions:
             try:
                 low, high = consumer.get_watermark_offsets(
@@ -139,6 +140,11 @@ def read_values(source: KafkaSource, timeout: float) -> Iterator[bytes]:
             end = high if source.end is None else min(source.end, high)
             if start < end:
                 ranges[p] = (start, end)
+            watermarks.append(f"{p}: [{low}, {high})")
+        if not ranges:
+            raise KafkaSourceError(
+                f"{source.url}: the range holds no message (partition: offsets held: {', '.join(watermarks)})"
+            )
         for p, (start, end) in ranges.items():  # one partition at a time: offsets in order, bounded
             consumer.assign([TopicPartition(source.topic, p, start)])
             next_offset = start
