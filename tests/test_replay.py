@@ -126,3 +126,17 @@ async def test_a_log_without_features_is_refused(
     err = capsys.readouterr().err
     assert code == 1
     assert "holds none of the features the candidate reads" in err and "log_features: true" in err
+
+
+async def test_plot_writes_a_png(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    logs = tmp_path / "logs"
+    await served_logs(repo, logs, monkeypatch)
+    candidate(repo, tmp_path / "cand")
+    png = tmp_path / "replay.png"
+    argv = [str(logs), "--config-dir", str(tmp_path / "cand"), "--plot", str(png)]
+    assert await asyncio.to_thread(main, argv) == 0
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1000, 400)  # figsize 10 x 4 in at 100 dpi: one model, two panels
+    assert len(data) > 10_000 and data[-8:-4] == b"IEND"  # drawn, and written to the end

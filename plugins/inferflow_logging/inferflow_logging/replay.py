@@ -1,4 +1,7 @@
-"""``inferflow replay LOG_FILES... --config-dir DIR``: score logged traffic with a candidate config.
+"""``inferflow replay LOGS... --config-dir DIR``: score logged traffic with a candidate config.
+
+LOGS are log files, directories of them, or Kafka topic ranges ``kafka://HOST:PORT/TOPIC?from=N&to=M``
+(:mod:`.kafka_source`; their schemas from ``--schema`` or ``--log-config-dir``, the config that wrote them).
 
 Each logged request (one tracking id of one model, the target log; slate logs are not replayed) is run
 through the candidate config's DAG on the logged features and its score compared with the logged one:
@@ -17,7 +20,7 @@ A log without features (no schema, or none of the inputs) is refused with the re
 
 Report per model: rows replayed / skipped (and why), score deltas (mean, p50 / p99 absolute), sign flips
 at ``--threshold``, Spearman and Kendall per request, top-k overlap; ``--output`` writes a Parquet file
-of (request, target, old, new); ``--plot`` a PNG (needs matplotlib).
+of (request, target, old, new); ``--plot`` a PNG (needs the ``plot`` extra: matplotlib).
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ from inferflow_core.api import (
     top_k_overlap,
 )
 
-from .cli import read_files
+from .cli import Schemas, read_files
+from .kafka_source import KafkaSourceError, is_kafka, parse_source, read_kafka
+from .schema import derive_schema
 
 FEATURE_SECTION = "feature_components"
 
@@ -77,8 +82,8 @@ def logged_requests(lines: Iterable[dict[str, Any]], skipped: dict[str, int]) ->
         feats = line.get("features")
         if feats is None:
             raise ReplayError(
-                f"log of model {line['model_config_id']!r} has no schema (no .schema.json sidecar and no "
-                "--schema): its features cannot be read, so it cannot be replayed"
+                f"log of model {line['model_config_id']!r} has no schema (no .schema.json sidecar, no "
+                "--schema, not in --log-config-dir): its features cannot be read, so it cannot be replayed"
             )
         key = (line["model_config_id"], line["tracking_id"], line["created_at"])
         if current is None or current.key != key:
@@ -287,6 +292,51 @@ def _num(x: Any) -> float:
     return round(float(x), 9)
 
 
+def config_schemas(config_dir: str) -> Schemas:
+    """The logged schemas of the models of a config tree (what its server writes), by schema key."""
+    snap = Runtime().apply_tree(read_config_dir(Path(config_dir)))
+    out: Schemas = {}
+    for model_id, model in snap.models.items():
+        schema = derive_schema(model)
+        out[model_id] = schema.entries
+        if schema.slate_entries:
+            out[model_id + "#slate"] = schema.slate_entries
+    if not out:
+        why = "; ".join(f"{k}: {e.message}" for k, e in snap.errors.items()) or "no model config found"
+        raise ReplayError(f"--log-config-dir {config_dir}: no model compiles ({why})")
+    return out
+
+
+def read_sources(
+    sources: Sequence[str],
+    schema: str | None = None,
+    log_config_dir: str | None = None,
+    kafka_timeout: float = 30.0,
+) -> Iterator[dict[str, Any]]:
+    """The decoded records of every source in order: files / directories, and Kafka topic ranges."""
+    for source in sources:  # a malformed URL fails before anything is read
+        if is_kafka(source):
+            parse_source(source)
+    kafka_schemas: Schemas | None = None
+    for source in sources:
+        if not is_kafka(source):
+            yield from read_files([source], schema)
+            continue
+        if kafka_schemas is None:
+            if schema is not None:
+                from .cli import load_schemas
+
+                kafka_schemas = load_schemas(Path(schema))
+            elif log_config_dir is not None:
+                kafka_schemas = config_schemas(log_config_dir)
+            else:
+                raise ReplayError(
+                    f"{source}: Kafka messages carry no schema: pass --log-config-dir DIR (the config that "
+                    "wrote the logs) or --schema FILE"
+                )
+        yield from read_kafka(source, kafka_schemas, kafka_timeout)
+
+
 def replay(
     files: Sequence[str],
     config_dir: str,
@@ -296,6 +346,8 @@ def replay(
     threshold: float = 0.5,
     k: int = 10,
     schema: str | None = None,
+    log_config_dir: str | None = None,
+    kafka_timeout: float = 30.0,
 ) -> dict[str, ModelReport]:
     tree = read_config_dir(Path(config_dir))
     runtime = Runtime()
@@ -310,7 +362,8 @@ def replay(
         client = InferflowClient(server)
     loop = asyncio.new_event_loop()
     try:
-        for req in logged_requests(read_files(files, schema), skipped_lines):
+        records = read_sources(files, schema, log_config_dir, kafka_timeout)
+        for req in logged_requests(records, skipped_lines):
             if model_id is not None and req.model_id != model_id:
                 continue
             target = req.model_id
@@ -357,23 +410,30 @@ def write_parquet(reports: dict[str, ModelReport], path: str) -> None:
 
 
 def write_plot(reports: dict[str, ModelReport], path: str) -> None:
-    try:
-        import matplotlib
+    """A PNG per run: for each model, the old-vs-new score scatter and the histogram of ``new - old``.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    Drawn on a bare Agg canvas (no pyplot, no display, no global backend switch)."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
-        raise ReplayError("--plot needs matplotlib (pip install matplotlib)") from None
-    fig, axes = plt.subplots(len(reports), 2, figsize=(10, 4 * len(reports)), squeeze=False)
+        raise ReplayError("--plot needs matplotlib: pip install 'inferflow-logging[plot]'") from None
+    fig = Figure(figsize=(10, 4 * len(reports)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(reports), 2, squeeze=False)
     for (ax_scatter, ax_hist), report in zip(axes, reports.values(), strict=True):
-        ax_scatter.scatter(report.old, report.new, s=4, alpha=0.5)
+        old, new = np.asarray(report.old), np.asarray(report.new)
+        ax_scatter.scatter(old, new, s=4, alpha=0.5)
+        if old.size:
+            lo, hi = float(min(old.min(), new.min())), float(max(old.max(), new.max()))
+            ax_scatter.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8)  # new == old
         ax_scatter.set(
             xlabel=f"logged {report.score}", ylabel=f"replayed {report.score}", title=report.model_id
         )
-        ax_hist.hist(np.asarray(report.new) - np.asarray(report.old), bins=50)
-        ax_hist.set(xlabel="new - old", ylabel="rows", title="score delta")
+        ax_hist.hist(new - old, bins=50)
+        ax_hist.set(xlabel="new - old", ylabel="rows", title=f"{report.model_id}: score delta")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, format="png")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -381,7 +441,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="inferflow replay", description=(__doc__ or "").split("\n\n")[0].split(": ", 1)[-1]
     )
     p.add_argument(
-        "files", nargs="+", help="inference-log files (.binpb, any registered format) or directories"
+        "files",
+        nargs="+",
+        metavar="LOGS",
+        help="inference-log files (.binpb, any registered format), directories of them, or Kafka topic "
+        "ranges kafka://HOST:PORT[,HOST:PORT]/TOPIC[?from=N&to=M&partition=P[,P]] (offsets per partition, "
+        "from inclusive, to exclusive; default: the whole topic up to its high watermark at start)",
     )
     p.add_argument(
         "--config-dir", required=True, help="the candidate config tree (as `inferflow serve` reads it)"
@@ -393,23 +458,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--threshold", type=float, default=0.5, help="sign flips: old and new on either side of it"
     )
     p.add_argument("--top-k", type=int, default=10, help="k of the top-k overlap per request (default 10)")
-    p.add_argument("--schema", help="schema JSON for logs without a .schema.json sidecar")
+    p.add_argument("--schema", help="schema JSON for logs without a .schema.json sidecar (and Kafka ranges)")
+    p.add_argument(
+        "--log-config-dir",
+        help="the config tree that wrote the logs: Kafka messages are decoded with its models' "
+        "logged schemas",
+    )
+    p.add_argument(
+        "--kafka-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="bound on reaching the broker and reading each Kafka range (default 30)",
+    )
     p.add_argument(
         "--output", "-o", help="write (model_id, request, target, old, new) rows to this Parquet file"
     )
-    p.add_argument("--plot", help="write a PNG (score scatter, delta histogram) to this file")
+    p.add_argument(
+        "--plot",
+        metavar="PATH.png",
+        help="write a PNG (score scatter old vs new, delta histogram) to this file; "
+        "needs matplotlib: pip install 'inferflow-logging[plot]'",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         reports = replay(
             args.files, args.config_dir, args.model_id, args.server, args.score, args.threshold, args.top_k,
-            args.schema,
+            args.schema, args.log_config_dir, args.kafka_timeout,
         )  # fmt: skip
         if args.output:
             write_parquet(reports, args.output)
         if args.plot:
             write_plot(reports, args.plot)
-    except (ReplayError, OSError, ValueError) as exc:
+    except (ReplayError, KafkaSourceError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     summaries = [r.summary(args.threshold, args.top_k) for r in reports.values()]
