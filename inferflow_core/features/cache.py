@@ -1,4 +1,4 @@
-"""The feature cache (reference 5.2 steps 6 and 8): L1 in-process, optional L2 shared through ``diskcache``.
+"""The feature cache (go-compatibility §5.2, steps 6, 8): L1 local, optional L2 shared through ``diskcache``.
 
 Keys are ``model_config_id|cache_version|component|entity key``. L1 keeps the entities of one *format* — a
 component's feature list (wire labels and types) plus block layout (vector lengths) — in a :class:`Slab`

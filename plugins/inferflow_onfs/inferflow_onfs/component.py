@@ -1,4 +1,4 @@
-"""The FeatureComponent (reference 5.2), with the anchor's defects fixed.
+"""The FeatureComponent (go-compatibility §5.2), with Go Inferflow's defects fixed.
 
 Per request: read the key columns as text, build one key per row (parts joined with ``|``), dedupe (a user key
 shared by 200 targets is looked up once), never send an empty key (a row with any empty key part stays
