@@ -49,7 +49,7 @@ class ColumnBlock:
 
     ``values``/``valid`` are the caller's arrays (often views of a component's buffers): the matrix never
     writes into them. ``names[j]`` is the column stored at ``[:, j]``; ``detached`` counts columns that
-    have since been written on their own (they no longer read from the block); ``has_text`` is set when a
+    have since been written on their own (they do not read from the block); ``has_text`` is set when a
     block column holds request text, so a block read must look at the text fallback.
     """
 

@@ -1,4 +1,4 @@
-"""The etcd config source (``aetcd``, not ``etcd3`` - see dependencies.md), registered as ``etcd``.
+"""The etcd config source (``aetcd``, not ``etcd3`` - see docs/dependencies.md), registered as ``etcd``.
 
 Keys are ``/config/<key>`` with the Go version's layout, e.g.
 ``/config/inferflow/services/<APP_NAME>/model-config/config-map/<id>`` (go-compatibility §2.1); the tree this

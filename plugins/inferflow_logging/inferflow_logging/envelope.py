@@ -145,7 +145,7 @@ def wrap_with_messages(
     created_at: int,
     event_name: str = EVENT_NAME,
 ) -> bytes:
-    """:func:`wrap` through the generated message classes (the reference the tests compare with)."""
+    """:func:`wrap` through the generated message classes (what the tests compare with)."""
     log = log_pb2.InferflowLog(
         user_id=user_id,
         tracking_id=tracking_id,
