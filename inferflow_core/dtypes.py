@@ -190,7 +190,7 @@ def _to_numeric(values: np.ndarray, dt: DataType) -> np.ndarray:
         f32 = src.astype(np.float32)  # the c10 / binary16 encoders take float32 input
         with np.errstate(over="ignore"):
             out = f32.astype(target)
-        if dt.scalar is DataType.FP8E5M2:  # ml_dtypes gives 0x7E for NaN; the anchor (c10) gives 0x7F
+        if dt.scalar is DataType.FP8E5M2:  # ml_dtypes gives 0x7E for NaN; Go Inferflow (c10) gives 0x7F
             raw = out.view(np.uint8)
             raw[np.isnan(f32)] = np.where(np.signbit(f32[np.isnan(f32)]), 0xFF, 0x7F)
         return out

@@ -9,7 +9,7 @@ Rows are targets (or slates / pairs in a :class:`SlateMatrix`). Each column has 
 
 A column may also hold the request's *text* for a feature (what existing Inferflow clients send). Text
 is kept as sent and used as a fallback: a typed cell that is present wins, a missing typed cell is
-parsed from the text when a consumer reads the column (the anchor's "request feature as fallback" rule).
+parsed from the text when a consumer reads the column (Go Inferflow's "request feature as fallback" rule).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class ColumnBlock:
 
     ``values``/``valid`` are the caller's arrays (often views of a component's buffers): the matrix never
     writes into them. ``names[j]`` is the column stored at ``[:, j]``; ``detached`` counts columns that
-    have since been written on their own (they no longer read from the block); ``has_text`` is set when a
+    have since been written on their own (they do not read from the block); ``has_text`` is set when a
     block column holds request text, so a block read must look at the text fallback.
     """
 
@@ -349,7 +349,7 @@ class ComponentMatrix:
         return values, valid
 
     def read_filled(self, name: str, dtype: DataType | None = None) -> np.ndarray:
-        """Like :meth:`read` with missing cells set to the type's default (reference 4.5: zeros)."""
+        """Like :meth:`read` with missing cells set to the type's default (go-compatibility §4.5: zeros)."""
         values, valid = self.read(name, dtype)
         if valid.all():
             return values
@@ -449,7 +449,7 @@ class ComponentMatrix:
         return np.vstack(values_list).T, np.vstack(valid_list).T
 
     def read_filled_many(self, names: Sequence[str], dtype: DataType | None = None) -> np.ndarray:
-        """Like :meth:`read_many` with missing cells set to the type's default (reference 4.5: zeros,
+        """Like :meth:`read_many` with missing cells set to the type's default (go-compatibility §4.5: zeros,
         "" for STRING). A view of the block when every cell is present — treat it as read-only."""
         values, valid = self.read_many(names, dtype)
         if valid.all():

@@ -3,7 +3,7 @@ plugin registered as the entry point registers it, its Kafka sink against a real
 
 A typed test component writes columns of several types (some cells missing); every logged message is
 consumed from the topic and decoded, and each logged cell must equal the cell the gRPC response carried
-for that target (response ``output_values`` are the same reference 4.4 wire cells). The log format is
+for that target (response ``output_values`` are the same go-compatibility §4.4 wire cells). The log format is
 switched through the service config (``v2-logging-type``) by hot reload, so one server serves all three.
 """
 
@@ -122,7 +122,7 @@ def assert_logged_equals_response(
             if value:
                 assert got == value, (fmt, entity, name, got, value)
             elif fmt == "proto" and name == "f_string":
-                assert got == b"0.0", (entity, got)  # reference 4.5: a missing String logs "0.0"
+                assert got == b"0.0", (entity, got)  # go-compatibility §4.5: a missing String logs "0.0"
             elif (
                 fmt == "proto"
                 and got is not None

@@ -1,6 +1,6 @@
 """Wire-contract tests for the generated protobuf / gRPC stubs.
 
-The expected tables below are transcribed from docs/inferflow-reference.md (§1.2-1.5, §5.2,
+The expected tables below are transcribed from docs/go-compatibility.md (§1.2-1.5, §5.2,
 §5.4). They pin method paths, field numbers, types and labels, so an accidental edit of a
 .proto file (or a stale stub) fails here rather than against a production client.
 """
@@ -219,7 +219,7 @@ RETRIEVE = {
         "feature_schemas": (3, M("retrieve.FeatureSchema"), REP),
         "rows": (4, M("retrieve.Row"), REP),
     },
-    # Not in the reference (RetrieveDecodedResult is unused by Inferflow); our own choice,
+    # Not described in go-compatibility (RetrieveDecodedResult is unused by Inferflow); our own choice,
     # documented in proto/onfs/retrieve.proto. Pinned here so it does not drift silently.
     "retrieve.DecodedRow": {"keys": (1, S, REP), "columns": (2, S, REP)},
     "retrieve.DecodedResult": {

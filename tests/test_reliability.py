@@ -232,7 +232,7 @@ async def test_admission_sheds_fast_beyond_the_bound_and_drops_expired_work() ->
 async def test_a_hung_component_gives_partial_answers_within_the_deadline_under_load() -> None:
     """~60 concurrent 1 s requests (client and server share this event loop) to a model whose second
     component hangs (its own timeout is longer than the budget): each one is a partial answer (per-target
-    error) before the client's deadline. With the old 5 ms margin most were DEADLINE_EXCEEDED."""
+    error) before the client's deadline (the 50 ms margin leaves time to send the partial answer)."""
     hung = _model(
         {"ok": ["feature_initializer"], "hung": ["feature_initializer"]},
         [

@@ -112,7 +112,7 @@ def test_serve_on_port_zero_reports_the_bound_ports(tmp_path: Path) -> None:
             match = next((m for m in map(_READY.search, list(lines)) if m), None)
         assert match, "no ready line naming the ports:\n" + "".join(lines)
         grpc_port, http_port = int(match.group(1)), int(match.group(2))
-        assert grpc_port > 1024 and http_port > 1024  # free ports (HTTP used to be port 0 + 1 = 1)
+        assert grpc_port > 1024 and http_port > 1024  # free ports (not port 0 + 1 = 1 for HTTP)
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health/self", timeout=5) as resp:
             assert resp.read() == b"true"
     finally:

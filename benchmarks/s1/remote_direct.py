@@ -1,6 +1,6 @@
 """S1 remote mode: start the three backends, and the "direct" client that calls them itself.
 
-The remote direct baseline (benchmark.md) makes the same backend calls as Inferflow's remote mode — OnFS
+The direct baseline (benchmarks/README.md) makes the same backend calls as Inferflow's remote mode — OnFS
 ``user`` (1 key) and ``catalog`` (200 keys, one batch) in parallel, then one KServe v2 ``ModelInfer`` over
 [200, 96] + [200, 32], then one Numerix ``Compute`` over 200 rows — with no DAG and no matrix: requests are
 written from templates, cells are read with one ``np.frombuffer`` per reply. ``direct_server.py --mode

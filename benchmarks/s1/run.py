@@ -1,4 +1,4 @@
-"""Scenario S1 (docs/benchmark.md): orchestrates servers and the load generator, prints the table.
+"""Scenario S1 (benchmarks/README.md): orchestrates servers and the load generator, prints the table.
 
     python benchmarks/s1/run.py [--quick] [--modes embedded,remote] [--out results.json] [--json] [--no-check]
 

@@ -1,4 +1,4 @@
-"""The built-in ``feature_initializer`` node (reference 5.1): lays out the request's matrix.
+"""The built-in ``feature_initializer`` node (go-compatibility §5.1): lays out the request's matrix.
 
 The serving adapters decode a request into :class:`InitialData` (Predict: one row per target, the id
 column plus target and context features; RetrieveModelScore: one row per id of the first entity, with

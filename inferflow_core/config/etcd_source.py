@@ -1,7 +1,7 @@
-"""The etcd config source (``aetcd``, not ``etcd3`` - see dependencies.md), registered as ``etcd``.
+"""The etcd config source (``aetcd``, not ``etcd3`` - see docs/dependencies.md), registered as ``etcd``.
 
 Keys are ``/config/<key>`` with the Go version's layout, e.g.
-``/config/inferflow/services/<APP_NAME>/model-config/config-map/<id>`` (reference 2.1); the tree this
+``/config/inferflow/services/<APP_NAME>/model-config/config-map/<id>`` (go-compatibility §2.1); the tree this
 source yields uses keys relative to ``/config/``. Each prefix is loaded with one range read and then
 watched. After any watch failure (etcd restart, network) we reconnect and re-watch from the last seen
 revision + 1, so a change made during the outage is delivered; if that revision was compacted away we

@@ -1,4 +1,4 @@
-"""Pydantic models of a model config (the anchor's JSON, reference 2.2) and the service config."""
+"""Pydantic models of a model config (Go Inferflow's JSON, go-compatibility §2.2) and the service config."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Keys Horizon (the anchor's config generator) emits that the anchor ignores. Accepted, not used.
+# Keys Horizon (Go Inferflow's config generator) emits that Go Inferflow ignores. Accepted, not used.
 KNOWN_EXTRA_TOP_LEVEL = {"route_config", "logging_ttl"}
 KNOWN_EXTRA_COMPONENT_SECTIONS = {"real_time_pricing_feature_components", "seen_score_components"}
 # The component sections the Go version reads; plugins register the config key they consume.

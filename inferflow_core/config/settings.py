@@ -1,4 +1,4 @@
-"""Service settings from the environment: the anchor's names where they exist, ``INFERFLOW_*`` otherwise."""
+"""Service settings from the environment: Go Inferflow's names where they exist, ``INFERFLOW_*`` otherwise."""
 
 from __future__ import annotations
 

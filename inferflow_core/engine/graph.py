@@ -1,4 +1,4 @@
-"""Build and validate a DAG once per ``component_dependency`` map (reference 3.1-3.2)."""
+"""Build and validate a DAG once per ``component_dependency`` map (go-compatibility §3.1-3.2)."""
 
 from __future__ import annotations
 

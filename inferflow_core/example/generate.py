@@ -1,4 +1,4 @@
-"""Deterministic data for the CTR example (scenario S1 of docs/benchmark.md).
+"""Deterministic data for the CTR example (scenario S1 of benchmarks/README.md).
 
 Writes, under ``<data>/{demo,full}/`` (``$INFERFLOW_EXAMPLE_DATA``, else the user's cache directory
 ``~/.cache/inferflow/example``; regenerated when missing or when the sizes change):

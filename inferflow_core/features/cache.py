@@ -1,4 +1,4 @@
-"""The feature cache (reference 5.2 steps 6 and 8): L1 in-process, optional L2 shared through ``diskcache``.
+"""The feature cache (go-compatibility §5.2, steps 6, 8): L1 local, optional L2 shared through ``diskcache``.
 
 Keys are ``model_config_id|cache_version|component|entity key``. L1 keeps the entities of one *format* — a
 component's feature list (wire labels and types) plus block layout (vector lengths) — in a :class:`Slab`
@@ -6,8 +6,8 @@ laid out like the embedded store: one growable numpy array per block of values a
 last use and size per row. The index is two-level, ``prefix -> entity -> slab << 32 | row``, so the entity
 strings of a request are looked up as they are (hashes already cached, no key strings built). A hit path is
 one dict pass over the keys and one ``take`` per block, and a warm cache of 100k entities is a few arrays
-rather than ~300k small objects for the garbage collector to walk (which is what made the old per-entry
-tuples spike to tens of ms). An entry of another feature list is a miss, never a wrong layout.
+rather than ~300k small objects for the garbage collector to walk (per-entry tuples would make GC
+pauses of tens of ms). An entry of another feature list is a miss, never a wrong layout.
 
 Bounded in bytes (``IN_MEMORY_CACHE_SIZE_IN_BYTES``; an entry counts its row, key and string cells plus a
 fixed overhead). LRU is approximated: each hit stamps a use counter; when over the bound the least recently

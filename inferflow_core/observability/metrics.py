@@ -12,7 +12,7 @@ totals of all of them. Without it, values live in this process's own registry.
 
 Every generic sample is also sent to StatsD (``inferflow.<name>``, labels as tags) when a
 :class:`~.statsd.StatsdClient` is attached; the request-path helpers (:meth:`api_request`,
-:meth:`component_run`, :meth:`external_call`, :meth:`cache_lookup`) emit the reference's names.
+:meth:`component_run`, :meth:`external_call`, :meth:`cache_lookup`) emit Go's names (go-compatibility §8.1).
 The metric table is in ``observability/README.md``.
 """
 

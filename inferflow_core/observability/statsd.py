@@ -5,7 +5,7 @@ Lines (``name:value|c|@rate|#tag:v,...``) are appended to a buffer; a datagram o
 thread flushes whatever is buffered every ``flush_interval`` seconds. The socket is non-blocking: a
 full socket buffer or an unreachable agent drops the datagram (counted in ``dropped``), never raises.
 
-Configured from the reference's env vars (8.1): ``TELEGRAF_HOST``, ``TELEGRAF_PORT`` (default 8125),
+Configured from Go's env vars (go-compatibility §8.1): ``TELEGRAF_HOST``, ``TELEGRAF_PORT`` (default 8125),
 ``METRIC_SAMPLING_RATE`` (default 1), global tags ``env:<APP_ENV>``, ``service:<APP_NAME>``.
 """
 

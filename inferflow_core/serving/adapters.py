@@ -1,6 +1,6 @@
 """Request adapters: validate a Predict request and decode it into :class:`InitialData` (+ slates).
 
-Feature values are decoded by their declared ``data_type`` (reference 6.1 ignores it; we do not):
+Feature values are decoded by their declared ``data_type`` (go-compatibility §6.1 ignores it; we do not):
 with ``INFERFLOW_REQUEST_VALUE_ENCODING=text`` (what existing clients send, e.g. ``b"0.25"``) they are
 parsed as text, with ``binary`` they are little-endian cells. A value that does not decode makes that
 target's (pair's, slate's) ``error`` say so; it is never silently turned into a zero. Malformed requests

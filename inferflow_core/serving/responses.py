@@ -1,4 +1,4 @@
-"""Response builders: matrix columns -> Predict response wire bytes (reference 6.1-6.3, defects fixed).
+"""Response builders: matrix columns -> Predict response wire bytes (go-compatibility §6.1-6.3).
 
 * ``*_output_schema`` lists ``response_config.features`` with the type of the producing component's
   column (normalised once per compiled model), else the matrix column's type, else ``DataTypeString``.

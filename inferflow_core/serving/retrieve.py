@@ -1,10 +1,10 @@
-"""RetrieveModelScore (reference 6.5): the legacy entity API, with the anchor's defects fixed.
+"""RetrieveModelScore (go-compatibility §6.5): the legacy entity API, with Go Inferflow's defects fixed.
 
 Entities become string columns (first entity's ids = the rows; single-id entities broadcast),
 ``USER-ID`` / ``APP-VERSION-CODE`` metadata become entities ``user_id`` / ``app_version_code``, and
 the response is a header row plus one text row per input row. No entities is INVALID_ARGUMENT
-(the anchor panics); an entity or feature whose value count fits neither the rows nor broadcasting is
-INVALID_ARGUMENT naming it (the anchor silently drops features).
+(Go Inferflow panics); an entity or feature whose value count fits neither the rows nor broadcasting is
+INVALID_ARGUMENT naming it (Go Inferflow silently drops features).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ METADATA_ENTITIES = (("user-id", "user_id"), ("app-version-code", "app_version_c
 
 
 def enabled_for_user_today(user_id: str, percentage: int, now: float | None = None) -> bool:
-    """The anchor's user-day sampling: ``abs(int32(murmur3_32(user_id + DDMMYYYY))) % 100 < pct``."""
+    """Go Inferflow's user-day sampling: ``abs(int32(murmur3_32(user_id + DDMMYYYY))) % 100 < pct``."""
     if percentage <= 0:
         return False
     if percentage >= 100:
@@ -58,7 +58,7 @@ def decode_retrieve(
         if not ent.entity:
             raise RequestError(f"entities[{i}].entity is empty")
         if ent.entity in seen:
-            continue  # first occurrence wins (reference 6.5 step 2)
+            continue  # first occurrence wins (go-compatibility §6.5 step 2)
         seen.add(ent.entity)
         if len(ent.ids) not in (1, rows):
             raise RequestError(

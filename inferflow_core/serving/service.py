@@ -1,5 +1,5 @@
 """The four RPCs as raw-bytes grpc.aio handlers, served under ``Predict``, ``PredictService`` and
-``Inferflow`` (method paths of reference 1.2 plus the 1.0.0 release-notes name).
+``Inferflow`` (method paths of go-compatibility §1.2 plus the 1.0.0 release-notes name).
 
 Handlers take the serialized request (so an oversized message is INVALID_ARGUMENT naming the limit,
 not a transport error) and return wire bytes (see ``wire.py``). Errors map to status codes in one

@@ -1,7 +1,7 @@
 """Write Predict responses as protobuf wire bytes directly (no per-target message objects).
 
 Building 200 ``TargetScore`` messages through protobuf-python costs as much as the whole DAG
-(benchmark.md); the score messages are simple (``error`` = field 1, ``output_values`` = repeated
+(benchmarks/README.md); the score messages are simple (``error`` = field 1, ``output_values`` = repeated
 field 2), so we write them ourselves. The tests decode these bytes with the generated classes.
 """
 

@@ -1,6 +1,6 @@
 """S1 throughput with inference logging off and on, measured in one run (issue 7's "done when").
 
-Serves the CTR example (scenario S1 of docs/benchmark.md, embedded backends: local feature store,
+Serves the CTR example (scenario S1 of benchmarks/README.md, embedded backends: local feature store,
 ONNX Runtime, numpy) with ``inferflow serve`` in a subprocess, one worker, and drives PointWise load
 (200 targets, every request with a ``tracking_id``) at concurrency 16 from a separate load-generator
 process for ``--seconds`` per setting: logging 0 %, and 100 % in proto and in parquet to the file sink.

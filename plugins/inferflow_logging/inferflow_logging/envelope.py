@@ -1,4 +1,4 @@
-"""The Kafka envelope of reference 7.5.
+"""The Kafka envelope of go-compatibility §7.5.
 
 ``KafkaRequest{value: KafkaEventValue{properties: Any(InferflowLog)}}``, no key, no headers.
 """
@@ -13,7 +13,7 @@ from google.protobuf import any_pb2
 from inferflow_core.api import kafka_request_pb2, length_delimited, log_pb2, varint
 
 EVENT_NAME = "inferflow_inference_logs"
-SLATE_EVENT_NAME = "inferflow_inference_slate_logs"  # ours: slate / pair matrices (the anchor logged none)
+SLATE_EVENT_NAME = "inferflow_inference_slate_logs"  # ours: slate / pair matrices (Go Inferflow logged none)
 Buffer = bytes | bytearray | memoryview  # a wire region handed to ``wrap_framed``
 PARENT_ENTITY_KEYS = ("parent_catalog_id", "search_query", "clp_id", "collection_id")
 
@@ -145,7 +145,7 @@ def wrap_with_messages(
     created_at: int,
     event_name: str = EVENT_NAME,
 ) -> bytes:
-    """:func:`wrap` through the generated message classes (the reference the tests compare with)."""
+    """:func:`wrap` through the generated message classes (what the tests compare with)."""
     log = log_pb2.InferflowLog(
         user_id=user_id,
         tracking_id=tracking_id,

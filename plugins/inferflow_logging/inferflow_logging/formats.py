@@ -1,11 +1,11 @@
-"""The three log formats of reference 7.4, each an object registered through ``register_log_formats``.
+"""The three log formats of go-compatibility §7.4, each an object registered through ``register_log_formats``.
 
 A format turns a :class:`LogTable` into chunks of at most ``batch_size`` rows, each chunk the
 ``features`` of one ``InferflowLog`` (proto: one blob per entity; arrow / parquet: one blob per chunk),
 and decodes those blobs back into raw cells for ``inferflow logs read`` and the tests.
 
-Differences from the anchor (reference 10.D1): Arrow fields are declared nullable (the anchor declared
-them non-nullable but wrote nulls); a row that cannot be encoded (a proto variable-length value over
+Differences from Go Inferflow (go-compatibility §10, D1): Arrow fields are declared nullable (Go
+declared them non-nullable but wrote nulls); a row that cannot be encoded (a proto variable-length value over
 65535 bytes) is dropped alone and counted instead of dropping the whole request.
 """
 
@@ -29,7 +29,7 @@ from .table import CellGroup, LogColumn, LogTable
 MAX_VAR_LEN = 0xFFFF
 PARQUET_COLUMN = "Features"  # parquet-go's column name for the Go row struct's field ``Features``
 PARQUET_MAP = pa.map_(pa.int64(), pa.field("value", pa.binary(), nullable=False))
-_MISSING_STRING = b"0.0"  # reference 4.5: a missing String/BYTES value in the proto log
+_MISSING_STRING = b"0.0"  # go-compatibility §4.5: a missing String/BYTES value in the proto log
 
 
 class Chunk:

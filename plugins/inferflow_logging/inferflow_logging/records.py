@@ -54,7 +54,7 @@ def encode_request(
     """Build, encode and wrap the target log (and the slate log of pair/slate requests).
 
     Bad rows are dropped one by one and counted (``logging.error{error_type=bad_row}``); a missing id
-    column logs nothing for the request (``id_column_not_found``), as in the anchor.
+    column logs nothing for the request (``id_column_not_found``), as in Go Inferflow.
     """
     extracted = extract_request(served, schema, fmt.name, metrics, log_slates)
     if extracted is None:

@@ -1,4 +1,4 @@
-"""When to log (reference 7.1 and 6.5): uniform for the Predict APIs, user-day hash for RetrieveModelScore."""
+"""When to log (go-compatibility §7.1, §6.5): uniform for Predict, a user-day hash for RetrieveModelScore."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def user_day_enabled(user_id: str, percentage: int, now: float | None = None) ->
 
 
 def should_log(api: str, tracking_id: str, user_id: str, percentage: int) -> bool:
-    """The anchor's trigger: a tracking id, and the API's sampling rule at ``logging_perc``."""
+    """Go Inferflow's trigger: a tracking id, and the API's sampling rule at ``logging_perc``."""
     if percentage <= 0 or not tracking_id:
         return False
     if api == RETRIEVE_MODEL_SCORE:

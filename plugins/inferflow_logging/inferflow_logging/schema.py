@@ -1,11 +1,11 @@
-"""The logged feature schema of a model (reference 7.2) and the metadata byte (7.3).
+"""The logged feature schema of a model (go-compatibility §7.2) and the metadata byte (7.3).
 
-Derived once per compiled model (cached by its digest) from the components' declared columns, in the
-anchor's order: feature-store outputs, numerix outputs, predator outputs (then outputs of any other
+Derived once per compiled model (cached by its digest) from the components' declared columns, in Go
+Inferflow's order: feature-store outputs, numerix outputs, predator outputs (then outputs of any other
 component section), then the inputs of numerix, predator and other non-feature components that are
-not yet present. Deliberate difference from the anchor: every entry is typed by the compiled model's
-column spec (the type the matrix really holds); the anchor forced model inputs to ``String``
-(reference 10.D1), which made the logged bytes of numeric inputs a text re-encoding.
+not yet present. Deliberate difference from Go Inferflow: every entry is typed by the compiled model's
+column spec (the type the matrix really holds); Go Inferflow forced model inputs to ``String``
+(go-compatibility §10.D1), which made the logged bytes of numeric inputs a text re-encoding.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from inferflow_core.api import CompiledModel, DataType
 
 FEATURE_SECTION = "feature_components"
-# rank of each component section in the anchor's schema order; unknown sections come last
+# rank of each component section in Go Inferflow's schema order; unknown sections come last
 _OUTPUT_RANK = {FEATURE_SECTION: 0, "numerix_components": 1, "predator_components": 2}
 _INPUT_RANK = {"numerix_components": 0, "predator_components": 1}
 FORMAT_CODES = {"proto": 0, "arrow": 1, "parquet": 2}
@@ -121,7 +121,7 @@ def _typed(dtype: DataType) -> DataType:
 
 
 def derive_schema(model: CompiledModel) -> LogSchema:
-    """Build the schema of reference 7.2 with column-spec types (see the module docstring)."""
+    """Build the schema of go-compatibility §7.2 with column-spec types (see the module docstring)."""
     sections = _sections(model)
     comps: list[tuple[str, Any]] = [
         (sections.get(name, "~"), comp) for name, comp in model.components.items()

@@ -1,4 +1,4 @@
-"""Logging settings from the environment (the anchor's Kafka names, ``INFERFLOW_*`` for the rest)."""
+"""Logging settings from the environment (Go Inferflow's Kafka names, ``INFERFLOW_*`` for the rest)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class LoggingSettings(BaseSettings):
     log_slates: bool = Field(True, validation_alias=_env("INFERFLOW_LOG_SLATES", "log_slates"))
 
     def bootstrap_servers(self) -> str:
-        """Comma-separated servers, whitespace removed (the anchor did not split them: reference 10.A1)."""
+        """Comma-separated servers, whitespace removed (Go did not split them: go-compatibility §10.A1)."""
         raw = self.kafka_bootstrap_servers or ""
         return ",".join(s.strip() for s in raw.split(",") if s.strip())
 

@@ -224,7 +224,7 @@ class KafkaWriter:
         conf: dict[str, Any] = {
             "bootstrap.servers": settings.bootstrap_servers(),
             "compression.type": settings.kafka_compression,
-            "linger.ms": 10,  # the anchor's 10 ms batch timeout
+            "linger.ms": 10,  # Go Inferflow's 10 ms batch timeout
             "queue.buffering.max.messages": 100_000,
             "queue.buffering.max.kbytes": 131_072,
             "message.timeout.ms": 120_000,

@@ -1,7 +1,7 @@
-"""Matrix -> LogTable: the raw wire cells (reference 4.4) of every schema entry, column by column.
+"""Matrix -> LogTable: the raw wire cells (go-compatibility §4.4) of every schema entry, column by column.
 
 Cells are produced by the core's converters only (``ComponentMatrix.read`` + ``api.encode_array`` for
-fixed widths, ``ComponentMatrix.cells`` otherwise), so the logged bytes are exactly the reference 4.4
+fixed widths, ``ComponentMatrix.cells`` otherwise), so the logged bytes are exactly the go-compatibility §4.4
 encoding of what the matrix holds. A column whose cells all have one width (fixed scalars, vectors of a
 constant dim) is kept as a ``(rows, width)`` uint8 numpy block — usually a view of the matrix's own
 values, no copy — which the proto and parquet formats lay out with numpy; only strings and ragged
@@ -51,7 +51,7 @@ class LogColumn:
     def var_parts(self, fill: bytes = b"") -> tuple[np.ndarray, np.ndarray]:
         """(lengths (rows,) int64, the present cells' bytes concatenated in row order as uint8).
 
-        A missing cell is ``fill`` (the proto format's default of reference 4.5, or nothing).
+        A missing cell is ``fill`` (the proto format's default of go-compatibility §4.5, or nothing).
         """
         if self.block is not None and not fill:
             width = self.block.shape[1]

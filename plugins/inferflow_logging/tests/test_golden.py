@@ -88,7 +88,7 @@ def test_proto_golden_bytes() -> None:
     for dt, _, cell in CASES:
         if dt in VAR:
             row0 += struct.pack("<H", len(cell)) + cell
-            row1 += b"\x03\x000.0" if dt is D.STRING else b"\x00\x00"  # reference 4.5 proto defaults
+            row1 += b"\x03\x000.0" if dt is D.STRING else b"\x00\x00"  # go-compatibility §4.5 proto defaults
         else:
             row0 += cell
             row1 += b"\x00" * len(cell)

@@ -78,7 +78,7 @@ def test_schema_order_and_types_follow_the_reference() -> None:
         ("u:n", DataType.INT64),
         ("final", DataType.FP64),
         ("score", DataType.FP32),
-        ("price", DataType.FP16),  # numerix input, typed by its column spec (the anchor forced String)
+        ("price", DataType.FP16),  # numerix input, typed by its column spec (Go Inferflow forced String)
         ("age", DataType.INT32),  # predator input
     ]
     cfg["response_config"]["log_features"] = True  # type: ignore[index]

@@ -1,4 +1,4 @@
-"""S1 final step: "pctr price 2 + log /" over 200 rows, embedded and remote (docs benchmark.md).
+"""S1 final step: "pctr price 2 + log /" over 200 rows, embedded and remote (benchmarks/README.md).
 
 Times ``NumerixComponent.run`` on a matrix whose ``pctr`` and ``price`` are FP32 columns (as the ranker
 and the feature store leave them): reading both inputs, evaluating and writing ``final_score`` into the

@@ -1,7 +1,7 @@
 """gRPC client of a remote Numerix (``/numerix.Numerix/Compute``).
 
 Rows over ``batch_size`` are split into batches sent in parallel. Each call carries the metadata
-``numerix-caller-id`` (this service's APP_NAME) and ``numerix-auth-token`` (the anchor validates the
+``numerix-caller-id`` (this service's APP_NAME) and ``numerix-auth-token`` (Go Inferflow validates the
 token but never sends it; we send it when set). Channels are bound to an event loop, so the client keeps
 one channel per running loop.
 """

@@ -1,11 +1,11 @@
-"""NumerixComponent (reference 5.4, with the anchor's defects fixed) and its component type.
+"""NumerixComponent (go-compatibility §5.4, with Go Inferflow's defects fixed) and its component type.
 
 * Schema order is the ``score_mapping`` config order (``[component_id] + variables``), stable per config.
 * Inputs are read with ``matrix.read(column, fp32|fp64)`` from the column's real type (request text is
-  parsed by the core converter); missing cells become 0 (reference 4.5 "zeros of the type"; the anchor's
-  ``0.0`` text for string columns was then rejected by Numerix — here it is simply 0). A vector column
+  parsed by the core converter); missing cells become 0 (go-compatibility §4.5; Go's ``0.0``
+  text for string columns was then rejected by Numerix — here it is simply 0). A vector column
   contributes its first element. A column absent from the matrix counts as all missing.
-* Evaluation precision is fp64 when ``data_type`` is FP64, else fp32 (the anchor's wire type); results
+* Evaluation precision is fp64 when ``data_type`` is FP64, else fp32 (Go Inferflow's wire type); results
   are cast to ``data_type`` before being written.
 * Embedded mode (no ``NUMERIX_CLIENT_V1_HOST``): the expression is read per request from
   ``ctx.config`` and parsed once per version. Remote mode: rows are sent in parallel batches of

@@ -1,6 +1,6 @@
-"""The ``numerix_components`` entry (reference 2.2) and its load-time checks.
+"""The ``numerix_components`` entry (go-compatibility §2.2) and its load-time checks.
 
-The anchor crashes on a ``score_mapping`` key without ``@TYPE``; here every problem is a ConfigError
+Go Inferflow crashes on a ``score_mapping`` key without ``@TYPE``; here every problem is a ConfigError
 naming the JSON path (``score_mapping.<key>``), reported when the model config is loaded.
 """
 

@@ -1,4 +1,4 @@
-"""Column-wise functions of the Numerix language (reference 5.4), written with numpy.
+"""Column-wise functions of the Numerix language (go-compatibility §5.4), written with numpy.
 
 Each function takes and returns 1-D arrays of the evaluation dtype (float32 or float64). The column
 normalisations look at the whole column (all rows of one call), so results depend on the batch: this is

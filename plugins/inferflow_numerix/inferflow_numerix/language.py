@@ -1,4 +1,4 @@
-"""The Numerix expression language: whitespace-separated postfix tokens over columns (reference 5.4).
+"""The Numerix expression language: whitespace-separated postfix tokens over columns (go-compatibility §5.4).
 
 ``parse`` turns an expression into a :class:`Program` once; ``Program.evaluate`` runs it column-wise
 with numpy in float32 or float64. Each token resolves, in this order, as
@@ -9,7 +9,7 @@ with numpy in float32 or float64. Each token resolves, in this order, as
 4. a column name (a variable of the call's schema).
 
 So ``-`` is subtraction while ``-1`` is a literal, a column named ``2`` or ``min`` cannot be referenced,
-and ``1e3``/``.5`` are not literals (they would have to be column names). The anchor also turns digits
+and ``1e3``/``.5`` are not literals (they would have to be column names). Go Inferflow also turns digits
 *inside* identifiers into constants; here they stay part of the identifier (``x2`` is a column).
 
 Errors (every one fails the whole call, naming the token): an unknown token (a name that is no column

@@ -1,4 +1,4 @@
-"""Environment settings of the Numerix plugin (the anchor's ``NUMERIX_CLIENT_V1_*`` names, reference 8.3).
+"""Environment settings of the Numerix plugin (Go's ``NUMERIX_CLIENT_V1_*`` names, go-compatibility §8.3).
 
 None is mandatory: without ``NUMERIX_CLIENT_V1_HOST`` the component evaluates expressions in process
 (the embedded evaluator) and the other client settings are ignored.

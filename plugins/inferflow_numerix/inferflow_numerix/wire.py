@@ -2,7 +2,7 @@
 
 A request is ``schema = [id column, var1, var2 ...]`` plus one ``Score`` per row holding the row's cells
 in schema order, either as text (``string_data``) or as little-endian bytes (``byte_data``, element type
-``data_type``: ``fp32`` — the anchor's only value — or ``fp64``). The response echoes each row's id and
+``data_type``: ``fp32`` — Go Inferflow's only value — or ``fp64``). The response echoes each row's id and
 adds its score: ``schema = [id column, "score"]``, ``computation_scores[i] = [id_i, score_i]`` in the
 format of the request (text scores use the Go ``%v`` float format of the core converter).
 """
@@ -27,7 +27,7 @@ class WireError(ValueError):
 
 
 def wire_dtype(name: str | None) -> DataType:
-    """``fp32``/``fp64`` (any core spelling) -> DataType; absent means fp32 (what the anchor sends)."""
+    """``fp32``/``fp64`` (any core spelling) -> DataType; absent means fp32 (what Go Inferflow sends)."""
     if not name:
         return DataType.FP32
     try:

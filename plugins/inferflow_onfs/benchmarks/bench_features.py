@@ -1,4 +1,4 @@
-"""Time the two S1 feature components (benchmark.md) filling a 200-row matrix: embedded, remote, warm cache.
+"""Time the two S1 feature components (benchmarks/README.md) filling 200 rows: embedded, remote, warm cache.
 
     python plugins/inferflow_onfs/benchmarks/bench_features.py [--requests 2000] [--data DIR]
 

@@ -42,7 +42,7 @@ class MalformedResponse(Exception):
 
 
 def classify(exc: BaseException) -> tuple[str, str]:
-    """Error kind (the anchor's metric error types) and message of a failed batch."""
+    """Error kind (Go Inferflow's metric error types) and message of a failed batch."""
     if isinstance(exc, MalformedResponse):
         return exc.kind, str(exc)
     if isinstance(exc, grpc.aio.AioRpcError):

@@ -1,6 +1,6 @@
 """Wire cells <-> FeatureFrame (the general path), and FeatureFrame rows <-> L2 cache rows.
 
-Decoding (reference 4.4 encodings; answers that fit a ``wire.RowTemplate`` never get here): rows whose
+Decoding (go-compatibility §4.4 encodings; answers that fit a ``wire.RowTemplate`` never get here): rows whose
 fixed-width cells all have the expected size are decoded together — their cells joined into one buffer and
 read with a single ``np.frombuffer`` over a structured dtype with one field per block. Only the other rows
 (missing cells, wrong sizes) and string features go through ``api.cells_to_array`` column by column. No

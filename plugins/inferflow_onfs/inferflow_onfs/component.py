@@ -1,4 +1,4 @@
-"""The FeatureComponent (reference 5.2), with the anchor's defects fixed.
+"""The FeatureComponent (go-compatibility §5.2), with Go Inferflow's defects fixed.
 
 Per request: read the key columns as text, build one key per row (parts joined with ``|``), dedupe (a user key
 shared by 200 targets is looked up once), never send an empty key (a row with any empty key part stays
@@ -164,7 +164,7 @@ class FeatureComponent(Component):
         else:
             unique = [k for k in index if all(k)]  # a key with an empty part is never sent
             positions = np.fromiter((index[k] for k in unique), np.intp, len(unique))
-        if self.metrics is not None:  # the reference's inferflow.component.feature.count
+        if self.metrics is not None:  # Go Inferflow's inferflow.component.feature.count
             self.metrics.feature_count(self.model_id, self.name, len(unique) * len(self.specs))
         cached, misses = await self._from_cache(unique, positions)
         if self.cache is not None:  # EXPLAIN (no-op unless the request asked)

@@ -1,8 +1,8 @@
-"""The ``feature_components`` entry (reference 2.2) and the feature layout derived from it once at load.
+"""The ``feature_components`` entry (go-compatibility §2.2) and the feature layout derived from it at load.
 
 Unknown keys are rejected; ``data_type`` spellings are normalised with ``api.parse_dtype``. A feature written
 ``name@DataTypeX`` is requested from the store verbatim (OnFS quantises it) and lands in column ``...:name``
-typed X — the anchor registered that column but never filled it (reference 5.2, step 9).
+typed X — Go Inferflow registered that column but never filled it (go-compatibility §5.2, step 9).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class FeatureSpec:
 
 
 def feature_specs(cfg: FeatureComponentConfig) -> tuple[FeatureSpec, ...]:
-    """Features in group/feature order. Empty when the first group has no features (reference 5.2 step 4)."""
+    """Features in group/feature order. Empty if the first group has none (go-compatibility §5.2, step 4)."""
     groups = cfg.fs_request.feature_groups
     if not groups or not groups[0].features:
         return ()

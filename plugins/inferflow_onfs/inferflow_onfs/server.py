@@ -1,7 +1,7 @@
 """An OnFS-protocol server over the embedded store: ``RetrieveFeatures`` and ``RetrieveDecodedResult``.
 
 For remote-mode benchmarks, for tests of the client, and for teams without OnFS. Cells use the encodings of
-reference 4.4 in the store's own types (a ``name@DataTypeX`` feature is converted to X, as OnFS quantises);
+go-compatibility §4.4 in the store's own types (a ``name@DataTypeX`` feature is converted to X);
 one row per requested key, in query order, carrying its keys; an unknown entity is a row of empty cells.
 ``INFERFLOW_ONFS_SERVE_TEST_SLEEP_MS`` (tests only) delays every answer.
 

@@ -1,6 +1,6 @@
-"""Process settings of the OnFS plugin, read from the environment (the anchor's names, reference 8.3).
+"""Process settings of the OnFS plugin, from the environment (Go Inferflow's names, go-compatibility §8.3).
 
-The anchor codes no defaults (a missing host panics, batch size 0 divides by zero). Here every setting has a
+Go Inferflow codes no defaults (a missing host panics, batch size 0 divides by zero). Here every setting has a
 working default, and the remote backend is only chosen when ``EXTERNAL_SERVICE_ONFS_FS_HOST`` is set; without
 it the embedded Parquet store under ``INFERFLOW_ONFS_LOCAL_DIR`` serves the features.
 """
@@ -24,8 +24,8 @@ class OnfsSettings(BaseSettings):
 
     fs_host: str = Field("", validation_alias=_env("EXTERNAL_SERVICE_ONFS_FS_HOST"))
     fs_port: int = Field(8089, ge=1, le=65535, validation_alias=_env("EXTERNAL_SERVICE_ONFS_FS_PORT"))
-    # The anchor defaults to TLS (skip-verify). Python gRPC cannot skip verification, so TLS here verifies
-    # against the system roots; in-cluster deployments normally set plaintext (as the anchor's compose does).
+    # Go Inferflow defaults to TLS (skip-verify). Python gRPC cannot skip verification, so TLS here verifies
+    # against the system roots; in-cluster deployments normally set plaintext (as Go's compose does).
     fs_plaintext: bool = Field(False, validation_alias=_env("EXTERNAL_SERVICE_ONFS_FS_GRPC_PLAIN_TEXT"))
     caller_id: str = Field("", validation_alias=_env("EXTERNAL_SERVICE_ONFS_FS_CALLER_ID"))
     caller_token: str = Field("", validation_alias=_env("EXTERNAL_SERVICE_ONFS_FS_CALLER_TOKEN"))

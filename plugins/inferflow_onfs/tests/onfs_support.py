@@ -129,7 +129,7 @@ def onfs_server(
             proc.wait(5)
 
 
-# ---- config builders (formerly helpers.py)
+# ---- config builders
 
 SCALARS = ["fp16", "fp32", "fp64", "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "flag", "name", "f8"]
 SCALAR_TYPES = {

@@ -61,7 +61,7 @@ async def test_dag_embedded_dedupes_and_skips_empty_keys(local_env) -> None:
     _check(ctx, local_env, users)
     labels = {"model_id": "m", "component": "user_features"}
     assert rt.metrics.value("onfs_fetched_entities", **labels) == 3  # u1, u2, ghost; "" never sent
-    # the reference's feature count: unique entities x features
+    # Go Inferflow's feature count: unique entities x features
     features = len(rt.store.current.models["m"].nodes["user_features"].outputs())
     assert rt.metrics.value("component_features", **labels) == 3 * features
     pair, valid = ctx.matrix.read("pair:aff:score")

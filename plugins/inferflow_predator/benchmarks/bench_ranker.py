@@ -1,4 +1,4 @@
-"""S1 ranker step (benchmark.md): 200 rows, inputs dense [96] + emb [32] FP32, MLP 128-64-1.
+"""S1 ranker step (benchmarks/README.md): 200 rows, inputs dense [96] + emb [32] FP32, MLP 128-64-1.
 
     /work/venv/bin/python plugins/inferflow_predator/benchmarks/bench_ranker.py [--iters 2000] [--no-remote]
 

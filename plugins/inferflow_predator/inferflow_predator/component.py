@@ -1,4 +1,4 @@
-"""PredatorComponent (reference 5.3) with the anchor's defects fixed.
+"""PredatorComponent (go-compatibility §5.3) with Go Inferflow's defects fixed.
 
 Per request: pick an endpoint by percentage, assemble every input tensor once for all rows, split the rows
 into ``batch_size`` batches sent in parallel, and write each batch's scores back at its own row offsets —

@@ -1,4 +1,4 @@
-"""The ``predator_components`` entry (reference 2.2), validated once at config load.
+"""The ``predator_components`` entry (go-compatibility §2.2), validated once at config load.
 
 Type spellings are normalised here (``FP32``, ``DataTypeFP32``, ``fp32`` all work), so the request path
 never looks at a type string again. Errors carry the JSON path below the component entry; the core
@@ -86,7 +86,7 @@ class PredatorConfig(_Strict):
     component: str = Field(min_length=1)
     component_id: str = Field(min_length=1)
     model_name: str = Field(min_length=1)
-    model_version: str = "1"  # our extension; the anchor always sends "1"
+    model_version: str = "1"  # our extension; Go Inferflow always sends "1"
     model_end_point: str = ""
     model_end_points: list[EndpointWeight] = []
     route_config: list[RouteEntry] = []

@@ -1,4 +1,4 @@
-"""Environment settings of the predator client (the anchor's env names, reference 8.3, with defaults)."""
+"""Environment settings of the predator client (Go's env names, go-compatibility §8.3, with defaults)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Matrix columns <-> model tensors, with numpy (reference 4.4, 4.5 and the payload rules of 5.3).
+"""Matrix columns <-> model tensors, with numpy (go-compatibility §4.4, 4.5 and the payload rules of 5.3).
 
 Inputs: each feature column is read once as the input's element type (vector columns as the vector type,
 runs of scalar columns with one ``read_filled_many``), missing cells take the 4.5 defaults, the parts are
@@ -26,7 +26,7 @@ from inferflow_core.api import (
 
 from .config import InputSpec, OutputSpec
 
-BYTES_DEFAULT = "0.0"  # reference 4.5: a missing BYTES input cell is the 3-byte text 0.0
+BYTES_DEFAULT = "0.0"  # go-compatibility §4.5: a missing BYTES input cell is the 3-byte text 0.0
 
 
 @dataclass(frozen=True)
