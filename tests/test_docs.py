@@ -5,7 +5,8 @@ Checked over every tracked ``.py`` and ``.md`` file:
 * no bare "reference N.N" citation (cite "go-compatibility §N.N" instead), and every go-compatibility
   section cited exists as a heading of docs/go-compatibility.md;
 * the Go implementation is called "Go Inferflow", never by its old nickname;
-* every relative ``.md`` path (a Markdown link, or a path such as ``docs/configuration.md`` in a comment) exists.
+* every relative ``.md`` path (a Markdown link, or a path such as ``docs/configuration.md`` in a
+  comment) exists.
 """
 
 from __future__ import annotations
