@@ -50,7 +50,19 @@ from .dtypes import (
 from .engine.compile import CompiledModel
 from .errors import ComponentError, ConfigError, InferflowError, PluginError, RequestError
 from .features import Block as FeatureBlock
-from .features import FeatureCache, FeatureFrame, empty_objects, from_raw, missing_frame, raw_dtype, to_raw
+from .features import (
+    DataTypeSpelling,
+    FeatureCache,
+    FeatureFrame,
+    FeatureNames,
+    FsKey,
+    empty_objects,
+    from_raw,
+    missing_frame,
+    raw_dtype,
+    split_typed_feature,
+    to_raw,
+)
 from .features import Slab as FeatureSlab
 from .features import Slot as FeatureSlot
 from .features import assemble as assemble_features
@@ -83,12 +95,15 @@ __all__ = [
     "ConfigView",
     "DataType",
     "DataTypeError",
+    "DataTypeSpelling",
     "DirectorySource",
     "FeatureBlock",
     "FeatureCache",
     "FeatureFrame",
+    "FeatureNames",
     "FeatureSlab",
     "FeatureSlot",
+    "FsKey",
     "InferflowClient",
     "InferflowError",
     "InitialData",
@@ -141,6 +156,7 @@ __all__ = [
     "reconnect_options",
     "serve_grpc_service",
     "spearman",
+    "split_typed_feature",
     "text_to_bytes",
     "to_raw",
     "top_k_overlap",

@@ -8,6 +8,7 @@ data structure a feature component fills and the per-component entity cache (L1 
 from __future__ import annotations
 
 from .cache import FeatureCache, Slab
+from .config import DataTypeSpelling, FeatureNames, FsKey, split_typed_feature
 from .frame import (
     Block,
     FeatureFrame,
@@ -22,8 +23,11 @@ from .frame import (
 
 __all__ = [
     "Block",
+    "DataTypeSpelling",
     "FeatureCache",
     "FeatureFrame",
+    "FeatureNames",
+    "FsKey",
     "Slab",
     "Slot",
     "assemble",
@@ -31,5 +35,6 @@ __all__ = [
     "from_raw",
     "missing_frame",
     "raw_dtype",
+    "split_typed_feature",
     "to_raw",
 ]

@@ -12,49 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from inferflow_core.api import DataType, DataTypeError, parse_dtype
+from inferflow_core.api import DataType, DataTypeSpelling, FeatureNames, FsKey, split_typed_feature
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class FsKey(_Strict):
-    schema_: str = Field(alias="schema", min_length=1)
-    col: str = Field(min_length=1)
-
-
 class FeatureViewConfig(_Strict):
     label: str = Field(min_length=1)
     view: str = ""  # the Feast feature view when its name differs from ``label`` (view names are global)
-    data_type: DataType
-    features: list[str] = Field(min_length=1)
-
-    @field_validator("data_type", mode="before")
-    @classmethod
-    def _dtype(cls, value: object) -> DataType:
-        if isinstance(value, DataType):
-            return value
-        try:
-            return parse_dtype(str(value))
-        except DataTypeError as exc:
-            raise ValueError(str(exc)) from None
-
-    @field_validator("features")
-    @classmethod
-    def _features(cls, value: list[str]) -> list[str]:
-        for feature in value:
-            base, _, suffix = feature.rpartition("@") if "@" in feature else (feature, "", "")
-            if not base:
-                raise ValueError(f"feature {feature!r} has an empty name")
-            if suffix:
-                try:
-                    parse_dtype(suffix)
-                except DataTypeError as exc:
-                    raise ValueError(f"feature {feature!r}: {exc}") from None
-        return value
+    data_type: DataTypeSpelling
+    features: FeatureNames = Field(min_length=1)
 
 
 class FsRequest(_Strict):
@@ -92,10 +63,8 @@ def feature_specs(cfg: FeastComponentConfig) -> tuple[FeatureSpec, ...]:
     out = []
     for group in cfg.fs_request.feature_groups:
         for feature in group.features:
-            name, dtype = feature, group.data_type
-            if "@" in feature:
-                name, _, suffix = feature.rpartition("@")
-                dtype = parse_dtype(suffix)
+            name, typed = split_typed_feature(feature)
+            dtype = typed or group.data_type
             column = f"{cfg.col_name_prefix}{cfg.fs_request.label}:{group.label}:{name}"
             out.append(FeatureSpec(group.view or group.label, name, column, dtype))
     return tuple(out)

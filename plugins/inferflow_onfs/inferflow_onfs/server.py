@@ -27,8 +27,8 @@ from inferflow_core.api import (
     FeatureFrame,
     ServerTls,
     format_column,
-    parse_dtype,
     serve_grpc_service,
+    split_typed_feature,
     to_raw,
 )
 
@@ -94,11 +94,11 @@ class FeatureService:
         for group in query.feature_groups:
             feats = []
             for label in group.feature_labels:
-                name, _, suffix = label.rpartition("@") if "@" in label else (label, "", "")
                 try:
-                    columns.append((f"{group.label}:{name}", parse_dtype(suffix) if suffix else None))
-                except DataTypeError as exc:
+                    name, typed = split_typed_feature(label)
+                except ValueError as exc:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                columns.append((f"{group.label}:{name}", typed))
                 feats.append(pb.Feature(label=label, column_idx=len(columns) - 1))
             schemas.append(pb.FeatureSchema(feature_group_label=group.label, features=feats))
         try:
