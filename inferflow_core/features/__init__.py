@@ -20,10 +20,12 @@ from .frame import (
     raw_dtype,
     to_raw,
 )
+from .keys import EntityKeys, entity_keys, read_keys
 
 __all__ = [
     "Block",
     "DataTypeSpelling",
+    "EntityKeys",
     "FeatureCache",
     "FeatureFrame",
     "FeatureNames",
@@ -32,9 +34,11 @@ __all__ = [
     "Slot",
     "assemble",
     "empty_objects",
+    "entity_keys",
     "from_raw",
     "missing_frame",
     "raw_dtype",
+    "read_keys",
     "split_typed_feature",
     "to_raw",
 ]

@@ -11,7 +11,6 @@ failures (``feast_errors{kind}``), and a request whose every batch failed fails 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import time
 
 import numpy as np
@@ -27,6 +26,8 @@ from inferflow_core.api import (
     Metrics,
     RunContext,
     assemble_features,
+    entity_keys,
+    read_keys,
 )
 
 from .backend import FeastBackend, FetchRequest
@@ -70,18 +71,8 @@ class FeastComponent(Component):
 
     async def run(self, ctx: RunContext) -> None:
         matrix = ctx.matrix
-        texts = []
-        for col in self.key_cols:
-            values, valid = matrix.read(col, DataType.STRING)
-            if valid.all():
-                texts.append(values.tolist())
-            else:
-                texts.append([v if ok else "" for v, ok in zip(values.tolist(), valid.tolist(), strict=True)])
-        row_keys = list(zip(*texts, strict=True))
-        index = dict(zip(dict.fromkeys(row_keys), itertools.count()))
-        inverse = np.fromiter(map(index.__getitem__, row_keys), np.intp, len(row_keys))
-        unique = [k for k in index if all(k)]  # a key with an empty part is never sent
-        positions = np.fromiter((index[k] for k in unique), np.intp, len(unique))
+        keys = entity_keys(read_keys(matrix, self.key_cols))
+        unique, positions = keys.unique, keys.positions
         parts: list[tuple[np.ndarray, FeatureFrame]] = []
         misses = list(range(len(unique)))
         if self.cache is not None and unique:
@@ -95,14 +86,13 @@ class FeastComponent(Component):
         if misses:
             fetched = await self._fetch(ctx, [unique[i] for i in misses], all_keys=len(misses) == len(unique))
             parts.append((positions[misses], fetched))
-        frame = assemble_features(self.request.dtypes, len(index), parts).take(inverse)
+        frame = assemble_features(self.request.dtypes, keys.distinct, parts).take(keys.inverse)
         for j, spec in enumerate(self.specs):
             values, valid = frame.column(j)
             if valid.any():  # a feature with no value in any row is not written (a request value stays)
                 matrix.set_column(spec.column, values, valid)
         if self.cfg.composite_id:
-            joined = np.array(["|".join(k) for k in row_keys] + [None], dtype=object)[:-1]
-            matrix.set_column(self.cfg.component_id, joined, joined != "")
+            matrix.set_column(self.cfg.component_id, *keys.composite_ids())
 
     async def _fetch(self, ctx: RunContext, keys: list[tuple[str, ...]], all_keys: bool) -> FeatureFrame:
         if self.backend is None:

@@ -10,7 +10,6 @@ same-type scalar features (views of the block), one ``set_column`` per other fea
 from __future__ import annotations
 
 import hashlib
-import itertools
 import time
 from dataclasses import dataclass
 
@@ -24,10 +23,13 @@ from inferflow_core.api import (
     ComponentError,
     DataType,
     DataTypeError,
+    EntityKeys,
     FeatureCache,
     FeatureFrame,
     Metrics,
     RunContext,
+    entity_keys,
+    read_keys,
 )
 from inferflow_core.api import FeatureSlab as Slab
 from inferflow_core.api import FeatureSlot as Slot
@@ -139,40 +141,24 @@ class FeatureComponent(Component):
 
     # ------------------------------------------------------------------------------------------ run
     async def run(self, ctx: RunContext) -> None:
-        matrix = ctx.matrix
-        texts = []
-        for col in self.key_cols:
-            values, valid = matrix.read(col, DataType.STRING)
-            if valid.all():
-                texts.append(values.tolist())
-            else:
-                texts.append([v if ok else "" for v, ok in zip(values.tolist(), valid.tolist(), strict=True)])
-        row_keys = list(zip(*texts, strict=True))
+        keys = entity_keys(read_keys(ctx.matrix, self.key_cols))
         if self.specs:
-            await self._features(ctx, row_keys)
+            await self._features(ctx, keys)
         if self.cfg.composite_id:  # last: a failed component leaves all its outputs missing
-            joined = np.array(["|".join(k) for k in row_keys] + [None], dtype=object)[:-1]
-            matrix.set_column(self.cfg.component_id, joined, joined != "")
+            ctx.matrix.set_column(self.cfg.component_id, *keys.composite_ids())
 
-    async def _features(self, ctx: RunContext, row_keys: list[tuple[str, ...]]) -> None:
-        # dedupe at C speed: dict.fromkeys keeps first-seen order, map() looks every row up
-        index = dict(zip(dict.fromkeys(row_keys), itertools.count()))
-        inverse = np.fromiter(map(index.__getitem__, row_keys), np.intp, len(row_keys))
-        if len(self.key_cols) == 1 and ("",) not in index:
-            unique = list(index)
-            positions = np.arange(len(unique), dtype=np.intp)
-        else:
-            unique = [k for k in index if all(k)]  # a key with an empty part is never sent
-            positions = np.fromiter((index[k] for k in unique), np.intp, len(unique))
+    async def _features(self, ctx: RunContext, keys: EntityKeys) -> None:
+        row_keys, inverse, unique, positions = keys.rows, keys.inverse, keys.unique, keys.positions
+        distinct = keys.distinct
         if self.metrics is not None:  # Go Inferflow's inferflow.component.feature.count
             self.metrics.feature_count(self.model_id, self.name, len(unique) * len(self.specs))
         cached, misses = await self._from_cache(unique, positions)
         if self.cache is not None:  # EXPLAIN (no-op unless the request asked)
             ctx.note(self.name, "cache_hits", len(unique) - len(misses))
             ctx.note(self.name, "cache_misses", len(misses))
-        if not misses and len(cached) == 1 and len(unique) == len(index):  # all hits: one gather
+        if not misses and len(cached) == 1 and len(unique) == distinct:  # all hits: one gather
             pos, slab, rows = cached[0]
-            order = np.empty(len(index), dtype=np.intp)
+            order = np.empty(distinct, dtype=np.intp)
             order[positions[pos]] = rows
             self._write(ctx, slab.frame(order[inverse]), row_keys)
             return
@@ -180,12 +166,12 @@ class FeatureComponent(Component):
         if misses:
             outcome = await self._fetch(ctx, unique, misses)
             if outcome.rows is not None and not parts:  # the embedded store: one gather, no merge
-                rows = np.full(len(index), outcome.missing_row, dtype=np.intp)
+                rows = np.full(distinct, outcome.missing_row, dtype=np.intp)
                 rows[positions[misses]] = outcome.rows
                 self._write(ctx, outcome.frame.take(rows[inverse]), row_keys)
                 return
             parts.append((positions[misses], outcome.per_key()))
-        frame = assemble(self.request.dtypes, len(index), parts).take(inverse)
+        frame = assemble(self.request.dtypes, distinct, parts).take(inverse)
         self._write(ctx, frame, row_keys)
 
     def _account_missing(self, ctx: RunContext, frame: FeatureFrame, row_keys: list[tuple[str, ...]]) -> None:
