@@ -13,9 +13,9 @@ import numpy as np
 from .components.base import RequestInfo, RunContext
 from .components.feature_init import InitialData
 from .config.settings import ServiceSettings
-from .config.store import ConfigSnapshot, ConfigStore
 from .engine.compile import CompiledModel, ModelCompiler
 from .engine.executor import run_dag
+from .engine.store import ConfigSnapshot, ConfigStore
 from .matrix import ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
 from .plugins import PluginHost

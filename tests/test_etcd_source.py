@@ -15,8 +15,8 @@ import pytest
 from inferflow_core import cli
 from inferflow_core._proto import predict_pb2_grpc
 from inferflow_core.config.etcd_source import EtcdSource, parse_endpoint
-from inferflow_core.config.push import push
 from inferflow_core.config.sources import read_config_dir, write_config_dir
+from inferflow_core.push import push
 from inferflow_core.serving.server import make_source
 from inferflow_core.testing.server import running_server
 from tests.test_serving import POINT, PREFIX, make_runtime, point_request

@@ -16,9 +16,9 @@ import pytest
 from inferflow_core import cli
 from inferflow_core._proto import predict_pb2_grpc
 from inferflow_core.config.etcd_source import etcd_client, etcd_tls, parse_endpoint
-from inferflow_core.config.push import push
 from inferflow_core.config.settings import ServiceSettings
 from inferflow_core.config.sources import read_config_dir, write_config_dir
+from inferflow_core.push import push
 from inferflow_core.serving.server import InferflowServer, make_source
 from inferflow_core.testing.certs import CertAuthority
 from inferflow_core.testing.etcd import EtcdProcess
