@@ -12,13 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from iflog_support import Broker, broker, free_port
+from iflog_support import Broker, broker
 from inferflow_logging.envelope import unwrap
 from inferflow_logging.replay import config_schemas, main, replay
 from inferflow_logging.sinks import schema_path, varint
 
 from inferflow_core._proto import predict_pb2_grpc
 from inferflow_core.api import write_config_dir
+from inferflow_core.testing import pick_free_port
 from inferflow_core.testing.server import running_server
 from tests.shadow_support import linear_model, make_runtime, model_config, tree
 from tests.test_replay import N_REQUESTS, candidate, expected
@@ -191,7 +192,7 @@ async def test_clear_errors_for_an_unreachable_broker_a_missing_topic_and_no_sch
     common = ["--config-dir", str(cand), "--log-config-dir", str(cand), "--kafka-timeout", "2"]
 
     t0 = time.monotonic()
-    code = await asyncio.to_thread(main, [f"kafka://127.0.0.1:{free_port()}/logs", *common])
+    code = await asyncio.to_thread(main, [f"kafka://127.0.0.1:{pick_free_port()}/logs", *common])
     err = capsys.readouterr().err
     assert code == 1 and time.monotonic() - t0 < 10
     assert err.count("\n") == 1 and "cannot reach the broker within 2 s" in err, err

@@ -24,8 +24,9 @@ from ..components.feature_init import InitialData, declare_all, write_initial
 from ..dtypes import DataType
 from ..matrix import ComponentMatrix, SlateMatrix
 from ..plugins import PluginHost
+from .ports import pick_free_port
 
-__all__ = ["ComponentConformance", "make_context", "registered_plugin"]
+__all__ = ["ComponentConformance", "make_context", "pick_free_port", "registered_plugin"]
 
 
 def make_context(

@@ -29,6 +29,7 @@ from inferflow_core.api import (
 )
 from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
+from inferflow_core.testing import pick_free_port
 
 ALL_TYPES = [dt for dt in DataType if dt is not DataType.UNKNOWN]
 DIM = 3
@@ -188,18 +189,12 @@ def _tansu_binary() -> Path | None:
     return path if path.exists() else None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Broker:
     """A Tansu broker (in-memory storage) on a loopback port; restartable on the same port."""
 
     def __init__(self, binary: Path) -> None:
         self.binary = binary
-        self.port = free_port()
+        self.port = pick_free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -14,11 +14,11 @@ from inferflow_onfs.config import FeatureComponentConfig
 from inferflow_onfs.plugin import FeatureComponentType
 from inferflow_onfs.settings import OnfsSettings
 from inferflow_onfs.store import LocalStore
-from onfs_support import all_types_component, free_port, model_json
+from onfs_support import all_types_component, model_json
 
 from inferflow_core.api import BuildContext as Build
 from inferflow_core.api import FeatureCache, Metrics, ModelConfig
-from inferflow_core.testing import make_context
+from inferflow_core.testing import make_context, pick_free_port
 
 
 class Clock:
@@ -72,7 +72,7 @@ async def test_hits_skip_the_store_and_equal_the_store(store_dir) -> None:
     assert _fetched(metrics) == 3 and len(cache) == 2  # the missing entity is not cached
     assert metrics.value("cache_misses", model_id="m", component="user_features") == 3
     # same cache, a backend that cannot answer: hits must not touch it
-    broken = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=free_port(), fs_plaintext=True))
+    broken = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=pick_free_port(), fs_plaintext=True))
     comp2, metrics2 = _build(broken, cache)
     second = await _run(comp2, ["u1", "u2", "u1"])
     assert _fetched(metrics2) == 0 and not second.failures
@@ -140,7 +140,7 @@ async def test_two_processes_share_l2(store_dir, tmp_path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     cache = FeatureCache(10_000_000, l2_path=l2)
-    broken = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=free_port(), fs_plaintext=True))
+    broken = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=pick_free_port(), fs_plaintext=True))
     comp, metrics = _build(broken, cache)
     ctx = await _run(comp, ["u3", "u4"])
     assert not ctx.failures and _fetched(metrics) == 0 and cache.l2_hits == 2

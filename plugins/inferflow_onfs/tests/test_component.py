@@ -12,12 +12,12 @@ from inferflow_onfs.config import FeatureComponentConfig
 from inferflow_onfs.plugin import FeatureComponentType
 from inferflow_onfs.settings import OnfsSettings
 from inferflow_onfs.store import LocalStore
-from onfs_support import all_types_component, free_port, model_json, pair_component
+from onfs_support import all_types_component, model_json, pair_component
 
 from inferflow_core.api import BuildContext as Build
 from inferflow_core.api import InitialData, Metrics, ModelConfig, RequestInfo
 from inferflow_core.runtime import Runtime
-from inferflow_core.testing import ComponentConformance, make_context
+from inferflow_core.testing import ComponentConformance, make_context, pick_free_port
 
 
 def _runtime(components: list[dict], cache: dict | None = None) -> Runtime:
@@ -161,7 +161,7 @@ class TestConformance(ComponentConformance):
             self.switch.inner = self.local
         else:
             # broken: nothing listens on the port; slow: a generous deadline on a black-holed address
-            host, port = ("127.0.0.1", free_port()) if mode == "broken" else ("10.255.255.1", 9)
+            host, port = ("127.0.0.1", pick_free_port()) if mode == "broken" else ("10.255.255.1", 9)
             settings = OnfsSettings(fs_host=host, fs_port=port, fs_plaintext=True, deadline_ms=30000)
             self.switch.inner = OnfsClient(settings)
         texts = {"user_id": ["u0", "u1", "u0"], "catalog_id": ["c1", "c2", "c2"]}
@@ -198,7 +198,7 @@ def test_cache_is_skipped_in_front_of_the_embedded_store_but_kept_for_remote(loc
     snap = rt.apply_tree({rt.settings.config_map_prefix + "m": model_json([comp], cache_on)})
     assert snap.models["m"].components["user_features"].cache is None
     monkeypatch.setenv("EXTERNAL_SERVICE_ONFS_FS_HOST", "127.0.0.1")
-    monkeypatch.setenv("EXTERNAL_SERVICE_ONFS_FS_PORT", str(free_port()))
+    monkeypatch.setenv("EXTERNAL_SERVICE_ONFS_FS_PORT", str(pick_free_port()))
     rt2 = Runtime()
     snap2 = rt2.apply_tree({rt2.settings.config_map_prefix + "m": model_json([comp], cache_on)})
     assert snap2.models["m"].components["user_features"].cache is not None

@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues
 from inferflow_core.runtime import Runtime
+from inferflow_core.testing import pick_free_port
 
 spec = importlib.util.spec_from_file_location("predator_conftest", Path(__file__).with_name("conftest.py"))
 assert spec and spec.loader
@@ -166,7 +167,7 @@ async def test_percentage_routing_80_20_over_2000_calls(
 async def test_down_and_slow_endpoints_are_contained_and_counted(
     mlserver: Any, make_runtime: Any, blackhole: str
 ) -> None:
-    down = f"127.0.0.1:{cf.free_port()}"
+    down = f"127.0.0.1:{pick_free_port()}"
     rt = make_runtime(
         [
             clf_component("good", mlserver.endpoint),
@@ -191,7 +192,7 @@ async def test_down_and_slow_endpoints_are_contained_and_counted(
 
 
 async def test_routing_to_a_down_endpoint_only_loses_those_requests(mlserver: Any, make_runtime: Any) -> None:
-    down = f"127.0.0.1:{cf.free_port()}"
+    down = f"127.0.0.1:{pick_free_port()}"
     comp = clf_component(
         "clf",
         model_end_points=[
