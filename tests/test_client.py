@@ -19,9 +19,8 @@ from inferflow_core.client import (
     PredictionError,
     RPCError,
 )
-from inferflow_core.components import builtin_plugin
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
+from inferflow_core.testing import make_runtime
 from inferflow_core.testing.server import running_server
 from tests.helpers import ProbePlugin
 
@@ -91,10 +90,8 @@ TREE = {
 
 
 def _runtime(encoding: str = "text") -> Runtime:
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(ProbePlugin(), name="probe")
-    return Runtime(settings=ServiceSettings(request_value_encoding=encoding), host=host)  # type: ignore[arg-type]
+    settings = ServiceSettings(request_value_encoding=encoding)  # type: ignore[arg-type]
+    return make_runtime(settings=settings, probe=ProbePlugin())
 
 
 def _expected(dt: DataType, values: Any) -> Any:

@@ -19,9 +19,8 @@ from inferflow_logging.envelope import unwrap
 from inferflow_logging.formats import FORMATS
 from inferflow_logging.schema import derive_schema, unpack_metadata
 
+from inferflow_core import testing
 from inferflow_core._proto import predict_pb2, predict_pb2_grpc
-from inferflow_core.components import builtin_plugin
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing.server import RunningServer, running_server
 
@@ -69,11 +68,8 @@ def tree(fmt: str) -> dict[str, str]:
 
 
 def make_runtime() -> Runtime:
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(TypedPlugin(), name="typed")
-    host.register(logging_plugin, name="logging")  # what the `inferflow = logging` entry point loads
-    return Runtime(host=host)
+    # "logging": what the `inferflow = logging` entry point loads
+    return testing.make_runtime(typed=TypedPlugin(), logging=logging_plugin)
 
 
 def point_request(tracking_id: str) -> Any:

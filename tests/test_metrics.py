@@ -14,12 +14,11 @@ import grpc
 import pytest
 
 from inferflow_core._proto import predict_pb2, predict_pb2_grpc
-from inferflow_core.components import builtin_plugin
 from inferflow_core.config.sources import write_config_dir
 from inferflow_core.observability.metrics import Metrics
 from inferflow_core.observability.statsd import StatsdClient
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
+from inferflow_core.testing import make_runtime
 from inferflow_core.testing.process import ServeProcess, entry_point_plugin
 from inferflow_core.testing.server import running_server
 from tests.helpers import ProbePlugin, model_json
@@ -36,10 +35,7 @@ MODEL = model_json(
 
 
 def _runtime(metrics: Metrics) -> Runtime:
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(ProbePlugin(), name="probe")
-    return Runtime(host=host, metrics=metrics)
+    return make_runtime(metrics=metrics, probe=ProbePlugin())
 
 
 def _request(n: int = 3, model: str = "m") -> predict_pb2.PointWiseRequest:

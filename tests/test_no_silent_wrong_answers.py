@@ -17,13 +17,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import BaseModel
 
+from inferflow_core import testing
 from inferflow_core._proto import predict_pb2_grpc
 from inferflow_core.api import BuildContext, Component, InitialData, RequestInfo, RunContext, hookimpl
-from inferflow_core.components import builtin_plugin
 from inferflow_core.components.base import ComponentFailure
 from inferflow_core.engine.executor import log_failure
 from inferflow_core.errors import ConfigError
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing.server import running_server
 from tests.helpers import ProbePlugin, probe_runtime
@@ -151,10 +150,7 @@ class _KeyPlugin:
 
 
 def _runtime_with(ctype: Any) -> Runtime:
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(_KeyPlugin(ctype), name="keys")
-    return Runtime(host=host)
+    return testing.make_runtime(keys=_KeyPlugin(ctype))
 
 
 async def test_a_component_type_with_any_config_key_is_used() -> None:
@@ -309,11 +305,7 @@ async def test_a_model_needing_a_plugin_that_failed_to_load_makes_the_pod_not_re
         def register_components(self, register: Any) -> None:
             raise ImportError("No module named 'onnxruntime'")
 
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(ProbePlugin(), name="probe")
-    host.register(Broken(), name="predator")
-    rt = Runtime(host=host)
+    rt = testing.make_runtime(probe=ProbePlugin(), predator=Broken())
     rt.compiler.missing_plugins = rt.host.missing_reason()
     raw = json.dumps(
         {

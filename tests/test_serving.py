@@ -17,10 +17,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from inferflow_core import testing
 from inferflow_core._proto import inferflow_pb2, inferflow_pb2_grpc, predict_pb2, predict_pb2_grpc
 from inferflow_core.api import ServiceSettings, hookimpl
-from inferflow_core.components import builtin_plugin
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing.server import running_server
 from tests.helpers import TRACE, ProbePlugin
@@ -110,12 +109,10 @@ class ObserverPlugin:
 
 
 def make_runtime(recorder: Recorder | None = None, **settings: Any) -> Runtime:
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(ProbePlugin(), name="probe")
+    plugins: dict[str, object] = {"probe": ProbePlugin()}
     if recorder is not None:
-        host.register(ObserverPlugin(recorder), name="recorder")
-    return Runtime(settings=ServiceSettings(**settings), host=host)
+        plugins["recorder"] = ObserverPlugin(recorder)
+    return testing.make_runtime(settings=ServiceSettings(**settings), **plugins)
 
 
 @pytest.fixture

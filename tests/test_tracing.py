@@ -16,10 +16,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from inferflow_core.api import external_span
-from inferflow_core.components import builtin_plugin
 from inferflow_core.observability import tracing
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
+from inferflow_core.testing import make_runtime
 from inferflow_core.testing.server import running_server
 from tests.helpers import ProbePlugin
 from tests.test_metrics import MODEL, PREFIX, _request
@@ -41,10 +40,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 def _probe_runtime() -> Runtime:
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(ProbePlugin(), name="probe")
-    return Runtime(host=host)
+    return make_runtime(probe=ProbePlugin())
 
 
 async def test_request_and_component_spans_continue_the_callers_trace(spans: InMemorySpanExporter) -> None:
@@ -141,10 +137,8 @@ def _numerix_runtime(monkeypatch: pytest.MonkeyPatch, port: int) -> Runtime:
     monkeypatch.setenv("NUMERIX_CLIENT_V1_PORT", str(port))
     monkeypatch.setenv("NUMERIX_CLIENT_V1_PLAINTEXT", "true")
     monkeypatch.setenv("NUMERIX_CLIENT_V1_BATCHSIZE", "2")
-    host = PluginHost()
-    host.load_entrypoints()  # the installed plugins (numerix) ...
-    host.register(ProbePlugin(), name="probe")  # ... and the test's probe component
-    return Runtime(host=host)
+    # the installed plugins (numerix) and the test's probe component
+    return make_runtime(entry_points=True, probe=ProbePlugin())
 
 
 @pytest.mark.integration

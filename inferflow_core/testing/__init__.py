@@ -25,8 +25,9 @@ from ..dtypes import DataType
 from ..matrix import ComponentMatrix, SlateMatrix
 from ..plugins import PluginHost
 from .ports import pick_free_port
+from .runtime import make_runtime
 
-__all__ = ["ComponentConformance", "make_context", "pick_free_port", "registered_plugin"]
+__all__ = ["ComponentConformance", "make_context", "make_runtime", "pick_free_port", "registered_plugin"]
 
 
 def make_context(

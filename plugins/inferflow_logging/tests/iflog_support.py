@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, ConfigDict
 
+from inferflow_core import testing
 from inferflow_core.api import (
     BuildContext,
     ColumnSpec,
@@ -27,7 +28,6 @@ from inferflow_core.api import (
     hookimpl,
     parse_dtype,
 )
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing import pick_free_port
 
@@ -120,12 +120,7 @@ class TypedPlugin:
 
 
 def make_runtime() -> Runtime:
-    host = PluginHost()
-    from inferflow_core.components import builtin_plugin
-
-    host.register(builtin_plugin, name="core")
-    host.register(TypedPlugin(), name="typed")
-    return Runtime(host=host)
+    return testing.make_runtime(typed=TypedPlugin())
 
 
 def all_types_model(
