@@ -16,29 +16,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from predator_support import EXAMPLE_REPO, N_FEATURES, ROOT, model_json
 
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing import pick_free_port
 
-ROOT = Path(__file__).resolve().parents[3]
-EXAMPLE_REPO = ROOT / "inferflow_core" / "example" / "models"
 # `make test` creates .venv-mlserver at the repository root and exports INFERFLOW_MLSERVER_BIN.
 MLSERVER_BIN = os.environ.get("INFERFLOW_MLSERVER_BIN", str(ROOT / ".venv-mlserver" / "bin" / "mlserver"))
 MLSERVER_PY = str(Path(MLSERVER_BIN).with_name("python"))
 # `make test` creates .venv-triton (nvidia-pytriton: tritonserver 2.51, CPU-only, Python backend).
 TRITON_PY = os.environ.get("INFERFLOW_TRITON_PYTHON", str(ROOT / ".venv-triton" / "bin" / "python"))
-N_FEATURES = 8
-
-
-def model_json(components: list[dict[str, Any]], features: list[str] | None = None) -> str:
-    dag = {c["component"]: ["feature_initializer"] for c in components}
-    return json.dumps(
-        {
-            "dag_execution_config": {"component_dependency": dag},
-            "component_config": {"predator_components": components},
-            "response_config": {"features": features or ["id"]},
-        }
-    )
 
 
 @pytest.fixture

@@ -9,17 +9,12 @@ from typing import Any
 
 import numpy as np
 import onnx
+import predator_support as cf
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues
 from inferflow_core.runtime import Runtime
-
-CONFTEST = Path(__file__).with_name("conftest.py")
-spec = importlib.util.spec_from_file_location("predator_conftest", CONFTEST)
-assert spec and spec.loader
-cf = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cf)
 
 mlp_spec = importlib.util.spec_from_file_location("make_mlp", cf.ROOT / "examples" / "models" / "make_mlp.py")
 assert mlp_spec and mlp_spec.loader

@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import predator_support as cf
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing import pick_free_port
-
-spec = importlib.util.spec_from_file_location("predator_conftest", Path(__file__).with_name("conftest.py"))
-assert spec and spec.loader
-cf = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cf)
 
 pytestmark = pytest.mark.integration
 FEATURES = [f"f{i}" for i in range(cf.N_FEATURES)]

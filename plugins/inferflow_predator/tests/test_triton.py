@@ -4,7 +4,6 @@ as its own process from .venv-triton: the example MLP computed in numpy behind T
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 import grpc
 import numpy as np
+import predator_support as cf
 import pytest
 from inferflow_predator._proto import grpc_predict_v2_pb2 as pb
 from inferflow_predator._proto import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -19,11 +19,6 @@ from inferflow_predator._proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from inferflow_core import cli
 from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues, write_config_dir
 from inferflow_core.runtime import Runtime
-
-spec = importlib.util.spec_from_file_location("predator_conftest", Path(__file__).with_name("conftest.py"))
-assert spec and spec.loader
-cf = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cf)
 
 pytestmark = pytest.mark.integration
 DENSE = [f"d{i}" for i in range(96)]
