@@ -90,7 +90,8 @@ def decode_topic(
     out: dict[tuple[str, str], list[tuple]] = {}
     for value in values:
         event, log = unwrap(value)
-        assert log.model_config_id == model_id and event.event_id == log.tracking_id
+        assert log.model_config_id == model_id
+        assert event.event_id == log.tracking_id
         fmt = unpack_metadata(log.metadata)[2]
         slate = event.event_name.endswith("slate_logs")
         entries = schema.slate_entries if slate else schema.entries
@@ -109,7 +110,8 @@ def assert_logged_equals_response(
 ) -> None:
     assert len(logged) == len(targets)
     for (entity, cells), target in zip(logged, targets, strict=True):
-        assert names[0] == "catalog_id" and target.output_values[0] == entity.encode()
+        assert names[0] == "catalog_id"
+        assert target.output_values[0] == entity.encode()
         assert set(FEATURES) <= set(cells), sorted(cells)
         for name, value in zip(names, target.output_values, strict=True):
             if name not in cells:

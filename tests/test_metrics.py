@@ -112,7 +112,8 @@ async def test_statsd_lines_have_the_reference_names_and_tags() -> None:
     port = sock.getsockname()[1]
     env = {"TELEGRAF_HOST": "127.0.0.1", "TELEGRAF_PORT": str(port), "APP_ENV": "test", "APP_NAME": "svc"}
     statsd = StatsdClient.from_env(env)
-    assert statsd is not None and StatsdClient.from_env({}) is None
+    assert statsd is not None
+    assert StatsdClient.from_env({}) is None
     metrics = Metrics(statsd=statsd)
     rt = _runtime(metrics)
     try:
@@ -131,7 +132,8 @@ async def test_statsd_lines_have_the_reference_names_and_tags() -> None:
         for x in lines
         if x.startswith(("inferflow.router.api.request.latency:", "predict.infer.request.latency:"))
     ]
-    assert len(timings) == 2 and all("|ms|#" in x for x in timings)
+    assert len(timings) == 2
+    assert all("|ms|#" in x for x in timings)
 
 
 GLOB = "env:test,service:svc"

@@ -87,7 +87,9 @@ class ComponentConformance:
         outs = list(self.make_component().outputs())
         assert outs, "a component must declare the columns it writes"
         for spec in outs:
-            assert isinstance(spec, ColumnSpec) and isinstance(spec.dtype, DataType) and spec.name
+            assert isinstance(spec, ColumnSpec)
+            assert isinstance(spec.dtype, DataType)
+            assert spec.name
 
     async def test_ok_fills_outputs(self) -> None:
         comp = self.make_component()

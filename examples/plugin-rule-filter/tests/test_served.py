@@ -96,4 +96,5 @@ def test_rule_filter_in_served_pointwise(server: int) -> None:
     assert keep == [b"\x01", b"\x00", b"\x00"]
     scores = [s.output_values[2] for s in resp.target_scores]
     assert np.frombuffer(scores[0], "<f4")[0] == pytest.approx(0.5)
-    assert scores[1] == b"" and scores[2] == b"", "dropped targets must have a missing score"
+    assert scores[1] == b"", "dropped targets must have a missing score"
+    assert scores[2] == b"", "dropped targets must have a missing score"

@@ -83,7 +83,8 @@ async def main(iterations: int, warmup: int) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     comp, ctx = _context(NumerixSettings(host=""))
     results["embedded component.run"] = await _time(lambda: comp.run(ctx), iterations, warmup)
-    assert not ctx.failures and ctx.matrix.read("final_score")[1].all()
+    assert not ctx.failures
+    assert ctx.matrix.read("final_score")[1].all()
     pctr, price = ctx.matrix.read("pctr")[0], ctx.matrix.read("price")[0]
 
     async def bare() -> object:
@@ -99,7 +100,8 @@ async def main(iterations: int, warmup: int) -> dict[str, dict[str, float]]:
             [str(exe), "serve", "--config-dir", tmp, "--port", str(port)], stdout=subprocess.PIPE
         )
         try:
-            assert proc.stdout is not None and b"serving" in proc.stdout.readline()
+            assert proc.stdout is not None
+            assert b"serving" in proc.stdout.readline()
             remote_iters = max(iterations // 5, 200)
             for batch in (100, 200):
                 rcomp, rctx = _context(

@@ -66,7 +66,8 @@ async def test_dag_embedded_dedupes_and_skips_empty_keys(local_env) -> None:
     assert rt.metrics.value("component_features", **labels) == 3 * features
     pair, valid = ctx.matrix.read("pair:aff:score")
     assert valid.tolist() == [True, True, False, True, False, True]
-    assert pair[0] == local_env["pair"][("u1", "c1")] and pair[3] == local_env["pair"][("u2", "c2")]
+    assert pair[0] == local_env["pair"][("u1", "c1")]
+    assert pair[3] == local_env["pair"][("u2", "c2")]
     keys, _ = ctx.matrix.read("pair_key")
     assert keys.tolist()[:2] == ["u1|c1", "u1|c2"]
 
@@ -208,7 +209,8 @@ async def test_missing_entities_and_cells_are_counted(local_env) -> None:
     """Issue 12: an unknown entity was scored on defaults and only the inference log showed it."""
     rt = _runtime([all_types_component()])
     ctx = await _execute(rt, ["u1", "ghost", "", "ghost"])
-    assert not ctx.failures and not ctx.target_errors  # default (Go): defaults used, but counted
+    assert not ctx.failures
+    assert not ctx.target_errors
     labels = {"model_id": "m", "component": "user_features"}
     assert rt.metrics.value("feature_missing_entities", **labels) == 3  # ghost twice, the empty key
 
@@ -235,7 +237,9 @@ async def test_missing_features_error_option_gives_per_target_errors(local_env) 
         resp = await stub.InferPointWise(req, timeout=10)
     assert resp.target_scores[0].error == ""
     err = resp.target_scores[1].error
-    assert "'user_features'" in err and "'ghost' not found" in err and "'user'" in err, err
+    assert "'user_features'" in err, err
+    assert "'ghost' not found" in err, err
+    assert "'user'" in err, err
     assert "missing features" in resp.request_error
 
 
@@ -247,4 +251,6 @@ async def test_check_backends_asks_the_remote_store(local_env, remote_env) -> No
     no_label["fs_request"]["label"] = "nolabel"
     rt = _runtime([no_label])
     problems = await rt.store.current.models["m"].components["user_features"].check_backend()
-    assert problems and problems[0][0] == "fs_request" and "nolabel" in problems[0][1], problems
+    assert problems, problems
+    assert problems[0][0] == "fs_request", problems
+    assert "nolabel" in problems[0][1], problems

@@ -104,7 +104,8 @@ async def test_scores_from_a_stopped_feature_store_carry_errors_then_recover(
         stub = predict_pb2_grpc.PredictStub(srv.channel)
         down = await stub.InferPointWise(request, timeout=5)
         for target in down.target_scores:
-            assert "'user_features' failed" in target.error and "'final_score'" in target.error
+            assert "'user_features' failed" in target.error
+            assert "'final_score'" in target.error
         with onfs_server(store_dir[0], *AUTH, port=port):
             back = time.monotonic()
             while True:

@@ -136,7 +136,8 @@ async def measure(comp: Any, ctx: Any, iters: int, warmup: int, instrument: Any)
         t0 = time.perf_counter()
         await comp.run(ctx)
         steps.append(time.perf_counter() - t0)
-    assert not ctx.failures and ctx.matrix.read("pctr")[1].all()
+    assert not ctx.failures
+    assert ctx.matrix.read("pctr")[1].all()
     step, model = np.array(steps) * 1e3, np.array(timer.times) * 1e3
     outside = (step - model) / step
     return {

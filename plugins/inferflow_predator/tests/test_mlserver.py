@@ -70,13 +70,16 @@ async def test_dag_scores_match_the_model_computed_locally(mlserver: Any, make_r
     ctx = await execute(rt, exp["X"])
     assert not ctx.failures, ctx.failures
     p1, ok = ctx.matrix.read("clf_p1")
-    assert ok.all() and p1.dtype == np.float64
+    assert ok.all()
+    assert p1.dtype == np.float64
     np.testing.assert_allclose(p1, exp["proba"][:, 1], rtol=F32_RTOL)
     np.testing.assert_allclose(ctx.matrix.read("clf_p0")[0], exp["proba"][:, 0], rtol=F32_RTOL)
     local = 1 / (1 + np.exp(-(exp["X"].astype(np.float64) @ exp["coef"][0] + exp["intercept"][0])))
     np.testing.assert_allclose(p1, local, rtol=1e-6)
     labels, ok = ctx.matrix.read("clf_label")
-    assert ok.all() and labels.dtype == np.int64 and labels.tolist() == exp["label"].tolist()
+    assert ok.all()
+    assert labels.dtype == np.int64
+    assert labels.tolist() == exp["label"].tolist()
     labels = {"model_id": "m", "component": "clf", "endpoint": mlserver.endpoint}
     assert rt.metrics.value("external_requests", **labels) == 7  # 64 rows in batches of 10
 
@@ -175,7 +178,8 @@ async def test_down_and_slow_endpoints_are_contained_and_counted(
     ctx = await execute(rt, x, deadline_s=3.0)
     assert time.monotonic() - started < 1.5
     assert ctx.matrix.read("good_p1")[1].all()
-    assert not ctx.matrix.read("down_p1")[1].any() and not ctx.matrix.read("slow_p1")[1].any()
+    assert not ctx.matrix.read("down_p1")[1].any()
+    assert not ctx.matrix.read("slow_p1")[1].any()
     kinds = {f.component: f.kind for f in ctx.failures}
     assert kinds == {"down": "predator-api-unavailable", "slow": "predator-api-timeout"}
     for name, endpoint, kind in (
@@ -200,7 +204,9 @@ async def test_routing_to_a_down_endpoint_only_loses_those_requests(mlserver: An
     ctxs = await asyncio.gather(*(execute(rt, x) for _ in range(40)))
     lost = [c for c in ctxs if not c.matrix.read("clf_p1")[1].any()]
     kept = [c for c in ctxs if c.matrix.read("clf_p1")[1].all()]
-    assert len(lost) + len(kept) == 40 and lost and kept
+    assert len(lost) + len(kept) == 40
+    assert lost
+    assert kept
     assert all(c.failures and not k.failures for c in lost for k in kept)
     labels = {"model_id": "m", "component": "clf", "endpoint": down}
     assert rt.metrics.value("external_errors", kind="predator-api-unavailable", **labels) == len(lost)
@@ -228,7 +234,8 @@ async def test_mlserver_as_the_shadow_of_an_embedded_primary(
     ctx = await execute(rt, x)
     assert not ctx.failures, ctx.failures
     assert ctx.matrix.read("p1")[0].tolist() == [0.5] * 24
-    assert ctx.deferred and len(ctx.deferred) == 1
+    assert ctx.deferred
+    assert len(ctx.deferred) == 1
     assert not ctx.matrix.read("shadow:sk:p1")[1].any()  # declared, still empty: nothing ran yet
     await asyncio.gather(*(job() for job in ctx.deferred))
     got, ok = ctx.matrix.read("shadow:sk:p1")
