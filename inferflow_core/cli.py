@@ -98,7 +98,7 @@ def validate_models(
     compiled_models: dict[str, CompiledModel] = {}
     for model_id, raw in sorted(models.items()):
         try:
-            compiled = runtime.compiler.compile(model_id, raw, tree)  # type: ignore[arg-type]
+            compiled = runtime.compiler.compile(model_id, raw, tree)
         except ConfigError as exc:
             results.append(ValidationResult(model_id, list(exc.problems), []))
         else:

@@ -74,7 +74,7 @@ def cast_array(values: np.ndarray, src: DataType, dst: DataType) -> np.ndarray:
         if dst.is_vector:
             if len({np.shape(p) for p in parsed}) > 1:
                 raise DataTypeError(f"cannot cast ragged {src.wire_name} rows to {dst.wire_name}")
-            return np.stack(parsed) if parsed else np.zeros((0, 0), dtype=dst.numpy_dtype)  # type: ignore[arg-type]
+            return np.stack(parsed) if parsed else np.zeros((0, 0), dtype=dst.numpy_dtype)
         result = np.array(parsed, dtype=dst.numpy_dtype)
         return result.reshape(arr.shape) if not src.is_vector else result
     return _to_numeric(arr, dst)
