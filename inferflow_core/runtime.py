@@ -46,12 +46,6 @@ class Runtime:
             self.compiler, self.settings.config_map_prefix, self.settings.service_config_key, self.metrics
         )
 
-    def refresh_registry(self) -> None:
-        """Re-collect registrations after plugins were (un)registered directly (tests)."""
-        self.registry = self.host.collect()
-        self.compiler.component_types = self.registry.components
-        self.compiler._cache.clear()
-
     @property
     def prefixes(self) -> list[str]:
         """Config-tree prefixes to load and watch: this service's model configs plus plugins' extras."""

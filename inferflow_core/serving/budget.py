@@ -44,7 +44,7 @@ class Budget:
         self.charge(what, len(counts) * most_common(sent))
 
 
-def text_counts(texts: Sequence[str], dtype: DataType) -> np.ndarray:
+def text_counts(texts: Sequence[str]) -> np.ndarray:
     """Elements per text cell of a vector column (``a:b:c``), without splitting."""
     return np.fromiter((t.count(":") + 1 if t else 0 for t in texts), dtype=np.int64, count=len(texts))
 
