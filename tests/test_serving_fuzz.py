@@ -23,7 +23,8 @@ from tests.test_serving import PREFIX, TREE, make_runtime, point_request
 pytestmark = pytest.mark.integration
 P = predict_pb2
 I = inferflow_pb2  # noqa: E741
-ALLOWED = {grpc.StatusCode.INVALID_ARGUMENT}
+ALLOWED = {grpc.StatusCode.INVALID_ARGUMENT}  # the error codes a fuzzed request may get
+ANSWERS = {grpc.StatusCode.OK, *ALLOWED}
 NAMES = ["id", "user_id", "price", "score", "", "slate_target_indices", "x"]
 
 
@@ -107,7 +108,7 @@ async def test_fuzzed_requests_never_crash_or_stall_the_server() -> None:
                 await call(raw, timeout=5)
             except grpc.aio.AioRpcError as exc:
                 code, details = exc.code(), exc.details()
-            assert code in ALLOWED, f"request {i} to {path}: {code.name}: {details}"
+            assert code in ANSWERS, f"request {i} to {path}: {code.name}: {details}"
             seen[code] = seen.get(code, 0) + 1
         # still serving a good request afterwards
         ok = await srv.channel.unary_unary(
@@ -204,7 +205,7 @@ async def test_ten_thousand_hostile_requests_over_the_four_apis() -> None:
                 await call(raw, timeout=5)
             except grpc.aio.AioRpcError as exc:
                 code, details = exc.code(), exc.details() or ""
-            assert code in ALLOWED, f"{path}: {code.name}: {details[:300]}"
+            assert code in ANSWERS, f"{path}: {code.name}: {details[:300]}"
             seen[code] = seen.get(code, 0) + 1
             paths.add(path)
 
