@@ -10,9 +10,9 @@ test:            ## install the test dependencies and run the whole suite (what 
 test-fast:       ## unit tests only (no etcd, broker or model server; needs .venv from `make test` or `make demo`)
 	.venv/bin/pytest -q -m "not integration"
 
-check:           ## lint + types + the lock matches the pyprojects
+check:           ## lint + import contracts + types + the lock matches the pyprojects
 	.venv/bin/python scripts/lock_inputs.py --check
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports --no-cache --no-logo && .venv/bin/mypy
 
 lint: check
 

@@ -196,7 +196,8 @@ def main() -> int:
                     with grpc.insecure_channel(srv.address) as ch:
                         response = ch.unary_unary(PATH)(payload, timeout=10)
                     decoded = predict_pb2.PointWiseResponse.FromString(response)
-                    assert len(decoded.target_scores) == 200 and not decoded.request_error
+                    assert len(decoded.target_scores) == 200
+                    assert not decoded.request_error
                 res = run_load(srv.address, payload, args.requests, args.seconds)
                 pids = worker_pids(srv.proc.pid)  # type: ignore[union-attr]
                 res["rss_mb_per_worker"] = max(_rss_mb(p) for p in pids)

@@ -21,7 +21,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"{RUNNER} not found: `inferflow bench` runs from a source checkout")
         return 1
     spec = importlib.util.spec_from_file_location("inferflow_bench_s1", RUNNER)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

@@ -98,7 +98,7 @@ def validate_models(
     compiled_models: dict[str, CompiledModel] = {}
     for model_id, raw in sorted(models.items()):
         try:
-            compiled = runtime.compiler.compile(model_id, raw, tree)  # type: ignore[arg-type]
+            compiled = runtime.compiler.compile(model_id, raw, tree)
         except ConfigError as exc:
             results.append(ValidationResult(model_id, list(exc.problems), []))
         else:
@@ -274,9 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument(
         "--json", action="store_true", help="print the plan (or the refusal) as one JSON document"
     )
-    push.set_defaults(
-        func=lambda a: _optional("inferflow_core.config.push", "main", a, "etcd push not available")
-    )
+    push.set_defaults(func=lambda a: _optional("inferflow_core.push", "main", a, "etcd push not available"))
 
     p = sub.add_parser("demo", help="run the example model end to end with embedded backends")
     p.add_argument("--keep-running", action="store_true", help="leave the server up until Ctrl-C")

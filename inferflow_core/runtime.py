@@ -13,9 +13,9 @@ import numpy as np
 from .components.base import RequestInfo, RunContext
 from .components.feature_init import InitialData
 from .config.settings import ServiceSettings
-from .config.store import ConfigSnapshot, ConfigStore
 from .engine.compile import CompiledModel, ModelCompiler
 from .engine.executor import run_dag
+from .engine.store import ConfigSnapshot, ConfigStore
 from .matrix import ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
 from .plugins import PluginHost
@@ -45,12 +45,6 @@ class Runtime:
         self.store = ConfigStore(
             self.compiler, self.settings.config_map_prefix, self.settings.service_config_key, self.metrics
         )
-
-    def refresh_registry(self) -> None:
-        """Re-collect registrations after plugins were (un)registered directly (tests)."""
-        self.registry = self.host.collect()
-        self.compiler.component_types = self.registry.components
-        self.compiler._cache.clear()
 
     @property
     def prefixes(self) -> list[str]:

@@ -30,9 +30,10 @@ if git rev-parse --git-dir >/dev/null 2>&1; then
   git diff --exit-code --stat -- '*_pb2*.py' '*_pb2*.pyi' || { echo "stubs differ from proto/: run scripts/gen_protos.sh and commit"; exit 1; }
 fi
 
-echo "== ruff + mypy"
+echo "== ruff + import contracts (pyproject [tool.importlinter]) + mypy"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/lint-imports --no-cache --no-logo
 .venv/bin/mypy
 
 echo "== pytest plugins/inferflow_feast (in .venv-feast)"

@@ -21,8 +21,8 @@ from inferflow_core.api import (
     hookimpl,
     parse_dtype,
 )
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
+from inferflow_core.testing import make_runtime
 
 
 class OutputSpec(BaseModel):
@@ -106,12 +106,7 @@ class ProbePlugin:
 
 
 def probe_runtime() -> Runtime:
-    host = PluginHost()
-    from inferflow_core.components import builtin_plugin
-
-    host.register(builtin_plugin, name="core")
-    host.register(ProbePlugin(), name="probe")
-    return Runtime(host=host)
+    return make_runtime(probe=ProbePlugin())
 
 
 def model_json(

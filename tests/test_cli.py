@@ -51,11 +51,15 @@ async def test_predict_table_json_and_request_file(
             == 0
         )
         out = capsys.readouterr().out
-        assert "targets (2)" in out and "| catalog_id |" in out and "1.5000" in out and "[1,2]" in out
+        assert "targets (2)" in out
+        assert "| catalog_id |" in out
+        assert "1.5000" in out
+        assert "[1,2]" in out
 
         assert await _main(["predict", "echo", *s, "-t", "a", "-f", "f_int64:int64=7", "--json"]) == 0
         got = json.loads(capsys.readouterr().out)
-        assert got["targets"][0]["f_int64"] == 7 and got["targets"][0]["score"] == 0.5
+        assert got["targets"][0]["f_int64"] == 7
+        assert got["targets"][0]["score"] == 0.5
         assert got["request_error"] == ""
         h = ["--http", "--server", f"127.0.0.1:{srv.http_port}"]
         assert await _main(["predict", "echo", *h, "-t", "a", "-f", "f_int64:int64=7", "--json"]) == 0
@@ -68,7 +72,8 @@ async def test_predict_table_json_and_request_file(
             == 0
         )
         out = capsys.readouterr().out
-        assert "slates (2)" in out and "1,2" in out
+        assert "slates (2)" in out
+        assert "1,2" in out
 
         reqs = tmp_path / "reqs.jsonl"
         reqs.write_text(
@@ -84,12 +89,14 @@ async def test_predict_table_json_and_request_file(
         # a response with errors is printed, and exits 1
         assert await _main(["predict", "broken", *s, "-t", "1", "--json"]) == 1
         got = json.loads(capsys.readouterr().out)
-        assert "broken" in got["request_error"] and "broken" in got["target_errors"][0]
+        assert "broken" in got["request_error"]
+        assert "broken" in got["target_errors"][0]
 
         # a call that fails: one line, exit 1; bad arguments: one line, exit 2
         assert await _main(["predict", "nope", *s, "-t", "1"]) == 1
         err = capsys.readouterr().err
-        assert err.startswith("error: InferPointWise: INVALID_ARGUMENT") and len(err.splitlines()) == 1
+        assert err.startswith("error: InferPointWise: INVALID_ARGUMENT")
+        assert len(err.splitlines()) == 1
     assert await _main(["predict", "echo", "-t", "1", "-f", "x:fp99=1"]) == 2
     assert "unknown data type 'fp99'" in capsys.readouterr().err
     assert await _main(["predict", "echo"]) == 2
@@ -104,13 +111,16 @@ def test_user_errors_are_one_line_and_debug_shows_the_traceback(tmp_path: Path) 
         [sys.executable, "-m", "inferflow_core.cli", "predict", "--request", str(bad)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert plain.returncode == 2 and "Traceback" not in plain.stderr
-    assert plain.stderr.startswith("error: ") and len(plain.stderr.splitlines()) == 1
+    assert plain.returncode == 2
+    assert "Traceback" not in plain.stderr
+    assert plain.stderr.startswith("error: ")
+    assert len(plain.stderr.splitlines()) == 1
     debug = subprocess.run(
         [sys.executable, "-m", "inferflow_core.cli", "predict", "--request", str(bad), "--debug"],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    assert debug.returncode != 0
+    assert "Traceback" in debug.stderr
 
 
 def _all_actions(
@@ -153,12 +163,14 @@ def test_serve_help_lists_the_environment_variables_it_reads(capsys: pytest.Capt
 def test_plugins_json_parses(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["plugins", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
-    assert "feature_initializer" in got["components"] and isinstance(got["failures"], list)
+    assert "feature_initializer" in got["components"]
+    assert isinstance(got["failures"], list)
 
 
 def _bench_module():  # type: ignore[no-untyped-def]
     spec = importlib.util.spec_from_file_location("s1_run_for_test", ROOT / "benchmarks/s1/run.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -19,9 +19,8 @@ from inferflow_core.client import (
     PredictionError,
     RPCError,
 )
-from inferflow_core.components import builtin_plugin
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
+from inferflow_core.testing import make_runtime
 from inferflow_core.testing.server import running_server
 from tests.helpers import ProbePlugin
 
@@ -91,10 +90,8 @@ TREE = {
 
 
 def _runtime(encoding: str = "text") -> Runtime:
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(ProbePlugin(), name="probe")
-    return Runtime(settings=ServiceSettings(request_value_encoding=encoding), host=host)  # type: ignore[arg-type]
+    settings = ServiceSettings(request_value_encoding=encoding)  # type: ignore[arg-type]
+    return make_runtime(settings=settings, probe=ProbePlugin())
 
 
 def _expected(dt: DataType, values: Any) -> Any:
@@ -118,7 +115,8 @@ async def test_every_dtype_round_trips(encoding: str, transport: str) -> None:
                 types=types,
                 context={"user_id": "u1"},
             )
-    assert res.ok and len(res) == 2
+    assert res.ok
+    assert len(res) == 2
     assert res.dtypes["score"] is DataType.FP32
     rows = res.to_dicts()
     assert [r["catalog_id"] for r in rows] == ["954", "614"]
@@ -144,7 +142,8 @@ async def test_types_inferred_from_numpy_and_missing_values() -> None:
     async with running_server(_runtime(), TREE) as srv:
         with InferflowClient(srv.address) as client:
             res = await asyncio.to_thread(client.pointwise, "echo", np.array([1, 2]), features=features)
-    assert res.dtypes["f_fp32"] is DataType.FP32 and res.dtypes["f_int64"] is DataType.INT64
+    assert res.dtypes["f_fp32"] is DataType.FP32
+    assert res.dtypes["f_int64"] is DataType.INT64
     assert res.dtypes["f_fp32_vector"] is DataType.FP32_VECTOR
     assert res.valid["f_int64"].tolist() == [True, False]
     assert res.to_dicts()[1]["f_int64"] is None
@@ -162,7 +161,8 @@ async def test_dataframe_in_and_out() -> None:
             res = await asyncio.to_thread(client.pointwise, "echo", frame, types={"f_int16": "int16"})
     df = res.to_pandas()
     assert list(df["catalog_id"]) == ["a", "b", "c"]
-    assert df["f_fp64"].tolist() == [1.0, 2.0, 3.0] and df["f_int16"].tolist() == [1, 2, 3]
+    assert df["f_fp64"].tolist() == [1.0, 2.0, 3.0]
+    assert df["f_int16"].tolist() == [1, 2, 3]
     assert res.dtypes["f_int16"] is DataType.INT16
     assert df["f_int8"].isna().all()  # an integer column with missing cells is nullable
 
@@ -177,7 +177,8 @@ async def test_pandas_na_and_nan_are_missing() -> None:
             )
     assert res.valid["f_fp32"].tolist() == [True, False, True]
     assert [r["f_string"] for r in res.to_dicts()] == ["x", None, "z"]
-    assert res["f_fp32"][0] == 1.0 and np.isnan(res["f_fp32"][1])
+    assert res["f_fp32"][0] == 1.0
+    assert np.isnan(res["f_fp32"][1])
 
 
 async def test_pairwise_slatewise_retrieve_sync_and_async() -> None:
@@ -196,15 +197,20 @@ async def test_pairwise_slatewise_retrieve_sync_and_async() -> None:
             apairs = await aclient.pairwise("slate", ["1", "2"], [(0, 1)])
             aslates = await aclient.slatewise("slate", ["1", "2"], [[0, 1]])
             alegacy = await aclient.retrieve_model_score("echo", {"catalog_id": ["1"]})
-    assert isinstance(pairs, PairwiseResult) and len(pairs) == 2
+    assert isinstance(pairs, PairwiseResult)
+    assert len(pairs) == 2
     assert pairs.pairs.to_numpy()["slate_score"].tolist() == [2.0, 2.0]
     assert pairs.targets.to_numpy()["score"].tolist() == [0.5, 0.5, 0.5]
     assert [r["slate_score"] for r in slates.to_dicts()] == [3.0, 1.0]
-    assert legacy.names[:2] == ["catalog_id", "score"] and legacy.to_dicts()[1]["catalog_id"] == "2"
-    assert legacy.to_dicts()[0]["user_id"] == "u9" and legacy.to_dicts()[0]["score"] == "0.5"
+    assert legacy.names[:2] == ["catalog_id", "score"]
+    assert legacy.to_dicts()[1]["catalog_id"] == "2"
+    assert legacy.to_dicts()[0]["user_id"] == "u9"
+    assert legacy.to_dicts()[0]["score"] == "0.5"
     assert [r["f_string"] for r in legacy.to_dicts()] == ["p", "q"]
-    assert apoint.to_dicts()[0]["score"] == 0.5 and apoint.to_dicts()[0]["user_id"] == "u1"
-    assert apairs.to_dicts() == [{"slate_score": 2.0}] and aslates.slates.to_dicts() == [{"slate_score": 2.0}]
+    assert apoint.to_dicts()[0]["score"] == 0.5
+    assert apoint.to_dicts()[0]["user_id"] == "u1"
+    assert apairs.to_dicts() == [{"slate_score": 2.0}]
+    assert aslates.slates.to_dicts() == [{"slate_score": 2.0}]
     assert alegacy.to_dicts()[0]["catalog_id"] == "1"
 
 
@@ -212,7 +218,8 @@ async def test_errors_surface_or_raise() -> None:
     async with running_server(_runtime(), TREE) as srv:
         with InferflowClient(srv.address) as client:
             res = await asyncio.to_thread(client.pointwise, "broken", ["1", "2"])
-            assert not res.ok and "broken" in res.request_error
+            assert not res.ok
+            assert "broken" in res.request_error
             assert all("broken" in e for e in res.errors)
             assert res.to_dicts()[0] == {"catalog_id": "1", "score": 1.0, "bad": None}
             with pytest.raises(PredictionError, match="broken") as info:
@@ -226,7 +233,9 @@ async def test_errors_surface_or_raise() -> None:
                 features={"f_int8": ["1", "x"]},
                 types={"f_int8": "int8"},
             )
-            assert bad.errors[0] == "" and "f_int8" in bad.errors[1] and bad.request_error
+            assert bad.errors[0] == ""
+            assert "f_int8" in bad.errors[1]
+            assert bad.request_error
             with pytest.raises(RPCError) as rpc:
                 await asyncio.to_thread(client.pointwise, "no_such_model", ["1"])
             assert rpc.value.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
@@ -267,7 +276,8 @@ async def test_http_transport_answers_like_grpc() -> None:
             for name, args, kw in calls:
                 want = await asyncio.to_thread(getattr(grpc_client, name), *args, **kw)
                 got = await asyncio.to_thread(getattr(hc, name), *args, **kw)
-                assert got.to_dicts() == want.to_dicts() and got.request_error == want.request_error, name
+                assert got.to_dicts() == want.to_dicts(), name
+                assert got.request_error == want.request_error, name
             for client in (grpc_client, hc):
                 with pytest.raises(RPCError) as rpc:
                     await asyncio.to_thread(client.pointwise, "no_such_model", ["1"])
@@ -313,5 +323,6 @@ async def test_every_dtype_over_http_json_matches_grpc() -> None:
                 context={"user_id": "u1"},
             )
         got = await asyncio.to_thread(post, srv.http_port)
-    assert got["targets"] == want.to_dicts() and got["target_errors"] == ["", ""]
+    assert got["targets"] == want.to_dicts()
+    assert got["target_errors"] == ["", ""]
     assert [s["data_type"] for s in got["target_output_schema"]] == [d.wire_name for _, d in want.schema]

@@ -121,7 +121,8 @@ def test_snapshot_keeps_last_good_version_and_deletes_exactly() -> None:
     assert snap2.models["abc"] is snap1.models["abc"]  # last good keeps serving
     assert "abc" in snap2.errors
     snap3 = rt.apply_tree({pre + "abc_v2": good})  # delete abc only
-    assert set(snap3.models) == {"abc_v2"} and not snap3.errors
+    assert set(snap3.models) == {"abc_v2"}
+    assert not snap3.errors
     assert snap1.models.keys() == {"abc", "abc_v2"}  # old snapshots are immutable
 
 
@@ -145,6 +146,7 @@ def test_identical_constant_columns_from_two_components_are_allowed() -> None:
     model = ModelConfig.model_validate({"dag_execution_config": {"component_dependency": {"a": []}}})
     problems: list[tuple[str, str]] = []
     cols, _ = ModelCompiler._columns(model, {"a": C("a", "m"), "b": C("b", "m")}, problems)  # type: ignore[dict-item]
-    assert not problems and [c.name for c in cols] == ["inferflow_config_id"]
+    assert not problems
+    assert [c.name for c in cols] == ["inferflow_config_id"]
     ModelCompiler._columns(model, {"a": C("a", "m"), "b": C("b", "other")}, problems)  # type: ignore[dict-item]
     assert problems

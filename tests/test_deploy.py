@@ -32,14 +32,17 @@ def test_overlay_renders_with_probes_and_no_api_token(overlay: str) -> None:
         assert f"path: {path}" in block
     assert "INFERFLOW_GRPC_MAX_CONNECTION_AGE_S" in text
     if overlay == "etcd":
-        assert "ETCD_SERVER:" in text and "inferflow-models" not in text
+        assert "ETCD_SERVER:" in text
+        assert "inferflow-models" not in text
     else:
         assert "ETCD_SERVER" not in text
         assert "INFERFLOW_CONFIG_DIR: /etc/inferflow/config" in text
-        assert "name: inferflow-models" in text and "subPath" not in text
+        assert "name: inferflow-models" in text
+        assert "subPath" not in text
         assert "mountPath: /etc/inferflow/config/inferflow/services/inferflow/model-config/config-map" in text
 
 
 def test_network_policy_example_exists() -> None:
     text = (DEPLOY / "examples" / "networkpolicy.yaml").read_text()
-    assert "kind: NetworkPolicy" in text and "policyTypes" in text
+    assert "kind: NetworkPolicy" in text
+    assert "policyTypes" in text

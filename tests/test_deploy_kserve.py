@@ -24,7 +24,8 @@ def test_model_config_is_the_example_pointed_at_triton(monkeypatch: pytest.Monke
     )
     served = json.loads((KSERVE / "config" / MAP / "bench_ctr.json").read_text())
     [ranker] = served["component_config"]["predator_components"]
-    assert ranker["model_end_point"] == ENDPOINT and ranker["model_name"] == "s1_mlp"
+    assert ranker["model_end_point"] == ENDPOINT
+    assert ranker["model_name"] == "s1_mlp"
     ranker["model_end_point"] = example["component_config"]["predator_components"][0]["model_end_point"]
     assert served == example
     # as deployed (deploy/configmap.yaml): a remote OnFS and the example's Numerix expressions beside it
@@ -50,4 +51,5 @@ def test_triton_config_matches_the_onnx_model() -> None:
         for name, dims in re.findall(r'name: "(\w+)", data_type: TYPE_FP32, dims: \[ ([\d, ]+) \]', text)
     }
     assert got == want == {"dense": [96], "emb": [32], "prob": [1]}
-    assert 'name: "s1_mlp"' in text and 'platform: "onnxruntime_onnx"' in text
+    assert 'name: "s1_mlp"' in text
+    assert 'platform: "onnxruntime_onnx"' in text

@@ -55,7 +55,9 @@ ALL = list(DataType)
 def test_enum_has_31_values_with_proto_numbers() -> None:
     assert len(ALL) == 31
     assert [int(d) for d in ALL] == list(range(31))
-    assert D.FP32_VECTOR == 19 and D.STRING_VECTOR == 29 and D.BOOL_VECTOR == 30
+    assert D.FP32_VECTOR == 19
+    assert D.STRING_VECTOR == 29
+    assert D.BOOL_VECTOR == 30
 
 
 @pytest.mark.parametrize("dt", ALL, ids=lambda d: d.name)
@@ -136,15 +138,18 @@ def test_parse_dtype_accepted_spellings(spelling: str, expected: DataType) -> No
 def test_parse_dtype_rejects_misspellings(bad: str) -> None:
     with pytest.raises(DataTypeError) as info:
         parse_dtype(bad)
-    assert repr(bad) in str(info.value) and "accepted" in str(info.value)
+    assert repr(bad) in str(info.value)
+    assert "accepted" in str(info.value)
     assert isinstance(info.value, ValueError)
 
 
 def test_from_kserve() -> None:
     assert from_kserve("FP32") == D.FP32
     assert from_kserve("FP32", vector=True) == D.FP32_VECTOR
-    assert from_kserve("BYTES") == D.STRING and from_kserve("BYTES", True) == D.STRING_VECTOR
-    assert from_kserve("UINT64") == D.UINT64 and from_kserve("BOOL") == D.BOOL
+    assert from_kserve("BYTES") == D.STRING
+    assert from_kserve("BYTES", True) == D.STRING_VECTOR
+    assert from_kserve("UINT64") == D.UINT64
+    assert from_kserve("BOOL") == D.BOOL
     for bad in ("BF16", "FP8", "STRING", ""):
         with pytest.raises(DataTypeError, match="unsupported"):
             from_kserve(bad)
@@ -174,7 +179,8 @@ def test_encode_decode_golden_scalars(dt: DataType, values: list[object], raw: b
     arr = np.array(values, dtype=dt.numpy_dtype)
     assert encode_array(arr, dt) == raw
     back = decode_array(raw, dt)
-    assert back.dtype == dt.numpy_dtype and back.tolist() == arr.tolist()
+    assert back.dtype == dt.numpy_dtype
+    assert back.tolist() == arr.tolist()
     back[0] = back[-1]  # decoded arrays are writable copies
     # per-cell form, and the vector form of the same type (two rows of the whole list)
     cells = [raw[i * dt.itemsize : (i + 1) * dt.itemsize] for i in range(len(values))]
@@ -184,8 +190,10 @@ def test_encode_decode_golden_scalars(dt: DataType, values: list[object], raw: b
     assert decode_array(raw + raw, dt.vector, dim=len(values)).tolist() == vec.tolist()
     assert array_to_cells(vec, np.array([True, False]), dt.vector) == [raw, b""]
     values_back, valid = cells_to_array([raw, None, raw, raw[:-1] or None], dt.vector)
-    assert values_back.shape == (4, len(values)) and valid.tolist() == [True, False, True, False]
-    assert values_back[0].tolist() == arr.tolist() and not values_back[1].any()
+    assert values_back.shape == (4, len(values))
+    assert valid.tolist() == [True, False, True, False]
+    assert values_back[0].tolist() == arr.tolist()
+    assert not values_back[1].any()
     # text forms: each element through text -> bytes -> text
     for cell in cells:
         assert text_to_bytes(bytes_to_text(cell, dt), dt) == cell
@@ -240,9 +248,11 @@ def test_fp8_e4m3_edges() -> None:
     assert text_to_bytes("480", e4) == b"\x7f"  # overflow -> NaN
     assert text_to_bytes("-480", e4) == b"\xff"  # sign kept
     assert text_to_bytes("1e30", e4) == b"\x7f"
-    assert text_to_bytes("+Inf", e4) == b"\x7f" and text_to_bytes("-inf", e4) == b"\xff"
+    assert text_to_bytes("+Inf", e4) == b"\x7f"
+    assert text_to_bytes("-inf", e4) == b"\xff"
     assert text_to_bytes("NaN", e4) == b"\x7f"
-    assert math.isnan(float(decode_array(b"\x7f", e4)[0])) and math.isnan(float(decode_array(b"\xff", e4)[0]))
+    assert math.isnan(float(decode_array(b"\x7f", e4)[0]))
+    assert math.isnan(float(decode_array(b"\xff", e4)[0]))
     assert decode_array(b"\x7e\xfe", e4).tolist() == [448.0, -448.0]
     assert bytes(cast_array(np.array([480.0, -1e9, 448.0]), D.FP64, e4).view(np.uint8)) == b"\x7f\xff\x7e"
 
@@ -266,14 +276,17 @@ def test_fp8_e5m2_edges() -> None:
 def test_cells_to_array_fixed_scalars_with_invalid_cells() -> None:
     one, two = b"\x00\x00\x80\x3f", b"\x00\x00\x00\x40"
     values, valid = cells_to_array([one, None, b"", b"\x00\x00", two, one + two], D.FP32)
-    assert values.dtype == np.float32 and values.shape == (6,)
+    assert values.dtype == np.float32
+    assert values.shape == (6,)
     assert values.tolist() == [1.0, 0, 0, 0, 2.0, 0]
     assert valid.tolist() == [True, False, False, False, True, False]
     assert array_to_cells(values, valid, D.FP32) == [one, b"", b"", b"", two, b""]
     values, valid = cells_to_array([b"\x00", b"\x05", None, b"\x01\x01"], D.BOOL)
-    assert values.tolist() == [False, True, False, False] and valid.tolist() == [True, True, False, False]
+    assert values.tolist() == [False, True, False, False]
+    assert valid.tolist() == [True, True, False, False]
     values, valid = cells_to_array([], D.INT64)
-    assert values.shape == (0,) and valid.shape == (0,)
+    assert values.shape == (0,)
+    assert valid.shape == (0,)
     with pytest.raises(DataTypeError):
         cells_to_array([b"\x00"], D.UNKNOWN)
 
@@ -283,17 +296,20 @@ def test_cells_to_array_vectors_use_most_common_length() -> None:
     b = np.array([4, 5, 6], dtype="<i2").tobytes()
     cells = [a, b"\x01\x00\x02\x00", None, b, b"\x01\x00\x02"]
     values, valid = cells_to_array(cells, D.INT16_VECTOR)
-    assert values.shape == (5, 3) and values.dtype == np.int16
+    assert values.shape == (5, 3)
+    assert values.dtype == np.int16
     assert values.tolist() == [[1, 2, 3], [0, 0, 0], [0, 0, 0], [4, 5, 6], [0, 0, 0]]
     assert valid.tolist() == [True, False, False, True, False]
     assert array_to_cells(values, valid, D.INT16_VECTOR) == [a, b"", b"", b, b""]
     values, valid = cells_to_array([None, b""], D.FP32_VECTOR)
-    assert values.shape == (2, 0) and not valid.any()
+    assert values.shape == (2, 0)
+    assert not valid.any()
     values, valid = cells_to_array([b"\x01\x00", b"\x00\x00\x01", b"\x00\x07"], D.BOOL_VECTOR)
     assert values.tolist() == [[True, False], [False, False], [False, True]]
     assert valid.tolist() == [True, False, True]
     values, valid = cells_to_array([b"\x01\x00", b"\x00\x00\x01"], D.BOOL_VECTOR)  # tie -> longer
-    assert values.shape == (2, 3) and valid.tolist() == [False, True]
+    assert values.shape == (2, 3)
+    assert valid.tolist() == [False, True]
     # ragged per-row object arrays are encoded row by row
     ragged = np.empty(2, dtype=object)
     ragged[0], ragged[1] = np.array([1.0]), np.array([0.5, 1.0])
@@ -302,12 +318,14 @@ def test_cells_to_array_vectors_use_most_common_length() -> None:
 
 def test_cells_to_array_strings() -> None:
     values, valid = cells_to_array([b"abc", None, b"", "é".encode(), b"\xff"], D.STRING)
-    assert values.dtype == object and values.tolist() == ["abc", "", "", "é", "\udcff"]
+    assert values.dtype == object
+    assert values.tolist() == ["abc", "", "", "é", "\udcff"]
     assert valid.tolist() == [True, False, False, True, True]
     assert array_to_cells(values, valid, D.STRING) == [b"abc", b"", b"", "é".encode(), b"\xff"]
     sv = encode_string_vector(["a", "bc"])
     values, valid = cells_to_array([sv, None, b"\x05\x00ab", sv], D.STRING_VECTOR)
-    assert values.tolist() == [["a", "bc"], [], [], ["a", "bc"]] and valid.tolist() == [
+    assert values.tolist() == [["a", "bc"], [], [], ["a", "bc"]]
+    assert valid.tolist() == [
         True,
         False,
         False,
@@ -335,16 +353,23 @@ def test_string_vector_encoding() -> None:
 
 # ------------------------------------------------------------------------------------- text -> values
 def test_parse_text_scalars() -> None:
-    assert parse_text("-2", D.INT64) == -2 and isinstance(parse_text("-2", D.INT64), np.int64)
-    assert parse_text("+7", D.INT8) == 7 and parse_text("007", D.UINT8) == 7
+    assert parse_text("-2", D.INT64) == -2
+    assert isinstance(parse_text("-2", D.INT64), np.int64)
+    assert parse_text("+7", D.INT8) == 7
+    assert parse_text("007", D.UINT8) == 7
     assert parse_text("18446744073709551615", D.UINT64) == 2**64 - 1
-    assert parse_text("1e3", D.FP32) == 1000.0 and isinstance(parse_text("1e3", D.FP32), np.float32)
-    assert parse_text("0x1p-2", D.FP64) == 0.25 and parse_text("-0X1.8P1", D.FP32) == -3.0
-    assert parse_text("+Inf", D.FP64) == math.inf and parse_text("-infinity", D.FP32) == -math.inf
+    assert parse_text("1e3", D.FP32) == 1000.0
+    assert isinstance(parse_text("1e3", D.FP32), np.float32)
+    assert parse_text("0x1p-2", D.FP64) == 0.25
+    assert parse_text("-0X1.8P1", D.FP32) == -3.0
+    assert parse_text("+Inf", D.FP64) == math.inf
+    assert parse_text("-infinity", D.FP32) == -math.inf
     assert math.isnan(float(parse_text("NaN", D.FP64)))  # type: ignore[arg-type]
     assert math.copysign(1.0, float(parse_text("-0", D.FP32))) == -1.0  # type: ignore[arg-type]
-    assert parse_text(".5", D.FP64) == 0.5 and parse_text("5.", D.FP64) == 5.0
-    assert parse_text("TRUE", D.BOOL) is np.True_ and parse_text("false", D.BOOL) is np.False_
+    assert parse_text(".5", D.FP64) == 0.5
+    assert parse_text("5.", D.FP64) == 5.0
+    assert parse_text("TRUE", D.BOOL) is np.True_
+    assert parse_text("false", D.BOOL) is np.False_
     assert parse_text("hello:world", D.STRING) == "hello:world"
     assert parse_text("a:b", D.STRING_VECTOR) == ["a", "b"]
 
@@ -377,7 +402,8 @@ def test_parse_text_errors(text: str, dt: DataType) -> None:
 
 def test_parse_text_vectors() -> None:
     vec = parse_text("0.1:0.2:0.3", D.FP32_VECTOR)
-    assert isinstance(vec, np.ndarray) and vec.dtype == np.float32
+    assert isinstance(vec, np.ndarray)
+    assert vec.dtype == np.float32
     assert vec.tolist() == np.array([0.1, 0.2, 0.3], dtype=np.float32).tolist()
     assert text_to_bytes("0.5:1", D.FP32_VECTOR) == b"\x00\x00\x00\x3f\x00\x00\x80\x3f"
     assert text_to_bytes("true:FALSE", D.BOOL_VECTOR) == b"\x01\x00"
@@ -388,10 +414,12 @@ def test_parse_text_vectors() -> None:
 
 def test_parse_text_column_fast_and_slow_paths() -> None:
     values, valid = parse_text_column(["1", "-2", "", "128", "3"], D.INT8)
-    assert values.dtype == np.int8 and values.tolist() == [1, -2, 0, 0, 3]
+    assert values.dtype == np.int8
+    assert values.tolist() == [1, -2, 0, 0, 3]
     assert valid.tolist() == [True, True, False, False, True]
     values, valid = parse_text_column(["1", "1.0", " 2", "1_0", "+4", "x"], D.INT32)  # slow path
-    assert values.tolist() == [1, 0, 0, 0, 4, 0] and valid.tolist() == [
+    assert values.tolist() == [1, 0, 0, 0, 4, 0]
+    assert valid.tolist() == [
         True,
         False,
         False,
@@ -401,30 +429,41 @@ def test_parse_text_column_fast_and_slow_paths() -> None:
     ]
     values, valid = parse_text_column(["1.5", "inf", "1e400", "NaN", "", "-0"], D.FP64)
     assert valid.tolist() == [True, True, False, True, False, True]
-    assert values[0] == 1.5 and values[1] == math.inf and values[2] == 0 and math.isnan(values[3])
+    assert values[0] == 1.5
+    assert values[1] == math.inf
+    assert values[2] == 0
+    assert math.isnan(values[3])
     values, valid = parse_text_column(["0x1p-2", "2049", "65520", "bad"], D.FP16)
-    assert values.dtype == np.float16 and values[:3].tolist() == [0.25, 2048.0, math.inf]
+    assert values.dtype == np.float16
+    assert values[:3].tolist() == [0.25, 2048.0, math.inf]
     assert valid.tolist() == [True, True, True, False]
     values, valid = parse_text_column(["480", "1", "-480"], D.FP8E4M3)
-    assert bytes(values.view(np.uint8)) == b"\x7f\x38\xff" and valid.all()
+    assert bytes(values.view(np.uint8)) == b"\x7f\x38\xff"
+    assert valid.all()
     values, valid = parse_text_column(["True", "false", "yes", ""], D.BOOL)
-    assert values.tolist() == [True, False, False, False] and valid.tolist() == [True, True, False, False]
+    assert values.tolist() == [True, False, False, False]
+    assert valid.tolist() == [True, True, False, False]
     values, valid = parse_text_column(["18446744073709551615", "18446744073709551616"], D.UINT64)
-    assert values.tolist() == [2**64 - 1, 0] and valid.tolist() == [True, False]
+    assert values.tolist() == [2**64 - 1, 0]
+    assert valid.tolist() == [True, False]
     values, valid = parse_text_column(["a", ""], D.STRING)
-    assert values.tolist() == ["a", ""] and valid.tolist() == [True, False]
+    assert values.tolist() == ["a", ""]
+    assert valid.tolist() == [True, False]
     values, valid = parse_text_column(["a:b", "c:d", ""], D.STRING_VECTOR)
-    assert values.tolist() == [["a", "b"], ["c", "d"], []] and valid.tolist() == [True, True, False]
+    assert values.tolist() == [["a", "b"], ["c", "d"], []]
+    assert valid.tolist() == [True, True, False]
     assert parse_text_column([], D.FP32)[0].shape == (0,)
 
 
 def test_parse_text_column_vectors() -> None:
     values, valid = parse_text_column(["1:2", "3:4", "5", "", "6:x", "7:8"], D.INT64_VECTOR)
-    assert values.shape == (6, 2) and values.dtype == np.int64
+    assert values.shape == (6, 2)
+    assert values.dtype == np.int64
     assert values.tolist() == [[1, 2], [3, 4], [0, 0], [0, 0], [0, 0], [7, 8]]
     assert valid.tolist() == [True, True, False, False, False, True]
     values, valid = parse_text_column(["", ""], D.FP32_VECTOR)
-    assert values.shape == (2, 0) and not valid.any()
+    assert values.shape == (2, 0)
+    assert not valid.any()
 
 
 # ------------------------------------------------------------------------------------- values -> text
@@ -505,7 +544,8 @@ def test_cast_array_strings() -> None:
     with pytest.raises(DataTypeError):
         cast_array(np.array(["1:2", "3"], dtype=object), D.STRING, D.INT8_VECTOR)
     out = cast_array(np.array([1e6, 0.25]), D.FP64, D.STRING)
-    assert out.dtype == object and out.tolist() == ["1e+06", "0.25"]
+    assert out.dtype == object
+    assert out.tolist() == ["1e+06", "0.25"]
     out = cast_array(np.array([[0.5, 1.0]], np.float32), D.FP32_VECTOR, D.STRING)
     assert out.tolist() == ["0.5,1"]
     out = cast_array(np.array([[1, 2], [3, 4]], np.int8), D.INT8_VECTOR, D.STRING_VECTOR)

@@ -50,24 +50,28 @@ async def test_diamond_runs_middle_branches_concurrently() -> None:
     assert not ctx.failures
     events = {(n, k): t for n, k, t in TRACE}
     # b and c overlap: each starts before the other ends
-    assert events[("b", "start")] < events[("c", "end")] and events[("c", "start")] < events[("b", "end")]
+    assert events[("b", "start")] < events[("c", "end")]
+    assert events[("c", "start")] < events[("b", "end")]
     # d starts only after both finished; e after d
     assert events[("d", "start")] >= max(events[("b", "end")], events[("c", "end")])
     assert events[("e", "start")] >= events[("d", "end")]
     assert elapsed < 0.19, f"branches ran sequentially ({elapsed:.3f}s)"
     for name in "abcde":
         values, valid = ctx.matrix.read(f"out_{name}")
-        assert valid.all() and np.allclose(values, 1.0)
+        assert valid.all()
+        assert np.allclose(values, 1.0)
 
 
 async def test_failing_node_is_contained() -> None:
     rt = _serve(DIAMOND, _probes(b={"fail": True}))
     ctx = await _run(rt)
     assert [(f.component, f.kind) for f in ctx.failures] == [("b", "error")]
-    assert "told to fail" in ctx.failures[0].message and ctx.failures[0].model_id == "m"
+    assert "told to fail" in ctx.failures[0].message
+    assert ctx.failures[0].model_id == "m"
     assert not ctx.matrix.read("out_b")[1].any()
     # dependants still ran
-    assert ctx.matrix.read("out_d")[1].all() and ctx.matrix.read("out_e")[1].all()
+    assert ctx.matrix.read("out_d")[1].all()
+    assert ctx.matrix.read("out_e")[1].all()
     assert rt.metrics.value("component_errors", model_id="m", component="b", kind="error") == 1
 
 

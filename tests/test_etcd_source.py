@@ -15,8 +15,8 @@ import pytest
 from inferflow_core import cli
 from inferflow_core._proto import predict_pb2_grpc
 from inferflow_core.config.etcd_source import EtcdSource, parse_endpoint
-from inferflow_core.config.push import push
 from inferflow_core.config.sources import read_config_dir, write_config_dir
+from inferflow_core.push import push
 from inferflow_core.serving.server import make_source
 from inferflow_core.testing.server import running_server
 from tests.test_serving import POINT, PREFIX, make_runtime, point_request
@@ -81,7 +81,8 @@ async def test_etcd_serve_reload_reject_delete_and_outage(etcd_server, tmp_path:
         assert "ghost" in runtime.store.current.errors["point"].message
         assert await _score(stub) == 0.25
         ok, details = srv.server.readiness()
-        assert not ok and "point" in details["rejected_models"]
+        assert not ok
+        assert "point" in details["rejected_models"]
         assert "last good version keeps serving" in details["not_ready_because"][0]
 
         # a delete removes exactly that model
@@ -134,7 +135,8 @@ def test_config_push_cli_dry_run_then_write(
     write_config_dir(tmp_path, {PREFIX + "point": _with_value(0.5)})
     assert cli.main(["config", "push", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert f"+ {PREFIX}point (new)" in out and "would write 1 key(s)" in out
+    assert f"+ {PREFIX}point (new)" in out
+    assert "would write 1 key(s)" in out
     assert cli.main(["config", "push", str(tmp_path), "--dry-run"]) == 0
     assert "would write 1 key(s)" in capsys.readouterr().out  # dry run wrote nothing
     assert cli.main(["config", "push", str(tmp_path)]) == 0
@@ -142,11 +144,14 @@ def test_config_push_cli_dry_run_then_write(
     write_config_dir(tmp_path, {PREFIX + "point": _with_value(0.25)})
     assert cli.main(["config", "push", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert f"~ {PREFIX}point" in out and "0.25" in out
+    assert f"~ {PREFIX}point" in out
+    assert "0.25" in out
     assert "would write 1 key(s): 0 new, 1 changed" in out
     assert cli.main(["config", "push", str(tmp_path), "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan["changed"] == [PREFIX + "point"] and plan["written"] == 1 and not plan["dry_run"]
+    assert plan["changed"] == [PREFIX + "point"]
+    assert plan["written"] == 1
+    assert not plan["dry_run"]
 
 
 def _remote_keys(endpoint: str) -> dict[str, str]:
@@ -169,10 +174,13 @@ def test_config_push_refuses_invalid_models_unless_forced(
     write_config_dir(cfg, {PREFIX + "bad": json.dumps(broken), PREFIX + "good": _with_value(0.5)})
     assert cli.main(["config", "push", str(cfg)]) == 1
     err = capsys.readouterr().err
-    assert "refusing to push invalid model config" in err and "model bad:" in err and "ghost" in err
+    assert "refusing to push invalid model config" in err
+    assert "model bad:" in err
+    assert "ghost" in err
     assert cli.main(["config", "push", str(cfg), "--json"]) == 1
     refusal = json.loads(capsys.readouterr().out)
-    assert refusal["refused"] and any("ghost" in p for p in refusal["problems"])
+    assert refusal["refused"]
+    assert any("ghost" in p for p in refusal["problems"])
     assert not _remote_keys(etcd_server.endpoint)  # nothing written, not even the good model
     assert cli.main(["config", "push", str(cfg), "--force"]) == 0
     assert "wrote 2 key(s)" in capsys.readouterr().out
@@ -196,7 +204,8 @@ def test_config_push_prune_deletes_models_not_in_the_directory(
     assert cli.main(["config", "push", str(cfg), "--prune"]) == 0
     assert "deleted 1" in capsys.readouterr().out
     keys = _remote_keys(etcd_server.endpoint)
-    assert "/config/" + PREFIX + "gone" not in keys and "/config/" + PREFIX + "keep" in keys
+    assert "/config/" + PREFIX + "gone" not in keys
+    assert "/config/" + PREFIX + "keep" in keys
 
 
 def test_config_push_with_etcd_down_is_one_clear_line(
@@ -210,5 +219,6 @@ def test_config_push_with_etcd_down_is_one_clear_line(
     assert cli.main(["config", "push", str(cfg)]) == 1
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: etcd at 127.0.0.1:"), captured.err
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: etcd at 127.0.0.1:"), captured.err
     assert "Traceback" not in captured.err + captured.out

@@ -16,9 +16,9 @@ import pytest
 from inferflow_core import cli
 from inferflow_core._proto import predict_pb2_grpc
 from inferflow_core.config.etcd_source import etcd_client, etcd_tls, parse_endpoint
-from inferflow_core.config.push import push
 from inferflow_core.config.settings import ServiceSettings
 from inferflow_core.config.sources import read_config_dir, write_config_dir
+from inferflow_core.push import push
 from inferflow_core.serving.server import InferflowServer, make_source
 from inferflow_core.testing.certs import CertAuthority
 from inferflow_core.testing.etcd import EtcdProcess
@@ -121,7 +121,9 @@ def test_serve_cli_refuses_with_one_clear_error(tmp_path: Path) -> None:
     )
     out = done.stdout + done.stderr
     assert done.returncode == 2, out
-    assert "cannot start" in out and "missing-ca.pem" in out and "Traceback" not in out
+    assert "cannot start" in out
+    assert "missing-ca.pem" in out
+    assert "Traceback" not in out
     assert "s3cret-password" not in out
 
 
@@ -137,5 +139,6 @@ def test_bare_endpoint_with_tls_files_uses_tls_and_http_without_is_plaintext() -
     assert etcd_tls(ServiceSettings(etcd_server="127.0.0.1:2379")) is None
     assert etcd_tls(ServiceSettings(etcd_server="http://127.0.0.1:2379")) is None
     got = etcd_tls(ServiceSettings(etcd_server="127.0.0.1:2379", etcd_server_name="etcd"))
-    assert got is not None and got.server_name == "etcd"
+    assert got is not None
+    assert got.server_name == "etcd"
     assert etcd_tls(ServiceSettings(etcd_server="https://127.0.0.1:2379")) is not None  # system roots

@@ -42,29 +42,37 @@ async def test_trailer_timings_and_rows_match_the_sleeps() -> None:
     async with running_server(make_runtime(explain_enabled=True), TREE) as srv:
         result = await _call(srv.address)
     report = result.explain
-    assert report is not None and report["model_id"] == "sleeps" and report["rows"] == 3
+    assert report is not None
+    assert report["model_id"] == "sleeps"
+    assert report["rows"] == 3
     assert report["dag"]["prerequisites"]["c"] == ["a", "b"]
     nodes = {n["name"]: n for n in report["nodes"]}
     assert list(nodes) == report["dag"]["order"]
     a, b, c, d = nodes["a"], nodes["b"], nodes["c"], nodes["d"]
     for node, sleep in ((a, 40), (b, 80), (c, 30)):
         assert sleep <= node["duration_ms"] < sleep + SLACK_MS, node
-        assert node["outcome"] == "ok" and node["rows_in"] == 3
+        assert node["outcome"] == "ok"
+        assert node["rows_in"] == 3
     assert abs(a["start_ms"] - b["start_ms"]) < SLACK_MS / 2  # concurrent
     assert c["start_ms"] >= max(a["end_ms"], b["end_ms"])  # waited for both
     assert report["total_ms"] >= c["end_ms"] >= 40 + 80 - 40 + 30  # b then c at least
-    assert a["rows_out"] == 3 and c["rows_out"] == 2  # one price is missing: c writes 2 valid rows
-    assert d["outcome"] == "error" and d["rows_out"] == 0
+    assert a["rows_out"] == 3
+    assert c["rows_out"] == 2
+    assert d["outcome"] == "error"
+    assert d["rows_out"] == 0
     assert [f["component"] for f in report["failures"]] == ["d"]
     assert "columns" not in a
     text = "\n".join(explain_tree(report))
-    assert "└─ c [probe]" in text and "after a, b" in text and "failure d (error)" in text
+    assert "└─ c [probe]" in text
+    assert "after a, b" in text
+    assert "failure d (error)" in text
 
 
 async def test_disabled_by_default() -> None:
     async with running_server(make_runtime(), TREE) as srv:
         result = await _call(srv.address)
-    assert result.explain is None and result.to_dicts()[0]["sa"] == 0.25
+    assert result.explain is None
+    assert result.to_dicts()[0]["sa"] == 0.25
     assert "server sent none" in explain_tree(None)[0]
 
 

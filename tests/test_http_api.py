@@ -119,7 +119,8 @@ async def test_every_api_over_http_protobuf_is_byte_identical_to_grpc(srv) -> No
         code, want = await grpc_call(srv, method, raw, metadata=(("user-id", "98765"),))
         assert code is grpc.StatusCode.OK
         status, got = await apost(srv.http_port, path, raw, user_id="98765")
-        assert status == 200 and got == want, path
+        assert status == 200, path
+        assert got == want, path
     assert srv.recorder.seen[-1].ctx.request.user_id == "98765"  # inference logging sees HTTP calls
 
 
@@ -148,7 +149,8 @@ def _decoded(api: str, raw: bytes) -> dict[str, Any]:
 async def test_every_api_over_http_json_gives_the_grpc_scores(srv) -> None:
     for (method, _, make), (path, doc) in zip(CASES, JSON_CASES, strict=True):
         code, raw = await grpc_call(srv, method, make().SerializeToString())
-        assert code is grpc.StatusCode.OK and isinstance(raw, bytes)
+        assert code is grpc.StatusCode.OK
+        assert isinstance(raw, bytes)
         status, body = await apost(srv.http_port, path, json.dumps(doc), JS)
         assert status == 200, body
         got = json.loads(body)
@@ -164,14 +166,18 @@ async def test_every_api_over_http_json_gives_the_grpc_scores(srv) -> None:
             model_config_id="broken", targets=[P.Target(id="1"), P.Target(id="2")]
         ).SerializeToString(),
     )
-    assert code is grpc.StatusCode.OK and isinstance(raw, bytes)
+    assert code is grpc.StatusCode.OK
+    assert isinstance(raw, bytes)
     status, body = await apost(srv.http_port, "/v1/models/broken/pointwise", '{"targets": ["1", "2"]}', JS)
     got, want = json.loads(body), _decoded("pointwise", raw)
-    assert status == 200 and all(got[k] == v for k, v in want.items()) and "broken" in got["target_errors"][0]
+    assert status == 200
+    assert all(got[k] == v for k, v in want.items())
+    assert "broken" in got["target_errors"][0]
     path, doc = JSON_CASES[0]
     point = json.loads((await apost(srv.http_port, path, json.dumps(doc), JS))[1])
     assert point["targets"][0] == {"catalog_id": "100", "score": 0.5, "price_x2": 5.0, "price": 2.5}
-    assert point["target_errors"][1] == "" and "DataTypeFP32" in point["target_errors"][2]
+    assert point["target_errors"][1] == ""
+    assert "DataTypeFP32" in point["target_errors"][2]
     assert "do not decode" in point["request_error"]
     assert point["target_output_schema"][1] == {"name": "score", "data_type": "DataTypeFP32"}
 
@@ -180,7 +186,9 @@ async def test_json_numbers_and_vectors_are_typed(srv) -> None:
     doc = {"targets": ["1", "2"], "features": {"price": [1.5, None]}}
     status, body = await apost(srv.http_port, "/v1/models/point/pointwise", json.dumps(doc), JS)
     got = json.loads(body)
-    assert status == 200 and got["targets"][0]["price_x2"] == 3.0 and got["targets"][1]["price"] is None
+    assert status == 200
+    assert got["targets"][0]["price_x2"] == 3.0
+    assert got["targets"][1]["price"] is None
 
 
 MALFORMED = [  # gRPC request, the same request over HTTP/JSON (None: not expressible in JSON)
@@ -207,10 +215,12 @@ async def test_malformed_requests_get_the_grpc_error_over_both_http_forms(srv) -
         assert code is grpc.StatusCode.INVALID_ARGUMENT
         for body, ctype in ((req.SerializeToString(), PB), (json.dumps(doc), JS)):
             status, answer = await apost(srv.http_port, path, body, ctype)
-            assert status == 400 and json.loads(answer) == {"code": "INVALID_ARGUMENT", "message": details}
+            assert status == 400
+            assert json.loads(answer) == {"code": "INVALID_ARGUMENT", "message": details}
     code, details = await grpc_call(srv, "/Predict/InferPointWise", b"\xff\xff")
     status, answer = await apost(srv.http_port, "/v1/models/point/pointwise", b"\xff\xff")
-    assert status == 400 and json.loads(answer)["message"] == details
+    assert status == 400
+    assert json.loads(answer)["message"] == details
 
 
 @pytest.mark.parametrize(
@@ -239,13 +249,16 @@ async def test_malformed_json_is_400_with_a_clear_message(srv, body: str, needle
         assert status in (200, 400), answer
         return
     got = json.loads(answer)
-    assert status == 400 and got["code"] == "INVALID_ARGUMENT" and needle in got["message"], got
+    assert status == 400, got
+    assert got["code"] == "INVALID_ARGUMENT", got
+    assert needle in got["message"], got
 
 
 async def test_transport_errors_and_openapi(srv) -> None:
     port = srv.http_port
     status, body = await apost(port, "/v1/models/point/pointwise", b"{}", "text/plain")
-    assert status == 415 and b"application/json" in body
+    assert status == 415
+    assert b"application/json" in body
     assert (await apost(port, "/v1/models/point/nope", b"{}", JS))[0] == 404
     answer = await asyncio.to_thread(
         raw_http, port, b"GET /openapi.json HTTP/1.1\r\nConnection: close\r\n\r\n"
@@ -269,7 +282,8 @@ async def test_body_size_is_bounded_and_chunked_refused() -> None:
     async with running_server(make_runtime(max_message_bytes=1000), TREE) as srv:
         head = b"POST /v1/models/point/pointwise HTTP/1.1\r\nContent-Type: application/json\r\n"
         answer = await asyncio.to_thread(raw_http, srv.http_port, head + b"Content-Length: 10000000\r\n\r\n")
-        assert answer.startswith(b"HTTP/1.1 413") and b"INFERFLOW_MAX_MESSAGE_BYTES" in answer
+        assert answer.startswith(b"HTTP/1.1 413")
+        assert b"INFERFLOW_MAX_MESSAGE_BYTES" in answer
         chunked = head + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
         assert (await asyncio.to_thread(raw_http, srv.http_port, chunked)).startswith(b"HTTP/1.1 411")
         status, _ = await apost(srv.http_port, "/v1/models/point/pointwise", b"{" + b" " * 990 + b"}", JS)
@@ -338,9 +352,11 @@ async def test_deadline_headers_bound_the_dag(srv, header: dict[str, str]) -> No
     if status == 200:  # answered just before the deadline with the item errors filled
         assert "deadline" in json.loads(body)["target_errors"][0]
     else:
-        assert status == 504 and json.loads(body)["code"] == "DEADLINE_EXCEEDED"
+        assert status == 504
+        assert json.loads(body)["code"] == "DEADLINE_EXCEEDED"
     status, body = await apost(srv.http_port, "/v1/models/slow/pointwise", "{}", JS, X_Request_Timeout_Ms="x")
-    assert status == 400 and "X-Request-Timeout-Ms" in json.loads(body)["message"]
+    assert status == 400
+    assert "X-Request-Timeout-Ms" in json.loads(body)["message"]
 
 
 async def test_metrics_carry_the_transport(srv) -> None:
@@ -356,7 +372,8 @@ async def test_caller_auth_applies_per_api_over_http() -> None:
     async with running_server(runtime, TREE) as srv:
         path, body = "/v1/models/point/pointwise", point_request().SerializeToString()
         status, answer = await apost(srv.http_port, path, body)
-        assert status == 401 and json.loads(answer)["code"] == "UNAUTHENTICATED"
+        assert status == 401
+        assert json.loads(answer)["code"] == "UNAUTHENTICATED"
         assert (await apost(srv.http_port, path, body, authorization="Bearer nope"))[0] == 401
         assert (await apost(srv.http_port, path, "{", JS))[0] == 401  # auth before the JSON is parsed
         assert (await apost(srv.http_port, path, body, authorization="Bearer s3cret"))[0] == 200

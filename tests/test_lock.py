@@ -44,5 +44,6 @@ def test_a_changed_dependency_makes_the_lock_stale(tmp_path: Path) -> None:
 
 def test_every_install_uses_the_lock() -> None:
     venv = (ROOT / "scripts" / "venv.sh").read_text()
-    assert 'PIP_CONSTRAINT="$LOCK"' in venv and '-c "$LOCK"' in venv
+    assert 'PIP_CONSTRAINT="$LOCK"' in venv
+    assert '-c "$LOCK"' in venv
     assert "requirements/lock.txt" in (ROOT / "Dockerfile").read_text()

@@ -19,9 +19,8 @@ from inferflow_logging.envelope import unwrap
 from inferflow_logging.formats import FORMATS
 from inferflow_logging.schema import derive_schema, unpack_metadata
 
+from inferflow_core import testing
 from inferflow_core._proto import predict_pb2, predict_pb2_grpc
-from inferflow_core.components import builtin_plugin
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing.server import RunningServer, running_server
 
@@ -69,11 +68,8 @@ def tree(fmt: str) -> dict[str, str]:
 
 
 def make_runtime() -> Runtime:
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(TypedPlugin(), name="typed")
-    host.register(logging_plugin, name="logging")  # what the `inferflow = logging` entry point loads
-    return Runtime(host=host)
+    # "logging": what the `inferflow = logging` entry point loads
+    return testing.make_runtime(typed=TypedPlugin(), logging=logging_plugin)
 
 
 def point_request(tracking_id: str) -> Any:
@@ -94,7 +90,8 @@ def decode_topic(
     out: dict[tuple[str, str], list[tuple]] = {}
     for value in values:
         event, log = unwrap(value)
-        assert log.model_config_id == model_id and event.event_id == log.tracking_id
+        assert log.model_config_id == model_id
+        assert event.event_id == log.tracking_id
         fmt = unpack_metadata(log.metadata)[2]
         slate = event.event_name.endswith("slate_logs")
         entries = schema.slate_entries if slate else schema.entries
@@ -113,7 +110,8 @@ def assert_logged_equals_response(
 ) -> None:
     assert len(logged) == len(targets)
     for (entity, cells), target in zip(logged, targets, strict=True):
-        assert names[0] == "catalog_id" and target.output_values[0] == entity.encode()
+        assert names[0] == "catalog_id"
+        assert target.output_values[0] == entity.encode()
         assert set(FEATURES) <= set(cells), sorted(cells)
         for name, value in zip(names, target.output_values, strict=True):
             if name not in cells:

@@ -29,7 +29,8 @@ def test_vector_column_dim_fixed_by_first_write() -> None:
     with pytest.raises(DataTypeError):
         m.set_rows("emb", [1], np.ones((1, 3), dtype=np.float32))
     filled = m.read_filled("emb")
-    assert filled.shape == (3, 4) and filled[1].sum() == 0
+    assert filled.shape == (3, 4)
+    assert filled[1].sum() == 0
 
 
 def test_request_text_is_a_fallback_for_missing_typed_cells() -> None:
@@ -37,7 +38,8 @@ def test_request_text_is_a_fallback_for_missing_typed_cells() -> None:
     m.set_text("price", ["199", ""])  # request feature, text encoding
     m.declare("price", DataType.FP32)  # an FS feature of the same name
     values, valid = m.read("price")
-    assert valid.tolist() == [True, False] and values[0] == 199
+    assert valid.tolist() == [True, False]
+    assert values[0] == 199
     m.set_rows("price", [1], np.array([5.0], dtype=np.float32))
     m.set_rows("price", [0], np.array([7.0], dtype=np.float32))
     assert m.read("price")[0].tolist() == [7.0, 5.0]  # fetched values win
@@ -48,9 +50,11 @@ def test_conversion_on_read() -> None:
     m.declare("n", DataType.INT64)
     m.set_column("n", np.array([1, 2, 3]), np.array([True, False, True]))
     values, valid = m.read("n", DataType.FP32)
-    assert values.dtype == np.float32 and valid.tolist() == [True, False, True]
+    assert values.dtype == np.float32
+    assert valid.tolist() == [True, False, True]
     texts, tvalid = m.read("n", DataType.STRING)
-    assert texts[0] == "1" and not tvalid[1]
+    assert texts[0] == "1"
+    assert not tvalid[1]
 
 
 def test_string_column_and_text_parse_errors_are_invalid() -> None:
@@ -59,7 +63,8 @@ def test_string_column_and_text_parse_errors_are_invalid() -> None:
     assert m.read("id")[1].tolist() == [True, False, True]
     m.set_text("age", ["3", "x", ""])
     values, valid = m.read("age", DataType.INT32)
-    assert valid.tolist() == [True, False, False] and values[0] == 3
+    assert valid.tolist() == [True, False, False]
+    assert values[0] == 3
 
 
 def test_redeclare_conflict_is_an_error() -> None:
@@ -75,9 +80,11 @@ def test_take_and_slate_matrix() -> None:
     m.declare("v", DataType.INT32)
     m.set_column("v", np.arange(4, dtype=np.int32))
     sub = m.take([3, 1])
-    assert sub.rows == 2 and sub.read("v")[0].tolist() == [3, 1]
+    assert sub.rows == 2
+    assert sub.read("v")[0].tolist() == [3, 1]
     s = SlateMatrix([np.array([0, 2]), np.array([], dtype=int)])
-    assert s.rows == 2 and s.texts("slate_target_indices") == ["0,2", ""]
+    assert s.rows == 2
+    assert s.texts("slate_target_indices") == ["0,2", ""]
 
 
 def test_broadcast() -> None:
@@ -103,12 +110,16 @@ def test_block_columns_are_views_and_read_many_is_zero_copy() -> None:
     assert np.shares_memory(m.column("f1").values, values)
     assert m.read("f1")[0].tolist() == [1, 4, 7, 10]
     got, valid = m.read_many(names[1:])
-    assert np.shares_memory(got, values) and got.shape == (4, 2) and valid.all()
+    assert np.shares_memory(got, values)
+    assert got.shape == (4, 2)
+    assert valid.all()
     assert got.tolist() == values[:, 1:].tolist()
-    assert m.read_filled_many(names) is not None and np.shares_memory(m.read_filled_many(names), values)
+    assert m.read_filled_many(names) is not None
+    assert np.shares_memory(m.read_filled_many(names), values)
     # not consecutive in the block: stacked copies, same content
     got, _ = m.read_many(["f2", "f0"])
-    assert not np.shares_memory(got, values) and got.tolist() == values[:, [2, 0]].tolist()
+    assert not np.shares_memory(got, values)
+    assert got.tolist() == values[:, [2, 0]].tolist()
 
 
 def test_per_column_writes_after_a_block_write_copy_on_write() -> None:
@@ -117,14 +128,19 @@ def test_per_column_writes_after_a_block_write_copy_on_write() -> None:
     m.set_rows("f1", [0], np.array([99.0], dtype=np.float32))
     assert np.array_equal(values, before)  # the block is never written
     assert m.read("f1")[0].tolist() == [99, 4, 7, 10]
-    assert m.column("f1").block is None and m.column("f0").block is not None
+    assert m.column("f1").block is None
+    assert m.column("f0").block is not None
     got, valid = m.read_many(names)  # f1 left the block: stacked, with the new cell
-    assert not np.shares_memory(got, values) and got[:, 1].tolist() == [99, 4, 7, 10] and valid.all()
+    assert not np.shares_memory(got, values)
+    assert got[:, 1].tolist() == [99, 4, 7, 10]
+    assert valid.all()
     assert np.shares_memory(m.read_many(["f2"])[0], values)  # the rest still read the block
     m.set_column("f2", np.zeros(4, dtype=np.float32), np.array([True, False, True, True]))
-    assert np.array_equal(values, before) and m.read("f2")[1].tolist() == [True, False, True, True]
+    assert np.array_equal(values, before)
+    assert m.read("f2")[1].tolist() == [True, False, True, True]
     m.broadcast("f0", 5.0)
-    assert np.array_equal(values, before) and m.read("f0")[0].tolist() == [5.0] * 4
+    assert np.array_equal(values, before)
+    assert m.read("f0")[0].tolist() == [5.0] * 4
     assert m.read_many(names)[0].tolist() == [[5, 99, 0], [5, 4, 0], [5, 7, 0], [5, 10, 0]]
 
 
@@ -138,7 +154,8 @@ def test_block_partial_validity_and_text_fallback() -> None:
     m.set_block(["a", "b"], values, valid)
     assert m.read("a")[1].tolist() == [True, False, True]
     got, ok = m.read_many(["a", "b"])
-    assert ok.tolist() == [[True, True], [False, True], [True, True]] and got[2, 1] == 42  # text fallback
+    assert ok.tolist() == [[True, True], [False, True], [True, True]]
+    assert got[2, 1] == 42
     assert m.read_filled_many(["a", "b"]).tolist() == [[1, 2], [0, 4], [5, 42]]
     assert np.array_equal(values, [[1, 2], [3, 4], [5, 6]])
     # one mask shared by all columns; no text: a view even with missing cells
@@ -155,9 +172,12 @@ def test_block_conversion_on_read_and_errors() -> None:
         m.declare(n, DataType.INT64)
     m.set_block(["x", "y"], np.array([[1, 2], [3, 4]]), np.array([[True, False], [True, True]]))
     got, ok = m.read_many(["x", "y"], DataType.FP32)
-    assert got.dtype == np.float32 and got.tolist() == [[1, 2], [3, 4]] and ok[0].tolist() == [True, False]
+    assert got.dtype == np.float32
+    assert got.tolist() == [[1, 2], [3, 4]]
+    assert ok[0].tolist() == [True, False]
     texts, tok = m.read_many(["x", "y"], DataType.STRING)
-    assert texts.tolist() == [["1", ""], ["3", "4"]] and not tok[0, 1]
+    assert texts.tolist() == [["1", ""], ["3", "4"]]
+    assert not tok[0, 1]
     assert m.read_filled_many(["x", "y"], DataType.STRING)[0].tolist() == ["1", ""]
     m.declare("s", DataType.STRING)
     with pytest.raises(DataTypeError):
@@ -175,11 +195,13 @@ def test_take_of_a_block_backed_matrix_keeps_the_block() -> None:
     m.set_rows("f0", [3], np.array([-1.0], dtype=np.float32))  # f0 detached before take
     sub = m.take([3, 1])
     got, ok = sub.read_many(names[1:])
-    assert got.tolist() == [[10, 11], [4, 5]] and ok.all()
+    assert got.tolist() == [[10, 11], [4, 5]]
+    assert ok.all()
     assert sub.column("f1").block is sub.column("f2").block is not None
     assert not np.shares_memory(got, values)  # take() gathers a copy of the block
     assert np.shares_memory(got, sub.column("f1").block.values)  # type: ignore[union-attr]
-    assert sub.read("f0")[0].tolist() == [-1, 3] and sub.column("f0").block is None
+    assert sub.read("f0")[0].tolist() == [-1, 3]
+    assert sub.column("f0").block is None
     assert sub.read_many(names)[0].tolist() == [[-1, 10, 11], [3, 4, 5]]
 
 

@@ -14,12 +14,11 @@ import grpc
 import pytest
 
 from inferflow_core._proto import predict_pb2, predict_pb2_grpc
-from inferflow_core.components import builtin_plugin
 from inferflow_core.config.sources import write_config_dir
 from inferflow_core.observability.metrics import Metrics
 from inferflow_core.observability.statsd import StatsdClient
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
+from inferflow_core.testing import make_runtime
 from inferflow_core.testing.process import ServeProcess, entry_point_plugin
 from inferflow_core.testing.server import running_server
 from tests.helpers import ProbePlugin, model_json
@@ -36,10 +35,7 @@ MODEL = model_json(
 
 
 def _runtime(metrics: Metrics) -> Runtime:
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(ProbePlugin(), name="probe")
-    return Runtime(host=host, metrics=metrics)
+    return make_runtime(metrics=metrics, probe=ProbePlugin())
 
 
 def _request(n: int = 3, model: str = "m") -> predict_pb2.PointWiseRequest:
@@ -116,7 +112,8 @@ async def test_statsd_lines_have_the_reference_names_and_tags() -> None:
     port = sock.getsockname()[1]
     env = {"TELEGRAF_HOST": "127.0.0.1", "TELEGRAF_PORT": str(port), "APP_ENV": "test", "APP_NAME": "svc"}
     statsd = StatsdClient.from_env(env)
-    assert statsd is not None and StatsdClient.from_env({}) is None
+    assert statsd is not None
+    assert StatsdClient.from_env({}) is None
     metrics = Metrics(statsd=statsd)
     rt = _runtime(metrics)
     try:
@@ -135,7 +132,8 @@ async def test_statsd_lines_have_the_reference_names_and_tags() -> None:
         for x in lines
         if x.startswith(("inferflow.router.api.request.latency:", "predict.infer.request.latency:"))
     ]
-    assert len(timings) == 2 and all("|ms|#" in x for x in timings)
+    assert len(timings) == 2
+    assert all("|ms|#" in x for x in timings)
 
 
 GLOB = "env:test,service:svc"

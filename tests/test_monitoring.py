@@ -71,7 +71,8 @@ async def test_every_queried_metric_exists_on_a_running_server() -> None:
     assert not short, f"HELP text too short: {short}"
     assert max(LATENCY_BUCKETS) >= runtime.settings.default_deadline_ms / 1000
     assert re.search(r'^inferflow_build_info\{.*version="[^"]+".*\} 1\.0$', text, re.M)
-    assert "python_gc_collections_total" in text and "process_cpu_seconds_total" in text
+    assert "python_gc_collections_total" in text
+    assert "process_cpu_seconds_total" in text
 
 
 def test_rule_file_has_alerts() -> None:

@@ -17,13 +17,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import BaseModel
 
+from inferflow_core import testing
 from inferflow_core._proto import predict_pb2_grpc
 from inferflow_core.api import BuildContext, Component, InitialData, RequestInfo, RunContext, hookimpl
-from inferflow_core.components import builtin_plugin
 from inferflow_core.components.base import ComponentFailure
 from inferflow_core.engine.executor import log_failure
 from inferflow_core.errors import ConfigError
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing.server import running_server
 from tests.helpers import ProbePlugin, probe_runtime
@@ -117,7 +116,8 @@ def test_two_root_dag_says_what_is_wrong() -> None:
     with pytest.raises(ConfigError) as info:
         probe_runtime().compiler.compile("m", raw, {})
     text = " | ".join(m for _, m in info.value.problems)
-    assert "'b' has no prerequisites" in text and "second root" in text
+    assert "'b' has no prerequisites" in text
+    assert "second root" in text
     assert "add 'feature_initializer' to its prerequisites" in text
     assert "'c' is not reachable from 'feature_initializer' (it depends only on a second root)" in text
 
@@ -151,10 +151,7 @@ class _KeyPlugin:
 
 
 def _runtime_with(ctype: Any) -> Runtime:
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(_KeyPlugin(ctype), name="keys")
-    return Runtime(host=host)
+    return testing.make_runtime(keys=_KeyPlugin(ctype))
 
 
 async def test_a_component_type_with_any_config_key_is_used() -> None:
@@ -244,12 +241,10 @@ def test_failure_logging_follows_go_sampling(caplog: pytest.LogCaptureFixture) -
         logged = sum(log_failure(failure, 30, draws) for _ in range(2000))
     assert 450 < logged < 750  # rand.Intn(100) < 30
     line = caplog.records[0].getMessage()
-    assert (
-        "model m" in line
-        and "ranker" in line
-        and "predator-api-error" in line
-        and "connection refused" in line
-    )
+    assert "model m" in line
+    assert "ranker" in line
+    assert "predator-api-error" in line
+    assert "connection refused" in line
 
 
 async def test_component_failures_are_logged_with_model_component_kind_and_message(
@@ -266,7 +261,8 @@ async def test_component_failures_are_logged_with_model_component_kind_and_messa
     with caplog.at_level(logging.WARNING, "inferflow.engine"):
         await rt.execute("m", InitialData(rows=1, texts={"id": ["a"]}), RequestInfo(api="pointwise"))
     lines = [r.getMessage() for r in caplog.records if "component failed" in r.getMessage()]
-    assert lines and "model m component broken (error): RuntimeError: broken was told to fail" in lines[0]
+    assert lines
+    assert "model m component broken (error): RuntimeError: broken was told to fail" in lines[0]
     assert rt.metrics.value("component_errors", model_id="m", component="broken") == 1
 
 
@@ -281,7 +277,9 @@ async def test_a_rejected_model_makes_the_pod_not_ready_unless_allowed() -> None
     tree = {PREFIX + "ok": OK, PREFIX + "bad": REJECTED}
     async with running_server(make_runtime(), tree) as srv:
         ok, details = srv.server.readiness()
-        assert not ok and details["not_ready_because"] and "'bad'" in details["not_ready_because"][0]
+        assert not ok
+        assert details["not_ready_because"]
+        assert "'bad'" in details["not_ready_because"][0]
         assert "ghost" in details["not_ready_because"][0]
         assert await _grpc_health(srv, "inferflow.readiness") == health_pb2.HealthCheckResponse.NOT_SERVING
         assert await _grpc_health(srv, "") == health_pb2.HealthCheckResponse.SERVING  # liveness unaffected
@@ -293,7 +291,8 @@ async def test_a_rejected_model_makes_the_pod_not_ready_unless_allowed() -> None
         assert await _grpc_health(srv, "inferflow.readiness") == health_pb2.HealthCheckResponse.SERVING
     async with running_server(make_runtime(ready_with_rejected=True), tree) as srv:
         ok, details = srv.server.readiness()
-        assert ok and "bad" in details["rejected_models"]
+        assert ok
+        assert "bad" in details["rejected_models"]
 
 
 async def _grpc_health(srv: Any, service: str) -> Any:
@@ -309,11 +308,7 @@ async def test_a_model_needing_a_plugin_that_failed_to_load_makes_the_pod_not_re
         def register_components(self, register: Any) -> None:
             raise ImportError("No module named 'onnxruntime'")
 
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(ProbePlugin(), name="probe")
-    host.register(Broken(), name="predator")
-    rt = Runtime(host=host)
+    rt = testing.make_runtime(probe=ProbePlugin(), predator=Broken())
     rt.compiler.missing_plugins = rt.host.missing_reason()
     raw = json.dumps(
         {
@@ -325,7 +320,9 @@ async def test_a_model_needing_a_plugin_that_failed_to_load_makes_the_pod_not_re
         ok, details = srv.server.readiness()
     assert not ok
     reason = details["not_ready_because"][0]
-    assert "'m'" in reason and "predator_components" in reason and "onnxruntime" in reason
+    assert "'m'" in reason
+    assert "predator_components" in reason
+    assert "onnxruntime" in reason
     assert "not a configured component" not in reason  # no cascade of DAG noise
 
 
@@ -334,7 +331,8 @@ async def test_rejected_model_still_answers_invalid_argument_naming_the_reason()
         stub = predict_pb2_grpc.PredictStub(srv.channel)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.InferPointWise(point_request("bad"), timeout=5)
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "ghost" in (err.value.details() or "")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "ghost" in (err.value.details() or "")
 
 
 class _Partial(Component):

@@ -94,7 +94,8 @@ def test_plugin_server_is_a_real_service(tmp_path: Path, which: int) -> None:
             text,
             re.M,
         )
-        assert counted and float(counted.group(1)) >= 2
+        assert counted
+        assert float(counted.group(1)) >= 2
         assert "process_resident_memory_bytes" in text
         assert "inferflow_api_requests_total" not in text  # not the main server's families
         proc.send_signal(signal.SIGTERM)

@@ -574,7 +574,8 @@ def test_hand_encoded_legacy_request():
         b"\x1a\x02tr"  # 3 tracking_id
     )
     req = inferflow_pb2.InferflowRequestProto.FromString(wire)
-    assert req.model_config_id == "m" and req.tracking_id == "tr"
+    assert req.model_config_id == "m"
+    assert req.tracking_id == "tr"
     ent = req.entities[0]
     assert (ent.entity, list(ent.ids)) == ("catalog_id", ["111"])
     assert (ent.features[0].name, list(ent.features[0].ids_feature_value)) == ("p", ["9"])

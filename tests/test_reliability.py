@@ -63,7 +63,8 @@ async def test_amplification_request_is_rejected_by_budget_before_allocating() -
         stub = rpc.PredictStub(srv.channel)
         code, details = await _code(stub.InferPointWise, amplification_request())
         assert code == grpc.StatusCode.INVALID_ARGUMENT
-        assert "INFERFLOW_MAX_DECODED_CELLS" in details and "500010000" in details.replace(",", "")
+        assert "INFERFLOW_MAX_DECODED_CELLS" in details
+        assert "500010000" in details.replace(",", "")
         ok = await stub.InferPointWise(point_request(), timeout=5)  # still serving
         assert len(ok.target_scores) == 3
 
@@ -93,7 +94,8 @@ async def test_budgets_name_the_limit_and_the_value(setting: str, request_kw: di
             req.targets.pop()
         code, details = await _code(stub.InferPointWise, req)
         assert code == grpc.StatusCode.INVALID_ARGUMENT
-        assert f"INFERFLOW_{setting.upper()}" in details and "3 exceeds the limit of 2" in details
+        assert f"INFERFLOW_{setting.upper()}" in details
+        assert "3 exceeds the limit of 2" in details
 
 
 async def test_pair_and_slate_budgets() -> None:
@@ -104,12 +106,14 @@ async def test_pair_and_slate_budgets() -> None:
         code, details = await _code(
             stub.InferPairWise, P.PairWiseRequest(model_config_id="slate", targets=targets, pairs=pairs)
         )
-        assert code == grpc.StatusCode.INVALID_ARGUMENT and "INFERFLOW_MAX_PAIRS" in details
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "INFERFLOW_MAX_PAIRS" in details
         slates = [P.TargetSlate(target_indices=[0, 1, 2])]
         code, details = await _code(
             stub.InferSlateWise, P.SlateWiseRequest(model_config_id="slate", targets=targets, slates=slates)
         )
-        assert code == grpc.StatusCode.INVALID_ARGUMENT and "INFERFLOW_MAX_SLATE_SIZE" in details
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "INFERFLOW_MAX_SLATE_SIZE" in details
 
 
 def test_memory_and_recursion_errors_are_never_internal() -> None:
@@ -132,7 +136,8 @@ async def test_one_deeply_nested_file_rejects_only_that_model_at_start_and_on_re
         assert (await stub.InferPointWise(point_request(), timeout=5)).target_scores  # others serve
         ready = await asyncio.to_thread(_ready, srv.http_port)
         # a rejected model makes the pod not ready (INFERFLOW_READY_WITH_REJECTED=true would keep it ready)
-        assert not ready["ready"] and "nested too deeply" in ready["rejected_models"]["deep"]
+        assert not ready["ready"]
+        assert "nested too deeply" in ready["rejected_models"]["deep"]
         assert runtime.metrics.value("config_rejections", model_id="deep") >= 1
         # hot reload: a second deep file and a new valid model in the same change; the new model applies
         await srv.update({PREFIX + "deep2": DEEP, PREFIX + "point2": TREE[PREFIX + "point"]})
@@ -145,7 +150,8 @@ def test_validate_reports_a_deeply_nested_file_without_a_traceback(tmp_path: Pat
     path.write_text(DEEP)
     assert cli_main(["validate", str(path)]) == 1
     out = capsys.readouterr()
-    assert "INVALID deep" in out.out and "nested too deeply" in out.out
+    assert "INVALID deep" in out.out
+    assert "nested too deeply" in out.out
     assert "Traceback" not in out.out + out.err
 
 
@@ -155,16 +161,20 @@ async def test_request_features_cannot_overwrite_produced_columns() -> None:
         req = point_request(prices=(b"1",))
         req.context_features.append(P.ContextFeature(name="score", value=b"9", data_type=P.DataTypeFP32))
         code, details = await _code(stub.InferPointWise, req)
-        assert code == grpc.StatusCode.INVALID_ARGUMENT and "'score'" in details and "scorer" in details
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "'score'" in details
+        assert "scorer" in details
         req2 = point_request(prices=(b"1",))
         req2.target_input_schema.append(P.FeatureSchema(name="price_x2", data_type=P.DataTypeFP32))
         req2.targets[0].feature_values.append(b"7")
         code, details = await _code(stub.InferPointWise, req2)
-        assert code == grpc.StatusCode.INVALID_ARGUMENT and "price_x2" in details
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "price_x2" in details
     async with running_server(make_runtime(produced_feature_policy="ignore"), TREE) as srv:
         resp = await rpc.PredictStub(srv.channel).InferPointWise(req, timeout=5)
         assert list(resp.target_scores[0].output_values)[1] == np.float32(0.5).tobytes()
-        assert "'score'" in resp.request_error and "ignored" in resp.request_error
+        assert "'score'" in resp.request_error
+        assert "ignored" in resp.request_error
 
 
 async def test_a_vector_for_a_scalar_column_is_invalid_argument() -> None:
@@ -172,17 +182,22 @@ async def test_a_vector_for_a_scalar_column_is_invalid_argument() -> None:
         req = point_request(prices=(b"1:2",))
         req.target_input_schema[0].data_type = P.DataTypeFP32Vector
         code, details = await _code(rpc.PredictStub(srv.channel).InferPointWise, req)
-        assert code == grpc.StatusCode.INVALID_ARGUMENT and "price" in details and "DataTypeFP32" in details
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "price" in details
+        assert "DataTypeFP32" in details
 
 
 async def test_echoed_strings_are_bounded_and_paths_never_reach_callers() -> None:
     async with running_server(make_runtime(), {**TREE, PREFIX + "secret": SECRET}) as srv:
         stub = rpc.PredictStub(srv.channel)
         code, details = await _code(stub.InferPointWise, point_request("m" * 8192))
-        assert code == grpc.StatusCode.INVALID_ARGUMENT and len(details) < 300
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert len(details) < 300
         code, details = await _code(stub.InferPointWise, point_request("secret"))
-        assert code == grpc.StatusCode.INVALID_ARGUMENT and "config rejected" in details
-        assert "/srv/secret" not in details and "<path>" in details
+        assert code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "config rejected" in details
+        assert "/srv/secret" not in details
+        assert "<path>" in details
         assert "/srv/secret" not in json.dumps(await asyncio.to_thread(_ready, srv.http_port))
     assert sanitize("open /a/b/c.onnx and models/m.onnx: 3/4 1:2:3") == "open <path> and <path>: 3/4 1:2:3"
 
@@ -193,7 +208,8 @@ async def test_every_target_scored_from_a_failed_component_gets_an_error() -> No
         resp = await rpc.PredictStub(srv.channel).InferPointWise(req, timeout=5)
         assert len(resp.target_scores) == 3
         for t in resp.target_scores:
-            assert "'feat' failed" in t.error and "'score'" in t.error
+            assert "'feat' failed" in t.error
+            assert "'score'" in t.error
         assert "'feat' failed" in resp.request_error
 
 
@@ -269,7 +285,8 @@ async def test_an_unreadable_file_rejects_only_its_model_and_keeps_the_last_good
         (srv.config_dir / f"{PREFIX}point.json").write_bytes(b'{"bad utf-8": "\xff\xfe"}')
         await srv.update({PREFIX + "point2": TREE[PREFIX + "point"]})
         snap = srv.runtime.store.current
-        assert "point2" in snap.models and "point" in snap.models  # the last good version serves on
+        assert "point2" in snap.models
+        assert "point" in snap.models
         assert "cannot read" in snap.errors["point"].message
         resp = await rpc.PredictStub(srv.channel).InferPointWise(point_request(), timeout=5)
         assert len(resp.target_scores) == 3
@@ -277,4 +294,6 @@ async def test_an_unreadable_file_rejects_only_its_model_and_keeps_the_last_good
     bad.write_bytes(b"\xff\xfe{}")
     assert cli_main(["validate", str(bad)]) == 1
     out = capsys.readouterr()
-    assert "INVALID bad" in out.out and "cannot read" in out.out and "Traceback" not in out.err
+    assert "INVALID bad" in out.out
+    assert "cannot read" in out.out
+    assert "Traceback" not in out.err

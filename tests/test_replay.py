@@ -84,7 +84,9 @@ async def test_replay_report_matches_a_direct_computation(
     s = report.summary(0.5, 5)
     want = expected()
     delta = want["new"] - want["old"]
-    assert s["score"] == "score" and s["requests"] == N_REQUESTS and s["rows_replayed"] == len(delta)
+    assert s["score"] == "score"
+    assert s["requests"] == N_REQUESTS
+    assert s["rows_replayed"] == len(delta)
     assert s["rows_skipped"] == {}
     assert s["delta_mean"] == pytest.approx(delta.mean(), abs=1e-6)
     assert s["abs_delta_p50"] == pytest.approx(np.percentile(np.abs(delta), 50), abs=1e-6)
@@ -97,7 +99,8 @@ async def test_replay_report_matches_a_direct_computation(
     argv = [str(logs), "--config-dir", str(tmp_path / "cand"), "--top-k", "5", "-o", str(out)]
     assert await asyncio.to_thread(main, argv) == 0
     table = pq.read_table(out).to_pydict()
-    assert table["request"][:2] == ["req-0", "req-0"] and table["target"][0] == "c0-0"
+    assert table["request"][:2] == ["req-0", "req-0"]
+    assert table["target"][0] == "c0-0"
     np.testing.assert_allclose(table["old"], want["old"], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(table["new"], want["new"], rtol=1e-5, atol=1e-7)
 
@@ -125,7 +128,8 @@ async def test_a_log_without_features_is_refused(
     code = await asyncio.to_thread(main, [str(logs), "--config-dir", str(tmp_path / "cand")])
     err = capsys.readouterr().err
     assert code == 1
-    assert "holds none of the features the candidate reads" in err and "log_features: true" in err
+    assert "holds none of the features the candidate reads" in err
+    assert "log_features: true" in err
 
 
 async def test_plot_writes_a_png(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,7 +140,9 @@ async def test_plot_writes_a_png(repo: Path, tmp_path: Path, monkeypatch: pytest
     argv = [str(logs), "--config-dir", str(tmp_path / "cand"), "--plot", str(png)]
     assert await asyncio.to_thread(main, argv) == 0
     data = png.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data[12:16] == b"IHDR"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1000, 400)  # figsize 10 x 4 in at 100 dpi: one model, two panels
-    assert len(data) > 10_000 and data[-8:-4] == b"IEND"  # drawn, and written to the end
+    assert len(data) > 10_000
+    assert data[-8:-4] == b"IEND"

@@ -12,13 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from iflog_support import Broker, broker, free_port
+from iflog_support import Broker, broker
 from inferflow_logging.envelope import unwrap
 from inferflow_logging.replay import config_schemas, main, replay
 from inferflow_logging.sinks import schema_path, varint
 
 from inferflow_core._proto import predict_pb2_grpc
 from inferflow_core.api import write_config_dir
+from inferflow_core.testing import pick_free_port
 from inferflow_core.testing.server import running_server
 from tests.shadow_support import linear_model, make_runtime, model_config, tree
 from tests.test_replay import N_REQUESTS, candidate, expected
@@ -113,7 +114,9 @@ def check_against_direct(s: dict[str, Any], which: list[int]) -> None:
     idx = np.concatenate([np.arange(i * rows, (i + 1) * rows) for i in which])
     old, new = want["old"][idx], want["new"][idx]
     delta = new - old
-    assert s["requests"] == len(which) and s["rows_replayed"] == len(idx) and s["rows_skipped"] == {}
+    assert s["requests"] == len(which)
+    assert s["rows_replayed"] == len(idx)
+    assert s["rows_skipped"] == {}
     assert s["delta_mean"] == pytest.approx(delta.mean(), abs=1e-6)
     assert s["abs_delta_p50"] == pytest.approx(np.percentile(np.abs(delta), 50), abs=1e-6)
     assert s["abs_delta_p99"] == pytest.approx(np.percentile(np.abs(delta), 99), abs=1e-6)
@@ -178,9 +181,8 @@ async def test_offset_bounds_select_the_requests_of_the_range(
         main, [base + "?from=6", "--config-dir", str(cand), "--log-config-dir", str(served)]
     )
     err = capsys.readouterr().err  # past the high watermark
-    assert code == 1 and "?from=6: the range holds no message (partition: offsets held: 0: [0, 6))" in err, (
-        err
-    )
+    assert code == 1, err
+    assert "?from=6: the range holds no message (partition: offsets held: 0: [0, 6))" in err, err
 
 
 async def test_clear_errors_for_an_unreachable_broker_a_missing_topic_and_no_schema(
@@ -191,19 +193,25 @@ async def test_clear_errors_for_an_unreachable_broker_a_missing_topic_and_no_sch
     common = ["--config-dir", str(cand), "--log-config-dir", str(cand), "--kafka-timeout", "2"]
 
     t0 = time.monotonic()
-    code = await asyncio.to_thread(main, [f"kafka://127.0.0.1:{free_port()}/logs", *common])
+    code = await asyncio.to_thread(main, [f"kafka://127.0.0.1:{pick_free_port()}/logs", *common])
     err = capsys.readouterr().err
-    assert code == 1 and time.monotonic() - t0 < 10
-    assert err.count("\n") == 1 and "cannot reach the broker within 2 s" in err, err
+    assert code == 1
+    assert time.monotonic() - t0 < 10
+    assert err.count("\n") == 1, err
+    assert "cannot reach the broker within 2 s" in err, err
 
     code = await asyncio.to_thread(main, [f"kafka://{broker.bootstrap}/no_such_topic", *common])
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "topic 'no_such_topic' does not exist" in err, err
+    assert code == 1, err
+    assert err.count("\n") == 1, err
+    assert "topic 'no_such_topic' does not exist" in err, err
 
     code = await asyncio.to_thread(main, [f"kafka://{broker.bootstrap}/logs", "--config-dir", str(cand)])
     err = capsys.readouterr().err
-    assert code == 1 and "Kafka messages carry no schema: pass --log-config-dir" in err, err
+    assert code == 1, err
+    assert "Kafka messages carry no schema: pass --log-config-dir" in err, err
 
     code = await asyncio.to_thread(main, [f"kafka://{broker.bootstrap}/logs?since=1", *common])
     err = capsys.readouterr().err
-    assert code == 1 and "unknown parameter 'since'" in err, err
+    assert code == 1, err
+    assert "unknown parameter 'since'" in err, err

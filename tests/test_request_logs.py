@@ -74,7 +74,8 @@ async def test_component_failure_line_carries_the_request_scope(lines: io.String
     assert failed["api"] == "pointwise"
     assert failed["trace_id"] == TRACE_ID  # from the caller's traceparent, tracing off
     outside = [r for r in _records(lines) if r["msg"] == "config snapshot applied"]
-    assert outside and all("tracking_id" not in r for r in outside)
+    assert outside
+    assert all("tracking_id" not in r for r in outside)
     assert not [r for r in _records(lines) if r["logger"] == "inferflow.access"]  # off by default
 
 
@@ -89,6 +90,10 @@ async def test_sampled_access_log(lines: io.StringIO) -> None:
     await _call(_with_settings(access_log_sample=1.0), tracking_id="t-7")
     (access,) = [r for r in _records(lines) if r["logger"] == "inferflow.access"]
     assert access["msg"] == "request"
-    assert access["api"] == "pointwise" and access["model_id"] == "m" and access["tracking_id"] == "t-7"
-    assert access["targets"] == 3 and access["status"] == "OK" and access["latency_ms"] > 0
+    assert access["api"] == "pointwise"
+    assert access["model_id"] == "m"
+    assert access["tracking_id"] == "t-7"
+    assert access["targets"] == 3
+    assert access["status"] == "OK"
+    assert access["latency_ms"] > 0
     assert access["trace_id"] == TRACE_ID

@@ -25,7 +25,8 @@ def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess
 def test_generated_plugin_installs_and_passes_its_tests(tmp_path: Path) -> None:
     assert cli.main(["plugin", "new", "scaffold-probe", "--dir", str(tmp_path)]) == 0
     pkg = tmp_path / "inferflow-scaffold-probe"
-    assert (pkg / "pyproject.toml").is_file() and (pkg / "inferflow_scaffold_probe/component.py").is_file()
+    assert (pkg / "pyproject.toml").is_file()
+    assert (pkg / "inferflow_scaffold_probe/component.py").is_file()
     pip = [sys.executable, "-m", "pip"]
     installed = _run([*pip, "install", "-q", "--no-deps", "-e", str(pkg)])
     assert installed.returncode == 0, installed.stdout + installed.stderr
@@ -34,7 +35,8 @@ def test_generated_plugin_installs_and_passes_its_tests(tmp_path: Path) -> None:
         assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
         assert "6 passed" in tests.stdout
         valid = _run([str(BIN / "inferflow"), "validate", str(pkg / "examples/model.json")])
-        assert valid.returncode == 0 and "1 valid, 0 invalid" in valid.stdout, valid.stdout + valid.stderr
+        assert valid.returncode == 0, valid.stdout + valid.stderr
+        assert "1 valid, 0 invalid" in valid.stdout, valid.stdout + valid.stderr
         plugins = _run([str(BIN / "inferflow"), "plugins"])
         assert "scaffold_probe_components" in plugins.stdout
     finally:

@@ -126,7 +126,8 @@ async def test_tls_on_grpc_and_http_port(pki) -> None:
             code, _ = await code_of(point(wrong))
             assert code is grpc.StatusCode.UNAVAILABLE
         status, body = await asyncio.to_thread(https, srv.http_port, "/health/ready", pki["ca"].ca_file)
-        assert status == 200 and json.loads(body)["ready"]
+        assert status == 200
+        assert json.loads(body)["ready"]
         with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
             await asyncio.to_thread(https, srv.http_port, "/health/self", None)
 
@@ -163,9 +164,11 @@ async def test_bearer_tokens_per_api(pki, tmp_path: Path) -> None:
     runtime = make_runtime(auth_tokens_file=str(tokens), auth_tokens="env-token")
     async with running_server(runtime, TREE) as srv:
         code, msg = await code_of(point(srv.channel))
-        assert code is grpc.StatusCode.UNAUTHENTICATED and "authorization: Bearer" in msg
+        assert code is grpc.StatusCode.UNAUTHENTICATED
+        assert "authorization: Bearer" in msg
         code, msg = await code_of(point(srv.channel, (("authorization", "Bearer nope"),)))
-        assert code is grpc.StatusCode.UNAUTHENTICATED and msg == "invalid bearer token"
+        assert code is grpc.StatusCode.UNAUTHENTICATED
+        assert msg == "invalid bearer token"
         for token in ("full-access-token", "ranker-token", "env-token"):
             resp = await point(srv.channel, (("authorization", f"Bearer {token}"),))
             assert len(resp.target_scores) == 3
@@ -175,7 +178,8 @@ async def test_bearer_tokens_per_api(pki, tmp_path: Path) -> None:
         req = predict_pb2.PairWiseRequest(model_config_id="slate", targets=[predict_pb2.Target(id="1")])
         bad = stub.InferPairWise(req, metadata=(("authorization", "Bearer ranker-token"),), timeout=5)
         code, msg = await code_of(bad)
-        assert code is grpc.StatusCode.PERMISSION_DENIED and "pairwise" in msg
+        assert code is grpc.StatusCode.PERMISSION_DENIED
+        assert "pairwise" in msg
         retrieve = inferflow_pb2_grpc.InferflowStub(srv.channel).RetrieveModelScore(
             inferflow_pb2.InferflowRequestProto(model_config_id="point"), timeout=5
         )
@@ -225,7 +229,8 @@ async def test_mtls_identity_allow_list(pki) -> None:
         assert len((await point(srv.channel)).target_scores) == 3
         async with grpc.aio.secure_channel(srv.address, creds(pki["ca"].ca_file, pki["mallory"])) as ch:
             code, msg = await code_of(point(ch))
-            assert code is grpc.StatusCode.PERMISSION_DENIED and "identity" in msg
+            assert code is grpc.StatusCode.PERMISSION_DENIED
+            assert "identity" in msg
 
 
 async def test_token_or_identity_and_both_required(pki) -> None:
@@ -248,11 +253,13 @@ async def test_metrics_and_ready_details_restricted(tmp_path: Path) -> None:
     async with running_server(runtime, TREE) as srv:
         port = srv.http_port
         status, body = await asyncio.to_thread(https, port, "/health/ready", None, None, "ops-token")
-        assert status == 200 and json.loads(body) == {"ready": True}
+        assert status == 200
+        assert json.loads(body) == {"ready": True}
         assert (await asyncio.to_thread(https, port, "/metrics", None))[0] == 401
         assert (await asyncio.to_thread(https, port, "/metrics", None, None, "wrong"))[0] == 401
         status, body = await asyncio.to_thread(https, port, "/metrics", None, None, "ops-token")
-        assert status == 200 and b"inferflow_" in body
+        assert status == 200
+        assert b"inferflow_" in body
     tokens = tmp_path / "tokens"
     tokens.write_text("prom-token metrics\nops-token ready\n")
     runtime = make_runtime(auth_tokens_file=str(tokens), ready_details="token", metrics_access="token")
@@ -260,7 +267,8 @@ async def test_metrics_and_ready_details_restricted(tmp_path: Path) -> None:
         port = srv.http_port
         assert json.loads((await asyncio.to_thread(https, port, "/health/ready", None))[1]) == {"ready": True}
         status, body = await asyncio.to_thread(https, port, "/health/ready", None, None, "prom-token")
-        assert status == 200 and json.loads(body) == {"ready": True}  # not scoped for ready
+        assert status == 200
+        assert json.loads(body) == {"ready": True}
         status, body = await asyncio.to_thread(https, port, "/health/ready", None, None, "ops-token")
         assert "rejected_models" in json.loads(body)
         assert (await asyncio.to_thread(https, port, "/metrics", None, None, "ops-token"))[0] == 401
@@ -274,7 +282,8 @@ async def test_metrics_and_ready_details_restricted(tmp_path: Path) -> None:
 
 async def test_bind_address_for_the_http_side_port() -> None:
     async with running_server(make_runtime(http_bind_host="127.0.0.2"), TREE) as srv:
-        assert srv.server._http is not None and srv.server._http._server is not None
+        assert srv.server._http is not None
+        assert srv.server._http._server is not None
         assert srv.server._http._server.sockets[0].getsockname()[0] == "127.0.0.2"
         assert len((await point(srv.channel)).target_scores) == 3
 
@@ -391,4 +400,5 @@ def test_tokens_are_compared_in_constant_time(monkeypatch) -> None:
     tokens = auth.TokenSet("first,second,third")
     assert tokens.scopes_of("first") is not None  # a match does not end the loop early
     assert len(calls) == 3
-    assert tokens.scopes_of("nope") is None and len(calls) == 6
+    assert tokens.scopes_of("nope") is None
+    assert len(calls) == 6

@@ -71,7 +71,9 @@ def test_port_in_use_exits_at_once_with_one_line(tmp_path: Path) -> None:
         )
     assert out.returncode == 1, out.stderr
     errors = [line for line in out.stderr.splitlines() if "inferflow serve: error" in line]
-    assert len(errors) == 1 and f"gRPC {port}" in errors[0] and "cannot listen" in errors[0], out.stderr
+    assert len(errors) == 1, out.stderr
+    assert f"gRPC {port}" in errors[0], out.stderr
+    assert "cannot listen" in errors[0], out.stderr
     assert "Traceback" not in out.stderr
 
 
@@ -112,7 +114,8 @@ def test_serve_on_port_zero_reports_the_bound_ports(tmp_path: Path) -> None:
             match = next((m for m in map(_READY.search, list(lines)) if m), None)
         assert match, "no ready line naming the ports:\n" + "".join(lines)
         grpc_port, http_port = int(match.group(1)), int(match.group(2))
-        assert grpc_port > 1024 and http_port > 1024  # free ports (not port 0 + 1 = 1 for HTTP)
+        assert grpc_port > 1024
+        assert http_port > 1024
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/health/self", timeout=5) as resp:
             assert resp.read() == b"true"
     finally:

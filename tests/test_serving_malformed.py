@@ -183,7 +183,8 @@ async def test_malformed_requests_are_invalid_argument() -> None:
         # not a protobuf message at all
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await _method(srv.channel, "InferPointWise")(b"\xff\xff\xff", timeout=5)
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "request" in err.value.details()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "request" in err.value.details()
         await _assert_healthy(srv)
 
         # oversized: over INFERFLOW_MAX_MESSAGE_BYTES (64 KiB here). The transport refuses it before

@@ -69,10 +69,8 @@ async def test_stop_closes_component_types_even_when_one_fails() -> None:
     """Component types with long-lived resources get ``aclose()`` at shutdown; a failing or hanging
     one is logged and does not keep the others (or the process) from closing."""
     from inferflow_core.api import hookimpl
-    from inferflow_core.components import builtin_plugin
     from inferflow_core.components.base import close_component_types
-    from inferflow_core.plugins import PluginHost
-    from inferflow_core.runtime import Runtime
+    from inferflow_core.testing import make_runtime
     from inferflow_core.testing.server import running_server
     from tests.helpers import ProbeType
 
@@ -96,10 +94,7 @@ async def test_stop_closes_component_types_even_when_one_fails() -> None:
             register(Closing("b_components", "fail"))
             register(Closing("c_components", "ok"))
 
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(Plugin(), name="closing")
-    async with running_server(Runtime(host=host), {}):
+    async with running_server(make_runtime(closing=Plugin()), {}):
         pass
     assert sorted(closed) == ["a_components", "c_components"]
     hang = {"h_components": Closing("h_components", "hang")}

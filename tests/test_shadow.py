@@ -16,6 +16,7 @@ import pytest
 from inferflow_logging.cli import read_files
 
 from inferflow_core._proto import predict_pb2, predict_pb2_grpc
+from inferflow_core.testing import pick_free_port
 from inferflow_core.testing.server import running_server
 from tests.shadow_support import FEATURES, linear_model, make_runtime, model_config, reference, tree
 
@@ -118,7 +119,7 @@ async def test_same_bytes_with_and_without_shadow_and_shadow_scores_logged(
 async def test_a_hanging_or_failing_shadow_changes_neither_response_nor_latency(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, blackhole: str, kind: str
 ) -> None:
-    bad = blackhole if kind == "hangs" else f"127.0.0.1:{_closed_port()}"
+    bad = blackhole if kind == "hangs" else f"127.0.0.1:{pick_free_port()}"
     runtime = make_runtime(monkeypatch, tmp_path / "logs", INFERFLOW_PREDATOR_SHADOW_MAX_INFLIGHT="64")
     plain = model_config(f"onnx://{repo}", "lin_a")
     shadowed = model_config(
@@ -157,9 +158,3 @@ async def test_drops_are_counted_when_saturated(
         await settle(runtime, "predator.shadow.dropped", 8)
         assert runtime.metrics.value("predator.shadow.dropped", shadow="lin_b") == 8  # 2 slots, both hang
         assert runtime.metrics.value("predator.shadow.calls", shadow="lin_b") == 0
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # closed on exit: connections are refused

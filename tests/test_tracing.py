@@ -16,10 +16,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from inferflow_core.api import external_span
-from inferflow_core.components import builtin_plugin
 from inferflow_core.observability import tracing
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
+from inferflow_core.testing import make_runtime
 from inferflow_core.testing.server import running_server
 from tests.helpers import ProbePlugin
 from tests.test_metrics import MODEL, PREFIX, _request
@@ -41,10 +40,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 def _probe_runtime() -> Runtime:
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(ProbePlugin(), name="probe")
-    return Runtime(host=host)
+    return make_runtime(probe=ProbePlugin())
 
 
 async def test_request_and_component_spans_continue_the_callers_trace(spans: InMemorySpanExporter) -> None:
@@ -55,13 +51,15 @@ async def test_request_and_component_spans_continue_the_callers_trace(spans: InM
     req = by_name["inferflow pointwise"]
     assert req.kind is trace.SpanKind.SERVER
     assert format(req.context.trace_id, "032x") == TRACE_ID
-    assert req.parent is not None and format(req.parent.span_id, "016x") == "00f067aa0ba902b7"
+    assert req.parent is not None
+    assert format(req.parent.span_id, "016x") == "00f067aa0ba902b7"
     assert req.attributes["inferflow.model_id"] == "m"
     assert req.attributes["inferflow.targets"] == 5
     assert req.attributes["rpc.grpc.status_code"] == 0
     scorer, broken = by_name["component scorer"], by_name["component broken"]
     for span in (scorer, broken):
-        assert span.parent is not None and span.parent.span_id == req.context.span_id
+        assert span.parent is not None
+        assert span.parent.span_id == req.context.span_id
         assert span.attributes["inferflow.rows"] == 5
         assert span.attributes["inferflow.component.kind"] == "probe"
     assert broken.status.status_code is trace.StatusCode.ERROR
@@ -141,10 +139,8 @@ def _numerix_runtime(monkeypatch: pytest.MonkeyPatch, port: int) -> Runtime:
     monkeypatch.setenv("NUMERIX_CLIENT_V1_PORT", str(port))
     monkeypatch.setenv("NUMERIX_CLIENT_V1_PLAINTEXT", "true")
     monkeypatch.setenv("NUMERIX_CLIENT_V1_BATCHSIZE", "2")
-    host = PluginHost()
-    host.load_entrypoints()  # the installed plugins (numerix) ...
-    host.register(ProbePlugin(), name="probe")  # ... and the test's probe component
-    return Runtime(host=host)
+    # the installed plugins (numerix) and the test's probe component
+    return make_runtime(entry_points=True, probe=ProbePlugin())
 
 
 @pytest.mark.integration
@@ -166,7 +162,8 @@ async def test_trace_context_reaches_the_downstream_service(
     assert set(sent) == want  # each call carries its own CLIENT span as the parent
     for client in clients:
         assert client.kind is trace.SpanKind.CLIENT
-        assert client.parent is not None and client.parent.span_id == final.context.span_id
+        assert client.parent is not None
+        assert client.parent.span_id == final.context.span_id
         assert client.attributes["inferflow.rows"] in (1, 2)
 
 
@@ -179,7 +176,8 @@ async def test_no_trace_context_sent_when_off(
     async with running_server(rt, {PREFIX + "m": _numerix_model()}) as srv:
         call = srv.channel.unary_unary("/Predict/InferPointWise")
         await call(_request(1).SerializeToString(), metadata=(("traceparent", PARENT),), timeout=5)
-    assert recorder.seen and all("traceparent" not in m for m in recorder.seen)
+    assert recorder.seen
+    assert all("traceparent" not in m for m in recorder.seen)
 
 
 @pytest.mark.parametrize(
@@ -236,4 +234,5 @@ async def test_unsampled_request_sends_its_context_without_spans(
         tracing.disable()
     assert exporter.get_finished_spans() == ()
     (sent,) = [m["traceparent"] for m in recorder.seen]
-    assert sent.startswith(f"00-{TRACE_ID}-") and sent.endswith("-00")
+    assert sent.startswith(f"00-{TRACE_ID}-")
+    assert sent.endswith("-00")

@@ -114,7 +114,8 @@ def test_a_typo_in_a_predator_input_is_a_warning_with_did_you_mean(tmp_path: Pat
     out = _validate(cfg)
     assert out.returncode == 0, out.stdout + out.stderr
     warning = [line for line in out.stdout.splitlines() if "prize" in line]
-    assert warning and "warning: model ctr_pointwise_v1" in warning[0], out.stdout
+    assert warning, out.stdout
+    assert "warning: model ctr_pointwise_v1" in warning[0], out.stdout
     assert "predator_components[0].inputs[0].features[3]" in warning[0]
     assert "did you mean 'catalog:catalog_stats:price'?" in warning[0]
 
@@ -122,21 +123,26 @@ def test_a_typo_in_a_predator_input_is_a_warning_with_did_you_mean(tmp_path: Pat
 def test_strict_turns_warnings_into_errors(tmp_path: Path) -> None:
     out = _validate(_copy_with(tmp_path, _typo), "--strict")
     assert out.returncode == 1
-    assert "INVALID ctr_pointwise_v1" in out.stdout and "prize" in out.stdout
+    assert "INVALID ctr_pointwise_v1" in out.stdout
+    assert "prize" in out.stdout
 
 
 def test_json_output(tmp_path: Path) -> None:
     out = _validate(_copy_with(tmp_path, _typo), "--json")
     doc = json.loads(out.stdout)
-    assert doc["valid"] is True and doc["strict"] is False
+    assert doc["valid"] is True
+    assert doc["strict"] is False
     (model,) = doc["models"]
-    assert model["model"] == "ctr_pointwise_v1" and model["valid"] and model["errors"] == []
+    assert model["model"] == "ctr_pointwise_v1"
+    assert model["valid"]
+    assert model["errors"] == []
     paths = [w["path"] for w in model["warnings"]]
     assert "component_config.predator_components[0].inputs[0].features[3]" in paths
     bad = _validate(_copy_with(tmp_path / "2", _cycle), "--json")
     assert bad.returncode == 1
     doc = json.loads(bad.stdout)
-    assert doc["valid"] is False and any("cycle" in e["message"] for e in doc["models"][0]["errors"])
+    assert doc["valid"] is False
+    assert any("cycle" in e["message"] for e in doc["models"][0]["errors"])
 
 
 def test_the_examples_validate_clean_in_strict_mode() -> None:

@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from inferflow_core.testing import pick_free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 MAP = "inferflow/services/inferflow/model-config/config-map"
@@ -142,14 +144,6 @@ def worker_ranker(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ driver
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     import urllib.request
 
@@ -205,7 +199,7 @@ def features(requests: int, tmp: Path, feast_repo: str | None) -> dict[str, dict
     out: dict[str, dict[str, Any]] = {}
     env = {**base, "INFERFLOW_ONFS_LOCAL_DIR": str(data / "features")}
     out["embedded Parquet store"] = run_worker(main_py, "features", requests, env, backend="embedded")
-    port = free_port()
+    port = pick_free_port()
     server = subprocess.Popen(
         [
             str(ROOT / ".venv/bin/inferflow-onfs"),
@@ -271,7 +265,7 @@ def ranker(requests: int, tmp: Path) -> dict[str, dict[str, Any]]:
     base.update(APP_LOG_LEVEL="WARNING", EXTERNAL_SERVICE_PREDATOR_GRPC_PLAIN_TEXT="true")
     main_py = str(ROOT / ".venv/bin/python")
     out: dict[str, dict[str, Any]] = {}
-    grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
+    grpc_port, http_port, metrics_port = pick_free_port(), pick_free_port(), pick_free_port()
     triton = subprocess.Popen(
         [
             str(ROOT / ".venv-triton/bin/python"),
@@ -306,7 +300,7 @@ def ranker(requests: int, tmp: Path) -> dict[str, dict[str, Any]]:
         )
     )
     (mdir / "s1_mlp" / "mlserver_mlp.py").write_text((HERE / "mlserver_mlp.py").read_text())
-    grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
+    grpc_port, http_port, metrics_port = pick_free_port(), pick_free_port(), pick_free_port()
     (mdir / "settings.json").write_text(
         json.dumps(
             {

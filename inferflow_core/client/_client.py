@@ -133,7 +133,7 @@ class InferflowClient(_Base):
         resp, trailer = self._invoke(
             "InferPairWise", self._predict.InferPairWise, req, timeout, metadata, explain
         )
-        return self._finish(_grouped(resp, "pair"), raise_errors, trailer)  # type: ignore[no-any-return]
+        return self._finish(_grouped(resp, "pair"), raise_errors, trailer)
 
     def slatewise(
         self,
@@ -162,7 +162,7 @@ class InferflowClient(_Base):
         resp, trailer = self._invoke(
             "InferSlateWise", self._predict.InferSlateWise, req, timeout, metadata, explain
         )
-        return self._finish(_grouped(resp, "slate"), raise_errors, trailer)  # type: ignore[no-any-return]
+        return self._finish(_grouped(resp, "slate"), raise_errors, trailer)
 
     def retrieve_model_score(
         self,
@@ -183,7 +183,7 @@ class InferflowClient(_Base):
         resp, trailer = self._invoke(
             "RetrieveModelScore", self._legacy.RetrieveModelScore, req, timeout, metadata, explain
         )
-        return self._finish(_retrieve(resp), raise_errors, trailer)  # type: ignore[no-any-return]
+        return self._finish(_retrieve(resp), raise_errors, trailer)
 
 
 class AsyncInferflowClient(_Base):
@@ -263,7 +263,7 @@ class AsyncInferflowClient(_Base):
         resp, trailer = await self._invoke(
             "InferPointWise", self._predict.InferPointWise, req, timeout, metadata, explain
         )
-        return self._finish(_pointwise(resp), raise_errors, trailer)  # type: ignore[no-any-return]
+        return self._finish(_pointwise(resp), raise_errors, trailer)
 
     async def pairwise(
         self,
@@ -291,7 +291,7 @@ class AsyncInferflowClient(_Base):
         resp, trailer = await self._invoke(
             "InferPairWise", self._predict.InferPairWise, req, timeout, metadata, explain
         )
-        return self._finish(_grouped(resp, "pair"), raise_errors, trailer)  # type: ignore[no-any-return]
+        return self._finish(_grouped(resp, "pair"), raise_errors, trailer)
 
     async def slatewise(
         self,
@@ -319,7 +319,7 @@ class AsyncInferflowClient(_Base):
         resp, trailer = await self._invoke(
             "InferSlateWise", self._predict.InferSlateWise, req, timeout, metadata, explain
         )
-        return self._finish(_grouped(resp, "slate"), raise_errors, trailer)  # type: ignore[no-any-return]
+        return self._finish(_grouped(resp, "slate"), raise_errors, trailer)
 
     async def retrieve_model_score(
         self,
@@ -338,4 +338,4 @@ class AsyncInferflowClient(_Base):
         resp, trailer = await self._invoke(
             "RetrieveModelScore", self._legacy.RetrieveModelScore, req, timeout, metadata, explain
         )
-        return self._finish(_retrieve(resp), raise_errors, trailer)  # type: ignore[no-any-return]
+        return self._finish(_retrieve(resp), raise_errors, trailer)

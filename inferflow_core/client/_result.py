@@ -20,7 +20,7 @@ class RPCError(InferflowError):
 
     def __init__(self, method: str, code: grpc.StatusCode, details: str) -> None:
         super().__init__(f"{method}: {code.name}: {details}")
-        self.code = code  # type: ignore[misc]
+        self.code = code
         self.details = details
 
 
@@ -137,7 +137,7 @@ def _python(arr: np.ndarray, dtype: DataType) -> list[Any]:
             width = arr.shape[1]
             return [flat[i * width : (i + 1) * width] for i in range(arr.shape[0])]
         return flat
-    return arr.tolist()  # type: ignore[no-any-return]
+    return arr.tolist()
 
 
 @dataclass

@@ -19,17 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..testing.ports import pick_free_port as free_port  # noqa: F401 - the demo's and benchmarks' h.free_port
+
 HERE = Path(__file__).resolve().parent
 CONFIG_DIR = HERE / "config"
 MODEL_REL = "inferflow/services/inferflow/model-config/config-map"
 ONNX_PLACEHOLDER = "onnx://example-data/models"
 MODELS = ("bench_ctr", "bench_ctr_pairwise", "bench_ctr_slatewise")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(

@@ -16,13 +16,13 @@ from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 log = logging.getLogger("inferflow.onfs.cache")
 
 
-class BytesDisk(diskcache.Disk):  # type: ignore[misc]
+class BytesDisk(diskcache.Disk):
     """A diskcache ``Disk`` that never pickles or unpickles (see the module docstring)."""
 
     def put(self, key: Any) -> tuple[Any, bool]:
         if not isinstance(key, str):
             raise TypeError(f"L2 cache keys are str, got {type(key).__name__}")
-        return super().put(key)  # type: ignore[no-any-return]
+        return super().put(key)
 
     def get(self, key: Any, raw: bool) -> Any:
         if not raw:

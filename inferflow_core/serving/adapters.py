@@ -68,7 +68,7 @@ def _charge(budget: Budget, cells: Sequence, dtype: DataType, where: str, binary
     elif binary:  # string vectors: ragged object cells, charged by their bytes
         counts = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
     else:
-        counts = text_counts(cells, dtype)
+        counts = text_counts(cells)
     if dtype.is_fixed_width:
         budget.vector_column(where, counts)
     else:

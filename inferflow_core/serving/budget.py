@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..dtypes import DataType, _most_common
+from ..dtypes import DataType
+from ..dtypes.cells import most_common
 from ..errors import RequestError
 
 
@@ -40,10 +41,10 @@ class Budget:
         if not sent.size:
             return
         self.check(f"{what}: vector elements in one cell", int(sent.max()), "max_vector_elements")
-        self.charge(what, len(counts) * _most_common(sent))
+        self.charge(what, len(counts) * most_common(sent))
 
 
-def text_counts(texts: Sequence[str], dtype: DataType) -> np.ndarray:
+def text_counts(texts: Sequence[str]) -> np.ndarray:
     """Elements per text cell of a vector column (``a:b:c``), without splitting."""
     return np.fromiter((t.count(":") + 1 if t else 0 for t in texts), dtype=np.int64, count=len(texts))
 

@@ -125,7 +125,7 @@ class HttpApi:
 
     def openapi(self) -> bytes:
         if self._openapi is None:
-            self._openapi = json.dumps(openapi_document(self.settings), indent=1).encode()
+            self._openapi = json.dumps(openapi_document(), indent=1).encode()
         return self._openapi
 
     def _json(self, api: str, fn: UnaryFn) -> UnaryFn:

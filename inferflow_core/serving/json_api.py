@@ -185,7 +185,7 @@ def predict_request(api: str, model_id: str, doc: dict, encoding: str, budget: B
         "target_input_schema": _schema(schema),
     }
     if api == "pointwise":
-        return P.PointWiseRequest(**body).SerializeToString() + _targets(5, ids, rows)  # type: ignore[no-any-return]
+        return P.PointWiseRequest(**body).SerializeToString() + _targets(5, ids, rows)
     kind = "pair" if api == "pairwise" else "slate"
     groups = _groups(doc, f"{kind}s", budget, f"max_{kind}s", 2 if kind == "pair" else None)
     group_features = _columns(doc, f"{kind}_features", len(groups), budget)
@@ -198,11 +198,11 @@ def predict_request(api: str, model_id: str, doc: dict, encoding: str, budget: B
             P.TargetPair(first_target_index=a, second_target_index=b, feature_values=r)
             for (a, b), r in zip(groups, grows, strict=True)
         ]
-        return P.PairWiseRequest(**body).SerializeToString() + _targets(7, ids, rows)  # type: ignore[no-any-return]
+        return P.PairWiseRequest(**body).SerializeToString() + _targets(7, ids, rows)
     body["slates"] = [
         P.TargetSlate(target_indices=s, feature_values=r) for s, r in zip(groups, grows, strict=True)
     ]
-    return P.SlateWiseRequest(**body).SerializeToString() + _targets(7, ids, rows)  # type: ignore[no-any-return]
+    return P.SlateWiseRequest(**body).SerializeToString() + _targets(7, ids, rows)
 
 
 def _texts(value: Any, where: str) -> list[str]:
@@ -228,7 +228,7 @@ def retrieve_request(model_id: str, doc: dict, budget: Budget) -> bytes:
     req = inferflow_pb2.InferflowRequestProto(
         model_config_id=model_id, entities=out, tracking_id=_text(doc, "tracking_id")
     )
-    return req.SerializeToString()  # type: ignore[no-any-return]
+    return req.SerializeToString()
 
 
 def request_bytes(api: str, model_id: str, body: bytes, encoding: str, budget: Budget) -> bytes:
@@ -243,7 +243,7 @@ def request_bytes(api: str, model_id: str, body: bytes, encoding: str, budget: B
 
 
 # -- responses ----------------------------------------------------------------------------------------
-_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # C: "..." with \uXXXX escapes
+_quote = json.encoder.encode_basestring_ascii  # C: "..." with \uXXXX escapes
 
 
 def _finite(value: Any) -> Any:

@@ -182,7 +182,7 @@ def _operation(kind: str, name: str, grpc_method: str) -> dict[str, Any]:
     }
 
 
-def openapi_document(settings: Any = None) -> dict[str, Any]:
+def openapi_document() -> dict[str, Any]:
     paths = {
         f"/v1/models/{{model_config_id}}/{kind}": _operation(kind, name, method)
         for kind, name, method in _APIS

@@ -20,9 +20,9 @@ from google.protobuf.message import DecodeError
 
 from .._proto import inferflow_pb2, predict_pb2
 from ..components.base import RequestInfo, RunContext, ServedRequest
-from ..config.store import ConfigSnapshot
 from ..engine.compile import CompiledModel
 from ..engine.explain import EXPLAIN_METADATA, ExplainRecorder, explain_mode
+from ..engine.store import ConfigSnapshot
 from ..errors import InferflowError, ModelNotFoundError, RequestError, sanitize
 from ..matrix import SlateMatrix
 from ..observability import logs, tracing

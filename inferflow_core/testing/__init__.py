@@ -24,8 +24,10 @@ from ..components.feature_init import InitialData, declare_all, write_initial
 from ..dtypes import DataType
 from ..matrix import ComponentMatrix, SlateMatrix
 from ..plugins import PluginHost
+from .ports import pick_free_port
+from .runtime import make_runtime
 
-__all__ = ["ComponentConformance", "make_context", "registered_plugin"]
+__all__ = ["ComponentConformance", "make_context", "make_runtime", "pick_free_port", "registered_plugin"]
 
 
 def make_context(
@@ -85,7 +87,9 @@ class ComponentConformance:
         outs = list(self.make_component().outputs())
         assert outs, "a component must declare the columns it writes"
         for spec in outs:
-            assert isinstance(spec, ColumnSpec) and isinstance(spec.dtype, DataType) and spec.name
+            assert isinstance(spec, ColumnSpec)
+            assert isinstance(spec.dtype, DataType)
+            assert spec.name
 
     async def test_ok_fills_outputs(self) -> None:
         comp = self.make_component()

@@ -1,7 +1,7 @@
 """pytest plugin (entry point ``pytest11: inferflow``): fixtures for plugin authors.
 
 * ``inferflow_host`` - a fresh PluginHost with the installed entry points loaded.
-* ``free_port`` - a free loopback TCP port.
+* ``free_port`` - a free loopback TCP port (:func:`~inferflow_core.testing.pick_free_port` outside fixtures).
 * ``etcd_server`` - a real etcd (``/usr/bin/etcd``) on free loopback ports with a temp data dir
   (an :class:`~inferflow_core.testing.etcd.EtcdProcess`; ``.endpoint`` is ``host:port``).
 * ``inferflow_server`` - a factory: ``async with inferflow_server(runtime, tree) as srv`` runs a real
@@ -17,7 +17,7 @@ import pytest
 from ..plugins import PluginHost
 from .ports import pick_free_port
 
-__all__ = ["pick_free_port"]
+__all__ = ["etcd_server", "free_port", "inferflow_host", "inferflow_server"]
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from ..config.sources import ConfigSource, DirectorySource, write_config_dir
 from ..runtime import Runtime
 from ..serving.server import InferflowServer
 
+APPLY_WITHIN = 5.0  # seconds RunningServer.update waits for the watcher to apply a change
+
 
 @dataclass
 class RunningServer:
@@ -38,17 +40,19 @@ class RunningServer:
     def http_port(self) -> int | None:
         return self.server.http_port
 
-    async def update(self, tree: Mapping[str, str], timeout: float = 5.0) -> None:
-        """Write ``tree`` into the watched directory and wait until a new snapshot is applied."""
+    async def update(self, tree: Mapping[str, str]) -> None:
+        """Write ``tree`` into the watched directory and wait (at most ``APPLY_WITHIN`` s) until a new
+        snapshot is applied."""
         if self.config_dir is None:
             raise RuntimeError("this server does not watch a directory")
         before = self.runtime.store.current.version
         write_config_dir(self.config_dir, dict(tree))
-        end = asyncio.get_running_loop().time() + timeout
-        while self.runtime.store.current.version == before:
-            if asyncio.get_running_loop().time() > end:
-                raise TimeoutError(f"config change not applied within {timeout}s")
-            await asyncio.sleep(0.02)
+        try:
+            async with asyncio.timeout(APPLY_WITHIN):
+                while self.runtime.store.current.version == before:
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise TimeoutError(f"config change not applied within {APPLY_WITHIN}s") from None
 
 
 @contextlib.asynccontextmanager

@@ -8,5 +8,5 @@ from .component import RuleFilterType
 
 
 @hookimpl
-def register_components(register) -> None:  # type: ignore[no-untyped-def]
+def register_components(register) -> None:
     register(RuleFilterType())

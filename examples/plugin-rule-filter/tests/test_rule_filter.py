@@ -64,4 +64,5 @@ def test_bad_config_is_rejected_with_its_path() -> None:
     errors = rt.store.current.errors
     assert "m" in errors, errors
     text = str(errors["m"])
-    assert "rules" in text and "op" in text
+    assert "rules" in text
+    assert "op" in text

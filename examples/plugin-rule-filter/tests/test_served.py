@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,12 +18,7 @@ from rule_filter_support import MODEL
 
 from inferflow_core._proto import predict_pb2 as pb
 from inferflow_core._proto import predict_pb2_grpc as pbg
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from inferflow_core.testing import pick_free_port
 
 
 @pytest.fixture
@@ -34,7 +28,7 @@ def server(tmp_path: Path):
     cfg = tmp_path / "config" / "inferflow" / "services" / "inferflow" / "model-config" / "config-map"
     cfg.mkdir(parents=True)
     (cfg / "filtered.json").write_text(json.dumps(model))
-    port, http_port = _free_port(), _free_port()
+    port, http_port = pick_free_port(), pick_free_port()
     env = dict(os.environ, INFERFLOW_LOG_SINK="none", APP_NAME="inferflow")
     env.pop("ETCD_SERVER", None)
     log = (tmp_path / "server.log").open("wb")
@@ -102,4 +96,5 @@ def test_rule_filter_in_served_pointwise(server: int) -> None:
     assert keep == [b"\x01", b"\x00", b"\x00"]
     scores = [s.output_values[2] for s in resp.target_scores]
     assert np.frombuffer(scores[0], "<f4")[0] == pytest.approx(0.5)
-    assert scores[1] == b"" and scores[2] == b"", "dropped targets must have a missing score"
+    assert scores[1] == b"", "dropped targets must have a missing score"
+    assert scores[2] == b"", "dropped targets must have a missing score"

@@ -106,7 +106,8 @@ async def test_cache_serves_repeat_entities(feast_env: dict) -> None:
     users = [f"u{i}" for i in range(10)] + ["ghost"]
     first = await _execute(rt, users)
     second = await _execute(rt, [*users, "u11"])
-    assert not first.failures and not second.failures
+    assert not first.failures
+    assert not second.failures
     _check_users(second, feast_env, [*users, "u11"])
     labels = {"model_id": "m", "component": "user_features"}
     assert rt.metrics.value("feast_fetched_entities", **labels) == 11 + 2  # then only ghost and u11
@@ -139,7 +140,8 @@ def test_no_repo_validates_and_fails_requests(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("INFERFLOW_FEAST_REPO", raising=False)
     rt = _runtime([user_component()])
     ctx = asyncio.run(_execute(rt, ["u1"]))
-    assert ctx.failures and "INFERFLOW_FEAST_REPO" in ctx.failures[0].message
+    assert ctx.failures
+    assert "INFERFLOW_FEAST_REPO" in ctx.failures[0].message
 
 
 def _build_ctx() -> BuildContext:

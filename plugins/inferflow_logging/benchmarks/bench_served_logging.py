@@ -40,7 +40,8 @@ ENCODERS = ("process", "thread")  # INFERFLOW_LOG_ENCODER; a setting "proto/thre
 
 def _load(path: Path, name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)

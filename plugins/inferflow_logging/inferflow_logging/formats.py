@@ -56,7 +56,8 @@ class Chunk:
     @property
     def features(self) -> list[bytes]:
         if self._features is None:
-            assert self.framed is not None and self._bounds is not None
+            assert self.framed is not None
+            assert self._bounds is not None
             data = bytes(self.framed)
             self._features = [
                 data[a:b] for a, b in zip(self._bounds[0].tolist(), self._bounds[1].tolist(), strict=True)

@@ -155,7 +155,7 @@ class InferenceLogger:
         writer = self.sinks[name].create(self.settings, self.metrics)
         where = self.settings.bootstrap_servers() if name == "kafka" else self.settings.log_dir
         log.info("inference logs go to %s (%s, topic %s)", name, where, self.settings.topic)
-        return writer  # type: ignore[no-any-return]
+        return writer
 
     async def stop(self, grace_s: float) -> None:
         """Drain the queue and flush the sink within ``grace_s``; count what could not be written."""

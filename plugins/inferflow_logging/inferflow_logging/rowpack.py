@@ -45,7 +45,8 @@ class Segment:
 
 def _cells(seg: Segment) -> tuple[np.ndarray, int]:
     """(valid (rows, k), cell width) of a block segment with a mask."""
-    assert seg.block is not None and seg.valid is not None
+    assert seg.block is not None
+    assert seg.valid is not None
     valid = seg.valid if seg.valid.ndim == 2 else seg.valid[:, None]
     return valid, seg.block.shape[1] // max(1, valid.shape[1])
 
@@ -125,7 +126,8 @@ def pack(segments: Sequence[Segment], rows: int) -> tuple[np.ndarray, np.ndarray
         if only.block is not None:
             block = np.ascontiguousarray(only.block)
             return block.reshape(-1), np.arange(rows + 1, dtype=np.int64) * block.shape[1]
-        assert only.lengths is not None and only.data is not None
+        assert only.lengths is not None
+        assert only.data is not None
         return only.data, np.concatenate((zero, np.cumsum(only.lengths)))
     lengths = np.empty((rows, len(parts)), dtype=np.int64)
     for s, seg in enumerate(parts):
@@ -142,7 +144,8 @@ def pack(segments: Sequence[Segment], rows: int) -> tuple[np.ndarray, np.ndarray
             if seg.block.shape[1]:
                 buf[starts[:, s, None] + np.arange(seg.block.shape[1])] = seg.block
             continue
-        assert seg.lengths is not None and seg.data is not None
+        assert seg.lengths is not None
+        assert seg.data is not None
         if len(seg.data):
             first = np.cumsum(seg.lengths) - seg.lengths  # where each row's bytes start in seg.data
             buf[np.repeat(starts[:, s] - first, seg.lengths) + np.arange(len(seg.data))] = seg.data

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel, ConfigDict
 
+from inferflow_core import testing
 from inferflow_core.api import (
     BuildContext,
     ColumnSpec,
@@ -27,8 +28,8 @@ from inferflow_core.api import (
     hookimpl,
     parse_dtype,
 )
-from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
+from inferflow_core.testing import pick_free_port
 
 ALL_TYPES = [dt for dt in DataType if dt is not DataType.UNKNOWN]
 DIM = 3
@@ -119,12 +120,7 @@ class TypedPlugin:
 
 
 def make_runtime() -> Runtime:
-    host = PluginHost()
-    from inferflow_core.components import builtin_plugin
-
-    host.register(builtin_plugin, name="core")
-    host.register(TypedPlugin(), name="typed")
-    return Runtime(host=host)
+    return testing.make_runtime(typed=TypedPlugin())
 
 
 def all_types_model(
@@ -188,18 +184,12 @@ def _tansu_binary() -> Path | None:
     return path if path.exists() else None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Broker:
     """A Tansu broker (in-memory storage) on a loopback port; restartable on the same port."""
 
     def __init__(self, binary: Path) -> None:
         self.binary = binary
-        self.port = free_port()
+        self.port = pick_free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

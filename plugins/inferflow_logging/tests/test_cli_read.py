@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import subprocess
@@ -38,7 +39,8 @@ async def test_read_directory_sidecars_and_formats(tmp_path: Path) -> None:
     logs = await _write_logs(tmp_path / "logs")
     files = sorted(logs.rglob("*.binpb"))
     sidecars = sorted(logs.rglob("*.schema.json"))
-    assert files and sidecars
+    assert files
+    assert sidecars
 
     out = _run(str(logs), "--json")  # a directory: every .binpb under it
     assert out.returncode == 0, out.stderr
@@ -46,13 +48,14 @@ async def test_read_directory_sidecars_and_formats(tmp_path: Path) -> None:
     assert [x["entity"] for x in lines] == ["t0", "t1", "t2"]
 
     out = _run(str(files[0]), str(sidecars[0]))  # a sidecar named by a glob is skipped, not a traceback
-    assert out.returncode == 0 and len(out.stdout.splitlines()) == 3
-    assert "skipping" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 0
+    assert len(out.stdout.splitlines()) == 3
+    assert "skipping" in out.stderr
+    assert "Traceback" not in out.stderr
 
     out = _run(str(logs), "--format", "csv", "--output", str(tmp_path / "logs.csv"))
     assert out.returncode == 0, out.stderr
-    with open(tmp_path / "logs.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "logs.csv").read_text(), newline="")))
     assert [r["entity"] for r in rows] == ["t0", "t1", "t2"]
     assert rows[0]["f_fp32"] == lines[0]["features"]["f_fp32"]
 
@@ -65,6 +68,9 @@ async def test_read_directory_sidecars_and_formats(tmp_path: Path) -> None:
 
 def test_read_errors_are_one_line(tmp_path: Path) -> None:
     out = _run(str(tmp_path / "missing.binpb"))
-    assert out.returncode == 1 and out.stderr.startswith("error:") and "Traceback" not in out.stderr
+    assert out.returncode == 1
+    assert out.stderr.startswith("error:")
+    assert "Traceback" not in out.stderr
     out = _run(str(tmp_path), "--format", "csv")
-    assert out.returncode == 1 and "--output" in out.stderr
+    assert out.returncode == 1
+    assert "--output" in out.stderr

@@ -72,7 +72,8 @@ async def test_killed_encoder_process_is_restarted_and_counted(tmp_path: Path) -
     req = await served.request(5)
     logger.observe(req)
     assert await wait_for(lambda: metrics.value("logging.logged", model_id="m1", sink="file") == 1)
-    assert logger.encoder is not None and logger.encoder.proc is not None
+    assert logger.encoder is not None
+    assert logger.encoder.proc is not None
     first = logger.encoder.proc.pid
     logger.encoder.proc.kill()
     await asyncio.sleep(0.3)  # the server carries on; the logger notices on its next round
@@ -81,11 +82,13 @@ async def test_killed_encoder_process_is_restarted_and_counted(tmp_path: Path) -
     ok = await wait_for(lambda: metrics.value("logging.logged", model_id="m1", sink="file") >= 2, 30)
     assert ok, metrics.value("logging.worker_restarts")
     assert metrics.value("logging.worker_restarts") == 1
-    assert logger.encoder.proc is not None and logger.encoder.proc.pid != first
+    assert logger.encoder.proc is not None
+    assert logger.encoder.proc.pid != first
     await logger.stop(20)
     logged = metrics.value("logging.logged", model_id="m1", sink="file")
     dropped = metrics.value("logging.dropped")
-    assert logged + dropped == 4 and len(records(tmp_path)) == logged
+    assert logged + dropped == 4
+    assert len(records(tmp_path)) == logged
 
 
 async def test_process_encoder_stop_is_bounded_by_the_grace_period(tmp_path: Path) -> None:

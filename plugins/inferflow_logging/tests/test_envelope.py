@@ -45,6 +45,8 @@ def test_hand_written_envelope_matches_generated_classes(case: dict) -> None:
     got = wrap(**case)
     assert got == wrap_with_messages(**case)
     value, log = unwrap(got)
-    assert value.event_id == case["tracking_id"] and value.created_at == case["created_at"]
+    assert value.event_id == case["tracking_id"]
+    assert value.created_at == case["created_at"]
     assert [f.encoded_features for f in log.features] == case["features"]
-    assert list(log.entities) == case["entities"] and log.model_config_id == case["model_id"]
+    assert list(log.entities) == case["entities"]
+    assert log.model_config_id == case["model_id"]

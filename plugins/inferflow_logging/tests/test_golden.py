@@ -115,7 +115,8 @@ def test_arrow_golden_cells_and_framing() -> None:
 def test_parquet_golden_schema_and_cells() -> None:
     (chunk,) = FORMATS["parquet"].encode(table(), 500)
     (blob,) = chunk.features
-    assert blob[:4] == b"PAR1" and blob[-4:] == b"PAR1"
+    assert blob[:4] == b"PAR1"
+    assert blob[-4:] == b"PAR1"
     pf = pq.ParquetFile(io.BytesIO(blob))
     schema_text = str(pf.schema).split("\n", 1)[1]
     expected = """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -98,8 +99,10 @@ async def test_logged_values_equal_matrix_values_and_chunking(fmt: str) -> None:
     entities, cells = [], []
     for msg in encoded.messages:
         event, log = unwrap(msg.value)
-        assert event.event_name == "inferflow_inference_logs" and event.event_id == "trk-1"
-        assert log.model_config_id == "m1" and log.tracking_id == "trk-1"
+        assert event.event_name == "inferflow_inference_logs"
+        assert event.event_id == "trk-1"
+        assert log.model_config_id == "m1"
+        assert log.tracking_id == "trk-1"
         entities += list(log.entities)
         cells += FORMATS[fmt].decode([f.encoded_features for f in log.features], schema.entries)
     assert entities == [f"t{i}" for i in range(10)]
@@ -150,9 +153,8 @@ def test_user_day_hash_matches_the_rule() -> None:
     now = time.mktime((2026, 3, 7, 12, 0, 0, 0, 0, -1))
     h = mmh3.hash("user-42" + "07032026", 0, signed=True)
     assert user_day_enabled("user-42", 100, now)
-    assert user_day_enabled("user-42", abs(h) % 100 + 1, now) and not user_day_enabled(
-        "user-42", abs(h) % 100, now
-    )
+    assert user_day_enabled("user-42", abs(h) % 100 + 1, now)
+    assert not user_day_enabled("user-42", abs(h) % 100, now)
 
 
 async def test_full_queue_drops_and_counts_and_observe_stays_fast(tmp_path: Path) -> None:
@@ -206,10 +208,12 @@ async def test_file_sink_round_trip_through_cli(tmp_path: Path, fmt: str, encode
         logger.observe(req)
     await logger.stop(10)
     files = sorted((tmp_path / "logs").glob("inferflow_inference_logs-*-*.binpb"))
-    assert len(files) == 1 and len(list(read_delimited(files[0]))) == 4  # 2 requests x 2 chunks
+    assert len(files) == 1
+    assert len(list(read_delimited(files[0]))) == 4
     assert metrics.value("logging.logged", model_id="m1", sink="file") == 4
     cli = Path(sys.executable).parent / "inferflow"
-    out = subprocess.run(
+    out = await asyncio.to_thread(
+        subprocess.run,
         [str(cli), "logs", "read", *map(str, files)],
         capture_output=True,
         text=True,
@@ -222,7 +226,9 @@ async def test_file_sink_round_trip_through_cli(tmp_path: Path, fmt: str, encode
         (f"trk-{k}", f"t{i}") for k in range(2) for i in range(5)
     ]
     first = lines[0]
-    assert first["model_config_id"] == "m1" and first["format"] == fmt and first["parent_entity"] == ["c9"]
+    assert first["model_config_id"] == "m1"
+    assert first["format"] == fmt
+    assert first["parent_entity"] == ["c9"]
     matrix = reqs[0].ctx.matrix
     for dt in ALL_TYPES:
         name = f"f_{dt.name.lower()}"

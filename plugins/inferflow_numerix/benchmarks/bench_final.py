@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from inferflow_numerix.settings import NumerixSettings
 from inferflow_numerix.wire import encode_request
 
 from inferflow_core.api import BuildContext, DataType, Metrics, write_config_dir
-from inferflow_core.testing import make_context
+from inferflow_core.testing import make_context, pick_free_port
 
 ROWS = 200
 EXPRESSION = "pctr price 2 + log /"
@@ -80,17 +79,12 @@ def _context(settings: NumerixSettings):  # type: ignore[no-untyped-def]
     return comp, ctx
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def main(iterations: int, warmup: int) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     comp, ctx = _context(NumerixSettings(host=""))
     results["embedded component.run"] = await _time(lambda: comp.run(ctx), iterations, warmup)
-    assert not ctx.failures and ctx.matrix.read("final_score")[1].all()
+    assert not ctx.failures
+    assert ctx.matrix.read("final_score")[1].all()
     pctr, price = ctx.matrix.read("pctr")[0], ctx.matrix.read("price")[0]
 
     async def bare() -> object:
@@ -100,13 +94,14 @@ async def main(iterations: int, warmup: int) -> dict[str, dict[str, float]]:
 
     with tempfile.TemporaryDirectory() as tmp:
         write_config_dir(tmp, {KEY: json.dumps({"expression": EXPRESSION})})
-        port = _free_port()
+        port = pick_free_port()
         exe = Path(sys.executable).parent / "inferflow-numerix"
         proc = subprocess.Popen(
             [str(exe), "serve", "--config-dir", tmp, "--port", str(port)], stdout=subprocess.PIPE
         )
         try:
-            assert proc.stdout is not None and b"serving" in proc.stdout.readline()
+            assert proc.stdout is not None
+            assert b"serving" in proc.stdout.readline()
             remote_iters = max(iterations // 5, 200)
             for batch in (100, 200):
                 rcomp, rctx = _context(

@@ -13,13 +13,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from inferflow_core.testing import pick_free_port
+
 SERVE_BIN = Path(sys.executable).parent / "inferflow-numerix"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_listening(proc: subprocess.Popen, port: int, timeout: float = 20.0) -> None:
@@ -59,7 +55,7 @@ def start_numerix_server() -> Iterator[Callable[..., int]]:
     procs: list[subprocess.Popen] = []
 
     def start(config_dir: Path, auth_token: str = "", *extra_args: str) -> int:
-        port = free_port()
+        port = pick_free_port()
         cmd = [str(SERVE_BIN), "serve", "--config-dir", str(config_dir), "--port", str(port), *extra_args]
         if auth_token:
             cmd += ["--auth-token", auth_token]

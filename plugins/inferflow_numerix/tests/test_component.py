@@ -82,7 +82,8 @@ async def test_final_step_in_a_dag() -> None:
     ctx = await run(runtime("pctr price 2 + log /"))
     assert not ctx.failures
     values, valid = ctx.matrix.read("final_score")
-    assert ctx.matrix.column("final_score").dtype is DataType.FP64 and valid.all()
+    assert ctx.matrix.column("final_score").dtype is DataType.FP64
+    assert valid.all()
     pctr = np.float32([0.5, 0.2, 0.0])
     price = np.float32([2, 4, 6])
     np.testing.assert_allclose(values, pctr / np.log(price + np.float32(2)), rtol=1e-6)
@@ -91,7 +92,9 @@ async def test_final_step_in_a_dag() -> None:
 async def test_result_cast_to_configured_type() -> None:
     ctx = await run(runtime("price 10 *", data_type="DataTypeInt32"))
     values, valid = ctx.matrix.read("final_score")
-    assert values.dtype == np.int32 and values.tolist() == [20, 40, 60] and valid.all()
+    assert values.dtype == np.int32
+    assert values.tolist() == [20, 40, 60]
+    assert valid.all()
 
 
 async def test_expression_hot_reload_without_model_change() -> None:
@@ -106,7 +109,8 @@ async def test_expression_hot_reload_without_model_change() -> None:
 async def test_failing_call_is_contained() -> None:
     ctx = await run(runtime("pctr price 0 * /"))
     assert [(f.component, f.kind) for f in ctx.failures] == [("final", "expression-error")]
-    assert "'/'" in ctx.failures[0].message and "division by zero" in ctx.failures[0].message
+    assert "'/'" in ctx.failures[0].message
+    assert "division by zero" in ctx.failures[0].message
     assert not ctx.matrix.read("final_score")[1].any()
 
 
@@ -131,14 +135,16 @@ def test_expression_variable_not_in_score_mapping_is_rejected() -> None:
         }
     )
     err = str(rt.store.current.errors["m"])
-    assert "score_mapping" in err and "'prcie'" in err, err
+    assert "score_mapping" in err, err
+    assert "'prcie'" in err, err
 
 
 def test_bad_score_mapping_rejected_at_load() -> None:
     rt = Runtime()
     rt.apply_tree({rt.settings.config_map_prefix + "m": model_json(mapping={"pctr": "pctr", "x@Nope": "x"})})
     err = str(rt.store.current.errors["m"])
-    assert "component_config.numerix_components[0].score_mapping.pctr" in err and "'@<DataType>'" in err
+    assert "component_config.numerix_components[0].score_mapping.pctr" in err
+    assert "'@<DataType>'" in err
     assert "score_mapping.x@Nope" in err
     assert "m" not in rt.store.current.models
 
@@ -165,7 +171,8 @@ async def test_slate_mode_reads_pair_slate_request_features() -> None:
     initial_data.slate_texts = {"boost": ["10", "20"]}
     slates = [np.array([0, 1]), np.array([1])]
     ctx = await rt.execute("m", initial_data, RequestInfo(api="slatewise"), slates=slates)
-    assert not ctx.failures and not ctx.notes, (ctx.failures, ctx.notes)
+    assert not ctx.failures, (ctx.failures, ctx.notes)
+    assert not ctx.notes, (ctx.failures, ctx.notes)
     values, valid = ctx.slate_matrix.read("final_score")
     assert valid.tolist() == [True, True]
     np.testing.assert_allclose(values, [10.5, 20.2], rtol=1e-6)  # boost of the slate + pctr of its 1st row
@@ -174,14 +181,17 @@ async def test_slate_mode_reads_pair_slate_request_features() -> None:
 async def test_slate_mode_failure_is_contained() -> None:
     rt = runtime("pctr log", slate=True)  # row 2 has pctr 0
     ctx = await run(rt, slates=[np.array([0]), np.array([2])])
-    assert [f.component for f in ctx.failures] == ["final"] and "slate 1" in ctx.failures[0].message
+    assert [f.component for f in ctx.failures] == ["final"]
+    assert "slate 1" in ctx.failures[0].message
     values, valid = ctx.slate_matrix.read("final_score")
-    assert valid.tolist() == [True, False] and values[0] == pytest.approx(math.log(0.5))
+    assert valid.tolist() == [True, False]
+    assert values[0] == pytest.approx(math.log(0.5))
 
 
 async def test_slate_component_in_pointwise_does_nothing() -> None:
     ctx = await run(runtime("pctr", slate=True))
-    assert not ctx.failures and not ctx.matrix.has("final_score")
+    assert not ctx.failures
+    assert not ctx.matrix.has("final_score")
 
 
 # ----------------------------------------------------------------------------- remote mode (real server)
@@ -257,7 +267,8 @@ async def test_remote_error_response_is_contained(monkeypatch, numerix_port: int
 @pytest.mark.integration
 async def test_remote_failed_batch_leaves_only_its_rows_missing(monkeypatch, numerix_port: int) -> None:
     ctx = await run(remote_runtime(monkeypatch, numerix_port, "row2"), rows=5)
-    assert ctx.failures and "rows 2-3" in ctx.failures[0].message
+    assert ctx.failures
+    assert "rows 2-3" in ctx.failures[0].message
     values, valid = ctx.matrix.read("final_score")
     assert valid.tolist() == [True, True, False, False, True]
     np.testing.assert_allclose(values[[0, 1, 4]], np.float32([0.5, 0.2, 0.2]) / np.float32([-4, -2, 4]))
@@ -266,7 +277,8 @@ async def test_remote_failed_batch_leaves_only_its_rows_missing(monkeypatch, num
 @pytest.mark.integration
 async def test_remote_sends_auth_token(monkeypatch, secured_port: int) -> None:
     ok = await run(remote_runtime(monkeypatch, secured_port, token="s3cret"))
-    assert not ok.failures and ok.matrix.read("final_score")[1].all()
+    assert not ok.failures
+    assert ok.matrix.read("final_score")[1].all()
     denied = await run(remote_runtime(monkeypatch, secured_port, token="wrong"))
     assert [(f.kind, "UNAUTHENTICATED" in f.message) for f in denied.failures] == [
         ("numerix-api-error", True)
@@ -281,7 +293,9 @@ async def test_check_backends_asks_the_remote_service_for_the_compute_id(
     assert await good.components["final"].check_backend() == []
     bad = remote_runtime(monkeypatch, numerix_port, compute_id="nope").store.current.models["m"]
     problems = await bad.components["final"].check_backend()
-    assert problems and problems[0][0] == "compute_id" and "'nope'" in problems[0][1], problems
+    assert problems, problems
+    assert problems[0][0] == "compute_id", problems
+    assert "'nope'" in problems[0][1], problems
 
 
 async def test_metrics_embedded_and_remote(monkeypatch, numerix_port: int) -> None:

@@ -13,8 +13,7 @@ from inferflow_numerix.config import NumerixConfig
 from inferflow_numerix.settings import NumerixSettings
 
 from inferflow_core.api import BuildContext, Metrics, RunContext
-from inferflow_core.testing import ComponentConformance, make_context
-from inferflow_core.testing.ports import pick_free_port as free_port
+from inferflow_core.testing import ComponentConformance, make_context, pick_free_port
 
 CFG = {
     "component": "final",
@@ -75,7 +74,7 @@ def blackhole() -> Iterator[int]:
 class TestRemoteConformance(ComponentConformance):
     @pytest.fixture(autouse=True)
     def _ports(self, conformance_server: int, blackhole: int) -> None:
-        self.ports = {"ok": conformance_server, "broken": free_port(), "slow": blackhole}
+        self.ports = {"ok": conformance_server, "broken": pick_free_port(), "slow": blackhole}
 
     def make_component(self) -> NumerixComponent:
         self.component = build(NumerixSettings(host="127.0.0.1", port=self.ports["ok"], plaintext=True))

@@ -191,7 +191,8 @@ async def test_remote_unknown_compute_id_and_bad_cells(server: int) -> None:
             )
         )
         resp = await client._get_stub().Compute(bad, timeout=5)
-        assert resp.WhichOneof("response") == "error" and "column 'b' row 0: 2 bytes" in resp.error.message
+        assert resp.WhichOneof("response") == "error"
+        assert "column 'b' row 0: 2 bytes" in resp.error.message
     finally:
         await client.close()
 

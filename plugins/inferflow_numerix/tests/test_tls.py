@@ -81,7 +81,8 @@ async def test_mtls_with_custom_ca_and_server_name(monkeypatch, tls_env: dict) -
     ctx = await run(rt)
     assert not ctx.failures, ctx.failures
     values, valid = ctx.matrix.read("final_score")
-    assert valid.all() and np.allclose(values, [1.0, 0.5])
+    assert valid.all()
+    assert np.allclose(values, [1.0, 0.5])
 
 
 async def test_without_client_certificate_or_server_name_the_call_fails(monkeypatch, tls_env: dict) -> None:
@@ -127,4 +128,5 @@ async def test_twin_server_compares_tokens_in_constant_time(monkeypatch) -> None
     servicer = server.NumerixServicer(lambda _id: None, auth_token="tok")
     with pytest.raises(Aborted) as info:
         await servicer.Compute(server.pb.NumerixRequestProto(), Context("wrong"))
-    assert info.value.args[0] is grpc.StatusCode.UNAUTHENTICATED and seen == [b"wrong"]
+    assert info.value.args[0] is grpc.StatusCode.UNAUTHENTICATED
+    assert seen == [b"wrong"]

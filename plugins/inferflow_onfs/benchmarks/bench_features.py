@@ -35,7 +35,7 @@ from inferflow_onfs.settings import OnfsSettings
 from inferflow_onfs.store import LocalStore
 
 from inferflow_core.api import BuildContext, FeatureCache, Metrics, ModelConfig
-from inferflow_core.testing import make_context
+from inferflow_core.testing import make_context, pick_free_port
 
 USERS, CATALOGS, TARGETS = 10_000, 100_000, 200
 
@@ -127,7 +127,7 @@ async def bare_grpc(port: int, reqs, warm: int, batch: int) -> dict[str, list[fl
     out: dict[str, list[float]] = {}
     with tempfile.NamedTemporaryFile(suffix=".pickle", delete=False) as fh:
         pickle.dump(dict(zip(bodies, answers, strict=True)), fh)
-    replay_port = _free_port()
+    replay_port = pick_free_port()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--replay-serve", fh.name, "--port", str(replay_port)],
         stdout=subprocess.PIPE, text=True,
@@ -253,7 +253,7 @@ async def main_async(args: argparse.Namespace, root: str) -> dict:
     cpu = []
     out["warm_cache"] = stats(await run_mode(cached, reqs, warm, cpu), cpu)
     out["warm_cache"]["hit_ratio"] = round(cache.hits / max(1, cache.hits + cache.misses), 4)
-    port = _free_port()
+    port = pick_free_port()
     exe = shutil.which("inferflow-onfs", path=os.path.dirname(sys.executable)) or "inferflow-onfs"
     proc = subprocess.Popen(
         [exe, "serve", "--data", root, "--port", str(port)], stdout=subprocess.PIPE, text=True
@@ -279,14 +279,6 @@ async def main_async(args: argparse.Namespace, root: str) -> dict:
         proc.terminate()
         proc.wait(10)
     return out
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

@@ -76,7 +76,7 @@ class OnfsClient:
         if self.batch_size <= 0:
             raise ValueError(f"EXTERNAL_SERVICE_ONFS_FS_BATCH_SIZE must be > 0, got {self.batch_size}")
 
-    def _method(self):  # type: ignore[no-untyped-def]
+    def _method(self):
         loop = asyncio.get_running_loop()
         got = self._channels.get(id(loop))
         if got is not None and got[0] is loop:

@@ -159,7 +159,7 @@ def _field(name: str, arr: pa.Array, dt: DataType) -> pa.Field:
     return pa.field(name, arr.type, metadata=meta)
 
 
-def _progress(items: list, desc: str):  # type: ignore[no-untyped-def]
+def _progress(items: list, desc: str):
     try:
         import sys
 

@@ -22,6 +22,8 @@ import pyarrow.parquet as pq
 from inferflow_onfs.backends import FetchRequest
 from inferflow_onfs.config import FeatureComponentConfig, feature_specs
 
+from inferflow_core.testing import pick_free_port
+
 N_USERS = 40
 
 
@@ -87,19 +89,13 @@ def write_store(root: Path) -> dict:
     return truth
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def onfs_server(
     data: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None
 ) -> Iterator[int]:
     """``inferflow-onfs serve`` as a subprocess on ``port`` (default: a free one); waits (bounded) until
     it accepts."""
-    port = port or free_port()
+    port = port or pick_free_port()
     exe = shutil.which("inferflow-onfs", path=os.path.dirname(sys.executable)) or "inferflow-onfs"
     proc = subprocess.Popen(
         [exe, "serve", "--data", str(data), "--port", str(port), *args],

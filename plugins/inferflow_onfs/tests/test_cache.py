@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -14,11 +15,11 @@ from inferflow_onfs.config import FeatureComponentConfig
 from inferflow_onfs.plugin import FeatureComponentType
 from inferflow_onfs.settings import OnfsSettings
 from inferflow_onfs.store import LocalStore
-from onfs_support import all_types_component, free_port, model_json
+from onfs_support import all_types_component, model_json
 
 from inferflow_core.api import BuildContext as Build
 from inferflow_core.api import FeatureCache, Metrics, ModelConfig
-from inferflow_core.testing import make_context
+from inferflow_core.testing import make_context, pick_free_port
 
 
 class Clock:
@@ -69,13 +70,15 @@ async def test_hits_skip_the_store_and_equal_the_store(store_dir) -> None:
     cache = FeatureCache(10_000_000)
     comp, metrics = _build(LocalBackend(LocalStore(str(store_dir[0]))), cache)
     first = await _run(comp, ["u1", "u2", "u1", "ghost"])
-    assert _fetched(metrics) == 3 and len(cache) == 2  # the missing entity is not cached
+    assert _fetched(metrics) == 3
+    assert len(cache) == 2
     assert metrics.value("cache_misses", model_id="m", component="user_features") == 3
     # same cache, a backend that cannot answer: hits must not touch it
-    broken = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=free_port(), fs_plaintext=True))
+    broken = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=pick_free_port(), fs_plaintext=True))
     comp2, metrics2 = _build(broken, cache)
     second = await _run(comp2, ["u1", "u2", "u1"])
-    assert _fetched(metrics2) == 0 and not second.failures
+    assert _fetched(metrics2) == 0
+    assert not second.failures
     assert metrics2.value("cache_hits", model_id="m", component="user_features") == 2
     for col in ("user:scalars:fp32", "user:vectors:emb", "user:vectors:svec", "user:scalars:name"):
         va, _ = first.matrix.read(col)
@@ -106,7 +109,8 @@ async def test_byte_bound_is_respected(store_dir) -> None:
     for i in range(0, 40, 4):
         await _run(comp, [f"u{j}" for j in range(i, i + 4)])
         assert cache.bytes <= 3_000
-    assert cache.evictions > 0 and 0 < len(cache) < 40
+    assert cache.evictions > 0
+    assert 0 < len(cache) < 40
 
 
 L2_WRITER = textwrap.dedent(
@@ -132,7 +136,8 @@ L2_WRITER = textwrap.dedent(
 async def test_two_processes_share_l2(store_dir, tmp_path) -> None:
     l2 = str(tmp_path / "l2")
     plugin_root = str(__import__("pathlib").Path(__file__).resolve().parent)  # the tests dir
-    proc = subprocess.run(
+    proc = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-c", L2_WRITER, str(store_dir[0]), l2, plugin_root],
         capture_output=True,
         text=True,
@@ -140,10 +145,12 @@ async def test_two_processes_share_l2(store_dir, tmp_path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     cache = FeatureCache(10_000_000, l2_path=l2)
-    broken = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=free_port(), fs_plaintext=True))
+    broken = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=pick_free_port(), fs_plaintext=True))
     comp, metrics = _build(broken, cache)
     ctx = await _run(comp, ["u3", "u4"])
-    assert not ctx.failures and _fetched(metrics) == 0 and cache.l2_hits == 2
+    assert not ctx.failures
+    assert _fetched(metrics) == 0
+    assert cache.l2_hits == 2
     local = await _run(
         _build(LocalBackend(LocalStore(str(store_dir[0]))), FeatureCache(10_000_000))[0], ["u3", "u4"]
     )

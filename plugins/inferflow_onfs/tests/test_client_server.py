@@ -81,16 +81,19 @@ async def test_composite_keys(server_port, store_dir) -> None:
     outcome = await _client(server_port).fetch(request, keys, None)
     values, valid = outcome.frame.column(0)
     assert valid.tolist() == [True, True, False, True]
-    assert values[0] == truth["pair"][("u1", "c2")] and values[3] == truth["pair"][("u2", "c2")]
+    assert values[0] == truth["pair"][("u1", "c2")]
+    assert values[3] == truth["pair"][("u2", "c2")]
 
 
 async def test_auth_metadata_is_checked_by_the_server(server_port) -> None:
     request = fetch_request(pair_component())
     outcome = await _client(server_port, caller_token="wrong").fetch(request, [("u0", "c1")], None)
     assert outcome.failed_all
-    assert outcome.failures[0][0] == KIND_ERROR and "UNAUTHENTICATED" in outcome.failures[0][1]
+    assert outcome.failures[0][0] == KIND_ERROR
+    assert "UNAUTHENTICATED" in outcome.failures[0][1]
     outcome = await _client(server_port, caller_id="someone-else").fetch(request, [("u0", "c1")], None)
-    assert outcome.failed_all and "PERMISSION_DENIED" in outcome.failures[0][1]
+    assert outcome.failed_all
+    assert "PERMISSION_DENIED" in outcome.failures[0][1]
 
 
 async def test_deadline_expiry_against_a_sleeping_store(store_dir) -> None:
@@ -100,12 +103,14 @@ async def test_deadline_expiry_against_a_sleeping_store(store_dir) -> None:
         t0 = time.monotonic()
         outcome = await client.fetch(request, [("u0", "c1")], None)
         assert time.monotonic() - t0 < 1.0
-        assert outcome.failed_all and outcome.failures[0][0] == KIND_TIMEOUT
+        assert outcome.failed_all
+        assert outcome.failures[0][0] == KIND_TIMEOUT
         # the request's remaining budget bounds the call too (deadline setting is generous here)
         client = _client(port, deadline_ms=5000, caller_id="", caller_token="")
         t0 = time.monotonic()
         outcome = await client.fetch(request, [("u0", "c1")], 0.1)
-        assert time.monotonic() - t0 < 1.0 and outcome.failures[0][0] == KIND_TIMEOUT
+        assert time.monotonic() - t0 < 1.0
+        assert outcome.failures[0][0] == KIND_TIMEOUT
 
 
 async def test_decoded_rpc_matches_text_form(server_port, store_dir) -> None:

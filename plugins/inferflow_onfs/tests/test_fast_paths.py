@@ -110,7 +110,8 @@ async def test_client_fast_path_equals_the_store(server_port, store_dir) -> None
             for j in range(len(request.specs)):
                 v, ok = outcome.frame.column(j)
                 wv, wok = want.column(j)
-                assert (ok == wok).all() and np.array_equal(v[ok], wv[wok]), request.specs[j].name
+                assert (ok == wok).all(), request.specs[j].name
+                assert np.array_equal(v[ok], wv[wok]), request.specs[j].name
         assert len(client._channels) == 1  # one long-lived channel for all calls on this loop
     finally:
         wire.RowTemplate.decode = original  # type: ignore[method-assign]
@@ -133,9 +134,8 @@ def test_store_serves_views_and_copies_correctly(store_dir) -> None:
     assert np.shares_memory(in_order.blocks[0].values, label_block("scalars:fp32"))  # a view, no copy
     assert np.shares_memory(in_order.blocks[1].values, label_block("scalars:fp64"))
     # two FP32 features from different places in the file: one merged (copied) block, as from_columns does
-    assert len(merged.blocks) == 1 and not np.shares_memory(
-        merged.blocks[0].values, label_block("vectors:emb")
-    )
+    assert len(merged.blocks) == 1
+    assert not np.shares_memory(merged.blocks[0].values, label_block("vectors:emb"))
     rows = table.positions([("u3",), ("nobody",), ("u0",)])
     for frame, j, name in (
         (in_order, 0, "fp32"),
@@ -149,7 +149,8 @@ def test_store_serves_views_and_copies_correctly(store_dir) -> None:
         assert np.array_equal(values[[0, 2]], want), name
     assert cast.blocks[0].values.dtype == np.float64
     vecs, ok = merged.take(rows).column(1)
-    assert ok.tolist() == [True, False, True] and np.array_equal(vecs[2], truth["vectors:emb"][0])
+    assert ok.tolist() == [True, False, True]
+    assert np.array_equal(vecs[2], truth["vectors:emb"][0])
 
 
 def _cache_frame(n: int, offset: float = 0.0) -> FeatureFrame:
@@ -167,15 +168,19 @@ def test_cache_evicts_least_recently_used_and_expires() -> None:
     assert len(cache) == 3
     assert cache.lookup("p|", ["a"])  # a becomes the most recently used
     cache.put_frame("p|", ["d"], "L", _cache_frame(1, 100.0), 60)
-    assert cache.bytes <= cache.max_bytes and cache.evictions == 1
+    assert cache.bytes <= cache.max_bytes
+    assert cache.evictions == 1
     alive = {k for k in "abcd" if cache.lookup("p|", [k], count=False)}
     assert alive == {"a", "c", "d"}
     (pos, slab, rows), = cache.lookup("p|", ["d", "a"])  # fmt: skip
     frame = slab.frame(rows)
-    assert pos.tolist() == [0, 1] and frame.column(0)[0][0].tolist() == [100.0, 101.0, 102.0, 103.0]
+    assert pos.tolist() == [0, 1]
+    assert frame.column(0)[0][0].tolist() == [100.0, 101.0, 102.0, 103.0]
     assert cache.lookup("other|", ["a"]) == []  # another component / version prefix
     clock[0] += 61
-    assert cache.lookup("p|", ["a", "c", "d"]) == [] and len(cache) == 0 and cache.bytes == 0
+    assert cache.lookup("p|", ["a", "c", "d"]) == []
+    assert len(cache) == 0
+    assert cache.bytes == 0
 
 
 def test_cache_entries_are_not_gc_objects() -> None:
@@ -203,11 +208,13 @@ def test_cache_keeps_missing_cells_and_strings() -> None:
     (pos, slab, rows), = cache.lookup("p|", ["z", "y", "x"])  # fmt: skip
     got = slab.frame(rows)
     assert pos.tolist() == [0, 1, 2]
-    assert got.column(0)[1].tolist() == [True, False, True] and got.column(0)[0][[0, 2]].tolist() == [
+    assert got.column(0)[1].tolist() == [True, False, True]
+    assert got.column(0)[0][[0, 2]].tolist() == [
         2.0,
         0.0,
     ]
-    assert got.column(1)[0].tolist() == ["ccc", "bb", "a"] and got.column(1)[1].all()
+    assert got.column(1)[0].tolist() == ["ccc", "bb", "a"]
+    assert got.column(1)[1].all()
     only_full = slab.frame(rows[[0, 2]])  # rows with every cell present: validity is not gathered
     assert only_full.column(0)[1].all()
     cache.put_frame("p|", ["y"], "L", frame.take(np.array([0])), 60)  # replaced in place: still one entry

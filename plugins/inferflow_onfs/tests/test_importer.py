@@ -48,7 +48,8 @@ def test_import_csv_and_parquet_then_read_back(tmp_path: Path, capsys) -> None: 
     argv += ["--key", "catalog_id", "--map", "title=T:name", "--type", "rating=int8", "--type", "price=fp64"]
     assert main([*argv, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["rows"] == 4 and summary["keys"] == ["catalog_id"]
+    assert summary["rows"] == 4
+    assert summary["keys"] == ["catalog_id"]
     assert summary["features"] == {
         "catalog:price": "DataTypeFP64",
         "catalog:stock": "DataTypeInt64",
@@ -60,13 +61,16 @@ def test_import_csv_and_parquet_then_read_back(tmp_path: Path, capsys) -> None: 
     table = LocalStore(str(out)).table("catalog", ["catalog_id"])
     rows = table.positions([("2",), ("3",), ("4",), ("nope",)])
     price, ok = table.feature_column("catalog:price")
-    assert price[rows].tolist()[:3] == [4.25, 0.0, 9.75] and ok[rows].tolist() == [True, False, True, False]
+    assert price[rows].tolist()[:3] == [4.25, 0.0, 9.75]
+    assert ok[rows].tolist() == [True, False, True, False]
     emb, _ = table.feature_column("catalog:emb")
     np.testing.assert_allclose(emb[rows[0]], [0.3, 0.4], rtol=1e-6)
     names, ok = table.feature_column("T:name")
-    assert names[rows[0]] == "blue shoe" and not ok[rows[1]]
+    assert names[rows[0]] == "blue shoe"
+    assert not ok[rows[1]]
     _, ok = table.feature_column("catalog:rating", DataType.INT8)
-    assert ok[table.positions([("1",)])].tolist() == [True] and not ok[rows[0]]
+    assert ok[table.positions([("1",)])].tolist() == [True]
+    assert not ok[rows[0]]
     # a second import needs --overwrite
     assert main(argv) == 1
     assert "--overwrite" in capsys.readouterr().err

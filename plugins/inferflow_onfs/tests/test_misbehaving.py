@@ -103,7 +103,8 @@ async def test_failures_are_contained_and_counted(misbehaving, mode: str, kind: 
     behaviour.mode = mode
     comp, metrics = _component(port)
     _ctx, error, _values, valid = await _run(comp, ["k1", "k2", "k3"])
-    assert error is not None and getattr(error, "kind", None) == kind, error
+    assert error is not None, error
+    assert getattr(error, "kind", None) == kind, error
     assert not valid.any()
     assert metrics.value("onfs_errors", model_id="m", component="things", kind=kind) == 1
 
@@ -113,8 +114,10 @@ async def test_reordered_rows_are_matched_by_key(misbehaving) -> None:
     behaviour.mode = "reordered"
     comp, _ = _component(port)
     ctx, error, values, valid = await _run(comp, ["k5", "k1", "k5", "k9"])
-    assert error is None and not ctx.failures
-    assert valid.all() and values.tolist() == [5.0, 1.0, 5.0, 9.0]
+    assert error is None
+    assert not ctx.failures
+    assert valid.all()
+    assert values.tolist() == [5.0, 1.0, 5.0, 9.0]
 
 
 async def test_bad_cells_are_missing_rest_is_kept(misbehaving) -> None:
@@ -123,7 +126,8 @@ async def test_bad_cells_are_missing_rest_is_kept(misbehaving) -> None:
     comp, _ = _component(port)
     _ctx, error, values, valid = await _run(comp, ["k1", "k2", "k3"])
     assert error is None
-    assert valid.tolist() == [False, True, True] and values[1:].tolist() == [2.0, 3.0]
+    assert valid.tolist() == [False, True, True]
+    assert values[1:].tolist() == [2.0, 3.0]
 
 
 async def test_one_failed_batch_keeps_the_others(misbehaving) -> None:
@@ -133,5 +137,6 @@ async def test_one_failed_batch_keeps_the_others(misbehaving) -> None:
     ctx, error, values, valid = await _run(comp, ["k1", "k2", "k3", "k2"])
     assert error is None  # partial failure: recorded, not raised
     assert [(f.component, f.kind) for f in ctx.failures] == [("things", KIND_ERROR)]
-    assert valid.tolist() == [True, False, True, False] and values[[0, 2]].tolist() == [1.0, 3.0]
+    assert valid.tolist() == [True, False, True, False]
+    assert values[[0, 2]].tolist() == [1.0, 3.0]
     assert metrics.value("onfs_errors", model_id="m", component="things", kind=KIND_ERROR) == 1

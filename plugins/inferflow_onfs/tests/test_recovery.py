@@ -10,10 +10,11 @@ import time
 import pytest
 from inferflow_onfs.client import OnfsClient
 from inferflow_onfs.settings import OnfsSettings
-from onfs_support import all_types_component, fetch_request, free_port, onfs_server
+from onfs_support import all_types_component, fetch_request, onfs_server
 
 from inferflow_core._proto import predict_pb2, predict_pb2_grpc
 from inferflow_core.runtime import Runtime
+from inferflow_core.testing import pick_free_port
 from inferflow_core.testing.server import running_server
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ AUTH = ("--caller-id", "inferflow", "--auth-token", "secret")
 
 
 async def test_first_clean_answer_within_1s_of_the_backend_returning(store_dir) -> None:
-    port = free_port()
+    port = pick_free_port()
     settings = OnfsSettings(
         fs_host="127.0.0.1", fs_port=port, fs_plaintext=True, caller_id="inferflow",
         caller_token="secret", deadline_ms=2000, batch_size=7,
@@ -76,7 +77,7 @@ async def test_scores_from_a_stopped_feature_store_carry_errors_then_recover(
 ) -> None:
     """OnFS down: the score is computed from missing features, so every target says so (main: silent
     zeros). OnFS back: clean answers again within 1 s."""
-    port = free_port()
+    port = pick_free_port()
     for key, value in {
         "EXTERNAL_SERVICE_ONFS_FS_HOST": "127.0.0.1",
         "EXTERNAL_SERVICE_ONFS_FS_PORT": str(port),
@@ -103,7 +104,8 @@ async def test_scores_from_a_stopped_feature_store_carry_errors_then_recover(
         stub = predict_pb2_grpc.PredictStub(srv.channel)
         down = await stub.InferPointWise(request, timeout=5)
         for target in down.target_scores:
-            assert "'user_features' failed" in target.error and "'final_score'" in target.error
+            assert "'user_features' failed" in target.error
+            assert "'final_score'" in target.error
         with onfs_server(store_dir[0], *AUTH, port=port):
             back = time.monotonic()
             while True:

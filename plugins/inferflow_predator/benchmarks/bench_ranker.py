@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,7 +31,7 @@ import numpy as np
 from inferflow_predator import PredatorSettings, PredatorType
 
 from inferflow_core.api import BuildContext, DataType, Metrics, ModelConfig
-from inferflow_core.testing import make_context
+from inferflow_core.testing import make_context, pick_free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 REPO = ROOT / "inferflow_core" / "example" / "models"
@@ -137,7 +136,8 @@ async def measure(comp: Any, ctx: Any, iters: int, warmup: int, instrument: Any)
         t0 = time.perf_counter()
         await comp.run(ctx)
         steps.append(time.perf_counter() - t0)
-    assert not ctx.failures and ctx.matrix.read("pctr")[1].all()
+    assert not ctx.failures
+    assert ctx.matrix.read("pctr")[1].all()
     step, model = np.array(steps) * 1e3, np.array(timer.times) * 1e3
     outside = (step - model) / step
     return {
@@ -164,12 +164,6 @@ async def bench_embedded(iters: int, blocks: bool = True) -> dict[str, float]:
     return await measure(comp, ctx, iters, 200, instrument)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_mlserver(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     model_dir = workdir / "s1_mlp"
     model_dir.mkdir()
@@ -182,12 +176,12 @@ def start_mlserver(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
         "parameters": {"uri": "./model.joblib", "version": "1"},
     }
     (model_dir / "model-settings.json").write_text(json.dumps(settings))
-    grpc_port, http_port = free_port(), free_port()
+    grpc_port, http_port = pick_free_port(), pick_free_port()
     server = {
         "host": "127.0.0.1",
         "http_port": http_port,
         "grpc_port": grpc_port,
-        "metrics_port": free_port(),
+        "metrics_port": pick_free_port(),
         "parallel_workers": 0,
     }
     (workdir / "settings.json").write_text(json.dumps(server))

@@ -16,34 +16,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from predator_support import EXAMPLE_REPO, N_FEATURES, ROOT, model_json
 
 from inferflow_core.runtime import Runtime
+from inferflow_core.testing import pick_free_port
 
-ROOT = Path(__file__).resolve().parents[3]
-EXAMPLE_REPO = ROOT / "inferflow_core" / "example" / "models"
 # `make test` creates .venv-mlserver at the repository root and exports INFERFLOW_MLSERVER_BIN.
 MLSERVER_BIN = os.environ.get("INFERFLOW_MLSERVER_BIN", str(ROOT / ".venv-mlserver" / "bin" / "mlserver"))
 MLSERVER_PY = str(Path(MLSERVER_BIN).with_name("python"))
 # `make test` creates .venv-triton (nvidia-pytriton: tritonserver 2.51, CPU-only, Python backend).
 TRITON_PY = os.environ.get("INFERFLOW_TRITON_PYTHON", str(ROOT / ".venv-triton" / "bin" / "python"))
-N_FEATURES = 8
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def model_json(components: list[dict[str, Any]], features: list[str] | None = None) -> str:
-    dag = {c["component"]: ["feature_initializer"] for c in components}
-    return json.dumps(
-        {
-            "dag_execution_config": {"component_dependency": dag},
-            "component_config": {"predator_components": components},
-            "response_config": {"features": features or ["id"]},
-        }
-    )
 
 
 @pytest.fixture
@@ -90,7 +72,7 @@ class MLServer:
     def __init__(self, workdir: Path, model_name: str, seed: int) -> None:
         self.dir = workdir
         self.model_name = model_name
-        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.grpc_port, self.http_port, self.metrics_port = (pick_free_port() for _ in range(3))
         model_dir = workdir / model_name
         model_dir.mkdir(parents=True)
         subprocess.run([MLSERVER_PY, "-c", TRAIN, str(model_dir), str(seed)], check=True, timeout=120)
@@ -176,7 +158,7 @@ class TritonServer:
         from onnx import numpy_helper
 
         self.dir = workdir
-        self.grpc_port, self.http_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.grpc_port, self.http_port, self.metrics_port = (pick_free_port() for _ in range(3))
         model = onnx.load(str(EXAMPLE_REPO / "s1_mlp" / "1" / "model.onnx"))
         self.weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
         np.savez(workdir / "weights.npz", **self.weights)

@@ -56,4 +56,5 @@ def test_check_backends_reports_a_model_the_server_does_not_have(
     assert by_model["good"]["valid"], by_model["good"]
     (problem,) = by_model["typo"]["errors"]
     assert problem["path"] == "component_config.predator_components[0].model_end_point"
-    assert mlserver.endpoint in problem["message"] and "'clff'" in problem["message"], problem
+    assert mlserver.endpoint in problem["message"], problem
+    assert "'clff'" in problem["message"], problem

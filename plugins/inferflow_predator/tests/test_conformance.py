@@ -4,24 +4,18 @@ backend works (relays), is broken (closes every connection) or hangs (accepts an
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+import predator_support as cf
 import pytest
 from inferflow_predator import PredatorSettings, PredatorType
 
 from inferflow_core.api import BuildContext, DataType, Metrics, ModelConfig, RunContext, TypedValues
 from inferflow_core.testing import ComponentConformance, make_context
-
-spec = importlib.util.spec_from_file_location("predator_conftest", Path(__file__).with_name("conftest.py"))
-assert spec and spec.loader
-cf = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cf)
 
 pytestmark = pytest.mark.integration
 

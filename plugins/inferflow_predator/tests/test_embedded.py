@@ -9,20 +9,16 @@ from typing import Any
 
 import numpy as np
 import onnx
+import predator_support as cf
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues
 from inferflow_core.runtime import Runtime
 
-CONFTEST = Path(__file__).with_name("conftest.py")
-spec = importlib.util.spec_from_file_location("predator_conftest", CONFTEST)
-assert spec and spec.loader
-cf = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cf)
-
 mlp_spec = importlib.util.spec_from_file_location("make_mlp", cf.ROOT / "examples" / "models" / "make_mlp.py")
-assert mlp_spec and mlp_spec.loader
+assert mlp_spec
+assert mlp_spec.loader
 make_mlp = importlib.util.module_from_spec(mlp_spec)
 mlp_spec.loader.exec_module(make_mlp)
 
@@ -135,7 +131,8 @@ async def test_example_mlp_scores_like_numpy(make_runtime: Any) -> None:
     got, ok = ctx.matrix.read("pctr")
     cat[~valid, 5] = 0
     want = make_mlp.reference(np.concatenate([user, cat], axis=1), emb)[:, 0]
-    assert ok.all() and got.dtype == np.float32
+    assert ok.all()
+    assert got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert ctx.matrix.texts("ctr_model") == ["s1_mlp"] * rows
     assert ctx.matrix.texts("inferflow_config_id") == ["m"] * rows
@@ -197,8 +194,10 @@ async def test_every_fixed_width_dtype_and_vector_outputs(make_runtime: Any, tmp
         got_s, ok_s = ctx.matrix.read(f"{name}_out_s")
         got_v, ok_v = ctx.matrix.read(f"{name}_out_v")
         assert ctx.matrix.column(f"{name}_out_v").dtype is dt.vector
-        assert ok_s.all() and ok_v.all(), name
-        assert got_s.dtype == dt.numpy_dtype and got_v.shape == (rows, 2), name
+        assert ok_s.all(), name
+        assert ok_v.all(), name
+        assert got_s.dtype == dt.numpy_dtype, name
+        assert got_v.shape == (rows, 2), name
         np.testing.assert_array_equal(got_s, cols[f"{name}_s"].values, err_msg=name)
         np.testing.assert_array_equal(got_v, cols[f"{name}_v"].values, err_msg=name)
 
@@ -217,7 +216,9 @@ async def test_output_converted_to_configured_type(make_runtime: Any, tmp_path: 
     )
     ctx = await run(rt, 3, a=typed(DataType.FP64, np.array([1.9, -2.7, 40.0])))
     got, ok = ctx.matrix.read("as_i32")
-    assert ok.all() and got.dtype == np.int32 and got.tolist() == [1, -2, 40]
+    assert ok.all()
+    assert got.dtype == np.int32
+    assert got.tolist() == [1, -2, 40]
 
 
 async def test_bytes_inputs_and_outputs(make_runtime: Any, tmp_path: Path) -> None:
@@ -265,7 +266,8 @@ async def test_bytes_output_parsed_into_numeric_column(make_runtime: Any, tmp_pa
     )
     ctx = await run(rt, 2, t=["1.5", "-2"])
     got, ok = ctx.matrix.read("v")
-    assert ok.all() and got.tolist() == [1.5, -2.0]
+    assert ok.all()
+    assert got.tolist() == [1.5, -2.0]
 
 
 async def test_minus_one_shapes(make_runtime: Any, tmp_path: Path) -> None:
@@ -373,9 +375,8 @@ async def test_slate_mode(make_runtime: Any, tmp_path: Path) -> None:
     # slate 2 is empty (skipped), slate 3's index 7 is out of range (dropped), slate 4 fails in the model
     assert ok.tolist() == [True, True, False, True, False]
     assert got[ok].tolist() == [20, 10, 30]
-    assert [f.kind for f in ctx.failures] == ["predator-api-error"] and "1/4 slates" in ctx.failures[
-        0
-    ].message
+    assert [f.kind for f in ctx.failures] == ["predator-api-error"]
+    assert "1/4 slates" in ctx.failures[0].message
     assert not ctx.matrix.has("slate_s")
     # PointWise (no slate matrix): a slate component does not call the model
     calls = rt.metrics.value(
@@ -416,7 +417,8 @@ async def test_slate_component_reads_pair_slate_request_features(make_runtime: A
     )
     assert not ctx.failures, ctx.failures
     got, ok = ctx.slate_matrix.read("slate_s")
-    assert ok.tolist() == [True, True] and got.tolist() == [40, 60]
+    assert ok.tolist() == [True, True]
+    assert got.tolist() == [40, 60]
 
 
 # ------------------------------------------------------------------------------------------- config
@@ -436,10 +438,12 @@ def test_config_errors_name_the_json_path() -> None:
     prefix = "component_config.predator_components[0]"
     bad = json.loads(json.dumps(base))
     bad["model_end_points"] = [{"endpoint": "a", "percentage": 50}, {"endpoint": "b", "percentage": 40}]
-    assert f"{prefix}: " in _errors([bad]) and "sum to 90" in _errors([bad])
+    assert f"{prefix}: " in _errors([bad])
+    assert "sum to 90" in _errors([bad])
     bad = json.loads(json.dumps(base))
     bad["outputs"][0]["model_scores_dims"] = [[1], [1]]
-    assert f"{prefix}.outputs[0]" in _errors([bad]) and "must match" in _errors([bad])
+    assert f"{prefix}.outputs[0]" in _errors([bad])
+    assert "must match" in _errors([bad])
     bad = json.loads(json.dumps(base))
     bad["inputs"][0]["data_type"] = "FP8E4M3"
     assert f"{prefix}.inputs[0].data_type" in _errors([bad])
@@ -469,7 +473,8 @@ async def test_hot_reload_to_a_new_endpoint_works_at_once(make_runtime: Any, tmp
     rt.apply_tree({rt.settings.config_map_prefix + "m": cf.model_json([comp])})
     assert not rt.store.current.errors
     ctx = await run(rt, 2, i=typed(DataType.INT64, np.array([1, 2])))
-    assert ctx.matrix.read("s")[1].all() and not ctx.failures
+    assert ctx.matrix.read("s")[1].all()
+    assert not ctx.failures
     labels = {"model_id": "m", "component": "lookup", "endpoint": f"onnx://{tmp_path / 'b'}"}
     assert rt.metrics.value("external_requests", **labels) == 1
 
@@ -514,7 +519,8 @@ def test_committed_example_model_is_what_make_mlp_builds() -> None:
     """The demo copies the committed model instead of rebuilding it: it must not drift from the script."""
     root = Path(__file__).resolve().parents[3] / "examples" / "models"
     spec = importlib.util.spec_from_file_location("make_mlp_check", root / "make_mlp.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     committed = onnx.load(str(cf.EXAMPLE_REPO / module.MODEL_NAME / "1" / "model.onnx"))

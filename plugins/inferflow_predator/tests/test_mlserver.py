@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import predator_support as cf
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues
 from inferflow_core.runtime import Runtime
-
-spec = importlib.util.spec_from_file_location("predator_conftest", Path(__file__).with_name("conftest.py"))
-assert spec and spec.loader
-cf = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cf)
+from inferflow_core.testing import pick_free_port
 
 pytestmark = pytest.mark.integration
 FEATURES = [f"f{i}" for i in range(cf.N_FEATURES)]
@@ -74,13 +70,16 @@ async def test_dag_scores_match_the_model_computed_locally(mlserver: Any, make_r
     ctx = await execute(rt, exp["X"])
     assert not ctx.failures, ctx.failures
     p1, ok = ctx.matrix.read("clf_p1")
-    assert ok.all() and p1.dtype == np.float64
+    assert ok.all()
+    assert p1.dtype == np.float64
     np.testing.assert_allclose(p1, exp["proba"][:, 1], rtol=F32_RTOL)
     np.testing.assert_allclose(ctx.matrix.read("clf_p0")[0], exp["proba"][:, 0], rtol=F32_RTOL)
     local = 1 / (1 + np.exp(-(exp["X"].astype(np.float64) @ exp["coef"][0] + exp["intercept"][0])))
     np.testing.assert_allclose(p1, local, rtol=1e-6)
     labels, ok = ctx.matrix.read("clf_label")
-    assert ok.all() and labels.dtype == np.int64 and labels.tolist() == exp["label"].tolist()
+    assert ok.all()
+    assert labels.dtype == np.int64
+    assert labels.tolist() == exp["label"].tolist()
     labels = {"model_id": "m", "component": "clf", "endpoint": mlserver.endpoint}
     assert rt.metrics.value("external_requests", **labels) == 7  # 64 rows in batches of 10
 
@@ -166,7 +165,7 @@ async def test_percentage_routing_80_20_over_2000_calls(
 async def test_down_and_slow_endpoints_are_contained_and_counted(
     mlserver: Any, make_runtime: Any, blackhole: str
 ) -> None:
-    down = f"127.0.0.1:{cf.free_port()}"
+    down = f"127.0.0.1:{pick_free_port()}"
     rt = make_runtime(
         [
             clf_component("good", mlserver.endpoint),
@@ -179,7 +178,8 @@ async def test_down_and_slow_endpoints_are_contained_and_counted(
     ctx = await execute(rt, x, deadline_s=3.0)
     assert time.monotonic() - started < 1.5
     assert ctx.matrix.read("good_p1")[1].all()
-    assert not ctx.matrix.read("down_p1")[1].any() and not ctx.matrix.read("slow_p1")[1].any()
+    assert not ctx.matrix.read("down_p1")[1].any()
+    assert not ctx.matrix.read("slow_p1")[1].any()
     kinds = {f.component: f.kind for f in ctx.failures}
     assert kinds == {"down": "predator-api-unavailable", "slow": "predator-api-timeout"}
     for name, endpoint, kind in (
@@ -191,7 +191,7 @@ async def test_down_and_slow_endpoints_are_contained_and_counted(
 
 
 async def test_routing_to_a_down_endpoint_only_loses_those_requests(mlserver: Any, make_runtime: Any) -> None:
-    down = f"127.0.0.1:{cf.free_port()}"
+    down = f"127.0.0.1:{pick_free_port()}"
     comp = clf_component(
         "clf",
         model_end_points=[
@@ -204,7 +204,9 @@ async def test_routing_to_a_down_endpoint_only_loses_those_requests(mlserver: An
     ctxs = await asyncio.gather(*(execute(rt, x) for _ in range(40)))
     lost = [c for c in ctxs if not c.matrix.read("clf_p1")[1].any()]
     kept = [c for c in ctxs if c.matrix.read("clf_p1")[1].all()]
-    assert len(lost) + len(kept) == 40 and lost and kept
+    assert len(lost) + len(kept) == 40
+    assert lost
+    assert kept
     assert all(c.failures and not k.failures for c in lost for k in kept)
     labels = {"model_id": "m", "component": "clf", "endpoint": down}
     assert rt.metrics.value("external_errors", kind="predator-api-unavailable", **labels) == len(lost)
@@ -232,7 +234,8 @@ async def test_mlserver_as_the_shadow_of_an_embedded_primary(
     ctx = await execute(rt, x)
     assert not ctx.failures, ctx.failures
     assert ctx.matrix.read("p1")[0].tolist() == [0.5] * 24
-    assert ctx.deferred and len(ctx.deferred) == 1
+    assert ctx.deferred
+    assert len(ctx.deferred) == 1
     assert not ctx.matrix.read("shadow:sk:p1")[1].any()  # declared, still empty: nothing ran yet
     await asyncio.gather(*(job() for job in ctx.deferred))
     got, ok = ctx.matrix.read("shadow:sk:p1")

@@ -125,4 +125,5 @@ def test_unusable_tls_rejects_models_with_remote_endpoints(tmp_path) -> None:
     onnx_only = cfg.model_copy(update={"model_end_point": "onnx:///models"})
     with pytest.raises(ConfigError) as err:  # embedded endpoints need no TLS: rejected for the file only
         PredatorComponent(onnx_only, "model", plain, Metrics())
-    assert "does not exist" in err.value.message and "plaintext" not in err.value.message
+    assert "does not exist" in err.value.message
+    assert "plaintext" not in err.value.message

@@ -165,7 +165,8 @@ async def test_a_typo_in_an_input_feature_is_named_at_load_and_in_the_request(tm
     rt = _load(raw)
     (warning,) = rt.store.current.models["m"].warnings
     assert warning[0] == f"{PREFIX}.inputs[0].features[1]"
-    assert "'item:g:nope'" in warning[1] and "did you mean 'item:g:none'?" in warning[1]
+    assert "'item:g:nope'" in warning[1]
+    assert "did you mean 'item:g:none'?" in warning[1]
     assert "m" in _load(raw, strict=True).store.current.errors
     initial = InitialData(rows=2, texts={"id": ["1", "2"], "a": ["1", "2"], "item:g:none": ["3", "4"]})
     ctx = await rt.execute("m", initial, RequestInfo(api="pointwise"))

@@ -17,9 +17,11 @@ def test_numeric_round_trip_is_little_endian(datatype: str) -> None:
     dt = from_kserve(datatype).numpy_dtype
     arr = (np.arange(6) * 3 + 1).astype(dt).reshape(2, 3)
     raw = to_raw(Tensor("x", datatype, arr))
-    assert raw == arr.astype(dt.newbyteorder("<")).tobytes() and len(raw) == 6 * dt.itemsize
+    assert raw == arr.astype(dt.newbyteorder("<")).tobytes()
+    assert len(raw) == 6 * dt.itemsize
     back = from_raw(datatype, [2, 3], raw)
-    assert back.dtype == dt and back.shape == (2, 3)
+    assert back.dtype == dt
+    assert back.shape == (2, 3)
     np.testing.assert_array_equal(back, arr)
 
 
@@ -38,7 +40,9 @@ def test_bytes_are_uint32_length_prefixed() -> None:
         + b"\x02\x00\x00\x00\x00\xff"
     )
     back = from_raw("BYTES", [2, 2], raw)
-    assert back.shape == (2, 2) and back[0].tolist() == ["ab", ""] and back[1, 0] == "héllo"
+    assert back.shape == (2, 2)
+    assert back[0].tolist() == ["ab", ""]
+    assert back[1, 0] == "héllo"
     with pytest.raises(ComponentError):
         from_raw("BYTES", [1], b"\x09\x00\x00\x00ab")
 

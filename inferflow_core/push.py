@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import aetcd
 
-from ..tls import ClientTls, TlsConfigError
-from .etcd_source import ROOT, etcd_client, etcd_tls, parse_endpoint
-from .settings import ServiceSettings
-from .sources import read_config_dir
+from .config.etcd_source import ROOT, etcd_client, etcd_tls, parse_endpoint
+from .config.settings import ServiceSettings
+from .config.sources import read_config_dir
+from .tls import ClientTls, TlsConfigError
 
 
 @dataclass
@@ -175,8 +175,8 @@ Checker = Callable[[dict[str, str], dict[str, str]], list[str]]
 def _checker(settings: ServiceSettings, force: bool) -> tuple[Checker, list[str]]:
     """A validation of the directory's models as the server would load them, and the config prefixes
     (plugins' extras, e.g. Numerix expressions) the validation may read from etcd."""
-    from ..cli import validate_models
-    from ..runtime import Runtime
+    from .cli import validate_models
+    from .runtime import Runtime
 
     runtime = Runtime(settings)
 

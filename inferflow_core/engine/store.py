@@ -15,10 +15,10 @@ from types import MappingProxyType
 
 from pydantic import ValidationError
 
-from ..engine.compile import CompiledModel, ModelCompiler
+from ..config.model import ServiceConfig
 from ..errors import ConfigError, ModelNotFoundError
 from ..observability.metrics import Metrics
-from .model import ServiceConfig
+from .compile import CompiledModel, ModelCompiler
 
 log = logging.getLogger("inferflow.config")
 

@@ -1,0 +1,145 @@
+"""ComponentMatrix: the table a request's components read and write (the writes and sub-matrices)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..dtypes import DataType, DataTypeError
+from .columns import Column, ColumnBlock, empty_values
+from .table import ColumnTable
+
+__all__ = ["ComponentMatrix"]
+
+
+class ComponentMatrix(ColumnTable):
+    """A table of ``rows`` rows and named typed columns. See the package docstring."""
+
+    # -- writes -------------------------------------------------------------------------------
+    def set_text(self, name: str, texts: Sequence[str] | np.ndarray | str) -> None:
+        """Store request text for ``name`` (a sequence per row, or one string broadcast)."""
+        col = self._cols.get(name) or self.declare(name, DataType.STRING)
+        arr = np.empty(self.rows, dtype=object)
+        if isinstance(texts, str):
+            arr[:] = texts
+        else:
+            if len(texts) != self.rows:
+                raise ValueError(f"column {name!r}: {len(texts)} texts for {self.rows} rows")
+            arr[:] = list(texts) if not isinstance(texts, np.ndarray) else texts
+        col.text = arr
+        if col.dtype is DataType.STRING:
+            col.values = arr
+            col.valid = arr != ""
+
+    def set_column(self, name: str, values: np.ndarray, valid: np.ndarray | None = None) -> None:
+        """Replace the whole typed column. ``valid`` defaults to all present."""
+        col = self.column(name)
+        values = self._coerce(col, values)
+        if len(values) != self.rows:
+            raise ValueError(f"column {name!r}: {len(values)} values for {self.rows} rows")
+        col.replace(
+            values, np.ones(self.rows, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+        )
+
+    def set_block(
+        self, names: Sequence[str], values: np.ndarray, valid: np.ndarray | None = None
+    ) -> ColumnBlock:
+        """Replace several declared scalar columns of one fixed-width type at once.
+
+        ``values`` is ``(rows, len(names))``: column ``names[j]`` becomes ``values[:, j]`` (a view, no
+        copy; converted once when ``values`` has another element type). ``valid`` is ``(rows, k)``, or
+        ``(rows,)`` for one mask shared by every column, or None (all present). The arrays are kept, not
+        copied, and never written by the matrix: a later per-column write (``set_column``, ``set_rows``,
+        ``broadcast``, assigning ``Column.values``) detaches that column with its own copy
+        (copy-on-write), the other columns keep reading the block. See :meth:`read_many`.
+        """
+        key = tuple(names)
+        k = len(key)
+        cols = [self.column(n) for n in key]
+        if len(set(key)) != k:
+            raise ValueError(f"set_block: repeated column names in {list(key)}")
+        dtype = cols[0].dtype if cols else DataType.UNKNOWN
+        if not dtype.is_fixed_width or dtype.is_vector or any(c.dtype is not dtype for c in cols):
+            kinds = sorted({c.dtype.wire_name for c in cols})
+            raise DataTypeError(
+                f"set_block: columns {list(key)} must share one fixed-width scalar type: {kinds}"
+            )
+        values = np.asarray(values)
+        if values.dtype != dtype.numpy_dtype:
+            values = values.astype(dtype.numpy_dtype)
+        if values.shape != (self.rows, k):
+            raise ValueError(f"set_block {list(key)}: values {values.shape}, need {(self.rows, k)}")
+        if valid is None:
+            valid2 = np.ones((self.rows, k), dtype=bool)
+        else:
+            valid2 = np.asarray(valid, dtype=bool)
+            if valid2.ndim == 1 and len(valid2) == self.rows:
+                valid2 = np.repeat(valid2[:, None], k, axis=1)
+            elif valid2.shape != (self.rows, k):
+                raise ValueError(f"set_block {list(key)}: valid {valid2.shape}, need {(self.rows, k)}")
+        block = ColumnBlock(dtype, values, valid2, key)
+        for j, col in enumerate(cols):
+            col.attach(block, j)
+        return block
+
+    def set_rows(
+        self, name: str, rows: np.ndarray | Sequence[int], values: np.ndarray, valid: np.ndarray | None = None
+    ) -> None:
+        """Write ``values`` into the given row positions of column ``name``."""
+        col = self.column(name)
+        values = self._coerce(col, values)
+        idx = np.asarray(rows, dtype=np.intp)
+        col.detach()  # copy-on-write: never write into a block (or the other columns sharing it)
+        if col.values is None:
+            dim = values.shape[1] if values.ndim == 2 else 0
+            col.values = empty_values(col.dtype, self.rows, dim)
+        elif col.values.ndim == 2 and values.ndim == 2 and values.shape[1] != col.values.shape[1]:
+            raise DataTypeError(
+                f"column {name!r} holds vectors of {col.values.shape[1]}, got {values.shape[1]}"
+            )
+        col.values[idx] = values
+        col.valid[idx] = True if valid is None else np.asarray(valid, dtype=bool)
+
+    def broadcast(self, name: str, value: np.ndarray | object) -> None:
+        """Write one value into every row of ``name``."""
+        col = self.column(name)
+        one = self._coerce(col, np.asarray([value], dtype=object if not col.dtype.is_fixed_width else None))
+        self.set_column(name, np.repeat(one, self.rows, axis=0))
+
+    @staticmethod
+    def _coerce(col: Column, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values) if not isinstance(values, np.ndarray) else values
+        if col.dtype.is_fixed_width:
+            want = col.dtype.numpy_dtype
+            if values.dtype != want:
+                values = values.astype(want)
+            if col.dtype.is_vector and values.ndim != 2:
+                raise DataTypeError(f"column {col.name!r} is a vector column: expected a 2-D array")
+        elif values.dtype != object:
+            values = values.astype(object)
+        return values
+
+    # -- sub-matrices -------------------------------------------------------------------------
+    def take(self, rows: np.ndarray | Sequence[int]) -> ComponentMatrix:
+        """A copy holding only ``rows`` (in that order); used to run a component on one slate."""
+        idx = np.asarray(rows, dtype=np.intp)
+        sub = ComponentMatrix(len(idx))
+        blocks: dict[int, ColumnBlock] = {}  # one gather per block; its columns stay a block
+        for col in self._cols.values():
+            text = None if col.text is None else col.text[idx]
+            new = Column(col.name, col.dtype, len(idx), text=text)
+            block = col.block
+            if block is not None:
+                taken = blocks.get(id(block))
+                if taken is None:
+                    taken = ColumnBlock(block.dtype, block.values[idx], block.valid[idx], block.names)
+                    taken.detached = len(block.names)  # counted down as columns attach below
+                    blocks[id(block)] = taken
+                taken.detached -= 1
+                new.attach(taken, col._j)
+            else:
+                values = col.values
+                new.replace(None if values is None else values[idx], col.valid[idx])
+            sub._cols[col.name] = new
+        return sub
