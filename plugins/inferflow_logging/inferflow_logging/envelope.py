@@ -10,7 +10,10 @@ from collections.abc import Mapping, Sequence
 
 from google.protobuf import any_pb2
 
-from inferflow_core.api import kafka_request_pb2, length_delimited, log_pb2, varint
+from inferflow_core.api import length_delimited, varint
+
+from ._proto import inferflow_logging_pb2 as log_pb2
+from ._proto import kafka_request_pb2
 
 EVENT_NAME = "inferflow_inference_logs"
 SLATE_EVENT_NAME = "inferflow_inference_slate_logs"  # ours: slate / pair matrices (Go Inferflow logged none)
