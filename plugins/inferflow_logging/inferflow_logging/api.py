@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from inferflow_core.api import hookimpl
 
+from .envelope import LoggedMessage, read_message
 from .schema import EXTENSION_CODE, FORMAT_CODES, SchemaEntry, metadata_byte, unpack_metadata
 from .settings import LoggingSettings
 from .table import LogTable
@@ -37,6 +38,7 @@ __all__ = [
     "LogMessage",
     "LogSink",
     "LogTable",
+    "LoggedMessage",
     "LoggingSettings",
     "RegisterLogFormat",
     "RegisterLogSink",
@@ -44,5 +46,6 @@ __all__ = [
     "SinkWriter",
     "hookimpl",
     "metadata_byte",
+    "read_message",
     "unpack_metadata",
 ]
