@@ -104,7 +104,12 @@ class PluginHost:
 
     def register(self, plugin: object, name: str | None = None) -> str:
         """Register a plugin object (module or instance with hookimpls) directly, e.g. in tests."""
-        got = self.pm.register(plugin, name=name)
+        try:
+            got = self.pm.register(plugin, name=name)  # runs its add_hookspecs at once (historic)
+        except Exception:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            raise
         if got is None:
             raise PluginError(f"plugin {name!r} is already registered")
         self.pm.check_pending()
