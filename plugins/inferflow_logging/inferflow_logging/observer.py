@@ -29,7 +29,7 @@ from .encoder_process import EncoderProcess
 from .formats import FORMATS
 from .hookspecs import FORMATS_HOOK, SINKS_HOOK
 from .records import Encoded, Extracted, encode_counted, encode_request, extract_request
-from .registration import unknown_format, unknown_sink
+from .registration import format_name, unknown_format, unknown_sink
 from .sampling import should_log
 from .schema import LogSchema, SchemaCache, check_model_config
 from .settings import LoggingSettings
@@ -98,7 +98,7 @@ class InferenceLogger:
             perc = served.model.config.response_config.logging_perc
             if not should_log(request.api, request.tracking_id, request.user_id, perc):
                 return
-            fmt = getattr(served.service, "v2_logging_type", None)
+            fmt = format_name(served.service)
             if fmt not in self.formats:  # config validation refuses it: only a bypassed check gets here
                 self.metrics.count(
                     "logging.error", model_id=served.model.model_id, error_type="unknown_format"
@@ -308,7 +308,7 @@ class InferenceLogger:
             schema, new = self.schemas.get(served.model)
             if new:
                 self._check(served.model)
-            fmt = self.formats[served.service.v2_logging_type]
+            fmt = self.formats[format_name(served.service)]
             got = extract_request(served, schema, fmt.name, self.metrics, self.settings.log_slates)
         except Exception as exc:
             self.metrics.count("logging.error", model_id=model_id, error_type="encoding_error")
@@ -337,7 +337,7 @@ class InferenceLogger:
             schema, new = self.schemas.get(served.model)
             if new:
                 self._check(served.model)
-            fmt = self.formats[served.service.v2_logging_type]
+            fmt = self.formats[format_name(served.service)]
             return encode_request(served, schema, fmt, self.metrics, self.settings.log_slates)
 
         return encode_counted(model_id, self.metrics, encode)

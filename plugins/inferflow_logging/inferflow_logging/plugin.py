@@ -12,7 +12,7 @@ from . import hookspecs
 from .api import RegisterLogFormat, RegisterLogSink
 from .formats import FORMATS
 from .observer import InferenceLogger
-from .registration import check_format, check_sink, unknown_format
+from .registration import check_format, check_sink, format_name, unknown_format
 from .sinks import SINKS
 
 
@@ -51,7 +51,7 @@ def validate_service_config(
 ) -> list[str]:
     """``v2-logging-type`` must name an installed log format."""
     formats = registered(hookspecs.FORMATS_HOOK)
-    name = service.v2_logging_type
+    name = format_name(service)
     if name in formats:
         return []
     return [unknown_format(name, formats)]

@@ -67,6 +67,14 @@ def check_sink(sink: object, registered: Mapping[str, object]) -> None:
 RESERVED_SINKS = ("auto", "none")  # INFERFLOW_LOG_SINK values that name no sink
 
 
+DEFAULT_FORMAT = "proto"  # Go Inferflow's default when service-config names none
+
+
+def format_name(service: Any) -> str:
+    """The log format a service config selects (``v2-logging-type``, ``proto`` when not set)."""
+    return getattr(service, "v2_logging_type", None) or DEFAULT_FORMAT
+
+
 def unknown_format(name: str, formats: Mapping[str, Any]) -> str:
     installed = ", ".join(sorted(formats)) or "none"
     return f"v2-logging-type {name!r} is not an installed log format (installed: {installed})"
