@@ -100,7 +100,22 @@ class PluginHost:
                     self.pm.unregister(name=ep.name)
                 self._dists.pop(ep.name, None)
                 self._fail(ep.name, dist, version, exc)
+        self._drop_unknown_hooks()
         self.pm.check_pending()
+
+    def _drop_unknown_hooks(self) -> None:
+        """A plugin implementing a hook no loaded plugin added (its owner is missing or failed to load)
+        is a failure of that plugin: recorded and unregistered, not a crash of the host."""
+        for hook_name, caller in list(vars(self.pm.hook).items()):
+            if hook_name.startswith("_") or caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.optionalhook or not self.pm.has_plugin(impl.plugin_name):
+                    continue
+                dist, version = self._dists.pop(impl.plugin_name, (impl.plugin_name, "?"))
+                self.pm.unregister(name=impl.plugin_name)
+                why = PluginError(f"implements hook {hook_name!r}, which no loaded plugin adds")
+                self._fail(impl.plugin_name, dist, version, why)
 
     def register(self, plugin: object, name: str | None = None) -> str:
         """Register a plugin object (module or instance with hookimpls) directly, e.g. in tests."""

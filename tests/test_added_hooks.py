@@ -149,3 +149,27 @@ def test_inferflow_plugins_lists_every_added_hook(
     assert json.loads(capsys.readouterr().out)["widgets"] == ["round", "small"]
     assert cli.main(["plugins"]) == 0
     assert "widgets: round, small" in capsys.readouterr().out
+
+
+def test_a_plugin_whose_hook_owner_is_missing_is_a_reported_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """E.g. a log format plugin installed while the logging plugin failed to load: the host keeps going."""
+    import importlib.metadata as md
+
+    class EntryPoint:
+        def __init__(self, name: str, obj: object) -> None:
+            self.name, self.obj, self.dist = name, obj, None
+
+        def load(self) -> object:
+            return self.obj
+
+    eps = [EntryPoint("core", builtin_plugin), EntryPoint("orphan", WidgetMaker(Widget("lost")))]
+    monkeypatch.setattr(md, "entry_points", lambda group: eps)
+    host = PluginHost()
+    host.load_entrypoints()
+    (failure,) = host.failures
+    assert (
+        failure.name == "orphan" and "hook 'register_widgets', which no loaded plugin adds" in failure.error
+    )
+    assert not host.pm.has_plugin("orphan") and host.pm.has_plugin("core")
+    with pytest.raises(PluginError, match="no loaded plugin adds"):
+        PluginHost(strict=True).load_entrypoints()
