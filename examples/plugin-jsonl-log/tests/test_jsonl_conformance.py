@@ -8,7 +8,7 @@ from typing import Any
 
 from inferflow_jsonl_log import JsonLinesFormat, StdoutSink
 from inferflow_jsonl_log.sink import StdoutWriter
-from inferflow_logging.api import LogMessage
+from inferflow_logging.api import LogMessage, wrap
 from inferflow_logging.testing import FormatConformance, SinkConformance, every_dtype_table
 
 from inferflow_core.api import Metrics
@@ -37,8 +37,6 @@ def test_each_row_is_one_json_object_of_feature_texts() -> None:
 
 
 def test_the_stdout_writer_embeds_json_blobs_and_base64_for_others() -> None:
-    from inferflow_logging.envelope import wrap
-
     out = io.BytesIO()
     writer = StdoutWriter(Metrics(), out)
     value = wrap(

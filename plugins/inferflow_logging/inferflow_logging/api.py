@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from inferflow_core.api import hookimpl
 
-from .envelope import LoggedMessage, read_message
+from .envelope import LoggedMessage, read_message, wrap
 from .schema import EXTENSION_CODE, FORMAT_CODES, SchemaEntry, metadata_byte, unpack_metadata
 from .settings import LoggingSettings
 from .table import LogTable
@@ -48,4 +48,5 @@ __all__ = [
     "metadata_byte",
     "read_message",
     "unpack_metadata",
+    "wrap",
 ]

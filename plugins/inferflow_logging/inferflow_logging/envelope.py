@@ -197,7 +197,7 @@ class LoggedMessage:
 
 
 def read_message(value: bytes) -> LoggedMessage:
-    """A serialized ``KafkaRequest`` (what a sink writes) read back; raises ValueError if it is none."""
+    """A serialized ``KafkaRequest`` (what a sink writes) read back; raises when it is not one."""
     event, log = unwrap(value)
     compression, version, fmt = unpack_metadata(log.metadata)
     return LoggedMessage(
