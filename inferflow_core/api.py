@@ -5,8 +5,6 @@ Everything a component, log format, log sink or config source plugin needs is re
 
 from __future__ import annotations
 
-from ._proto import inferflow_logging_pb2 as log_pb2
-from ._proto import kafka_request_pb2
 from .channels import reconnect_options
 from .client import InferflowClient
 from .components.base import (
@@ -69,7 +67,7 @@ from .features import (
 from .features import Slab as FeatureSlab
 from .features import Slot as FeatureSlot
 from .features import assemble as assemble_features
-from .hookspecs import hookimpl
+from .hookspecs import hookimpl, hookspec
 from .matrix import Column, ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
 from .observability.tracing import external_span
@@ -147,10 +145,9 @@ __all__ = [
     "from_kserve",
     "from_raw",
     "hookimpl",
-    "kafka_request_pb2",
+    "hookspec",
     "kendall_tau_b",
     "length_delimited",
-    "log_pb2",
     "missing_frame",
     "open_channel",
     "parse_dtype",

@@ -18,7 +18,7 @@ import importlib.metadata as md
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -108,7 +108,30 @@ def validate_models(
         found = asyncio.run(_check_backends(runtime, compiled_models))
         for result in results:
             result.errors += found.get(result.model, [])
+    service = check_service_config(runtime, tree)
+    if service:
+        results.append(ValidationResult(SERVICE_CONFIG, service, []))
     return results
+
+
+SERVICE_CONFIG = "service-config"  # the pseudo model of a service-config problem in validation results
+
+
+def check_service_config(runtime: Runtime, tree: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Problems of the tree's service config (its parse, then every plugin's check), as (path, message);
+    none when the tree has no service config."""
+    from pydantic import ValidationError
+
+    from .engine.store import parse_service_config
+
+    key = runtime.settings.service_config_key
+    if key not in tree and not any(k.startswith(key + "/") for k in tree):
+        return []
+    try:
+        service = parse_service_config(tree, key)
+    except (ValueError, ValidationError) as exc:
+        return [("", f"{type(exc).__name__}: {exc}")]
+    return [("", problem) for problem in runtime.host.validate_service_config(service)]
 
 
 async def _check_backends(
@@ -165,8 +188,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"  warning: model {r.model}: {jpath or '$'}: {msg}")
     warned = sum(len(r.warnings) for r in results)
     hint = f", {warned} warning(s) (--strict makes them errors)" if warned else ""
-    print(f"{len(models) - bad} valid, {bad} invalid{hint}")
+    print(f"{len(results) - bad} valid, {bad} invalid{hint}")
     return 1 if bad else 0
+
+
+def _added_label(hook_name: str) -> str:
+    """``register_log_formats`` -> ``log_formats``: the key under which an added hook is listed."""
+    return hook_name.removeprefix("register_")
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -182,9 +210,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                     "plugins": [p.__dict__ for p in runtime.host.plugins()],
                     "failures": [f.__dict__ for f in runtime.host.failures],
                     "components": sorted(reg.components),
-                    "log_formats": sorted(reg.log_formats),
-                    "log_sinks": sorted(reg.log_sinks),
                     "config_sources": sorted(reg.config_sources),
+                    **{_added_label(h): sorted(reg.registered(h)) for h in sorted(reg.extras)},
                 },
                 indent=2,
             )
@@ -195,9 +222,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"  {p.name:<12} {p.distribution} {p.version}  hooks: {', '.join(p.hooks)}")
     sections = sorted(k for k in reg.components if k != "feature_initializer")  # the root node, not a section
     print(f"component sections: {', '.join(sections) or '-'}")
-    print(f"log formats: {', '.join(sorted(reg.log_formats)) or '-'}")
-    print(f"log sinks: {', '.join(sorted(reg.log_sinks)) or '-'}")
     print(f"config sources: {', '.join(sorted(reg.config_sources)) or '-'}")
+    for hook_name in sorted(reg.extras):  # hooks plugins added, e.g. register_log_formats -> log formats
+        label = _added_label(hook_name).replace("_", " ")
+        print(f"{label}: {', '.join(sorted(reg.registered(hook_name))) or '-'}")
     if runtime.host.failures:
         print("load failures:")
         for f in runtime.host.failures:

@@ -11,7 +11,7 @@ Each hook receives a ``register`` callback. Call it once per object you provide:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pluggy
@@ -21,6 +21,25 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 Register = Callable[[Any], None]
+# What was registered through an added hook: hook name -> (object name -> object).
+Registered = Callable[[str], Mapping[str, Any]]
+# An added hook's owner check: (hook name, object, already registered by name) -> raise to refuse.
+Check = Callable[[str, Any, Mapping[str, Any]], None]
+AddHookspecs = Callable[..., None]  # add(module_or_class, check: Check | None = None)
+
+
+@hookspec(historic=True)
+def add_hookspecs(add: AddHookspecs) -> None:
+    """Add a plugin's own registration hooks to the host (as pytest's ``pytest_addhooks``).
+
+    Called once for every plugin, also one registered later. ``add(module, check=None)`` adds every
+    hook specification of ``module`` (functions marked with ``api.hookspec``); each must be a
+    ``register_<things>(register)`` hook whose objects have a non-empty string ``name``. The host
+    collects them by name like its own (``Registry.registered("register_<things>")``) and lists them in
+    ``inferflow plugins``. ``check(hook_name, obj, registered)`` (optional) may raise to refuse an
+    object at registration (e.g. a clash with ``registered``, what is already registered by name): the
+    refusal is the registering plugin's failure.
+    """
 
 
 @hookspec
@@ -30,16 +49,6 @@ def register_components(register: Register) -> None:
     Each is keyed by its ``config_key``: the ``component_config`` section it consumes, e.g.
     ``feature_components``. A second registration for the same key replaces the first (with a warning).
     """
-
-
-@hookspec
-def register_log_formats(register: Register) -> None:
-    """Register inference-log formats (objects with a ``name`` such as ``proto``, ``arrow``, ``parquet``)."""
-
-
-@hookspec
-def register_log_sinks(register: Register) -> None:
-    """Register inference-log sinks (objects with a ``name`` such as ``kafka`` or ``file``)."""
 
 
 @hookspec
@@ -59,3 +68,14 @@ def register_config_prefixes(register: Register) -> None:
     """Register extra config-tree prefixes (relative to ``/config/``) the config source must load and
     watch, e.g. ``numerix/expression-config/``. Components read them through ``ctx.config.get(key)``.
     """
+
+
+@hookspec
+def validate_service_config(service: Any, registered: Registered) -> list[str]:
+    """Problems of the service config (``ServiceConfig``) for this plugin, e.g. a ``v2-logging-type``
+    no installed log format implements; ``[]`` when fine. ``registered(hook_name)`` gives what was
+    registered through any registration hook (name -> object). Every config validation asks it:
+    ``inferflow validate``, ``config push`` and each load of a config snapshot (a service config with a
+    problem is rejected and the previous one kept).
+    """
+    return []

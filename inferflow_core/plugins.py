@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import pluggy
@@ -15,6 +16,7 @@ import pluggy
 from . import hookspecs
 from .config.model import FEATURE_INITIALIZER, RESERVED_SECTION_KEYS
 from .errors import PluginError
+from .hookspecs import Check
 
 log = logging.getLogger("inferflow.plugins")
 ENTRY_POINT_GROUP = "inferflow"
@@ -38,14 +40,19 @@ class PluginInfo:
 
 @dataclass
 class Registry:
-    """What the loaded plugins registered."""
+    """What the loaded plugins registered. ``extras`` holds what was registered through hooks that
+    plugins added (``add_hookspecs``): hook name -> object name -> object."""
 
     components: dict[str, Any] = field(default_factory=dict)
-    log_formats: dict[str, Any] = field(default_factory=dict)
-    log_sinks: dict[str, Any] = field(default_factory=dict)
     config_sources: dict[str, Any] = field(default_factory=dict)
     request_observers: list[Any] = field(default_factory=list)
     config_prefixes: list[str] = field(default_factory=list)
+    extras: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def registered(self, hook_name: str) -> Mapping[str, Any]:
+        """What was registered through the added hook ``hook_name`` (name -> object, read-only);
+        empty when no plugin added that hook or nothing was registered."""
+        return MappingProxyType(self.extras.get(hook_name, {}))
 
 
 class PluginHost:
@@ -58,6 +65,20 @@ class PluginHost:
         self.failures: list[PluginFailure] = []
         self._dists: dict[str, tuple[str, str]] = {}
         self.registry = Registry()
+        self.added_hooks: dict[str, Check | None] = {}  # hooks plugins added -> their registration check
+        self.pm.hook.add_hookspecs.call_historic(kwargs={"add": self._add_hookspecs})
+
+    def _add_hookspecs(self, module_or_class: ModuleType | type, check: Check | None = None) -> None:
+        """``add_hookspecs``'s callback: add a plugin's registration hooks (see ``hookspecs``)."""
+        before = set(self._spec_names())
+        self.pm.add_hookspecs(module_or_class)
+        for name in sorted(set(self._spec_names()) - before):
+            if not name.startswith("register_"):
+                raise PluginError(f"added hook {name!r}: a plugin may add only register_<things> hooks")
+            self.added_hooks[name] = check
+
+    def _spec_names(self) -> list[str]:
+        return [name for name, caller in vars(self.pm.hook).items() if caller.spec is not None]
 
     def load_entrypoints(self) -> None:
         """Load every entry point of group ``inferflow``; a failing one is recorded, not fatal."""
@@ -67,15 +88,39 @@ class PluginHost:
             if self.pm.has_plugin(ep.name):
                 continue
             try:
-                self.pm.register(ep.load(), name=ep.name)
+                plugin = ep.load()
                 self._dists[ep.name] = (dist, version)
+                self.pm.register(plugin, name=ep.name)  # runs its add_hookspecs at once (historic)
             except Exception as exc:
+                if self.pm.has_plugin(ep.name):
+                    self.pm.unregister(name=ep.name)
+                self._dists.pop(ep.name, None)
                 self._fail(ep.name, dist, version, exc)
+        self._drop_unknown_hooks()
         self.pm.check_pending()
+
+    def _drop_unknown_hooks(self) -> None:
+        """A plugin implementing a hook no loaded plugin added (its owner is missing or failed to load)
+        is a failure of that plugin: recorded and unregistered, not a crash of the host."""
+        for hook_name, caller in list(vars(self.pm.hook).items()):
+            if hook_name.startswith("_") or caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.optionalhook or not self.pm.has_plugin(impl.plugin_name):
+                    continue
+                dist, version = self._dists.pop(impl.plugin_name, (impl.plugin_name, "?"))
+                self.pm.unregister(name=impl.plugin_name)
+                why = PluginError(f"implements hook {hook_name!r}, which no loaded plugin adds")
+                self._fail(impl.plugin_name, dist, version, why)
 
     def register(self, plugin: object, name: str | None = None) -> str:
         """Register a plugin object (module or instance with hookimpls) directly, e.g. in tests."""
-        got = self.pm.register(plugin, name=name)
+        try:
+            got = self.pm.register(plugin, name=name)  # runs its add_hookspecs at once (historic)
+        except Exception:
+            if self.pm.is_registered(plugin):
+                self.pm.unregister(plugin)
+            raise
         if got is None:
             raise PluginError(f"plugin {name!r} is already registered")
         self.pm.check_pending()
@@ -88,13 +133,28 @@ class PluginHost:
         """Call every registration hook (each plugin isolated) and return the fresh registry."""
         reg = Registry()
         self._call("register_components", lambda obj: _keyed(reg.components, _config_key(obj), obj))
-        self._call("register_log_formats", lambda obj: _keyed(reg.log_formats, obj.name, obj))
-        self._call("register_log_sinks", lambda obj: _keyed(reg.log_sinks, obj.name, obj))
         self._call("register_config_sources", lambda obj: _keyed(reg.config_sources, obj.name, obj))
         self._call("register_request_observers", reg.request_observers.append)
         self._call("register_config_prefixes", reg.config_prefixes.append)
+        for hook_name, check in self.added_hooks.items():
+            self._call(hook_name, _adder(hook_name, reg.extras.setdefault(hook_name, {}), check))
         self.registry = reg
         return reg
+
+    def validate_service_config(self, service: Any) -> list[str]:
+        """Every plugin's problems with ``service`` (``validate_service_config``); a plugin whose check
+        raises reports that as a problem."""
+        problems: list[str] = []
+        registered = self.registry.registered
+        for impl in reversed(self.pm.hook.validate_service_config.get_hookimpls()):
+            try:
+                got: Any = impl.function(service=service, registered=registered)
+                problems += [str(p) for p in got or []]
+            except Exception as exc:
+                problems.append(
+                    f"plugin {impl.plugin_name!r} could not check it: {type(exc).__name__}: {exc}"
+                )
+        return problems
 
     def _call(self, hook_name: str, register: Callable[[Any], None]) -> None:
         hook = getattr(self.pm.hook, hook_name)
@@ -143,6 +203,21 @@ def _config_key(obj: Any) -> str:
     if not hasattr(obj, "config_model") or not callable(getattr(obj, "build", None)):
         raise PluginError(f"component type {obj!r} (config_key {key!r}) needs config_model and build()")
     return key
+
+
+def _adder(hook_name: str, store: dict[str, Any], check: Check | None) -> Callable[[Any], None]:
+    """The ``register`` callback of an added hook: objects keyed by their ``name``, each first passed
+    to the hook's check (which raises to refuse it)."""
+
+    def register(obj: Any) -> None:
+        name = getattr(obj, "name", None)
+        if not isinstance(name, str) or not name.strip() or name != name.strip():
+            raise PluginError(f"{hook_name}: {obj!r} needs a non-empty string name, got {name!r}")
+        if check is not None:
+            check(hook_name, obj, MappingProxyType(store))
+        _keyed(store, name, obj)
+
+    return register
 
 
 def _keyed(store: dict[str, Any], key: str, obj: Any) -> None:

@@ -175,7 +175,7 @@ Checker = Callable[[dict[str, str], dict[str, str]], list[str]]
 def _checker(settings: ServiceSettings, force: bool) -> tuple[Checker, list[str]]:
     """A validation of the directory's models as the server would load them, and the config prefixes
     (plugins' extras, e.g. Numerix expressions) the validation may read from etcd."""
-    from .cli import validate_models
+    from .cli import SERVICE_CONFIG, validate_models
     from .runtime import Runtime
 
     runtime = Runtime(settings)
@@ -188,7 +188,8 @@ def _checker(settings: ServiceSettings, force: bool) -> tuple[Checker, list[str]
         }
         problems = []
         for result in validate_models(runtime, view, local_models):
-            problems += [f"model {result.model}: {p or '$'}: {m}" for p, m in result.errors]
+            what = result.model if result.model == SERVICE_CONFIG else f"model {result.model}"
+            problems += [f"{what}: {p or '$'}: {m}" for p, m in result.errors]
         if problems and force:
             print("warning: pushing invalid model(s) (--force):\n  " + "\n  ".join(problems), file=sys.stderr)
             return []

@@ -43,7 +43,11 @@ class Runtime:
         )
         self.compiler.missing_plugins = self.host.missing_reason()
         self.store = ConfigStore(
-            self.compiler, self.settings.config_map_prefix, self.settings.service_config_key, self.metrics
+            self.compiler,
+            self.settings.config_map_prefix,
+            self.settings.service_config_key,
+            self.metrics,
+            self.host.validate_service_config,
         )
 
     @property

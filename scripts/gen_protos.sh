@@ -2,6 +2,7 @@
 # Regenerate the committed Python protobuf / gRPC stubs from proto/.
 #
 #   proto/inferflow/*.proto    -> inferflow_core/_proto/
+#   plugins/inferflow_logging/proto/*.proto -> plugins/inferflow_logging/inferflow_logging/_proto/
 #   proto/onfs/retrieve.proto  -> plugins/inferflow_onfs/inferflow_onfs/_proto/
 #   proto/numerix/numerix.proto-> plugins/inferflow_numerix/inferflow_numerix/_proto/
 #   proto/kserve/grpc_predict_v2.proto -> plugins/inferflow_predator/inferflow_predator/_proto/
@@ -44,11 +45,9 @@ gen() {
 
 gen proto/inferflow inferflow_core/_proto \
     proto/inferflow/predict.proto \
-    proto/inferflow/inferflow.proto \
-    proto/inferflow/inferflow_logging.proto \
-    proto/inferflow/kafka_request.proto
+    proto/inferflow/inferflow.proto
 
-for plugin in onfs numerix predator; do
+for plugin in onfs numerix predator logging; do
     pkg="plugins/inferflow_${plugin}/inferflow_${plugin}"
     mkdir -p "$pkg"
     [ -f "$pkg/__init__.py" ] || : > "$pkg/__init__.py"
@@ -57,3 +56,6 @@ done
 gen proto/onfs plugins/inferflow_onfs/inferflow_onfs/_proto proto/onfs/retrieve.proto
 gen proto/numerix plugins/inferflow_numerix/inferflow_numerix/_proto proto/numerix/numerix.proto
 gen proto/kserve plugins/inferflow_predator/inferflow_predator/_proto proto/kserve/grpc_predict_v2.proto
+gen plugins/inferflow_logging/proto plugins/inferflow_logging/inferflow_logging/_proto \
+    plugins/inferflow_logging/proto/inferflow_logging.proto \
+    plugins/inferflow_logging/proto/kafka_request.proto

@@ -24,7 +24,7 @@ lock() {
   [ -n "${UPGRADE:-}" ] && args+=(--upgrade)
   local pkg
   for pkg in inferflow-core inferflow-feast inferflow-logging inferflow-numerix inferflow-onfs inferflow-predator \
-             inferflow-rule-filter; do
+             inferflow-rule-filter inferflow-jsonl-log; do
     args+=(--no-emit-package "$pkg")
   done
   "$UV" pip compile "${args[@]}"

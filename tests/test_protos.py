@@ -16,19 +16,18 @@ from google.protobuf.descriptor import FieldDescriptor
 
 _ROOT = Path(__file__).resolve().parents[1]
 # The plugin packages are not installed in the test environment: make them importable.
-for _plugin in ("inferflow_onfs", "inferflow_numerix"):
+for _plugin in ("inferflow_onfs", "inferflow_numerix", "inferflow_logging"):
     _p = str(_ROOT / "plugins" / _plugin)
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from inferflow_logging._proto import inferflow_logging_pb2, kafka_request_pb2  # noqa: E402
 from inferflow_numerix._proto import numerix_pb2, numerix_pb2_grpc  # noqa: E402
 from inferflow_onfs._proto import retrieve_pb2, retrieve_pb2_grpc  # noqa: E402
 
 from inferflow_core._proto import (  # noqa: E402
-    inferflow_logging_pb2,
     inferflow_pb2,
     inferflow_pb2_grpc,
-    kafka_request_pb2,
     predict_pb2,
     predict_pb2_grpc,
 )

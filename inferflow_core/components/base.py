@@ -226,12 +226,12 @@ class ServedRequest:
 
 @dataclass(frozen=True)
 class ObserverHost:
-    """What the server hands a request observer at start: the process's metrics registry and what
-    the plugins registered as log formats and log sinks (name -> object)."""
+    """What the server hands a request observer at start: the process's metrics registry and
+    ``registered(hook_name)``, what the plugins registered through a hook some plugin added (name ->
+    object; e.g. the logging plugin's ``register_log_formats``)."""
 
     metrics: Any
-    log_formats: Mapping[str, Any]
-    log_sinks: Mapping[str, Any]
+    registered: Callable[[str], Mapping[str, Any]]
 
 
 @runtime_checkable

@@ -96,13 +96,17 @@ class ServiceConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    v2_logging_type: str = Field(default="proto", alias="v2-logging-type")
+    # the inference-log format name (Go Inferflow's key; None = the logging plugin's default): which
+    # names exist is up to the plugins, which check it through ``validate_service_config``
+    v2_logging_type: str | None = Field(default=None, alias="v2-logging-type")
     compression_enabled: bool = Field(default=False, alias="compression-enabled")
 
     @field_validator("v2_logging_type")
     @classmethod
-    def _format(cls, value: str) -> str:
+    def _format(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         value = value.strip().lower()
-        if value not in {"proto", "arrow", "parquet"}:
-            raise ValueError(f"v2-logging-type must be proto, arrow or parquet, got {value!r}")
+        if not value:
+            raise ValueError("v2-logging-type must not be empty")
         return value

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -68,12 +68,18 @@ class ConfigStore:
     """Holds the current snapshot; ``apply`` builds and swaps in the next one."""
 
     def __init__(
-        self, compiler: ModelCompiler, model_prefix: str, service_key: str, metrics: Metrics
+        self,
+        compiler: ModelCompiler,
+        model_prefix: str,
+        service_key: str,
+        metrics: Metrics,
+        service_check: Callable[[ServiceConfig], list[str]] | None = None,
     ) -> None:
         self.compiler = compiler
         self.model_prefix = model_prefix
         self.service_key = service_key
         self.metrics = metrics
+        self.service_check = service_check  # the plugins' problems with a service config
         self.current = EMPTY
 
     def model_entries(self, tree: Mapping[str, str]) -> dict[str, str]:
@@ -108,7 +114,11 @@ class ConfigStore:
                     log.error("model %s: config rejected: %s", model_id, exc)
         service, service_error = prev.service, None
         try:
-            service = parse_service_config(tree, self.service_key)
+            parsed = parse_service_config(tree, self.service_key)
+            problems = self.service_check(parsed) if self.service_check is not None else []
+            if problems:
+                raise ValueError("; ".join(problems))
+            service = parsed
         except (ValueError, ValidationError) as exc:
             service_error = f"service-config: {exc}"
             log.error("%s (keeping the previous service config)", service_error)

@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ..components.base import ObserverHost, close_component_types
 from ..config.sources import ConfigSource
-from ..errors import sanitize
+from ..errors import PluginError, sanitize
 from ..runtime import Runtime
 from ..tls import ServerTls, TlsConfigError
 from .auth import CallerAuth
@@ -228,12 +228,13 @@ class InferflowServer:
         reflect = self.settings.grpc_reflection == "on" or (
             self.settings.grpc_reflection == "auto" and not auth.enabled
         )
-        reg = self.runtime.registry
-        host = ObserverHost(self.runtime.metrics, dict(reg.log_formats), dict(reg.log_sinks))
+        host = ObserverHost(self.runtime.metrics, self.runtime.registry.registered)
         for obs in self.service.observers:
             try:
                 await obs.start(host)
                 self._observers_started.append(obs)
+            except PluginError:  # the observer's plugin is misconfigured (e.g. an unknown log sink)
+                raise
             except Exception:
                 log.exception("request observer %r failed to start", obs)
         await self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from inferflow_core.api import DataTypeError, bytes_to_text, parse_dtype
 
 from .envelope import SLATE_EVENT_NAME, unwrap
 from .formats import FORMATS
+from .hookspecs import FORMATS_HOOK
 from .schema import SchemaEntry, unpack_metadata
 from .sinks import read_delimited, schema_path
 
@@ -48,13 +49,26 @@ def _text(cell: bytes | None, entry: SchemaEntry) -> str | None:
         return "0x" + cell.hex()
 
 
-def decode_record(value: bytes, schemas: Schemas) -> Iterator[dict[str, Any]]:
-    """The JSON objects (one per entity) of one Kafka message value."""
+def installed_formats() -> dict[str, Any]:
+    """Every log format the installed plugins register (the built-ins too)."""
+    from inferflow_core.api import Runtime
+
+    formats: dict[str, Any] = dict(FORMATS)
+    formats.update(Runtime().registry.registered(FORMATS_HOOK))
+    return formats
+
+
+def decode_record(
+    value: bytes, schemas: Schemas, formats: Mapping[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The JSON objects (one per entity) of one Kafka message value, decoded by the format its metadata
+    names (``formats``: name -> format, the built-ins when not given)."""
+    formats = FORMATS if formats is None else formats
     event, logged = unwrap(value)
     compression, version, fmt_name = unpack_metadata(logged.metadata)
     key = logged.model_config_id + ("#slate" if event.event_name == SLATE_EVENT_NAME else "")
     entries = schemas.get(key) or schemas.get("*")
-    fmt = FORMATS.get(fmt_name)
+    fmt = formats.get(fmt_name)
     blobs = [f.encoded_features for f in logged.features]
     base = {
         "model_config_id": logged.model_config_id,
@@ -68,9 +82,19 @@ def decode_record(value: bytes, schemas: Schemas) -> Iterator[dict[str, Any]]:
         "parent_entity": list(logged.parent_entity),
     }
     if fmt is None or entries is None:
+        why = "no schema" if fmt is not None else f"log format {fmt_name!r} is not installed"
+        if fmt is None:
+            why += f" (installed: {', '.join(sorted(formats)) or 'none'})"
         for i, entity in enumerate(logged.entities):
             raw = blobs[i].hex() if fmt_name == "proto" and i < len(blobs) else None
-            yield {**base, "entity": entity, "features": None, "raw": raw, "schema": "unknown"}
+            yield {
+                **base,
+                "entity": entity,
+                "features": None,
+                "raw": raw,
+                "schema": "unknown",
+                "undecoded": why,
+            }
         return
     rows = fmt.decode(blobs, entries)
     if len(rows) != len(logged.entities):
@@ -102,13 +126,17 @@ def log_files(names: Sequence[str]) -> list[Path]:
     return out
 
 
-def read_files(paths: Sequence[str], schema_file: str | None = None) -> Iterator[dict[str, Any]]:
+def read_files(
+    paths: Sequence[str], schema_file: str | None = None, formats: Mapping[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every record of the log files, decoded by any installed format (``formats`` when given)."""
     forced = load_schemas(Path(schema_file)) if schema_file else None
+    formats = installed_formats() if formats is None else formats
     for path in log_files(paths):
         side = schema_path(path)
         schemas = forced or (load_schemas(side) if side.exists() else {})
         for value in read_delimited(path):
-            yield from decode_record(value, schemas)
+            yield from decode_record(value, schemas, formats)
 
 
 def flat(line: dict[str, Any]) -> dict[str, Any]:

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from google.protobuf import any_pb2
 
-from inferflow_core.api import kafka_request_pb2, length_delimited, log_pb2, varint
+from inferflow_core.api import length_delimited, varint
+
+from ._proto import inferflow_logging_pb2 as log_pb2
+from ._proto import kafka_request_pb2
+from .schema import unpack_metadata
 
 EVENT_NAME = "inferflow_inference_logs"
 SLATE_EVENT_NAME = "inferflow_inference_slate_logs"  # ours: slate / pair matrices (Go Inferflow logged none)
@@ -171,3 +176,40 @@ def unwrap(data: bytes) -> tuple[kafka_request_pb2.KafkaEventValue, log_pb2.Infe
     if not req.value.properties.Unpack(log):
         raise ValueError(f"properties hold {req.value.properties.type_url!r}, not an InferflowLog")
     return req.value, log
+
+
+@dataclass(frozen=True)
+class LoggedMessage:
+    """One Kafka message value read back: the envelope's fields, the entity ids and the ``features``
+    blobs (as the format encoded them), and the format named by the metadata."""
+
+    event_name: str
+    tracking_id: str
+    user_id: str
+    model_id: str
+    created_at: int
+    entities: list[str]
+    features: list[bytes]
+    format: str
+    version: int
+    compression_enabled: bool
+    parent_entity: list[str]
+
+
+def read_message(value: bytes) -> LoggedMessage:
+    """A serialized ``KafkaRequest`` (what a sink writes) read back; raises when it is not one."""
+    event, log = unwrap(value)
+    compression, version, fmt = unpack_metadata(log.metadata)
+    return LoggedMessage(
+        event_name=event.event_name,
+        tracking_id=log.tracking_id,
+        user_id=log.user_id,
+        model_id=log.model_config_id,
+        created_at=event.created_at,
+        entities=list(log.entities),
+        features=[f.encoded_features for f in log.features],
+        format=fmt,
+        version=version,
+        compression_enabled=compression,
+        parent_entity=list(log.parent_entity),
+    )

@@ -1,4 +1,4 @@
-"""The three log formats of go-compatibility §7.4, each an object registered through ``register_log_formats``.
+"""The three log formats of go-compatibility §7.4, each a ``LogFormat`` (``register_log_formats``).
 
 A format turns a :class:`LogTable` into chunks of at most ``batch_size`` rows, each chunk the
 ``features`` of one ``InferflowLog`` (proto: one blob per entity; arrow / parquet: one blob per chunk),
@@ -22,47 +22,14 @@ import pyarrow.parquet as pq
 
 from inferflow_core.api import DataType
 
+from .api import FORMAT_CODES, Chunk, LogTable, SchemaEntry
 from .rowpack import Segment, frame_heads, pack, split_rows
-from .schema import FORMAT_CODES, SchemaEntry
-from .table import CellGroup, LogColumn, LogTable
+from .table import CellGroup, LogColumn
 
 MAX_VAR_LEN = 0xFFFF
 PARQUET_COLUMN = "Features"  # parquet-go's column name for the Go row struct's field ``Features``
 PARQUET_MAP = pa.map_(pa.int64(), pa.field("value", pa.binary(), nullable=False))
 _MISSING_STRING = b"0.0"  # go-compatibility §4.5: a missing String/BYTES value in the proto log
-
-
-class Chunk:
-    """One message's rows: entity ids and their feature blobs (one per entity for proto, one per chunk
-    for arrow / parquet).
-
-    The proto format hands over ``framed`` instead: the chunk's ``InferflowLog.features`` field already
-    in protobuf wire form (every ``PerEntityFeatures`` with its tag and lengths), a slice of one buffer
-    for the whole request, so the envelope copies it once; ``features`` is then derived on demand.
-    """
-
-    def __init__(
-        self,
-        entities: list[str],
-        features: list[bytes] | None = None,
-        framed: memoryview | None = None,
-        bounds: tuple[np.ndarray, np.ndarray] | None = None,  # (blob starts, blob ends) within framed
-    ) -> None:
-        self.entities = entities
-        self._features = features
-        self.framed = framed
-        self._bounds = bounds
-
-    @property
-    def features(self) -> list[bytes]:
-        if self._features is None:
-            assert self.framed is not None
-            assert self._bounds is not None
-            data = bytes(self.framed)
-            self._features = [
-                data[a:b] for a, b in zip(self._bounds[0].tolist(), self._bounds[1].tolist(), strict=True)
-            ]
-        return self._features
 
 
 def _chunks(table: LogTable, batch_size: int) -> list[LogTable]:

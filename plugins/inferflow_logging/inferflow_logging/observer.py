@@ -24,13 +24,16 @@ from typing import Any
 
 from inferflow_core.api import Metrics, ObserverHost, ServedRequest
 
+from .api import LogMessage, SinkWriter
 from .encoder_process import EncoderProcess
 from .formats import FORMATS
+from .hookspecs import FORMATS_HOOK, SINKS_HOOK
 from .records import Encoded, Extracted, encode_counted, encode_request, extract_request
+from .registration import format_name, unknown_format, unknown_sink
 from .sampling import should_log
 from .schema import LogSchema, SchemaCache, check_model_config
 from .settings import LoggingSettings
-from .sinks import SINKS, LogMessage, SinkWriter
+from .sinks import SINKS
 
 log = logging.getLogger("inferflow.logging")
 _STOP = object()
@@ -95,7 +98,14 @@ class InferenceLogger:
             perc = served.model.config.response_config.logging_perc
             if not should_log(request.api, request.tracking_id, request.user_id, perc):
                 return
-            if getattr(served.service, "v2_logging_type", None) not in self.formats:
+            fmt = format_name(served.service)
+            if fmt not in self.formats:  # config validation refuses it: only a bypassed check gets here
+                self.metrics.count(
+                    "logging.error", model_id=served.model.model_id, error_type="unknown_format"
+                )
+                if ("", str(fmt)) not in self._warned:
+                    self._warned.add(("", str(fmt)))
+                    log.error("inference logging: %s", unknown_format(str(fmt), self.formats))
                 return
             if self._thread is None:
                 self._start_worker()
@@ -108,7 +118,7 @@ class InferenceLogger:
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self, host: ObserverHost | None = None) -> None:
         if host is not None:
-            self.bind(host.metrics, host.log_formats, host.log_sinks)
+            self.bind(host.metrics, host.registered(FORMATS_HOOK), host.registered(SINKS_HOOK))
             declare = getattr(host.metrics, "declare", None)
             if declare is not None:  # scraped (and on the dashboard) before the first drop
                 for name, text in METRIC_HELP.items():
@@ -117,9 +127,14 @@ class InferenceLogger:
         self._start_worker()
 
     def _start_worker(self) -> None:
+        """Start the worker; an ``INFERFLOW_LOG_SINK`` naming no installed sink is a PluginError (the
+        server does not start)."""
         with self._lock:
             if self._thread is not None:
                 return
+            name = self.settings.effective_sink()
+            if name != "none" and name not in self.sinks:
+                raise unknown_sink(name, self.sinks)
             self.encoder = self._make_encoder()
             if self.encoder is None:
                 self.writer = self._make_writer()
@@ -141,9 +156,11 @@ class InferenceLogger:
         if sink is None:
             log.warning("inference logging is disabled (INFERFLOW_LOG_SINK=none)")
         else:
-            where = self.settings.bootstrap_servers() if name == "kafka" else self.settings.log_dir
             log.info(
-                "inference logs go to %s (%s, topic %s), encoder process", name, where, self.settings.topic
+                "inference logs go to %s (%s, topic %s), encoder process",
+                name,
+                self._where(name),
+                self.settings.topic,
             )
         return EncoderProcess(self.settings, self.formats, sink, self.metrics)
 
@@ -153,9 +170,13 @@ class InferenceLogger:
             log.warning("inference logging is disabled (INFERFLOW_LOG_SINK=none)")
             return None
         writer = self.sinks[name].create(self.settings, self.metrics)
-        where = self.settings.bootstrap_servers() if name == "kafka" else self.settings.log_dir
-        log.info("inference logs go to %s (%s, topic %s)", name, where, self.settings.topic)
+        log.info("inference logs go to %s (%s, topic %s)", name, self._where(name), self.settings.topic)
         return writer
+
+    def _where(self, sink: str) -> str:
+        if sink == "kafka":
+            return self.settings.bootstrap_servers()
+        return self.settings.log_dir if sink == "file" else f"sink {sink}"
 
     async def stop(self, grace_s: float) -> None:
         """Drain the queue and flush the sink within ``grace_s``; count what could not be written."""
@@ -287,7 +308,7 @@ class InferenceLogger:
             schema, new = self.schemas.get(served.model)
             if new:
                 self._check(served.model)
-            fmt = self.formats[served.service.v2_logging_type]
+            fmt = self.formats[format_name(served.service)]
             got = extract_request(served, schema, fmt.name, self.metrics, self.settings.log_slates)
         except Exception as exc:
             self.metrics.count("logging.error", model_id=model_id, error_type="encoding_error")
@@ -316,7 +337,7 @@ class InferenceLogger:
             schema, new = self.schemas.get(served.model)
             if new:
                 self._check(served.model)
-            fmt = self.formats[served.service.v2_logging_type]
+            fmt = self.formats[format_name(served.service)]
             return encode_request(served, schema, fmt, self.metrics, self.settings.log_slates)
 
         return encode_counted(model_id, self.metrics, encode)

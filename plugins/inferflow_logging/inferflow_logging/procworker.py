@@ -26,9 +26,9 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+from .api import LogMessage
 from .records import Extracted, encode_counted, encode_extracted
 from .settings import LoggingSettings
-from .sinks import LogMessage
 from .table import LogTable
 
 log = logging.getLogger("inferflow.logging")

@@ -17,10 +17,10 @@ import numpy as np
 
 from inferflow_core.api import ComponentMatrix, Metrics, ServedRequest
 
+from .api import LogMessage
 from .envelope import EVENT_NAME, SLATE_EVENT_NAME, frame_entities, frame_features, parent_entity, wrap_framed
 from .sampling import RETRIEVE_MODEL_SCORE
 from .schema import LogSchema, metadata_byte
-from .sinks import LogMessage
 from .table import LogTable, build_table, slate_entities
 
 

@@ -25,7 +25,9 @@ FEATURE_SECTION = "feature_components"
 # rank of each component section in Go Inferflow's schema order; unknown sections come last
 _OUTPUT_RANK = {FEATURE_SECTION: 0, "numerix_components": 1, "predator_components": 2}
 _INPUT_RANK = {"numerix_components": 0, "predator_components": 1}
-FORMAT_CODES = {"proto": 0, "arrow": 1, "parquet": 2}
+FORMAT_CODES = {"proto": 0, "arrow": 1, "parquet": 2}  # Go Inferflow's formats: their codes are fixed
+EXTENSION_CODE = 3  # any other format: its name follows the metadata byte (see ``metadata_byte``)
+MAX_FORMAT_NAME = 64  # bytes of an extension format's name
 MAX_VERSION = 15
 
 
@@ -76,16 +78,30 @@ class LogSchema:
 
 
 def metadata_byte(compression_enabled: bool, cache_version: int, fmt: str) -> bytes:
-    """Bit 0 compression flag, bits 2-5 the cache version masked to 4 bits, bits 6-7 the format."""
-    value = (1 if compression_enabled else 0) | ((cache_version & 0x0F) << 2) | (FORMAT_CODES[fmt] << 6)
-    return bytes([value])
+    """``InferflowLog.metadata``: bit 0 compression flag, bits 2-5 the cache version masked to 4 bits,
+    bits 6-7 the format code (go-compatibility §7.3).
+
+    Go Inferflow's formats (proto 0, arrow 1, parquet 2) are that one byte, as Go writes it. Any other
+    format is code 3, "extension", followed by its name in UTF-8: a Go reader sees a format it does not
+    know (never one it would misread), and ``unpack_metadata`` names it.
+    """
+    code = FORMAT_CODES.get(fmt, EXTENSION_CODE)
+    value = (1 if compression_enabled else 0) | ((cache_version & 0x0F) << 2) | (code << 6)
+    if code != EXTENSION_CODE:
+        return bytes([value])
+    return bytes([value]) + fmt.encode("utf-8")
 
 
 def unpack_metadata(meta: bytes) -> tuple[bool, int, str]:
     """Inverse of :func:`metadata_byte`: (compression flag, version, format name)."""
     byte = meta[0] if meta else 0
-    names = {v: k for k, v in FORMAT_CODES.items()}
-    return bool(byte & 1), (byte >> 2) & 0x0F, names.get(byte >> 6, f"unknown({byte >> 6})")
+    code = byte >> 6
+    if code == EXTENSION_CODE:
+        name = meta[1:].decode("utf-8", errors="replace")
+        fmt = name if name else "unknown(extension without a name)"
+    else:
+        fmt = {v: k for k, v in FORMAT_CODES.items()}[code]
+    return bool(byte & 1), (byte >> 2) & 0x0F, fmt
 
 
 def check_model_config(model: CompiledModel) -> list[tuple[str, str]]:

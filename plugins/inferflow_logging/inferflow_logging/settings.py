@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TOPIC = "inferflow_inference_logs"
@@ -19,9 +19,9 @@ class LoggingSettings(BaseSettings):
 
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
 
-    sink: Literal["auto", "kafka", "file", "none"] = Field(
+    sink: str = Field(
         "auto", validation_alias=_env("INFERFLOW_LOG_SINK", "sink")
-    )  # auto = kafka when KAFKA_BOOTSTRAP_SERVERS is set, else file
+    )  # a registered sink's name; auto = kafka when KAFKA_BOOTSTRAP_SERVERS is set, else file; none = off
     kafka_bootstrap_servers: str | None = Field(
         None, validation_alias=_env("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers")
     )
@@ -48,6 +48,14 @@ class LoggingSettings(BaseSettings):
         "thread", validation_alias=_env("INFERFLOW_LOG_ENCODER", "encoder")
     )  # process: formats and sink run in a child process (off the server's GIL); thread: in the server
     log_slates: bool = Field(True, validation_alias=_env("INFERFLOW_LOG_SLATES", "log_slates"))
+
+    @field_validator("sink")
+    @classmethod
+    def _sink(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not value:
+            raise ValueError("INFERFLOW_LOG_SINK must name a log sink, auto or none")
+        return value
 
     def bootstrap_servers(self) -> str:
         """Comma-separated servers, whitespace removed (Go did not split them: go-compatibility §10.A1)."""

@@ -12,31 +12,12 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from inferflow_core.api import Metrics
 
-from .settings import LoggingSettings
-
-
-@dataclass
-class LogMessage:
-    """One Kafka message value plus what the file sink needs to make it decodable offline."""
-
-    value: bytes
-    model_id: str
-    schema_key: str  # model id, or "<model id>#slate" for slate logs
-    schema: list[list[str]] = field(default_factory=list)
-
-
-class SinkWriter(Protocol):
-    def write(self, messages: list[LogMessage]) -> None: ...
-
-    def poll(self) -> None: ...
-
-    def flush(self, timeout: float) -> int: ...
+from .api import LoggingSettings, LogMessage
 
 
 def _sink_error(metrics: Metrics, sink: str, kind: str, count: int = 1) -> None:

@@ -160,6 +160,38 @@ class LogTable:
             out &= part.valid.all(axis=1) if isinstance(part, CellGroup) else part.valid
         return out
 
+    def cells(self) -> list[list[bytes | None]]:
+        """Row by row, every entry's wire cell (go-compatibility §4.4; None = missing): the simple way
+        for a format to read the table (the built-in formats work on the column blocks instead)."""
+        cols = [c.arrow().to_pylist() for c in self.columns]
+        if not cols:
+            return [[] for _ in range(self.rows)]
+        return [[c or None for c in row] for row in zip(*cols, strict=True)]
+
+    @classmethod
+    def from_rows(
+        cls, entries: tuple[SchemaEntry, ...], entities: list[str], rows: Sequence[Sequence[bytes | None]]
+    ) -> LogTable:
+        """A table of given wire cells (None or empty = missing), e.g. for a format's tests. A cell of a
+        fixed-width entry must have that entry's size."""
+        if len(rows) != len(entities):
+            raise ValueError(f"{len(rows)} rows for {len(entities)} entities")
+        parts: list[Part] = []
+        for j, entry in enumerate(entries):
+            cells = [row[j] for row in rows]
+            if entry.is_var or entry.block_dtype is None:
+                parts.append(_cells_column(cells))
+                continue
+            valid = np.array([bool(c) for c in cells], dtype=bool)
+            block = np.zeros((len(cells), entry.itemsize), dtype=np.uint8)
+            for i, cell in enumerate(cells):
+                if cell:
+                    if len(cell) != entry.itemsize:
+                        raise ValueError(f"{entry.name}: a {entry.dtype.wire_name} cell of {len(cell)} bytes")
+                    block[i] = np.frombuffer(cell, dtype=np.uint8)
+            parts.append(LogColumn(valid, block))
+        return cls(entries, list(entities), parts)
+
     def filter(self, keep: np.ndarray) -> LogTable:
         ents = [e for e, k in zip(self.entities, keep.tolist(), strict=True) if k]
         return LogTable(self.entries, ents, [p.take(keep) for p in self.parts])
