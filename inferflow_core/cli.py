@@ -193,7 +193,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     print("plugins:")
     for p in runtime.host.plugins():
         print(f"  {p.name:<12} {p.distribution} {p.version}  hooks: {', '.join(p.hooks)}")
-    sections = sorted(k for k in reg.components if k != "feature_initializer")  # the root node, not a section
+    sections = sorted(reg.components)
     print(f"component sections: {', '.join(sections) or '-'}")
     print(f"log formats: {', '.join(sorted(reg.log_formats)) or '-'}")
     print(f"log sinks: {', '.join(sorted(reg.log_sinks)) or '-'}")

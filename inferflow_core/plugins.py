@@ -13,7 +13,9 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .components.base import ComponentType, RequestObserver
 from .config.model import FEATURE_INITIALIZER, RESERVED_SECTION_KEYS
+from .config.sources import ConfigSourceFactory
 from .errors import PluginError
 
 log = logging.getLogger("inferflow.plugins")
@@ -87,16 +89,36 @@ class PluginHost:
     def collect(self) -> Registry:
         """Call every registration hook (each plugin isolated) and return the fresh registry."""
         reg = Registry()
-        self._call("register_components", lambda obj: _keyed(reg.components, _config_key(obj), obj))
+
+        def component(obj: Any) -> None:
+            _conforms(obj, ComponentType, "register_components")
+            _keyed(reg.components, _config_key(obj), obj)
+
+        def config_source(obj: Any) -> None:
+            _conforms(obj, ConfigSourceFactory, "register_config_sources")
+            _keyed(reg.config_sources, obj.name, obj)
+
+        def observer(obj: Any) -> None:
+            _conforms(obj, RequestObserver, "register_request_observers")
+            reg.request_observers.append(obj)
+
+        def prefix(obj: Any) -> None:
+            if not isinstance(obj, str):
+                raise PluginError(f"register_config_prefixes got {obj!r}: a config prefix must be a str")
+            reg.config_prefixes.append(obj)
+
+        self._call("register_components", component)
         self._call("register_log_formats", lambda obj: _keyed(reg.log_formats, obj.name, obj))
         self._call("register_log_sinks", lambda obj: _keyed(reg.log_sinks, obj.name, obj))
-        self._call("register_config_sources", lambda obj: _keyed(reg.config_sources, obj.name, obj))
-        self._call("register_request_observers", reg.request_observers.append)
-        self._call("register_config_prefixes", reg.config_prefixes.append)
+        self._call("register_config_sources", config_source)
+        self._call("register_request_observers", observer)
+        self._call("register_config_prefixes", prefix)
         self.registry = reg
         return reg
 
     def _call(self, hook_name: str, register: Callable[[Any], None]) -> None:
+        """Call ``hook_name`` of each plugin; an exception (e.g. a :class:`PluginError` from ``register``)
+        is recorded as that plugin's failure, naming it (or raised in strict mode)."""
         hook = getattr(self.pm.hook, hook_name)
         for impl in reversed(hook.get_hookimpls()):
             try:
@@ -138,11 +160,24 @@ def _config_key(obj: Any) -> str:
         raise PluginError(
             f"component type {obj!r}: config_key {key!r} is a component_config switch, not a section"
         )
-    if key == FEATURE_INITIALIZER and type(obj).__module__.split(".")[0] != "inferflow_core":
-        raise PluginError(f"component type {obj!r}: config_key {key!r} is the core's root node")
-    if not hasattr(obj, "config_model") or not callable(getattr(obj, "build", None)):
-        raise PluginError(f"component type {obj!r} (config_key {key!r}) needs config_model and build()")
+    if key == FEATURE_INITIALIZER:
+        raise PluginError(f"component type {obj!r}: config_key {key!r} names the DAG's root node, built in")
     return key
+
+
+def _conforms(obj: Any, protocol: type, hook: str) -> None:
+    """``isinstance(obj, protocol)`` (a runtime-checkable protocol) with its methods callable, or a
+    :class:`PluginError` naming the hook, the object and each member it lacks (the host adds the plugin)."""
+    defined = {n: v for n, v in vars(protocol).items() if not n.startswith("_")}
+    methods = {n for n, v in defined.items() if callable(v)}
+    members = set(defined) | set(getattr(protocol, "__annotations__", {}))
+    missing = sorted(
+        m for m in members if not hasattr(obj, m) or (m in methods and not callable(getattr(obj, m)))
+    )
+    if missing or not isinstance(obj, protocol):
+        raise PluginError(
+            f"{hook} got {obj!r}, which is not a {protocol.__name__}: missing {', '.join(missing)}"
+        )
 
 
 def _keyed(store: dict[str, Any], key: str, obj: Any) -> None:

@@ -18,8 +18,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from inferflow_core._proto import inferflow_pb2, inferflow_pb2_grpc, predict_pb2, predict_pb2_grpc
-from inferflow_core.api import ServiceSettings, hookimpl
+from inferflow_core.api import hookimpl
 from inferflow_core.components import builtin_plugin
+from inferflow_core.config.settings import ServiceSettings
 from inferflow_core.plugins import PluginHost
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing.server import running_server

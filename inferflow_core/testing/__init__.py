@@ -21,11 +21,12 @@ import numpy as np
 
 from ..components.base import ColumnSpec, Component, RequestInfo, RunContext
 from ..components.feature_init import InitialData, declare_all, write_initial
+from ..config.sources import write_config_dir
 from ..dtypes import DataType
 from ..matrix import ComponentMatrix, SlateMatrix
 from ..plugins import PluginHost
 
-__all__ = ["ComponentConformance", "make_context", "registered_plugin"]
+__all__ = ["ComponentConformance", "make_context", "registered_plugin", "write_config_dir"]
 
 
 def make_context(

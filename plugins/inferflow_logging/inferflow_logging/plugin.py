@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inferflow_core.api import hookimpl
+from inferflow_core.api import RegisterRequestObserver, hookimpl
 
 from .formats import FORMATS
 from .observer import InferenceLogger
@@ -24,5 +24,5 @@ def register_log_sinks(register: Any) -> None:
 
 
 @hookimpl
-def register_request_observers(register: Any) -> None:
+def register_request_observers(register: RegisterRequestObserver) -> None:
     register(InferenceLogger())

@@ -28,8 +28,8 @@ from inferflow_numerix.config import NumerixConfig
 from inferflow_numerix.settings import NumerixSettings
 from inferflow_numerix.wire import encode_request
 
-from inferflow_core.api import BuildContext, DataType, Metrics, write_config_dir
-from inferflow_core.testing import make_context
+from inferflow_core.api import BuildContext, DataType, Metrics
+from inferflow_core.testing import make_context, write_config_dir
 
 ROWS = 200
 EXPRESSION = "pctr price 2 + log /"

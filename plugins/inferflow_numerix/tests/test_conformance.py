@@ -53,7 +53,7 @@ class TestEmbeddedConformance(ComponentConformance):
 
 @pytest.fixture(scope="module")
 def conformance_server(start_numerix_server, tmp_path_factory) -> int:
-    from inferflow_core.api import write_config_dir
+    from inferflow_core.testing import write_config_dir
 
     root = tmp_path_factory.mktemp("conf_cfg")
     write_config_dir(

@@ -1,0 +1,36 @@
+"""The value codecs plugins use, as one namespace: ``from inferflow_core.api import codecs``.
+
+Data types by name (``parse_dtype``), numpy conversions (``cast_array``), request/response text
+(``parse_text_column``, ``format_column``, ``bytes_to_text``), the binary layouts of the wire
+(``encode_array``, ``array_to_cells``, ``cells_to_array``, ``from_kserve``) and protobuf wire-format
+primitives (``varint``, ``length_delimited``) for messages written as bytes directly.
+"""
+
+from __future__ import annotations
+
+from .dtypes import (
+    array_to_cells,
+    bytes_to_text,
+    cast_array,
+    cells_to_array,
+    encode_array,
+    format_column,
+    from_kserve,
+    parse_dtype,
+    parse_text_column,
+)
+from .wireformat import length_delimited, varint
+
+__all__ = [
+    "array_to_cells",
+    "bytes_to_text",
+    "cast_array",
+    "cells_to_array",
+    "encode_array",
+    "format_column",
+    "from_kserve",
+    "length_delimited",
+    "parse_dtype",
+    "parse_text_column",
+    "varint",
+]
