@@ -5,8 +5,9 @@
 * components: ``ComponentType`` (what a plugin registers), ``Component`` (what it builds), the
   column declarations, the build and run contexts, the matrix and data types, the errors;
 * request observers (``RequestObserver``, ``ServedRequest``, ``ObserverHost``);
-* shared services: metrics and tracing, TLS and gRPC channels, a plugin's own gRPC server, config
-  directories, an in-process ``Runtime`` and the ``InferflowClient``;
+* config sources (``ConfigSource``, ``ConfigSourceFactory``, ``DirectorySource``, ``read_config_dir``);
+* shared services: metrics and tracing, TLS and gRPC channels, a plugin's own gRPC server, an
+  in-process ``Runtime`` and the ``InferflowClient``;
 * three namespaces: ``codecs`` (value and wire codecs), ``features`` (what feature-source plugins
   share: the FeatureFrame, the feature cache, entity keys, feature config pieces) and ``stats`` (rank
   correlations).
@@ -34,7 +35,7 @@ from .components.base import (
 )
 from .components.feature_init import InitialData, TypedValues
 from .config.model import ComponentConfig, ModelConfig, ServiceConfig
-from .config.sources import DirectorySource, read_config_dir, write_config_dir
+from .config.sources import ConfigSource, ConfigSourceFactory, DirectorySource, read_config_dir
 from .dtypes import DataType, DataTypeError
 from .engine.compile import CompiledModel
 from .errors import ComponentError, ConfigError
@@ -64,6 +65,8 @@ __all__ = [
     "ComponentMatrix",
     "ComponentType",
     "ConfigError",
+    "ConfigSource",
+    "ConfigSourceFactory",
     "DataType",
     "DataTypeError",
     "DirectorySource",
@@ -96,5 +99,4 @@ __all__ = [
     "reconnect_options",
     "serve_grpc_service",
     "stats",
-    "write_config_dir",
 ]
