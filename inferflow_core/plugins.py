@@ -42,11 +42,11 @@ class PluginInfo:
 class Registry:
     """What the loaded plugins registered."""
 
-    components: dict[str, Any] = field(default_factory=dict)
+    components: dict[str, ComponentType] = field(default_factory=dict)
     log_formats: dict[str, Any] = field(default_factory=dict)
     log_sinks: dict[str, Any] = field(default_factory=dict)
-    config_sources: dict[str, Any] = field(default_factory=dict)
-    request_observers: list[Any] = field(default_factory=list)
+    config_sources: dict[str, ConfigSourceFactory] = field(default_factory=dict)
+    request_observers: list[RequestObserver] = field(default_factory=list)
     config_prefixes: list[str] = field(default_factory=list)
 
 

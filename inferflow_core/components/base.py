@@ -250,7 +250,7 @@ class RequestObserver(Protocol):
     async def stop(self, grace_s: float) -> None: ...
 
 
-async def close_component_types(types: Mapping[str, Any], timeout_s: float) -> list[str]:
+async def close_component_types(types: Mapping[str, ComponentType], timeout_s: float) -> list[str]:
     """Await ``aclose()`` of every registered component type that has one, each bounded by
     ``timeout_s``; returns the config keys whose close failed or timed out (logged, never raised)."""
     import logging
