@@ -23,10 +23,11 @@ from inferflow_core.api import (
     Component,
     DataType,
     InitialData,
+    RegisterComponent,
     RequestInfo,
     RunContext,
+    codecs,
     hookimpl,
-    parse_text_column,
 )
 from inferflow_core.components import builtin_plugin
 from inferflow_core.components.feature_init import TypedValues
@@ -56,7 +57,7 @@ class NoopType:
 
 class NoopPlugin:
     @hookimpl
-    def register_components(self, register) -> None:  # type: ignore[no-untyped-def]
+    def register_components(self, register: RegisterComponent) -> None:
         register(NoopType())
 
 
@@ -98,7 +99,7 @@ def matrix_build(n: int) -> None:
         t0 = time.perf_counter()
         typed = {}
         for name, col in texts.items():
-            values, valid = parse_text_column(col, DataType.FP32)
+            values, valid = codecs.parse_text_column(col, DataType.FP32)
             typed[name] = TypedValues(DataType.FP32, values, valid, np.array(col, dtype=object))
         initial = InitialData(rows=200, texts={"id": ids}, typed=typed)
         from inferflow_core.components.feature_init import write_initial

@@ -33,7 +33,7 @@ PATH = "/Predict/InferPointWise"
 NOOP_PLUGIN = """
 import numpy as np
 from pydantic import BaseModel
-from inferflow_core.api import ColumnSpec, Component, DataType, hookimpl
+from inferflow_core.api import ColumnSpec, Component, DataType, RegisterComponent, hookimpl
 
 class NoopConfig(BaseModel):
     component: str
@@ -51,7 +51,7 @@ class NoopType:
         return Noop(cfg.component, ctx.model_id)
 
 @hookimpl
-def register_components(register):
+def register_components(register: RegisterComponent) -> None:
     register(NoopType())
 """
 MODEL = {

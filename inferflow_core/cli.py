@@ -220,7 +220,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     print("plugins:")
     for p in runtime.host.plugins():
         print(f"  {p.name:<12} {p.distribution} {p.version}  hooks: {', '.join(p.hooks)}")
-    sections = sorted(k for k in reg.components if k != "feature_initializer")  # the root node, not a section
+    sections = sorted(reg.components)
     print(f"component sections: {', '.join(sections) or '-'}")
     print(f"config sources: {', '.join(sorted(reg.config_sources)) or '-'}")
     for hook_name in sorted(reg.extras):  # hooks plugins added, e.g. register_log_formats -> log formats

@@ -14,7 +14,9 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .components.base import ComponentType, RequestObserver
 from .config.model import FEATURE_INITIALIZER, RESERVED_SECTION_KEYS
+from .config.sources import ConfigSourceFactory
 from .errors import PluginError
 from .hookspecs import Check
 
@@ -43,9 +45,9 @@ class Registry:
     """What the loaded plugins registered. ``extras`` holds what was registered through hooks that
     plugins added (``add_hookspecs``): hook name -> object name -> object."""
 
-    components: dict[str, Any] = field(default_factory=dict)
-    config_sources: dict[str, Any] = field(default_factory=dict)
-    request_observers: list[Any] = field(default_factory=list)
+    components: dict[str, ComponentType] = field(default_factory=dict)
+    config_sources: dict[str, ConfigSourceFactory] = field(default_factory=dict)
+    request_observers: list[RequestObserver] = field(default_factory=list)
     config_prefixes: list[str] = field(default_factory=list)
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -132,10 +134,28 @@ class PluginHost:
     def collect(self) -> Registry:
         """Call every registration hook (each plugin isolated) and return the fresh registry."""
         reg = Registry()
-        self._call("register_components", lambda obj: _keyed(reg.components, _config_key(obj), obj))
-        self._call("register_config_sources", lambda obj: _keyed(reg.config_sources, obj.name, obj))
-        self._call("register_request_observers", reg.request_observers.append)
-        self._call("register_config_prefixes", reg.config_prefixes.append)
+
+        def component(obj: Any) -> None:
+            _conforms(obj, ComponentType, "register_components")
+            _keyed(reg.components, _config_key(obj), obj)
+
+        def config_source(obj: Any) -> None:
+            _conforms(obj, ConfigSourceFactory, "register_config_sources")
+            _keyed(reg.config_sources, obj.name, obj)
+
+        def observer(obj: Any) -> None:
+            _conforms(obj, RequestObserver, "register_request_observers")
+            reg.request_observers.append(obj)
+
+        def prefix(obj: Any) -> None:
+            if not isinstance(obj, str):
+                raise PluginError(f"register_config_prefixes got {obj!r}: a config prefix must be a str")
+            reg.config_prefixes.append(obj)
+
+        self._call("register_components", component)
+        self._call("register_config_sources", config_source)
+        self._call("register_request_observers", observer)
+        self._call("register_config_prefixes", prefix)
         for hook_name, check in self.added_hooks.items():
             self._call(hook_name, _adder(hook_name, reg.extras.setdefault(hook_name, {}), check))
         self.registry = reg
@@ -157,6 +177,8 @@ class PluginHost:
         return problems
 
     def _call(self, hook_name: str, register: Callable[[Any], None]) -> None:
+        """Call ``hook_name`` of each plugin; an exception (e.g. a :class:`PluginError` from ``register``)
+        is recorded as that plugin's failure, naming it (or raised in strict mode)."""
         hook = getattr(self.pm.hook, hook_name)
         for impl in reversed(hook.get_hookimpls()):
             try:
@@ -198,10 +220,8 @@ def _config_key(obj: Any) -> str:
         raise PluginError(
             f"component type {obj!r}: config_key {key!r} is a component_config switch, not a section"
         )
-    if key == FEATURE_INITIALIZER and type(obj).__module__.split(".")[0] != "inferflow_core":
-        raise PluginError(f"component type {obj!r}: config_key {key!r} is the core's root node")
-    if not hasattr(obj, "config_model") or not callable(getattr(obj, "build", None)):
-        raise PluginError(f"component type {obj!r} (config_key {key!r}) needs config_model and build()")
+    if key == FEATURE_INITIALIZER:
+        raise PluginError(f"component type {obj!r}: config_key {key!r} names the DAG's root node, built in")
     return key
 
 
@@ -218,6 +238,21 @@ def _adder(hook_name: str, store: dict[str, Any], check: Check | None) -> Callab
         _keyed(store, name, obj)
 
     return register
+
+
+def _conforms(obj: Any, protocol: type, hook: str) -> None:
+    """``isinstance(obj, protocol)`` (a runtime-checkable protocol) with its methods callable, or a
+    :class:`PluginError` naming the hook, the object and each member it lacks (the host adds the plugin)."""
+    defined = {n: v for n, v in vars(protocol).items() if not n.startswith("_")}
+    methods = {n for n, v in defined.items() if callable(v)}
+    members = set(defined) | set(getattr(protocol, "__annotations__", {}))
+    missing = sorted(
+        m for m in members if not hasattr(obj, m) or (m in methods and not callable(getattr(obj, m)))
+    )
+    if missing or not isinstance(obj, protocol):
+        raise PluginError(
+            f"{hook} got {obj!r}, which is not a {protocol.__name__}: missing {', '.join(missing)}"
+        )
 
 
 def _keyed(store: dict[str, Any], key: str, obj: Any) -> None:

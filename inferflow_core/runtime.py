@@ -6,7 +6,6 @@ Serving, the CLI, tests and the benchmark all build one of these; nothing here i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -15,6 +14,7 @@ from .components.feature_init import InitialData
 from .config.settings import ServiceSettings
 from .engine.compile import CompiledModel, ModelCompiler
 from .engine.executor import run_dag
+from .engine.explain import NodeLifecycle
 from .engine.store import ConfigSnapshot, ConfigStore
 from .matrix import ComponentMatrix, SlateMatrix
 from .observability.metrics import Metrics
@@ -66,7 +66,7 @@ class Runtime:
         deadline: float | None = None,
         slates: Sequence[np.ndarray] | SlateMatrix | None = None,
         snapshot: ConfigSnapshot | None = None,
-        lifecycle: Any = None,
+        lifecycle: NodeLifecycle | None = None,
         model: CompiledModel | None = None,
     ) -> RunContext:
         """Run ``model_id``'s DAG over ``initial``; returns the context (matrix, failures).

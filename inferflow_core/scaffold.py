@@ -134,15 +134,13 @@ PLUGIN = '''\
 
 from __future__ import annotations
 
-from typing import Any
-
-from inferflow_core.api import hookimpl
+from inferflow_core.api import RegisterComponent, hookimpl
 
 from .component import {cls}Type
 
 
 @hookimpl
-def register_components(register: Any) -> None:
+def register_components(register: RegisterComponent) -> None:
     register({cls}Type())
 '''
 

@@ -18,8 +18,8 @@ from inferflow_core.api import (
     DataType,
     DataTypeError,
     RunContext,
+    codecs,
     hookimpl,
-    parse_dtype,
 )
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing import make_runtime
@@ -55,12 +55,12 @@ class ProbeComponent(Component):
         self.specs = []
         for i, out in enumerate(cfg.outputs):
             try:
-                dtype = parse_dtype(out.data_type)
+                dtype = codecs.parse_dtype(out.data_type)
             except DataTypeError as exc:
                 raise ConfigError(model_id, [(f"outputs[{i}].data_type", str(exc))]) from None
             self.specs.append(ColumnSpec(out.name, dtype))
         for out in cfg.slate_outputs:
-            self.specs.append(ColumnSpec(out.name, parse_dtype(out.data_type), slate=True))
+            self.specs.append(ColumnSpec(out.name, codecs.parse_dtype(out.data_type), slate=True))
         self.timeout = cfg.timeout_ms / 1000 if cfg.timeout_ms else None
 
     def outputs(self) -> list[ColumnSpec]:
@@ -122,4 +122,4 @@ def model_json(
 
 
 def dtype(name: str) -> DataType:
-    return parse_dtype(name)
+    return codecs.parse_dtype(name)

@@ -163,8 +163,11 @@ def test_serve_help_lists_the_environment_variables_it_reads(capsys: pytest.Capt
 def test_plugins_json_parses(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["plugins", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
-    assert "feature_initializer" in got["components"]
+    # only real component types: the DAG's root (feature_initializer) is built by the core, not registered
+    assert "feature_initializer" not in got["components"]
     assert isinstance(got["failures"], list)
+    assert "directory" in got["config_sources"]
+    assert "core" in {p["name"] for p in got["plugins"]}
 
 
 def _bench_module():  # type: ignore[no-untyped-def]

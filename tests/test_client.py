@@ -11,7 +11,7 @@ import grpc
 import numpy as np
 import pytest
 
-from inferflow_core.api import DataType, ServiceSettings
+from inferflow_core.api import DataType
 from inferflow_core.client import (
     AsyncInferflowClient,
     InferflowClient,
@@ -19,6 +19,7 @@ from inferflow_core.client import (
     PredictionError,
     RPCError,
 )
+from inferflow_core.config.settings import ServiceSettings
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing import make_runtime
 from inferflow_core.testing.server import running_server

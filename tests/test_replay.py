@@ -15,7 +15,7 @@ import pytest
 from inferflow_logging.replay import main, replay
 
 from inferflow_core._proto import predict_pb2_grpc
-from inferflow_core.api import write_config_dir
+from inferflow_core.testing import write_config_dir
 from inferflow_core.testing.server import running_server
 from tests.shadow_support import linear_model, make_runtime, model_config, reference, tree
 from tests.test_shadow import features, request

@@ -18,8 +18,7 @@ from inferflow_logging.replay import config_schemas, main, replay
 from inferflow_logging.sinks import schema_path, varint
 
 from inferflow_core._proto import predict_pb2_grpc
-from inferflow_core.api import write_config_dir
-from inferflow_core.testing import pick_free_port
+from inferflow_core.testing import pick_free_port, write_config_dir
 from inferflow_core.testing.server import running_server
 from tests.shadow_support import linear_model, make_runtime, model_config, tree
 from tests.test_replay import N_REQUESTS, candidate, expected

@@ -19,7 +19,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from inferflow_core import testing
 from inferflow_core._proto import inferflow_pb2, inferflow_pb2_grpc, predict_pb2, predict_pb2_grpc
-from inferflow_core.api import ServiceSettings, hookimpl
+from inferflow_core.api import hookimpl
+from inferflow_core.config.settings import ServiceSettings
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing.server import running_server
 from tests.helpers import TRACE, ProbePlugin

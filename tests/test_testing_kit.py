@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from inferflow_core.api import ServiceSettings
+from inferflow_core.config.settings import ServiceSettings
 from inferflow_core.testing import make_runtime, pick_free_port
 from tests.helpers import ProbePlugin
 

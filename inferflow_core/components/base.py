@@ -15,8 +15,11 @@ from ..dtypes import DataType
 from ..matrix import ComponentMatrix, SlateMatrix
 
 if TYPE_CHECKING:
-    from ..config.model import ModelConfig
+    from ..config.model import ModelConfig, ServiceConfig
+    from ..engine.compile import CompiledModel
+    from ..engine.explain import NodeLifecycle
     from ..observability.metrics import Metrics
+    from .feature_init import InitialData
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class ColumnRead:
     path: str = ""
     slate: bool = False  # read from the slate matrix
     slate_ok: bool = False  # a slate component's target read: a pair/slate column is broadcast over the slate
+    # the column is an input feature of an ML model the component calls: RetrieveModelScore lists these
+    # columns first for users sampled by ``response_config.model_schema_features_perc``
+    model_input: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,11 +86,11 @@ class RunContext:
     slate_matrix: SlateMatrix | None = None
     deadline: float | None = None  # event-loop time (asyncio loop.time()) by which all work must end
     failures: list[ComponentFailure] = field(default_factory=list)
-    initial: Any = None  # the serving adapter's decoded request (used by the feature initializer)
+    initial: InitialData | None = None  # the serving adapter's decoded request (the feature initializer's)
     notes: list[str] = field(default_factory=list)  # request-level problems reported in request_error
     target_errors: dict[int, str] = field(default_factory=dict)  # target row -> per-target error
     # a node-lifecycle adapter (engine/explain.py) when the request asked for EXPLAIN; None costs nothing
-    lifecycle: Any = None
+    lifecycle: NodeLifecycle | None = None
     deferred: list[Callable[[], Awaitable[None]]] | None = None  # see ``after_response``
 
     def after_response(self, job: Callable[[], Awaitable[None]]) -> None:
@@ -190,12 +196,11 @@ class ComponentType(Protocol):
     """
 
     config_key: str
-    config_model: type[BaseModel]
+
+    @property
+    def config_model(self) -> type[BaseModel]: ...  # a class attribute in implementations
 
     def build(self, config: Any, ctx: BuildContext) -> Component: ...
-
-
-RegisterFn = Callable[[Any], None]
 
 
 class Stopwatch:
@@ -218,9 +223,9 @@ class ServedRequest:
     failures), ``service`` the snapshot's ServiceConfig (``v2_logging_type``, ``compression_enabled``).
     """
 
-    model: Any
+    model: CompiledModel
     ctx: RunContext
-    service: Any
+    service: ServiceConfig
     received_at: float  # unix seconds
 
 
@@ -245,7 +250,7 @@ class RequestObserver(Protocol):
     async def stop(self, grace_s: float) -> None: ...
 
 
-async def close_component_types(types: Mapping[str, Any], timeout_s: float) -> list[str]:
+async def close_component_types(types: Mapping[str, ComponentType], timeout_s: float) -> list[str]:
     """Await ``aclose()`` of every registered component type that has one, each bounded by
     ``timeout_s``; returns the config keys whose close failed or timed out (logged, never raised)."""
     import logging

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..config.model import FEATURE_INITIALIZER
 from ..dtypes import DataType, DataTypeError
 from ..matrix import ComponentMatrix
 from .base import ColumnSpec, Component, RunContext
-
-if TYPE_CHECKING:
-    from ..config.model import ModelConfig
 
 
 @dataclass
@@ -67,20 +64,15 @@ def declare_all(matrix: ComponentMatrix, specs: Sequence[ColumnSpec]) -> None:
 
 
 class FeatureInitComponent(Component):
-    """Root of every DAG. Built by the core for each compiled model."""
+    """Root of every DAG (``feature_initializer``). The model compiler builds one for each compiled model,
+    with every column the model's components produce or require."""
 
-    kind = "feature_initializer"
+    kind = FEATURE_INITIALIZER
 
     def __init__(
-        self,
-        model_id: str,
-        model: ModelConfig,
-        target_columns: tuple[ColumnSpec, ...],
-        slate_columns: tuple[ColumnSpec, ...],
-        components: tuple[Component, ...],
+        self, model_id: str, target_columns: tuple[ColumnSpec, ...], slate_columns: tuple[ColumnSpec, ...]
     ) -> None:
-        super().__init__("feature_initializer", model_id)
-        self.model = model
+        super().__init__(FEATURE_INITIALIZER, model_id)
         self.target_columns = target_columns
         self.slate_columns = slate_columns
 

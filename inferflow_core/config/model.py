@@ -7,10 +7,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# Keys Horizon (Go Inferflow's config generator) emits that Go Inferflow ignores. Accepted, not used.
-KNOWN_EXTRA_TOP_LEVEL = {"route_config", "logging_ttl"}
+# Component sections Horizon (Go Inferflow's config generator) emits that Go Inferflow ignores.
+# Accepted, not used.
 KNOWN_EXTRA_COMPONENT_SECTIONS = {"real_time_pricing_feature_components", "seen_score_components"}
-# The component sections the Go version reads; plugins register the config key they consume.
+# A key with this suffix is a component section even when no installed plugin registers it (so the
+# compiler reports it as a section without a plugin); plugins register the config key they consume.
 COMPONENT_SECTION_SUFFIX = "_components"
 FEATURE_INITIALIZER = "feature_initializer"
 # component_config keys that are switches, not sections: no component type may claim one
@@ -28,7 +29,8 @@ class DagExecutionConfig(_Strict):
 class ComponentConfig(BaseModel):
     """``component_config``: global switches plus one list per component section.
 
-    Sections are kept as raw dicts here; each is validated by the model its plugin registers.
+    The core names no section: every other key is kept as it came (``model_extra``) and :meth:`sections`
+    picks the component sections out of them; each entry is validated by the model its plugin registers.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -37,22 +39,16 @@ class ComponentConfig(BaseModel):
     cache_version: int = Field(default=0, ge=0)
     cache_ttl: int = Field(default=0, ge=0)
     error_logging_percent: int = Field(default=0, ge=0, le=100)
-    feature_components: list[dict[str, Any]] = []
-    predator_components: list[dict[str, Any]] = []
-    numerix_components: list[dict[str, Any]] = []
 
-    def sections(self, registered: Collection[str] = ()) -> dict[str, list[dict[str, Any]]]:
-        """Every ``*_components`` list in this config, plus any section named by a ``registered``
-        component type's config key (a plugin's key need not end in ``_components``)."""
-        out: dict[str, list[dict[str, Any]]] = {
-            "feature_components": self.feature_components,
-            "predator_components": self.predator_components,
-            "numerix_components": self.numerix_components,
+    def sections(self, registered: Collection[str] = ()) -> dict[str, Any]:
+        """Every component section of this config, in config order: each ``*_components`` key plus any
+        key a ``registered`` component type consumes (a plugin's key need not end in ``_components``).
+        Values are as they came: a value that is not a list of objects is reported by the compiler."""
+        return {
+            key: value
+            for key, value in (self.model_extra or {}).items()
+            if key.endswith(COMPONENT_SECTION_SUFFIX) or key in registered
         }
-        for key, value in (self.model_extra or {}).items():
-            if key.endswith(COMPONENT_SECTION_SUFFIX) or key in registered:
-                out[key] = value  # not a list: reported by the compiler
-        return out
 
     @property
     def effective_cache_version(self) -> int:

@@ -19,6 +19,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger("inferflow.config")
 
@@ -40,6 +41,16 @@ class ConfigSource(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+@runtime_checkable
+class ConfigSourceFactory(Protocol):
+    """Registered through ``register_config_sources``; selected by ``name`` (``INFERFLOW_CONFIG_SOURCE``).
+    ``create`` gets the service settings and the key prefixes to load and watch."""
+
+    name: str
+
+    def create(self, settings: Any, prefixes: Sequence[str]) -> ConfigSource: ...
 
 
 def read_config_dir(root: str | os.PathLike[str], prefixes: Sequence[str] = ("",)) -> dict[str, str]:

@@ -13,6 +13,7 @@ import mmh3
 from pydantic import BaseModel, ValidationError
 
 from ..components.base import BuildContext, ColumnSpec, Component, ComponentType, ConfigView
+from ..components.feature_init import FeatureInitComponent
 from ..config.model import (
     FEATURE_INITIALIZER,
     KNOWN_EXTRA_COMPONENT_SECTIONS,
@@ -47,6 +48,8 @@ class CompiledModel:
     # columns read that no component produces: a request lacking one is told so in request_error
     request_columns: tuple[RequestColumn, ...] = ()
     component_paths: Mapping[str, str] = field(default_factory=dict)  # name -> its config JSON path
+    # columns the components feed to ML models (``ColumnRead.model_input``), config order, deduplicated
+    model_inputs: tuple[str, ...] = ()
 
     def column_spec(self, name: str, slate: bool = False) -> ColumnSpec | None:
         for spec in self.slate_columns if slate else self.target_columns:
@@ -146,7 +149,11 @@ class ModelCompiler:
         unbuilt: set[str] = set()
         sections = model.component_config.sections(self.component_types)
         for key in model.component_config.model_extra or {}:
-            if key not in sections and key not in KNOWN_EXTRA_COMPONENT_SECTIONS:
+            if key == FEATURE_INITIALIZER:
+                problems.append(
+                    (f"component_config.{key}", "the feature initializer is built in: it has no section")
+                )
+            elif key not in sections and key not in KNOWN_EXTRA_COMPONENT_SECTIONS:
                 problems.append(
                     (
                         f"component_config.{key}",
@@ -160,11 +167,6 @@ class ModelCompiler:
                     (f"component_config.{key}", "a component section must be a list of components")
                 )
                 unbuilt.update(_names([entries]))
-                continue
-            if key == FEATURE_INITIALIZER:
-                problems.append(
-                    (f"component_config.{key}", "the feature initializer is built in: it has no section")
-                )
                 continue
             if not entries:
                 continue
@@ -214,12 +216,7 @@ class ModelCompiler:
             problems += warnings
         if problems or graph is None:
             raise ConfigError(model_id, problems)
-        root_type = self.component_types.get(FEATURE_INITIALIZER)
-        if root_type is None:
-            raise ConfigError(model_id, [("", "the core plugin (feature_initializer) is not loaded")])
-        init = root_type.build_root(  # type: ignore[attr-defined]
-            ctx, tuple(target_cols), tuple(slate_cols), tuple(components.values())
-        )
+        init = FeatureInitComponent(model_id, tuple(target_cols), tuple(slate_cols))
         nodes: dict[str, Component] = {FEATURE_INITIALIZER: init}
         nodes.update({n: components[n] for n in graph.order if n != FEATURE_INITIALIZER})
         return CompiledModel(
@@ -234,6 +231,9 @@ class ModelCompiler:
             warnings=tuple(warnings),
             request_columns=tuple(request_columns),
             component_paths=paths,
+            model_inputs=tuple(
+                dict.fromkeys(r.name for c in components.values() for r in c.reads() if r.model_input)
+            ),
         )
 
     @staticmethod

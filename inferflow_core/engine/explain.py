@@ -33,6 +33,12 @@ class NodeLifecycle(Protocol):
 
     def after_node(self, component: Component, ctx: RunContext, outcome: str | None) -> None: ...
 
+    def note(self, component: str, key: str, n: int = 1) -> None: ...
+
+    def external_call(
+        self, component: str, endpoint: str, batches: int, rows: int, seconds: float | None = None
+    ) -> None: ...
+
 
 def explain_mode(metadata: Mapping[str, list[str]]) -> str | None:
     """``"timing"``, ``"columns"`` or None from the request's ``inferflow-explain`` metadata value."""

@@ -88,24 +88,10 @@ def decode_retrieve(
     return initial
 
 
-def predator_inputs(model: CompiledModel) -> list[str]:
-    """Input columns of the model's ``predator_components`` (config order, deduplicated)."""
-    names = [str(e.get("component", "")) for e in model.config.component_config.predator_components]
-    out: list[str] = []
-    for name in names:
-        comp = model.components.get(name)
-        if comp is None:
-            continue
-        for spec in comp.required_columns():
-            if spec.name not in out:
-                out.append(spec.name)
-    return out
-
-
 def response_columns(model: CompiledModel, user_id: str) -> list[str]:
     rc = model.config.response_config
     if rc.model_schema_features_perc and enabled_for_user_today(user_id, rc.model_schema_features_perc):
-        cols = predator_inputs(model)
+        cols = list(model.model_inputs)
         return cols + [f for f in rc.features if f not in cols]
     return list(rc.features)
 

@@ -6,6 +6,9 @@
   (an :class:`~inferflow_core.testing.etcd.EtcdProcess`; ``.endpoint`` is ``host:port``).
 * ``inferflow_server`` - a factory: ``async with inferflow_server(runtime, tree) as srv`` runs a real
   grpc.aio server in-process (see :mod:`inferflow_core.testing.server`).
+
+No pytest setting is needed for the conformance bases (:mod:`inferflow_core.testing`): their tests run
+their own event loop. Async tests of your own (``inferflow_server``) need pytest-asyncio.
 """
 
 from __future__ import annotations

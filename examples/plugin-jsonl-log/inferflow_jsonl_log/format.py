@@ -1,6 +1,6 @@
 """The ``jsonl`` log format: one JSON object per logged entity, ``{feature name: value}``.
 
-A value is the core's text of the cell (``inferflow_core.api.bytes_to_text``), a vector a JSON list of
+A value is the core's text of the cell (``inferflow_core.api.codecs.bytes_to_text``), a vector a JSON list of
 its elements' texts, a missing cell ``null``; decoding turns each back into the same wire cell. Each
 entity's object is one ``features`` blob of the message (as the proto format's rows), so the blobs of
 a message, one per line, are JSON Lines.
@@ -14,33 +14,27 @@ from typing import Any
 import numpy as np
 from inferflow_logging.api import Chunk, LogTable, SchemaEntry
 
-from inferflow_core.api import (
-    DataType,
-    bytes_to_text,
-    decode_string_vector,
-    encode_string_vector,
-    text_to_bytes,
-)
+from inferflow_core.api import DataType, codecs
 
 
 def _value(cell: bytes, dtype: DataType) -> Any:
     if not dtype.is_vector:
-        return bytes_to_text(cell, dtype)
+        return codecs.bytes_to_text(cell, dtype)
     scalar = dtype.scalar
     if scalar is DataType.STRING:
-        return decode_string_vector(cell)
+        return codecs.decode_string_vector(cell)
     size = scalar.itemsize
-    return [bytes_to_text(cell[i : i + size], scalar) for i in range(0, len(cell), size)]
+    return [codecs.bytes_to_text(cell[i : i + size], scalar) for i in range(0, len(cell), size)]
 
 
 def _cell(value: Any, dtype: DataType) -> bytes | None:
     if value is None:
         return None
     if not dtype.is_vector:
-        return text_to_bytes(str(value), dtype) or None
+        return codecs.text_to_bytes(str(value), dtype) or None
     if dtype.scalar is DataType.STRING:
-        return encode_string_vector([str(v) for v in value]) or None
-    return b"".join(text_to_bytes(str(v), dtype.scalar) for v in value) or None
+        return codecs.encode_string_vector([str(v) for v in value]) or None
+    return b"".join(codecs.text_to_bytes(str(v), dtype.scalar) for v in value) or None
 
 
 class JsonLinesFormat:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from inferflow_core.api import hookimpl
+from inferflow_core.api import RegisterComponent, hookimpl
 
 from .component import RuleFilterType
 
 
 @hookimpl
-def register_components(register) -> None:
+def register_components(register: RegisterComponent) -> None:
     register(RuleFilterType())

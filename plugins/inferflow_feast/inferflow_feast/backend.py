@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from inferflow_core.api import DataType, FeatureFrame, assemble_features, empty_objects
+from inferflow_core.api import DataType, features
 
 from .config import FeatureSpec
 
@@ -41,7 +41,7 @@ class FetchRequest:
 
 @dataclass
 class FetchOutcome:
-    frame: FeatureFrame  # one row per requested key
+    frame: features.FeatureFrame  # one row per requested key
     failures: list[tuple[str, str]] = field(default_factory=list)  # (kind, message)
     failed_all: bool = False
     calls: int = 0
@@ -110,24 +110,24 @@ class FeastBackend:
             parts.append((pos, result))
         if bad.any():
             failures.append(("bad-key", f"{int(bad.sum())} entity key(s) are not integers"))
-        frame = assemble_features(request.dtypes, len(keys), parts)
+        frame = features.assemble(request.dtypes, len(keys), parts)
         if bad.any():
             frame = _blank(frame, bad)
         failed_all = bool(starts) and not parts
         return FetchOutcome(frame, failures, failed_all, len(starts))
 
-    def _call(self, request: FetchRequest, rows: dict[str, list[Any]]) -> FeatureFrame:
+    def _call(self, request: FetchRequest, rows: dict[str, list[Any]]) -> features.FeatureFrame:
         response = self.store.get_online_features(request.refs, rows, full_feature_names=True)
         answer = response.to_dict()
         n = len(next(iter(rows.values())))
         columns = [_column(answer.get(f"{s.view}__{s.name}"), s.dtype, n) for s in request.specs]
-        return FeatureFrame.from_columns(request.dtypes, columns)
+        return features.FeatureFrame.from_columns(request.dtypes, columns)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def _bounded(call: asyncio.Future[FeatureFrame], seconds: float) -> FeatureFrame:
+async def _bounded(call: asyncio.Future[features.FeatureFrame], seconds: float) -> features.FeatureFrame:
     return await asyncio.wait_for(call, max(seconds, 0.0))
 
 
@@ -160,7 +160,7 @@ def _typed_keys(keys: list[tuple[str, ...]], ints: tuple[bool, ...]) -> tuple[li
     return columns, bad
 
 
-def _blank(frame: FeatureFrame, rows: np.ndarray) -> FeatureFrame:
+def _blank(frame: features.FeatureFrame, rows: np.ndarray) -> features.FeatureFrame:
     for block in frame.blocks:
         block.valid[rows] = False
     return frame
@@ -181,7 +181,7 @@ def _column(values: Sequence[Any] | None, dtype: DataType, n: int) -> tuple[np.n
             out = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object)
         if not valid.all():
             out = out.copy()
-            out[~valid] = empty_objects(int((~valid).sum()), dtype.is_vector)
+            out[~valid] = features.empty_objects(int((~valid).sum()), dtype.is_vector)
         return out, valid
     if not dtype.is_vector:
         filled = arr.fill_null(pa.scalar(0, pa.int8()).cast(arr.type)) if arr.null_count else arr
@@ -200,7 +200,7 @@ def _column(values: Sequence[Any] | None, dtype: DataType, n: int) -> tuple[np.n
 
 def _missing(dtype: DataType, n: int) -> tuple[np.ndarray, np.ndarray]:
     if not dtype.is_fixed_width:
-        return empty_objects(n, dtype.is_vector), np.zeros(n, dtype=bool)
+        return features.empty_objects(n, dtype.is_vector), np.zeros(n, dtype=bool)
     shape = (n, 0) if dtype.is_vector else (n,)
     return np.zeros(shape, dtype=dtype.scalar.numpy_dtype), np.zeros(n, dtype=bool)
 

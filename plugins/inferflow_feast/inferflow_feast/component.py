@@ -21,13 +21,9 @@ from inferflow_core.api import (
     ComponentConfig,
     ComponentError,
     DataType,
-    FeatureCache,
-    FeatureFrame,
     Metrics,
     RunContext,
-    assemble_features,
-    entity_keys,
-    read_keys,
+    features,
 )
 
 from .backend import FeastBackend, FetchRequest
@@ -43,7 +39,7 @@ class FeastComponent(Component):
         model_id: str,
         settings: ComponentConfig,
         backend: FeastBackend | None,
-        cache: FeatureCache | None,
+        cache: features.FeatureCache | None,
         metrics: Metrics | None,
     ) -> None:
         super().__init__(cfg.component, model_id)
@@ -71,9 +67,9 @@ class FeastComponent(Component):
 
     async def run(self, ctx: RunContext) -> None:
         matrix = ctx.matrix
-        keys = entity_keys(read_keys(matrix, self.key_cols))
+        keys = features.entity_keys(features.read_keys(matrix, self.key_cols))
         unique, positions = keys.unique, keys.positions
-        parts: list[tuple[np.ndarray, FeatureFrame]] = []
+        parts: list[tuple[np.ndarray, features.FeatureFrame]] = []
         misses = list(range(len(unique)))
         if self.cache is not None and unique:
             names = ["|".join(k) for k in unique]
@@ -86,7 +82,7 @@ class FeastComponent(Component):
         if misses:
             fetched = await self._fetch(ctx, [unique[i] for i in misses], all_keys=len(misses) == len(unique))
             parts.append((positions[misses], fetched))
-        frame = assemble_features(self.request.dtypes, keys.distinct, parts).take(keys.inverse)
+        frame = features.assemble(self.request.dtypes, keys.distinct, parts).take(keys.inverse)
         for j, spec in enumerate(self.specs):
             values, valid = frame.column(j)
             if valid.any():  # a feature with no value in any row is not written (a request value stays)
@@ -94,7 +90,9 @@ class FeastComponent(Component):
         if self.cfg.composite_id:
             matrix.set_column(self.cfg.component_id, *keys.composite_ids())
 
-    async def _fetch(self, ctx: RunContext, keys: list[tuple[str, ...]], all_keys: bool) -> FeatureFrame:
+    async def _fetch(
+        self, ctx: RunContext, keys: list[tuple[str, ...]], all_keys: bool
+    ) -> features.FeatureFrame:
         if self.backend is None:
             raise ComponentError(
                 f"model {self.model_id!r} component {self.name!r}: no Feast repository configured: "

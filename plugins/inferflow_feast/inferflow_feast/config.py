@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from inferflow_core.api import DataType, DataTypeSpelling, FeatureNames, FsKey, split_typed_feature
+from inferflow_core.api import DataType
+from inferflow_core.api import features as fs
 
 
 class _Strict(BaseModel):
@@ -24,8 +25,8 @@ class _Strict(BaseModel):
 class FeatureViewConfig(_Strict):
     label: str = Field(min_length=1)
     view: str = ""  # the Feast feature view when its name differs from ``label`` (view names are global)
-    data_type: DataTypeSpelling
-    features: FeatureNames = Field(min_length=1)
+    data_type: fs.DataTypeSpelling
+    features: fs.FeatureNames = Field(min_length=1)
 
 
 class FsRequest(_Strict):
@@ -37,7 +38,7 @@ class FeastComponentConfig(_Strict):
     component: str = Field(min_length=1)
     component_id: str = ""
     composite_id: bool = False
-    fs_keys: list[FsKey] = Field(min_length=1)
+    fs_keys: list[fs.FsKey] = Field(min_length=1)
     fs_request: FsRequest
     fs_flatten_resp_keys: list[str] = []  # accepted for a drop-in swap with OnFS; unused (as there)
     comp_cache_enabled: bool = False
@@ -63,7 +64,7 @@ def feature_specs(cfg: FeastComponentConfig) -> tuple[FeatureSpec, ...]:
     out = []
     for group in cfg.fs_request.feature_groups:
         for feature in group.features:
-            name, typed = split_typed_feature(feature)
+            name, typed = fs.split_typed_feature(feature)
             dtype = typed or group.data_type
             column = f"{cfg.col_name_prefix}{cfg.fs_request.label}:{group.label}:{name}"
             out.append(FeatureSpec(group.view or group.label, name, column, dtype))

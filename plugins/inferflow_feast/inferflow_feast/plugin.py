@@ -7,9 +7,7 @@ feature reference is a config error naming the component, not a request failure.
 
 from __future__ import annotations
 
-from typing import Any
-
-from inferflow_core.api import BuildContext, Component, ConfigError, FeatureCache, hookimpl
+from inferflow_core.api import BuildContext, Component, ConfigError, RegisterComponent, features, hookimpl
 
 from .backend import FeastBackend
 from .component import FeastComponent
@@ -24,7 +22,7 @@ class FeastComponentType:
     def __init__(self, backend: FeastBackend | None = None) -> None:
         self._backend_override = backend
         self._backends: dict[tuple, FeastBackend] = {}
-        self._caches: dict[tuple, FeatureCache] = {}
+        self._caches: dict[tuple, features.FeatureCache] = {}
 
     def backend(self, settings: FeastSettings, model_id: str, component: str) -> FeastBackend | None:
         """The store for these settings, or None when INFERFLOW_FEAST_REPO is unset (the config still
@@ -42,10 +40,10 @@ class FeastComponentType:
                 raise ConfigError(model_id, [("INFERFLOW_FEAST_REPO", problem)]) from None
         return self._backends[key]
 
-    def cache(self, settings: FeastSettings) -> FeatureCache:
+    def cache(self, settings: FeastSettings) -> features.FeatureCache:
         key = (settings.cache_bytes, settings.cache_l2_path)
         if key not in self._caches:
-            self._caches[key] = FeatureCache(settings.cache_bytes, settings.cache_l2_path)
+            self._caches[key] = features.FeatureCache(settings.cache_bytes, settings.cache_l2_path)
         return self._caches[key]
 
     async def aclose(self) -> None:
@@ -77,5 +75,5 @@ class FeastComponentType:
 
 
 @hookimpl
-def register_components(register: Any) -> None:
+def register_components(register: RegisterComponent) -> None:
     register(FeastComponentType())

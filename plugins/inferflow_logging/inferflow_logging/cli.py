@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from inferflow_core.api import DataTypeError, bytes_to_text, parse_dtype
+from inferflow_core.api import DataTypeError, codecs
 
 from .envelope import SLATE_EVENT_NAME, unwrap
 from .formats import FORMATS
@@ -29,7 +29,7 @@ Schemas = dict[str, tuple[SchemaEntry, ...]]
 
 
 def _entries(raw: list[list[str]]) -> tuple[SchemaEntry, ...]:
-    return tuple(SchemaEntry(name, parse_dtype(dtype)) for name, dtype in raw)
+    return tuple(SchemaEntry(name, codecs.parse_dtype(dtype)) for name, dtype in raw)
 
 
 def load_schemas(path: Path) -> Schemas:
@@ -44,7 +44,7 @@ def _text(cell: bytes | None, entry: SchemaEntry) -> str | None:
     if cell is None:
         return None
     try:
-        return bytes_to_text(cell, entry.dtype)
+        return codecs.bytes_to_text(cell, entry.dtype)
     except (DataTypeError, ValueError, UnicodeDecodeError):
         return "0x" + cell.hex()
 

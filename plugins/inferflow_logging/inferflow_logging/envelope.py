@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from google.protobuf import any_pb2
 
-from inferflow_core.api import length_delimited, varint
+from inferflow_core.api import codecs
 
 from ._proto import inferflow_logging_pb2 as log_pb2
 from ._proto import kafka_request_pb2
@@ -82,20 +82,20 @@ def wrap_framed(
     parts: list[Buffer] = [_str(1, user_id), _str(2, tracking_id), _str(3, model_id), entities]
     parts += features if isinstance(features, list) else [features]
     parts.append(_bytes(6, metadata))
-    parts += [length_delimited(7, p.encode("utf-8")) for p in parents]
+    parts += [codecs.length_delimited(7, p.encode("utf-8")) for p in parents]
     log_len = sum(memoryview(p).nbytes for p in parts)
-    any_head = _str(1, ANY_TYPE_URL) + (b"\x12" + varint(log_len) if log_len else b"")
+    any_head = _str(1, ANY_TYPE_URL) + (b"\x12" + codecs.varint(log_len) if log_len else b"")
     value_head = b"".join(
         [
             _str(1, event_name),
             _str(2, tracking_id),
-            (b"\x18" + varint(created_at & 0xFFFFFFFFFFFFFFFF)) if created_at else b"",
-            b"\x22" + varint(len(any_head) + log_len),
+            (b"\x18" + codecs.varint(created_at & 0xFFFFFFFFFFFFFFFF)) if created_at else b"",
+            b"\x22" + codecs.varint(len(any_head) + log_len),
         ]
     )
     value_tail = _str(5, user_id)
     value_len = len(value_head) + len(any_head) + log_len + len(value_tail)
-    return b"".join([b"\x0a", varint(value_len), value_head, any_head, *parts, value_tail])
+    return b"".join([b"\x0a", codecs.varint(value_len), value_head, any_head, *parts, value_tail])
 
 
 def frame_features(features: Sequence[bytes]) -> list[bytes]:
@@ -107,8 +107,8 @@ def frame_features(features: Sequence[bytes]) -> list[bytes]:
         size = len(blob)
         head = heads.get(size)
         if head is None:
-            inner = b"\x0a" + varint(size) if size else b""
-            head = heads[size] = b"\x2a" + varint(len(inner) + size) + inner
+            inner = b"\x0a" + codecs.varint(size) if size else b""
+            head = heads[size] = b"\x2a" + codecs.varint(len(inner) + size) + inner
         parts.append(head)
         parts.append(blob)
     return parts
@@ -122,7 +122,7 @@ def frame_entities(ids: Sequence[str]) -> bytes:
     if max(map(len, raws), default=0) < 128:
         heads = map(_ENTITY_HEADS.__getitem__, map(len, raws))
         return b"".join(itertools.chain.from_iterable(zip(heads, raws, strict=True)))
-    return b"".join(b"\x22" + varint(len(r)) + r for r in raws)
+    return b"".join(b"\x22" + codecs.varint(len(r)) + r for r in raws)
 
 
 ANY_TYPE_URL = "type.googleapis.com/InferflowLog"  # package-less message name
@@ -131,7 +131,7 @@ _ENTITY_HEADS = [bytes((0x22, n)) for n in range(128)]  # field 4 (entities), le
 
 def _bytes(number: int, payload: bytes) -> bytes:
     """A proto3 singular bytes field: omitted when empty."""
-    return length_delimited(number, payload) if payload else b""
+    return codecs.length_delimited(number, payload) if payload else b""
 
 
 def _str(number: int, text: str) -> bytes:

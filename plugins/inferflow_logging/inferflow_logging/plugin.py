@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from inferflow_core.api import ServiceConfig, hookimpl
+from inferflow_core.api import RegisterRequestObserver, ServiceConfig, hookimpl
 
 from . import hookspecs
 from .api import RegisterLogFormat, RegisterLogSink
@@ -41,7 +41,7 @@ def register_log_sinks(register: RegisterLogSink) -> None:
 
 
 @hookimpl
-def register_request_observers(register: Callable[[Any], None]) -> None:
+def register_request_observers(register: RegisterRequestObserver) -> None:
     register(InferenceLogger())
 
 

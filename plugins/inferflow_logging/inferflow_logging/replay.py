@@ -46,11 +46,9 @@ from inferflow_core.api import (
     RequestInfo,
     RunContext,
     Runtime,
-    kendall_tau_b,
     read_config_dir,
-    spearman,
-    top_k_overlap,
 )
+from inferflow_core.api import stats as rank_stats
 
 from .cli import Schemas, read_files
 from .kafka_source import KafkaSourceError, is_kafka, parse_source, read_kafka
@@ -260,7 +258,9 @@ class ModelReport:
         self.new += new[ok].tolist()
         if ok.sum() >= 2:
             a, b = old[ok], new[ok]
-            self.per_request.append((spearman(a, b), kendall_tau_b(a, b), top_k_overlap(a, b, k)))
+            self.per_request.append(
+                (rank_stats.spearman(a, b), rank_stats.kendall_tau_b(a, b), rank_stats.top_k_overlap(a, b, k))
+            )
 
     def summary(self, threshold: float, k: int) -> dict[str, Any]:
         old, new = np.asarray(self.old), np.asarray(self.new)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inferflow_core.api import varint
+from inferflow_core.api import codecs
 
 
 @dataclass
@@ -205,6 +205,6 @@ def frame_heads(tag: int, sizes: np.ndarray, inner_tag: int | None = None) -> Se
 
 def _head_bytes(tag: int, size: int, inner_tag: int | None) -> bytes:
     if inner_tag is None:
-        return bytes((tag,)) + varint(size)
-    inner = bytes((inner_tag,)) + varint(size) if size else b""
-    return bytes((tag,)) + varint(len(inner) + size) + inner
+        return bytes((tag,)) + codecs.varint(size)
+    inner = bytes((inner_tag,)) + codecs.varint(size) if size else b""
+    return bytes((tag,)) + codecs.varint(len(inner) + size) + inner

@@ -1,6 +1,6 @@
 """Matrix -> LogTable: the raw wire cells (go-compatibility §4.4) of every schema entry, column by column.
 
-Cells are produced by the core's converters only (``ComponentMatrix.read`` + ``api.encode_array`` for
+Cells are produced by the core's converters only (``ComponentMatrix.read`` + ``api.codecs.encode_array`` for
 fixed widths, ``ComponentMatrix.cells`` otherwise), so the logged bytes are exactly the go-compatibility §4.4
 encoding of what the matrix holds. A column whose cells all have one width (fixed scalars, vectors of a
 constant dim) is kept as a ``(rows, width)`` uint8 numpy block — usually a view of the matrix's own
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from inferflow_core.api import ComponentMatrix, DataType, encode_array
+from inferflow_core.api import ComponentMatrix, DataType, codecs
 
 from .schema import SchemaEntry
 
@@ -226,7 +226,7 @@ def _as_block(values: np.ndarray, entry: SchemaEntry, rows: int) -> np.ndarray:
     type (one copy when it is a strided column view), else through the core's converter."""
     if values.dtype == entry.block_dtype:
         return np.ascontiguousarray(values).view(np.uint8).reshape(rows, -1)
-    return np.frombuffer(encode_array(values, entry.dtype), dtype=np.uint8).reshape(rows, -1)
+    return np.frombuffer(codecs.encode_array(values, entry.dtype), dtype=np.uint8).reshape(rows, -1)
 
 
 def column_cells(matrix: ComponentMatrix, entry: SchemaEntry) -> LogColumn:

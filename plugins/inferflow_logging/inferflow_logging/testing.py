@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from inferflow_core.api import DataType, Metrics, encode_array, encode_string_vector
+from inferflow_core.api import DataType, Metrics, codecs
 
 from .api import FORMAT_CODES, LogFormat, LoggingSettings, LogMessage, LogSink, LogTable, SchemaEntry
 from .envelope import read_message, wrap
@@ -46,7 +46,7 @@ def sample_cell(dtype: DataType, row: int) -> bytes:
     n = 1 + row % 3 if dtype.is_vector else 1
     if scalar is DataType.STRING:
         items = [f'r{row}, "q" {i}' for i in range(n)]
-        return encode_string_vector(items) if dtype.is_vector else items[0].encode("utf-8")
+        return codecs.encode_string_vector(items) if dtype.is_vector else items[0].encode("utf-8")
     if scalar is DataType.BOOL:
         values: np.ndarray = np.array([(row + i) % 2 == 0 for i in range(n)])
     else:
@@ -54,7 +54,7 @@ def sample_cell(dtype: DataType, row: int) -> bytes:
         base = _VALUES["fp" if kind == "f" else "int" if kind == "i" else "uint"]
         values = np.array([base[(row + i) % 4] + (row if kind != "f" else 0) for i in range(n)])
         values = values.astype(scalar.numpy_dtype)
-    return encode_array(values, dtype)
+    return codecs.encode_array(values, dtype)
 
 
 def every_dtype_table(rows: int = 7, dtypes: tuple[DataType, ...] | None = None) -> LogTable:

@@ -21,12 +21,13 @@ from inferflow_core.api import (
     Component,
     DataType,
     InitialData,
+    RegisterComponent,
     RequestInfo,
     RunContext,
     ServedRequest,
     ServiceConfig,
+    codecs,
     hookimpl,
-    parse_dtype,
 )
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing import pick_free_port
@@ -83,8 +84,10 @@ class TypedComponent(Component):
     def __init__(self, cfg: TypedConfig, model_id: str) -> None:
         super().__init__(cfg.component, model_id)
         self.cfg = cfg
-        self.specs = [ColumnSpec(o.name, parse_dtype(o.data_type), slate=cfg.slate) for o in cfg.outputs]
-        self.inputs = [ColumnSpec(o.name, parse_dtype(o.data_type)) for o in cfg.inputs]
+        self.specs = [
+            ColumnSpec(o.name, codecs.parse_dtype(o.data_type), slate=cfg.slate) for o in cfg.outputs
+        ]
+        self.inputs = [ColumnSpec(o.name, codecs.parse_dtype(o.data_type)) for o in cfg.inputs]
 
     def outputs(self) -> list[ColumnSpec]:
         return self.specs
@@ -114,7 +117,7 @@ SECTIONS = ("feature_components", "numerix_components", "predator_components", "
 
 class TypedPlugin:
     @hookimpl
-    def register_components(self, register: Any) -> None:
+    def register_components(self, register: RegisterComponent) -> None:
         for key in SECTIONS:
             register(TypedType(key))
 

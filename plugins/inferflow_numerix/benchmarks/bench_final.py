@@ -27,8 +27,8 @@ from inferflow_numerix.config import NumerixConfig
 from inferflow_numerix.settings import NumerixSettings
 from inferflow_numerix.wire import encode_request
 
-from inferflow_core.api import BuildContext, DataType, Metrics, write_config_dir
-from inferflow_core.testing import make_context, pick_free_port
+from inferflow_core.api import BuildContext, DataType, Metrics
+from inferflow_core.testing import make_context, pick_free_port, write_config_dir
 
 ROWS = 200
 EXPRESSION = "pctr price 2 + log /"

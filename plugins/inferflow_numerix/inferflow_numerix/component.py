@@ -36,7 +36,7 @@ from inferflow_core.api import (
     DataType,
     RunContext,
     TlsConfigError,
-    cast_array,
+    codecs,
 )
 
 from .client import NumerixClient
@@ -270,7 +270,7 @@ class NumerixComponent(Component):
         return timeout
 
     def _write(self, matrix: ComponentMatrix, scores: np.ndarray, valid: np.ndarray | None) -> None:
-        values = cast_array(scores, self.compute_dtype, self.data_type)
+        values = codecs.cast_array(scores, self.compute_dtype, self.data_type)
         matrix.set_column(self.cfg.score_col, values, valid)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from inferflow_core.api import ConfigError, DataType, DataTypeError, parse_dtype
+from inferflow_core.api import ConfigError, DataType, DataTypeError, codecs
 
 
 class NumerixConfig(BaseModel):
@@ -51,7 +51,7 @@ def check(cfg: NumerixConfig, model_id: str) -> CheckedConfig:
     """Normalise types and validate the mapping; raises ConfigError listing every problem."""
     problems: list[tuple[str, str]] = []
     try:
-        data_type = parse_dtype(cfg.data_type)
+        data_type = codecs.parse_dtype(cfg.data_type)
         if data_type.is_vector or data_type is DataType.UNKNOWN:
             problems.append(("data_type", f"{cfg.data_type!r}: the score must be a scalar type"))
     except DataTypeError as exc:
@@ -74,7 +74,7 @@ def check(cfg: NumerixConfig, model_id: str) -> CheckedConfig:
             problems.append((path, "the matrix column name is empty"))
             continue
         try:
-            declared = parse_dtype(type_name)
+            declared = codecs.parse_dtype(type_name)
         except DataTypeError as exc:
             problems.append((path, str(exc)))
             continue

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from inferflow_core.api import hookimpl
+from inferflow_core.api import RegisterComponent, RegisterConfigPrefix, hookimpl
 
 from .component import NumerixType
 from .settings import NumerixSettings, expression_prefix
 
 
 @hookimpl
-def register_components(register: Any) -> None:
+def register_components(register: RegisterComponent) -> None:
     register(NumerixType())
 
 
 @hookimpl
-def register_config_prefixes(register: Any) -> None:
+def register_config_prefixes(register: RegisterConfigPrefix) -> None:
     register(expression_prefix(NumerixSettings().numerix_app_name))

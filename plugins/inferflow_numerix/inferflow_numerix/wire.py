@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from inferflow_core.api import DataType, DataTypeError, format_column, parse_dtype, parse_text_column, varint
+from inferflow_core.api import DataType, DataTypeError, codecs
 
 from ._proto import numerix_pb2 as pb
 
@@ -31,7 +31,7 @@ def wire_dtype(name: str | None) -> DataType:
     if not name:
         return DataType.FP32
     try:
-        dt = parse_dtype(name)
+        dt = codecs.parse_dtype(name)
     except DataTypeError:
         dt = DataType.UNKNOWN
     if dt not in (DataType.FP32, DataType.FP64):
@@ -66,18 +66,18 @@ def encode_request(
         id_cells = [i.encode("utf-8", "surrogateescape") for i in ids]
         scores = [pb.Score(byte_data=pb.ByteList(values=row)) for row in zip(id_cells, *cells, strict=True)]
     else:
-        texts = [format_column(c, np.ones(rows, dtype=bool), dtype) for c in columns]
+        texts = [codecs.format_column(c, np.ones(rows, dtype=bool), dtype) for c in columns]
         scores = [pb.Score(string_data=pb.StringList(values=row)) for row in zip(ids, *texts, strict=True)]
     data = pb.EntityScoreData(schema=list(schema), compute_id=compute_id, data_type=_wire_name(dtype))
     data.entity_scores.extend(scores)
     return pb.NumerixRequestProto(entity_score_data=data)
 
 
-_SMALL = [varint(i) for i in range(0x80)]
+_SMALL = [codecs.varint(i) for i in range(0x80)]
 
 
 def _field(tag: int, payload: bytes) -> bytes:
-    return bytes((tag,)) + varint(len(payload)) + payload
+    return bytes((tag,)) + codecs.varint(len(payload)) + payload
 
 
 def encode_request_bytes(
@@ -129,7 +129,7 @@ def decode_response(resp: pb.NumerixResponseProto, rows: int, dtype: DataType) -
     if rows == 0:
         return np.zeros(0, dtype=dtype.numpy_dtype)
     if scores[0].WhichOneof("matrix_format") == "string_data":
-        values, valid = parse_text_column([s.string_data.values[1] for s in scores], dtype)
+        values, valid = codecs.parse_text_column([s.string_data.values[1] for s in scores], dtype)
         if not valid.all():
             raise WireError(f"numerix returned an unparsable score in row {int(np.argmin(valid))}")
         return values
@@ -177,7 +177,7 @@ def decode_request(req: pb.NumerixRequestProto) -> DecodedRequest:
 
 def _decode_column(name: str, values: Sequence, dtype: DataType, fmt: str, rows: int) -> np.ndarray:
     if fmt == STRING:
-        parsed, valid = parse_text_column(list(values), dtype)
+        parsed, valid = codecs.parse_text_column(list(values), dtype)
         if not valid.all():
             bad = int(np.argmin(valid))
             raise WireError(f"column {name!r} row {bad}: {values[bad]!r} is not a number")
@@ -196,7 +196,7 @@ def _decode_column(name: str, values: Sequence, dtype: DataType, fmt: str, rows:
 def encode_response(req: DecodedRequest, scores: np.ndarray) -> pb.NumerixResponseProto:
     data = pb.ComputationScoreData(schema=[req.id_name, "score"])
     if req.fmt == STRING:
-        texts = format_column(scores, np.ones(req.rows, dtype=bool), req.dtype)
+        texts = codecs.format_column(scores, np.ones(req.rows, dtype=bool), req.dtype)
         rows = [
             pb.Score(string_data=pb.StringList(values=[i, t])) for i, t in zip(req.ids, texts, strict=True)
         ]

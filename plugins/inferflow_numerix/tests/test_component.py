@@ -205,7 +205,7 @@ REMOTE_EXPRESSIONS = {
 
 @pytest.fixture(scope="module")
 def numerix_port(start_numerix_server, tmp_path_factory) -> int:
-    from inferflow_core.api import write_config_dir
+    from inferflow_core.testing import write_config_dir
 
     root = tmp_path_factory.mktemp("remote_cfg")
     write_config_dir(
@@ -216,7 +216,7 @@ def numerix_port(start_numerix_server, tmp_path_factory) -> int:
 
 @pytest.fixture(scope="module")
 def secured_port(start_numerix_server, tmp_path_factory) -> int:
-    from inferflow_core.api import write_config_dir
+    from inferflow_core.testing import write_config_dir
 
     root = tmp_path_factory.mktemp("secured_cfg")
     write_config_dir(root, {EXPR_KEY + "7": json.dumps({"expression": REMOTE_EXPRESSIONS["7"]})})

@@ -16,7 +16,8 @@ from inferflow_numerix.language import ExpressionError, parse
 from inferflow_numerix.settings import NumerixSettings
 from inferflow_numerix.wire import STRING, WireError
 
-from inferflow_core.api import DataType, write_config_dir
+from inferflow_core.api import DataType
+from inferflow_core.testing import write_config_dir
 
 RNG = np.random.default_rng(7)
 BIG_A, BIG_B, BIG_C = RNG.random(5000), RNG.random(5000), 1 + RNG.random(5000)

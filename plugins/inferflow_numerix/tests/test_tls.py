@@ -44,7 +44,7 @@ async def run(rt: Runtime) -> Any:
 
 @pytest.fixture(scope="module")
 def tls_env(start_numerix_server, tmp_path_factory) -> dict:
-    from inferflow_core.api import write_config_dir
+    from inferflow_core.testing import write_config_dir
 
     root = tmp_path_factory.mktemp("numerix_tls")
     ca = CertAuthority(root / "pki", "numerix")

@@ -34,7 +34,7 @@ from inferflow_onfs.plugin import FeatureComponentType
 from inferflow_onfs.settings import OnfsSettings
 from inferflow_onfs.store import LocalStore
 
-from inferflow_core.api import BuildContext, FeatureCache, Metrics, ModelConfig
+from inferflow_core.api import BuildContext, Metrics, ModelConfig, features
 from inferflow_core.testing import make_context, pick_free_port
 
 USERS, CATALOGS, TARGETS = 10_000, 100_000, 200
@@ -68,7 +68,7 @@ def write_data(root: str) -> None:
     pq.write_table(pa.table(cats), os.path.join(root, "catalog.parquet"))
 
 
-def build(backend, cache: FeatureCache | None):  # type: ignore[no-untyped-def]
+def build(backend, cache: features.FeatureCache | None):  # type: ignore[no-untyped-def]
     cc = {"cache_enabled": cache is not None, "cache_version": 1, "cache_ttl": 3600}
     raw = {
         "dag_execution_config": {"component_dependency": {"user_features": ["feature_initializer"],
@@ -245,7 +245,7 @@ async def main_async(args: argparse.Namespace, root: str) -> dict:
     warm = 200
     cpu: list[float] = []
     out["embedded"] = stats(await run_mode(embedded, requests(args.requests + warm, 1), warm, cpu), cpu)
-    cache = FeatureCache(1 << 30)
+    cache = features.FeatureCache(1 << 30)
     cached = build(local, cache)
     reqs = requests(args.requests + warm, 2)
     await run_mode(cached, reqs, len(reqs))  # first pass fills the cache; the second is measured

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from inferflow_core.api import DataType, FeatureFrame
+from inferflow_core.api import DataType, features
 
 from .config import FeatureSpec
 from .store import LabelTable, LocalStore
@@ -52,14 +52,14 @@ class FetchOutcome:
     """``frame`` has one row per key, or — when ``rows`` is set (the embedded store) — key ``i`` is row
     ``rows[i]`` of ``frame`` and ``missing_row`` is an all-missing row, so the caller can gather once."""
 
-    frame: FeatureFrame
+    frame: features.FeatureFrame
     failures: list[tuple[str, str]] = field(default_factory=list)  # (kind, message)
     failed_all: bool = False
     calls: int = 0
     rows: np.ndarray | None = None
     missing_row: int = -1
 
-    def per_key(self) -> FeatureFrame:
+    def per_key(self) -> features.FeatureFrame:
         """The frame with one row per key."""
         return self.frame if self.rows is None else self.frame.take(self.rows)
 
@@ -82,7 +82,7 @@ class LocalBackend:
 
     def __init__(self, store: LocalStore) -> None:
         self.store = store
-        self._resolved: dict[FetchRequest, tuple[FeatureFrame, LabelTable]] = {}
+        self._resolved: dict[FetchRequest, tuple[features.FeatureFrame, LabelTable]] = {}
 
     def _columns(self, request: FetchRequest) -> list[tuple[str, DataType | None]]:
         return [(f"{s.group}:{s.name}", s.dtype) for s in request.specs]

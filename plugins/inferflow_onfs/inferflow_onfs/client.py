@@ -15,8 +15,7 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import FeatureFrame, external_span, open_channel, reconnect_options
-from inferflow_core.api import assemble_features as assemble
+from inferflow_core.api import external_span, features, open_channel, reconnect_options
 
 from ._proto import retrieve_pb2 as pb
 from .backends import FetchOutcome, FetchRequest
@@ -116,7 +115,7 @@ class OnfsClient:
         starts = list(range(0, len(keys), size))
         calls = [self._call(request, keys[s : s + size], bound) for s in starts]
         results = await asyncio.gather(*calls, return_exceptions=True)
-        parts: list[tuple[np.ndarray, FeatureFrame]] = []
+        parts: list[tuple[np.ndarray, features.FeatureFrame]] = []
         failures: list[tuple[str, str]] = []
         for start, res in zip(starts, results, strict=True):
             if isinstance(res, asyncio.CancelledError):
@@ -128,13 +127,13 @@ class OnfsClient:
             parts.append((pos + start, frame))
             if problem:
                 failures.append(problem)
-        frame = assemble(request.dtypes, len(keys), parts)
+        frame = features.assemble(request.dtypes, len(keys), parts)
         failed_all = bool(starts) and not parts
         return FetchOutcome(frame, failures, failed_all, calls=len(starts))
 
     async def _call(
         self, request: FetchRequest, batch: list[tuple[str, ...]], timeout: float
-    ) -> tuple[np.ndarray, FeatureFrame, tuple[str, str] | None]:
+    ) -> tuple[np.ndarray, features.FeatureFrame, tuple[str, str] | None]:
         if timeout <= 0:
             raise TimeoutError("no time left for the OnFS call")
         kbs = [key_bytes(k) for k in batch]
@@ -154,7 +153,7 @@ class OnfsClient:
             self._learn(request, frame)
         return pos, frame, problem
 
-    def _learn(self, request: FetchRequest, frame: FeatureFrame) -> None:
+    def _learn(self, request: FetchRequest, frame: features.FeatureFrame) -> None:
         """Remember the cell widths of a fully answered batch: later batches try the template first."""
         dtypes = request.dtypes
         if not all(b.fixed and b.valid.all() for b in frame.blocks):
@@ -168,7 +167,7 @@ class OnfsClient:
 
 def match_rows(
     request: FetchRequest, batch: Sequence[tuple[str, ...]], result: pb.Result
-) -> tuple[np.ndarray, FeatureFrame, tuple[str, str] | None]:
+) -> tuple[np.ndarray, features.FeatureFrame, tuple[str, str] | None]:
     """Rows -> (positions in ``batch``, decoded frame, contained problem or None)."""
     rows = result.rows
     nfeat = len(request.specs)

@@ -23,17 +23,10 @@ from inferflow_core.api import (
     ComponentError,
     DataType,
     DataTypeError,
-    EntityKeys,
-    FeatureCache,
-    FeatureFrame,
     Metrics,
     RunContext,
-    entity_keys,
-    read_keys,
+    features,
 )
-from inferflow_core.api import FeatureSlab as Slab
-from inferflow_core.api import FeatureSlot as Slot
-from inferflow_core.api import assemble_features as assemble
 
 from .backends import Backend, FetchOutcome, FetchRequest
 from .config import FeatureComponentConfig, feature_specs
@@ -48,13 +41,13 @@ class _Run:
     start: int
     vcol: int
     names: tuple[str, ...] | None
-    columns: tuple[tuple[str, Slot], ...]
+    columns: tuple[tuple[str, features.Slot], ...]
 
 
-def plan_runs(columns: list[str], slots: tuple[Slot, ...], fixed: list[bool]) -> list[_Run]:
+def plan_runs(columns: list[str], slots: tuple[features.Slot, ...], fixed: list[bool]) -> list[_Run]:
     """Group features into :class:`_Run` s: consecutive scalar slots of one fixed-width block whose
     elements and validity columns are adjacent (the frame's layout for a run of same-type scalars)."""
-    runs: list[list[tuple[str, Slot]]] = []
+    runs: list[list[tuple[str, features.Slot]]] = []
     for name, slot in zip(columns, slots, strict=True):
         last = runs[-1][-1][1] if runs else None
         if (
@@ -88,7 +81,7 @@ class FeatureComponent(Component):
         model_id: str,
         settings: ComponentConfig,
         backend: Backend | None,
-        cache: FeatureCache | None,
+        cache: features.FeatureCache | None,
         metrics: Metrics | None,
     ) -> None:
         super().__init__(cfg.component, model_id)
@@ -113,7 +106,7 @@ class FeatureComponent(Component):
             )
             metrics.describe("onfs_errors", "Failed feature-store calls by a feature component, by kind")
         self._labels = {"model_id": model_id, "component": cfg.component}
-        self._plan_slots: tuple[Slot, ...] | None = None
+        self._plan_slots: tuple[features.Slot, ...] | None = None
         self._plan: list[_Run] = []
 
     def outputs(self) -> list[ColumnSpec]:
@@ -141,13 +134,13 @@ class FeatureComponent(Component):
 
     # ------------------------------------------------------------------------------------------ run
     async def run(self, ctx: RunContext) -> None:
-        keys = entity_keys(read_keys(ctx.matrix, self.key_cols))
+        keys = features.entity_keys(features.read_keys(ctx.matrix, self.key_cols))
         if self.specs:
             await self._features(ctx, keys)
         if self.cfg.composite_id:  # last: a failed component leaves all its outputs missing
             ctx.matrix.set_column(self.cfg.component_id, *keys.composite_ids())
 
-    async def _features(self, ctx: RunContext, keys: EntityKeys) -> None:
+    async def _features(self, ctx: RunContext, keys: features.EntityKeys) -> None:
         row_keys, inverse, unique, positions = keys.rows, keys.inverse, keys.unique, keys.positions
         distinct = keys.distinct
         if self.metrics is not None:  # Go Inferflow's inferflow.component.feature.count
@@ -171,10 +164,12 @@ class FeatureComponent(Component):
                 self._write(ctx, outcome.frame.take(rows[inverse]), row_keys)
                 return
             parts.append((positions[misses], outcome.per_key()))
-        frame = assemble(self.request.dtypes, distinct, parts).take(inverse)
+        frame = features.assemble(self.request.dtypes, distinct, parts).take(inverse)
         self._write(ctx, frame, row_keys)
 
-    def _account_missing(self, ctx: RunContext, frame: FeatureFrame, row_keys: list[tuple[str, ...]]) -> None:
+    def _account_missing(
+        self, ctx: RunContext, frame: features.FeatureFrame, row_keys: list[tuple[str, ...]]
+    ) -> None:
         """Count missing entities (rows with no value at all) and missing cells per feature; with
         ``missing_features: "error"`` the affected targets get a per-target error naming them."""
         if all(b.valid.all() for b in frame.blocks):
@@ -214,7 +209,7 @@ class FeatureComponent(Component):
                 row, f"component {self.name!r}: feature(s) {shown} missing for {'|'.join(row_keys[row])!r}"
             )
 
-    def _write(self, ctx: RunContext, frame: FeatureFrame, row_keys: list[tuple[str, ...]]) -> None:
+    def _write(self, ctx: RunContext, frame: features.FeatureFrame, row_keys: list[tuple[str, ...]]) -> None:
         """Runs of same-type scalar features: one ``set_block`` each (views of the frame's block); other
         features: one ``set_column`` each. A feature with no value in any row is not written (a typed
         request value of the same name stays)."""
@@ -243,7 +238,7 @@ class FeatureComponent(Component):
                 else:
                     matrix.set_column(name, block.values[:, slot.start], valid)
 
-    def _write_plan(self, frame: FeatureFrame) -> list[_Run]:
+    def _write_plan(self, frame: features.FeatureFrame) -> list[_Run]:
         """The write runs for a frame layout, computed once per distinct ``slots`` tuple (frames made by
         ``take`` share their source's tuple, so the identity check hits on the request path)."""
         slots = frame.slots
@@ -255,7 +250,7 @@ class FeatureComponent(Component):
 
     async def _from_cache(
         self, unique: list[tuple[str, ...]], positions: np.ndarray
-    ) -> tuple[list[tuple[np.ndarray, Slab, np.ndarray]], list[int]]:
+    ) -> tuple[list[tuple[np.ndarray, features.Slab, np.ndarray]], list[int]]:
         """The cached entities as ``(indices into unique, slab, slab rows)``; the indices still to fetch."""
         cache = self.cache
         if cache is None or not unique:
@@ -305,7 +300,7 @@ class FeatureComponent(Component):
             self._store(keys, outcome.per_key())
         return outcome
 
-    def _store(self, keys: list[tuple[str, ...]], frame: FeatureFrame) -> None:
+    def _store(self, keys: list[tuple[str, ...]], frame: features.FeatureFrame) -> None:
         """Cache the entities that came back with at least one value (missing ones are asked again)."""
         assert self.cache is not None
         self.cache.put_present(self.cache_prefix, ["|".join(k) for k in keys], self.layout, frame, self.ttl)

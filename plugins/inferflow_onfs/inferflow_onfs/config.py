@@ -1,8 +1,9 @@
 """The ``feature_components`` entry (go-compatibility §2.2) and the feature layout derived from it at load.
 
-Unknown keys are rejected; ``data_type`` spellings are normalised with ``api.parse_dtype``. A feature written
-``name@DataTypeX`` is requested from the store verbatim (OnFS quantises it) and lands in column ``...:name``
-typed X — Go Inferflow registered that column but never filled it (go-compatibility §5.2, step 9).
+Unknown keys are rejected; ``data_type`` spellings are normalised with ``api.codecs.parse_dtype``. A feature
+written ``name@DataTypeX`` is requested from the store verbatim (OnFS quantises it) and lands in column
+``...:name`` typed X — Go Inferflow registered that column but never filled it (go-compatibility §5.2, step
+9).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from inferflow_core.api import DataType, DataTypeSpelling, FeatureNames, FsKey, split_typed_feature
+from inferflow_core.api import DataType
+from inferflow_core.api import features as fs
 
 
 class _Strict(BaseModel):
@@ -21,8 +23,8 @@ class _Strict(BaseModel):
 
 class FeatureGroupConfig(_Strict):
     label: str = Field(min_length=1)
-    data_type: DataTypeSpelling
-    features: FeatureNames = []
+    data_type: fs.DataTypeSpelling
+    features: fs.FeatureNames = []
 
 
 class FsRequest(_Strict):
@@ -34,7 +36,7 @@ class FeatureComponentConfig(_Strict):
     component: str = Field(min_length=1)
     component_id: str = ""
     composite_id: bool = False
-    fs_keys: list[FsKey] = Field(min_length=1)
+    fs_keys: list[fs.FsKey] = Field(min_length=1)
     fs_request: FsRequest
     fs_flatten_resp_keys: list[str] = []
     comp_cache_enabled: bool = False
@@ -64,7 +66,7 @@ def feature_specs(cfg: FeatureComponentConfig) -> tuple[FeatureSpec, ...]:
     out = []
     for group in groups:
         for feature in group.features:
-            name, typed = split_typed_feature(feature)
+            name, typed = fs.split_typed_feature(feature)
             dtype = typed or group.data_type
             column = f"{cfg.col_name_prefix}{cfg.fs_request.label}:{group.label}:{name}"
             out.append(FeatureSpec(group.label, feature, name, column, dtype))

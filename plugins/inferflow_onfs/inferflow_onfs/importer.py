@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from inferflow_core.api import DataType, DataTypeError, parse_dtype, parse_text_column
+from inferflow_core.api import DataType, DataTypeError, codecs
 
 from .store import arrow_dtype
 
@@ -97,11 +97,11 @@ def infer(texts: list[str]) -> DataType:
     if not texts:
         return DataType.STRING
     for dt in (DataType.BOOL, DataType.INT64):
-        if parse_text_column(texts, dt)[1].all():
+        if codecs.parse_text_column(texts, dt)[1].all():
             return dt
-    if parse_text_column(texts, DataType.FP64)[1].all():
-        return DataType.FP32 if parse_text_column(texts, DataType.FP32)[1].all() else DataType.FP64
-    if any(":" in t for t in texts) and parse_text_column(texts, DataType.FP32_VECTOR)[1].all():
+    if codecs.parse_text_column(texts, DataType.FP64)[1].all():
+        return DataType.FP32 if codecs.parse_text_column(texts, DataType.FP32)[1].all() else DataType.FP64
+    if any(":" in t for t in texts) and codecs.parse_text_column(texts, DataType.FP32_VECTOR)[1].all():
         return DataType.FP32_VECTOR
     return DataType.STRING
 
@@ -120,7 +120,7 @@ def to_arrow(name: str, dt: DataType, chunks: list[Chunk], problems: list[str]) 
             parts.append(chunk.values)
             continue
         texts = [v if v is not None else "" for v in chunk.values.to_pylist()]
-        values, valid = parse_text_column(texts, dt)
+        values, valid = codecs.parse_text_column(texts, dt)
         bad = np.flatnonzero(np.fromiter(map(bool, texts), bool, len(texts)) & ~valid)
         for row in bad[:20].tolist():
             why = f"{texts[row][:40]!r} is not a {dt.wire_name}"
@@ -243,7 +243,7 @@ def build_store(
             problems.append(f"--type {col}: no such column")
             continue
         try:
-            declared[name] = parse_dtype(spelling)
+            declared[name] = codecs.parse_dtype(spelling)
         except DataTypeError as exc:
             problems.append(f"--type {col}: {exc}")
     key_arrays = _check_keys(keys, columns, problems)

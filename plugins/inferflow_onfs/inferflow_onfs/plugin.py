@@ -7,9 +7,15 @@ the environment when a model config is built, so a bad setting is a config error
 
 from __future__ import annotations
 
-from typing import Any
-
-from inferflow_core.api import BuildContext, Component, ConfigError, DataTypeError, FeatureCache, hookimpl
+from inferflow_core.api import (
+    BuildContext,
+    Component,
+    ConfigError,
+    DataTypeError,
+    RegisterComponent,
+    features,
+    hookimpl,
+)
 
 from .backends import Backend, LocalBackend
 from .client import OnfsClient
@@ -23,11 +29,11 @@ class FeatureComponentType:
     config_key = "feature_components"
     config_model = FeatureComponentConfig
 
-    def __init__(self, backend: Backend | None = None, cache: FeatureCache | None = None) -> None:
+    def __init__(self, backend: Backend | None = None, cache: features.FeatureCache | None = None) -> None:
         self._backend_override = backend
         self._cache_override = cache
         self._backends: dict[tuple, Backend] = {}
-        self._caches: dict[tuple, FeatureCache] = {}
+        self._caches: dict[tuple, features.FeatureCache] = {}
 
     def backend(self, settings: OnfsSettings, model_id: str, component: str) -> Backend:
         """The backend for these settings; no feature store configured at all is a config error (the
@@ -61,12 +67,12 @@ class FeatureComponentType:
             ],
         )
 
-    def cache(self, settings: OnfsSettings) -> FeatureCache:
+    def cache(self, settings: OnfsSettings) -> features.FeatureCache:
         if self._cache_override is not None:
             return self._cache_override
         key = (settings.cache_bytes, settings.cache_l2_path)
         if key not in self._caches:
-            self._caches[key] = FeatureCache(settings.cache_bytes, settings.cache_l2_path)
+            self._caches[key] = features.FeatureCache(settings.cache_bytes, settings.cache_l2_path)
         return self._caches[key]
 
     async def aclose(self) -> None:
@@ -107,5 +113,5 @@ class FeatureComponentType:
 
 
 @hookimpl
-def register_components(register: Any) -> None:
+def register_components(register: RegisterComponent) -> None:
     register(FeatureComponentType())

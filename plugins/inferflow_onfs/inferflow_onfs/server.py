@@ -21,16 +21,8 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import (
-    DataType,
-    DataTypeError,
-    FeatureFrame,
-    ServerTls,
-    format_column,
-    serve_grpc_service,
-    split_typed_feature,
-    to_raw,
-)
+from inferflow_core.api import DataType, DataTypeError, ServerTls, codecs, serve_grpc_service
+from inferflow_core.api import features as fs
 
 from ._proto import retrieve_pb2 as pb
 from .codec import encode_columns
@@ -48,7 +40,7 @@ class _Plan:
     __slots__ = ("dtypes", "frame", "head", "schemas", "table", "templates")
 
     def __init__(
-        self, table: LabelTable, frame: FeatureFrame, dtypes: list[DataType], schemas: list, head: bytes
+        self, table: LabelTable, frame: fs.FeatureFrame, dtypes: list[DataType], schemas: list, head: bytes
     ):
         self.table, self.frame, self.schemas, self.head = table, frame, schemas, head
         self.dtypes = tuple(dtypes)
@@ -95,7 +87,7 @@ class FeatureService:
             feats = []
             for label in group.feature_labels:
                 try:
-                    name, typed = split_typed_feature(label)
+                    name, typed = fs.split_typed_feature(label)
                 except ValueError as exc:
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
                 columns.append((f"{group.label}:{name}", typed))
@@ -115,7 +107,7 @@ class FeatureService:
 
     async def _lookup(
         self, query: pb.Query, context: grpc.aio.ServicerContext
-    ) -> tuple[list[tuple[str, ...]], FeatureFrame, _Plan]:
+    ) -> tuple[list[tuple[str, ...]], fs.FeatureFrame, _Plan]:
         await self._check(context)
         if self.sleep_s:
             await asyncio.sleep(self.sleep_s)
@@ -132,7 +124,7 @@ class FeatureService:
 
     async def retrieve_decoded(self, query: pb.Query, context: grpc.aio.ServicerContext) -> pb.DecodedResult:
         keys, frame, plan = await self._lookup(query, context)
-        texts = [format_column(*frame.column(j), dt) for j, dt in enumerate(plan.dtypes)]
+        texts = [codecs.format_column(*frame.column(j), dt) for j, dt in enumerate(plan.dtypes)]
         rows = [
             pb.DecodedRow(keys=k, columns=list(c)) for k, c in zip(keys, _rows(texts, len(keys)), strict=True)
         ]
@@ -152,14 +144,14 @@ class FeatureService:
         )
 
 
-def _fixed_bytes(frame: FeatureFrame, dtypes: Sequence[DataType]) -> tuple[np.ndarray, list[int]] | None:
+def _fixed_bytes(frame: fs.FeatureFrame, dtypes: Sequence[DataType]) -> tuple[np.ndarray, list[int]] | None:
     """All values of an all-fixed-width frame as ``(n, bytes)`` uint8 in feature order, and cell widths."""
     if not all(b.fixed for b in frame.blocks):
         return None
     n = frame.n
     widths = cell_widths(tuple(dtypes), frame.slots)
     parts = [
-        np.ascontiguousarray(to_raw(b.values, b.dtype)).view(np.uint8).reshape(n, -1) for b in frame.blocks
+        np.ascontiguousarray(fs.to_raw(b.values, b.dtype)).view(np.uint8).reshape(n, -1) for b in frame.blocks
     ]
     raw = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
     if raw.shape[1] != sum(widths):
@@ -169,7 +161,7 @@ def _fixed_bytes(frame: FeatureFrame, dtypes: Sequence[DataType]) -> tuple[np.nd
 
 def encode_rows(
     keys: Sequence[tuple[str, ...]],
-    frame: FeatureFrame,
+    frame: fs.FeatureFrame,
     dtypes: Sequence[DataType],
     templates: dict[tuple[int, ...], RowTemplate] | None = None,
 ) -> list[bytes]:

@@ -6,12 +6,13 @@ and (fixed-size or variable) lists of those for vectors. FP8 features are stored
 with field metadata ``inferflow.dtype = FP8E4M3`` (Arrow has no float8). Null = missing cell.
 
 Memory layout (why it is small): a label is read in record batches straight into one
-:class:`~inferflow_core.api.FeatureFrame` — consecutive fixed-width features of one element type share one
-contiguous 2-D numpy block (the S1 catalog's 64 FP32 + FP32Vector[32] are a single ``(n + 1, 96)`` float32
-array), with one extra all-missing last row; the Arrow table is not kept. The key index is a dict from the
-key string (a tuple for composite keys) to its row. A component's feature list is served from views of those
-blocks when its features are contiguous in the file (no copy), otherwise from one copy made once. A lookup is
-one dict pass over the unique keys and one ``take`` per block; an unknown entity is the missing last row.
+:class:`~inferflow_core.api.features.FeatureFrame` — consecutive fixed-width features of one element type
+share one contiguous 2-D numpy block (the S1 catalog's 64 FP32 + FP32Vector[32] are a single ``(n + 1, 96)``
+float32 array), with one extra all-missing last row; the Arrow table is not kept. The key index is a dict from
+the key string (a tuple for composite keys) to its row. A component's feature list is served from views of
+those blocks when its features are contiguous in the file (no copy), otherwise from one copy made once. A
+lookup is one dict pass over the unique keys and one ``take`` per block; an unknown entity is the missing last
+row.
 """
 
 from __future__ import annotations
@@ -29,9 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from inferflow_core.api import DataType, DataTypeError, FeatureFrame, cast_array, empty_objects, parse_dtype
-from inferflow_core.api import FeatureBlock as Block
-from inferflow_core.api import FeatureSlot as Slot
+from inferflow_core.api import DataType, DataTypeError, codecs, features
 
 _ARROW: dict[str, DataType] = {
     "halffloat": DataType.FP16, "float": DataType.FP32, "double": DataType.FP64,
@@ -52,7 +51,7 @@ def arrow_dtype(field: pa.Field) -> DataType:
     """The DataType of a feature column (field metadata ``inferflow.dtype`` wins)."""
     meta = field.metadata or {}
     if b"inferflow.dtype" in meta:
-        return parse_dtype(meta[b"inferflow.dtype"].decode())
+        return codecs.parse_dtype(meta[b"inferflow.dtype"].decode())
     typ = field.type
     if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
         elem = _ARROW.get(str(typ.value_type))
@@ -105,7 +104,7 @@ def _fixed_cells(arr: pa.Array, dt: DataType, dim: int) -> tuple[np.ndarray, np.
 
 
 def _object_cells(arr: pa.Array, dt: DataType) -> np.ndarray:
-    out = empty_objects(len(arr), dt.is_vector)
+    out = features.empty_objects(len(arr), dt.is_vector)
     for i, item in enumerate(arr.to_pylist()):
         if item is not None:
             out[i] = (
@@ -193,7 +192,7 @@ class LabelTable:
     keys_schema: tuple[str, ...]
     index: KeyIndex
     rows: int
-    frame: FeatureFrame
+    frame: features.FeatureFrame
     dtypes: dict[str, DataType]
     slots: dict[str, int]  # feature column -> slot in ``frame``
 
@@ -208,7 +207,7 @@ class LabelTable:
         own = self.dtype(column)
         values, valid = self.frame.column(self.slots[column])
         if dtype is not None and dtype is not own:
-            values = cast_array(values, own, dtype)
+            values = codecs.cast_array(values, own, dtype)
         return values, valid
 
     def positions(self, keys: Sequence[tuple[str, ...]]) -> np.ndarray:
@@ -261,26 +260,26 @@ def _read(label: str, path: str, keys: tuple[str, ...] | None) -> LabelTable:
             dims[c] = _mode(np.concatenate(lens)) if lens else 0
     # block layout: consecutive fixed-width features of one element type share a block
     shapes: list[list] = []  # per block: [dtype, width, validity columns]
-    slots: list[Slot] = []
+    slots: list[features.Slot] = []
     where: dict[str, tuple[int, int, int, int]] = {}  # column -> (block, start, width, vcol)
     for c in feats:
         dt = dtypes[c]
         if not dt.is_fixed_width:
             shapes.append([dt, 0, 1])
             where[c] = (len(shapes) - 1, 0, 0, 0)
-            slots.append(Slot(len(shapes) - 1, 0, 0, 0, dt.is_vector))
+            slots.append(features.Slot(len(shapes) - 1, 0, 0, 0, dt.is_vector))
             continue
         width = dims[c] if dt.is_vector else 1
         if not shapes or not shapes[-1][0].is_fixed_width or shapes[-1][0] is not dt.scalar:
             shapes.append([dt.scalar, 0, 0])
         b, (_, start, vcol) = len(shapes) - 1, shapes[-1]
         where[c] = (b, start, width, vcol)
-        slots.append(Slot(b, start, dims[c] if dt.is_vector else 0, vcol, dt.is_vector))
+        slots.append(features.Slot(b, start, dims[c] if dt.is_vector else 0, vcol, dt.is_vector))
         shapes[-1][1:] = [start + width, vcol + 1]
     blocks = [
-        Block(dt, np.zeros((n + 1, width), dtype=dt.numpy_dtype), np.zeros((n + 1, k), dtype=bool))
+        features.Block(dt, np.zeros((n + 1, width), dtype=dt.numpy_dtype), np.zeros((n + 1, k), dtype=bool))
         if dt.is_fixed_width
-        else Block(dt, empty_objects(n + 1, dt.is_vector), np.zeros((n + 1, 1), dtype=bool))
+        else features.Block(dt, features.empty_objects(n + 1, dt.is_vector), np.zeros((n + 1, 1), dtype=bool))
         for dt, width, k in shapes
     ]
     key_parts = [[str(v) for arr in _stream(files, k) for v in arr.to_pylist()] for k in keys]
@@ -300,7 +299,7 @@ def _read(label: str, path: str, keys: tuple[str, ...] | None) -> LabelTable:
             row += m
     index = KeyIndex(key_parts, n)
     del key_parts
-    frame = FeatureFrame(n + 1, blocks, slots)
+    frame = features.FeatureFrame(n + 1, blocks, slots)
     _release_memory()
     return LabelTable(label, keys, index, n, frame, dtypes, {c: j for j, c in enumerate(feats)})
 
@@ -312,49 +311,51 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def _select(table: LabelTable, columns: Sequence[tuple[str, DataType | None]]) -> FeatureFrame:
+def _select(table: LabelTable, columns: Sequence[tuple[str, DataType | None]]) -> features.FeatureFrame:
     """The frame of ``columns``: views of the label's blocks where the features are contiguous there and
     need no cast, otherwise a copy (blocks grouped as :meth:`FeatureFrame.from_columns` groups them)."""
     full = table.frame
     dtypes = [dt or table.dtype(name) for name, dt in columns]
     if any(d is not table.dtype(name) for d, (name, _) in zip(dtypes, columns, strict=True)):
         return _copy(table, columns, dtypes)
-    blocks: list[Block] = []
-    out: list[Slot] = []
+    blocks: list[features.Block] = []
+    out: list[features.Slot] = []
     runs: list[list[int]] = []  # per output block: [source block, start, end, vcol start, vcol end]
     for name, _ in columns:
         slot = full.slots[table.slots[name]]
         src = full.blocks[slot.block]
         if not src.fixed:
             runs.append([slot.block, 0, 0, 0, 0])
-            out.append(Slot(len(runs) - 1, 0, 0, 0, slot.vector))
+            out.append(features.Slot(len(runs) - 1, 0, 0, 0, slot.vector))
             continue
         width = slot.dim if slot.vector else 1
         run = runs[-1] if runs else None
         if run and run[0] == slot.block and run[2] == slot.start and run[4] == slot.vcol:
-            out.append(Slot(len(runs) - 1, slot.start - run[1], slot.dim, slot.vcol - run[3], slot.vector))
+            out.append(
+                features.Slot(len(runs) - 1, slot.start - run[1], slot.dim, slot.vcol - run[3], slot.vector)
+            )
             run[2], run[4] = slot.start + width, slot.vcol + 1
         elif run and full.blocks[run[0]].fixed and full.blocks[run[0]].dtype is src.dtype:
             return _copy(table, columns, dtypes)  # same type but not contiguous: one merged copy
         else:
             runs.append([slot.block, slot.start, slot.start + width, slot.vcol, slot.vcol + 1])
-            out.append(Slot(len(runs) - 1, 0, slot.dim, 0, slot.vector))
+            out.append(features.Slot(len(runs) - 1, 0, slot.dim, 0, slot.vector))
     for b, start, end, v0, v1 in runs:
         src = full.blocks[b]
         if src.fixed:
             valid = src.valid[:, v0:v1]
             dense = bool(valid[:-1].all()) and not valid[-1].any()
-            blocks.append(Block(src.dtype, src.values[:, start:end], valid, dense))
+            blocks.append(features.Block(src.dtype, src.values[:, start:end], valid, dense))
         else:
             blocks.append(src)
-    return FeatureFrame(full.n, blocks, out)
+    return features.FeatureFrame(full.n, blocks, out)
 
 
 def _copy(
     table: LabelTable, columns: Sequence[tuple[str, DataType | None]], dtypes: Sequence[DataType]
-) -> FeatureFrame:
+) -> features.FeatureFrame:
     cols = [table.feature_column(name, dt) for name, dt in columns]
-    return FeatureFrame.from_columns(dtypes, cols)
+    return features.FeatureFrame.from_columns(dtypes, cols)
 
 
 class LocalStore:
@@ -363,7 +364,7 @@ class LocalStore:
     def __init__(self, root: str) -> None:
         self.root = root
         self._tables: dict[str, LabelTable] = {}
-        self._prepared: dict[tuple, FeatureFrame] = {}
+        self._prepared: dict[tuple, features.FeatureFrame] = {}
         self._lock = threading.Lock()
 
     def table(self, label: str, keys_schema: Sequence[str]) -> LabelTable:
@@ -389,7 +390,7 @@ class LocalStore:
 
     def prepared(
         self, label: str, keys_schema: Sequence[str], columns: Sequence[tuple[str, DataType | None]]
-    ) -> FeatureFrame:
+    ) -> features.FeatureFrame:
         """The frame (all rows + missing row) of ``columns`` = ``(group:feature, cast-to dtype or None)``."""
         key = (label, tuple(keys_schema), tuple(columns))
         got = self._prepared.get(key)

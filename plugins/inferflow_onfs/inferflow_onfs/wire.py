@@ -17,9 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from inferflow_core.api import DataType, FeatureFrame, from_raw, raw_dtype
-from inferflow_core.api import FeatureBlock as Block
-from inferflow_core.api import FeatureSlot as Slot
+from inferflow_core.api import DataType, features
 
 _ROW_TAG = b"\x22"  # Result.rows: field 4, length-delimited
 
@@ -69,7 +67,7 @@ class RowTemplate:
         self._header_mask[self.data_pos] = 0
         # blocks: consecutive features of one element type, as FeatureFrame.from_columns groups them
         self.blocks: list[tuple[DataType, int, int, int]] = []  # (element type, byte start, byte end, k)
-        slots: list[Slot] = []
+        slots: list[features.Slot] = []
         offset = 0
         for dt, w in zip(self.dtypes, self.widths, strict=True):
             elem = dt.scalar
@@ -78,8 +76,8 @@ class RowTemplate:
             b_elem, b_start, _b_end, k = self.blocks[-1]
             dim = w // dt.itemsize
             slots.append(
-                Slot(len(self.blocks) - 1, (offset - b_start) // dt.itemsize, dim if dt.is_vector else 0, k,
-                     dt.is_vector)
+                features.Slot(len(self.blocks) - 1, (offset - b_start) // dt.itemsize,
+                              dim if dt.is_vector else 0, k, dt.is_vector)
             )  # fmt: skip
             offset += w
             self.blocks[-1] = (b_elem, b_start, offset, k + 1)
@@ -98,7 +96,7 @@ class RowTemplate:
         return out
 
     # ---------------------------------------------------------------------------- client side
-    def decode(self, region: bytes | memoryview, keys: Sequence[bytes]) -> FeatureFrame | None:
+    def decode(self, region: bytes | memoryview, keys: Sequence[bytes]) -> features.FeatureFrame | None:
         """The frame of the serialized ``keys`` when ``region`` (the serialized rows) is exactly their rows,
         in order, with complete cells of the template's widths; None otherwise (use the general path).
 
@@ -124,8 +122,14 @@ class RowTemplate:
         blocks = []
         for elem, start, end, k in self.blocks:
             raw = data if start == 0 and end == data.shape[1] else np.ascontiguousarray(data[:, start:end])
-            blocks.append(Block(elem, from_raw(raw.view(raw_dtype(elem)), elem), np.ones((n, k), dtype=bool)))
-        return FeatureFrame(n, blocks, self.slots)
+            blocks.append(
+                features.Block(
+                    elem,
+                    features.from_raw(raw.view(features.raw_dtype(elem)), elem),
+                    np.ones((n, k), dtype=bool),
+                )
+            )
+        return features.FeatureFrame(n, blocks, self.slots)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -135,7 +139,7 @@ def layout_info(dtypes: tuple[DataType, ...]) -> tuple[bool, tuple[int, ...]]:
     return fixed, tuple(dt.itemsize if dt.is_fixed_width else 0 for dt in dtypes)
 
 
-def cell_widths(dtypes: tuple[DataType, ...], slots: Sequence[Slot]) -> list[int]:
+def cell_widths(dtypes: tuple[DataType, ...], slots: Sequence[features.Slot]) -> list[int]:
     """Byte width of every feature's cell in a frame with ``slots`` (all fixed width)."""
     sizes = layout_info(dtypes)[1]
     return [size * (slot.dim if slot.vector else 1) for size, slot in zip(sizes, slots, strict=True)]

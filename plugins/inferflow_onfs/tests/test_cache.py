@@ -18,7 +18,7 @@ from inferflow_onfs.store import LocalStore
 from onfs_support import all_types_component, model_json
 
 from inferflow_core.api import BuildContext as Build
-from inferflow_core.api import FeatureCache, Metrics, ModelConfig
+from inferflow_core.api import Metrics, ModelConfig, features
 from inferflow_core.testing import make_context, pick_free_port
 
 
@@ -30,7 +30,7 @@ class Clock:
         return self.now
 
 
-def _build(backend, cache: FeatureCache, version: int = 1, ttl: int = 0):  # type: ignore[no-untyped-def]
+def _build(backend, cache: features.FeatureCache, version: int = 1, ttl: int = 0):  # type: ignore[no-untyped-def]
     comp_cfg = all_types_component(comp_cache_enabled=True, comp_cache_ttl=ttl)
     cc = {"cache_enabled": True, "cache_version": version, "cache_ttl": 300}
     model = ModelConfig.model_validate(json.loads(model_json([comp_cfg], cc)))
@@ -67,7 +67,7 @@ def _same(a, b) -> None:  # type: ignore[no-untyped-def]
 
 
 async def test_hits_skip_the_store_and_equal_the_store(store_dir) -> None:
-    cache = FeatureCache(10_000_000)
+    cache = features.FeatureCache(10_000_000)
     comp, metrics = _build(LocalBackend(LocalStore(str(store_dir[0]))), cache)
     first = await _run(comp, ["u1", "u2", "u1", "ghost"])
     assert _fetched(metrics) == 3
@@ -89,7 +89,7 @@ async def test_hits_skip_the_store_and_equal_the_store(store_dir) -> None:
 
 async def test_ttl_expiry_and_version_bump(store_dir) -> None:
     clock = Clock()
-    cache = FeatureCache(10_000_000, clock=clock)
+    cache = features.FeatureCache(10_000_000, clock=clock)
     backend = LocalBackend(LocalStore(str(store_dir[0])))
     comp, metrics = _build(backend, cache, ttl=60)
     await _run(comp, ["u1"])
@@ -104,7 +104,7 @@ async def test_ttl_expiry_and_version_bump(store_dir) -> None:
 
 
 async def test_byte_bound_is_respected(store_dir) -> None:
-    cache = FeatureCache(3_000)
+    cache = features.FeatureCache(3_000)
     comp, _ = _build(LocalBackend(LocalStore(str(store_dir[0]))), cache)
     for i in range(0, 40, 4):
         await _run(comp, [f"u{j}" for j in range(i, i + 4)])
@@ -119,11 +119,11 @@ L2_WRITER = textwrap.dedent(
     sys.path.insert(0, sys.argv[3])
     from test_cache import _build, _run
     from inferflow_onfs.backends import LocalBackend
-    from inferflow_core.api import FeatureCache
+    from inferflow_core.api import features
     from inferflow_onfs.store import LocalStore
 
     async def main():
-        cache = FeatureCache(10_000_000, l2_path=sys.argv[2])
+        cache = features.FeatureCache(10_000_000, l2_path=sys.argv[2])
         comp, _ = _build(LocalBackend(LocalStore(sys.argv[1])), cache)
         await _run(comp, ["u3", "u4"])
         await cache.drain()
@@ -144,7 +144,7 @@ async def test_two_processes_share_l2(store_dir, tmp_path) -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    cache = FeatureCache(10_000_000, l2_path=l2)
+    cache = features.FeatureCache(10_000_000, l2_path=l2)
     broken = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=pick_free_port(), fs_plaintext=True))
     comp, metrics = _build(broken, cache)
     ctx = await _run(comp, ["u3", "u4"])
@@ -152,7 +152,8 @@ async def test_two_processes_share_l2(store_dir, tmp_path) -> None:
     assert _fetched(metrics) == 0
     assert cache.l2_hits == 2
     local = await _run(
-        _build(LocalBackend(LocalStore(str(store_dir[0]))), FeatureCache(10_000_000))[0], ["u3", "u4"]
+        _build(LocalBackend(LocalStore(str(store_dir[0]))), features.FeatureCache(10_000_000))[0],
+        ["u3", "u4"],
     )
     _same(ctx, local)
     cache.close()

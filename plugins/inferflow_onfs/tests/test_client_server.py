@@ -25,7 +25,7 @@ from onfs_support import (
     pair_component,
 )
 
-from inferflow_core.api import format_column
+from inferflow_core.api import codecs
 
 pytestmark = pytest.mark.integration
 
@@ -133,7 +133,9 @@ async def test_decoded_rpc_matches_text_form(server_port, store_dir) -> None:
         )
         result = await asyncio.wait_for(call(query, metadata=meta, timeout=5), 10)
     local = await LocalBackend(LocalStore(str(store_dir[0]))).fetch(request, [("u3",)], None)
-    expected = [format_column(*local.per_key().column(j), s.dtype)[0] for j, s in enumerate(request.specs)]
+    expected = [
+        codecs.format_column(*local.per_key().column(j), s.dtype)[0] for j, s in enumerate(request.specs)
+    ]
     assert list(result.rows[0].columns) == expected
     assert list(result.rows[0].keys) == ["u3"]
     assert all(c == "" for c in result.rows[1].columns)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -146,12 +148,18 @@ class _Switch:
 
 
 class TestConformance(ComponentConformance):
-    """Backends: the embedded store (ok), a closed port (broken), a store that never answers (slow)."""
+    """Backends: the embedded store (ok), a closed port (broken), a store that never answers (slow): a
+    loopback socket that accepts connections and never speaks HTTP/2."""
 
     @pytest.fixture(autouse=True)
-    def _store(self, store_dir) -> None:
+    def _store(self, store_dir) -> Iterator[None]:  # type: ignore[no-untyped-def]
         self.switch = _Switch(LocalBackend(LocalStore(str(store_dir[0]))))
         self.local = self.switch.inner
+        with socket.socket() as blackhole:
+            blackhole.bind(("127.0.0.1", 0))
+            blackhole.listen(16)
+            self.blackhole_port = int(blackhole.getsockname()[1])
+            yield
 
     def make_component(self):  # type: ignore[no-untyped-def]
         cfg = FeatureComponentConfig.model_validate(pair_component())
@@ -161,9 +169,9 @@ class TestConformance(ComponentConformance):
         if mode == "ok":
             self.switch.inner = self.local
         else:
-            # broken: nothing listens on the port; slow: a generous deadline on a black-holed address
-            host, port = ("127.0.0.1", pick_free_port()) if mode == "broken" else ("10.255.255.1", 9)
-            settings = OnfsSettings(fs_host=host, fs_port=port, fs_plaintext=True, deadline_ms=30000)
+            # broken: nothing listens on the port; slow: a generous deadline on the black hole
+            port = pick_free_port() if mode == "broken" else self.blackhole_port
+            settings = OnfsSettings(fs_host="127.0.0.1", fs_port=port, fs_plaintext=True, deadline_ms=30000)
             self.switch.inner = OnfsClient(settings)
         texts = {"user_id": ["u0", "u1", "u0"], "catalog_id": ["c1", "c2", "c2"]}
         return make_context(self.make_component(), rows=3, texts=texts, model_id="m")

@@ -18,12 +18,12 @@ from inferflow_onfs.settings import OnfsSettings
 from inferflow_onfs.store import LocalStore
 from onfs_support import fetch_request
 
-from inferflow_core.api import DataType, FeatureCache, FeatureFrame
+from inferflow_core.api import DataType, features
 
 DTYPES = (DataType.FP32, DataType.FP32_VECTOR, DataType.INT64, DataType.BOOL, DataType.FP32)
 
 
-def _frame(n: int, missing_row: int | None = None) -> FeatureFrame:
+def _frame(n: int, missing_row: int | None = None) -> features.FeatureFrame:
     rng = np.random.default_rng(3)
     cols = [
         (rng.random(n, dtype=np.float32), np.ones(n, dtype=bool)),
@@ -34,10 +34,10 @@ def _frame(n: int, missing_row: int | None = None) -> FeatureFrame:
     ]
     if missing_row is not None:
         cols[2][1][missing_row] = False
-    return FeatureFrame.from_columns(DTYPES, cols)
+    return features.FeatureFrame.from_columns(DTYPES, cols)
 
 
-def _same(a: FeatureFrame, b: FeatureFrame) -> None:
+def _same(a: features.FeatureFrame, b: features.FeatureFrame) -> None:
     assert a.n == b.n
     for j in range(len(DTYPES)):
         va, oka = a.column(j)
@@ -153,17 +153,17 @@ def test_store_serves_views_and_copies_correctly(store_dir) -> None:
     assert np.array_equal(vecs[2], truth["vectors:emb"][0])
 
 
-def _cache_frame(n: int, offset: float = 0.0) -> FeatureFrame:
+def _cache_frame(n: int, offset: float = 0.0) -> features.FeatureFrame:
     values = np.arange(n * 4, dtype=np.float32).reshape(n, 4) + offset
-    return FeatureFrame.from_columns([DataType.FP32_VECTOR], [(values, np.ones(n, dtype=bool))])
+    return features.FeatureFrame.from_columns([DataType.FP32_VECTOR], [(values, np.ones(n, dtype=bool))])
 
 
 def test_cache_evicts_least_recently_used_and_expires() -> None:
     clock = [100.0]
-    probe = FeatureCache(1 << 20)
+    probe = features.FeatureCache(1 << 20)
     probe.put_frame("p|", ["a"], "L", _cache_frame(1), 60)
     one = probe.bytes
-    cache = FeatureCache(int(one * 3.5), clock=lambda: clock[0])
+    cache = features.FeatureCache(int(one * 3.5), clock=lambda: clock[0])
     cache.put_frame("p|", ["a", "b", "c"], "L", _cache_frame(3), 60)
     assert len(cache) == 3
     assert cache.lookup("p|", ["a"])  # a becomes the most recently used
@@ -185,7 +185,7 @@ def test_cache_evicts_least_recently_used_and_expires() -> None:
 
 def test_cache_entries_are_not_gc_objects() -> None:
     """A warm cache must not hold per-entity container objects (full GC passes walk every one of them)."""
-    cache = FeatureCache(1 << 30)
+    cache = features.FeatureCache(1 << 30)
     keys = [str(i) for i in range(20_000)]
     gc.collect()
     before = len(gc.get_objects())
@@ -196,12 +196,12 @@ def test_cache_entries_are_not_gc_objects() -> None:
 
 
 def test_cache_keeps_missing_cells_and_strings() -> None:
-    cache = FeatureCache(1 << 20)
+    cache = features.FeatureCache(1 << 20)
     n = 3
     values = np.arange(n, dtype=np.float32)
     valid = np.array([True, False, True])
     names = np.array(["a", "bb", "ccc"], dtype=object)
-    frame = FeatureFrame.from_columns(
+    frame = features.FeatureFrame.from_columns(
         [DataType.FP32, DataType.STRING], [(values, valid), (names, np.ones(n, dtype=bool))]
     )
     cache.put_frame("p|", ["x", "y", "z"], "L", frame, 60)

@@ -8,7 +8,7 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from inferflow_core.api import FeatureCache
+from inferflow_core.api import features
 from inferflow_core.features.l2 import decode_entry, encode_desc, encode_entry
 from inferflow_core.features.l2_disk import BytesDisk
 
@@ -26,7 +26,7 @@ class Planted:
 async def test_a_planted_pickle_is_a_miss_and_never_loaded(tmp_path: Path) -> None:
     l2 = tmp_path / "l2"
     marker = tmp_path / "pwned"
-    cache = FeatureCache(1_000_000, l2_path=str(l2))
+    cache = features.FeatureCache(1_000_000, l2_path=str(l2))
     prefix = "m|1|user_features|"
     # someone with write access to the directory plants pickles with diskcache's default Disk,
     # in the database (small) and as a file (large)
@@ -54,10 +54,12 @@ def test_bytes_disk_stores_bytes_only(tmp_path: Path) -> None:
 
 
 def test_entries_round_trip_and_garbage_is_a_miss() -> None:
-    from inferflow_core.api import DataType
-    from inferflow_core.api import FeatureSlot as Slot
+    from inferflow_core.api import DataType, features
 
-    signature = (((DataType.FP32, (2,), 2), (DataType.STRING, (), 1)), (Slot(0, 0, 1, 0), Slot(1, 0, 0, 0)))
+    signature = (
+        ((DataType.FP32, (2,), 2), (DataType.STRING, (), 1)),
+        (features.Slot(0, 0, 1, 0), features.Slot(1, 0, 0, 0)),
+    )
     entry = encode_entry(encode_desc("lay", signature), b"\x01" * 10, (("name", True),))
     assert entry is not None
     assert decode_entry(entry) == ("lay", signature, b"\x01" * 10, (("name", True),))

@@ -142,7 +142,7 @@ class PredatorComponent(Component):
         # a slate component reads its slates' target rows: target-matrix columns, like a pointwise one
         slate = self.cfg.slate_component  # a slate component also takes pair/slate features (broadcast)
         return [
-            ColumnRead(feature, f"inputs[{i}].features[{j}]", slate_ok=slate)
+            ColumnRead(feature, f"inputs[{i}].features[{j}]", slate_ok=slate, model_input=True)
             for i, inp in enumerate(self.cfg.inputs)
             for j, feature in enumerate(inp.features)
         ]

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from inferflow_core.api import DataType, DataTypeError, from_kserve, parse_dtype
+from inferflow_core.api import DataType, DataTypeError, codecs
 
 
 class _Strict(BaseModel):
@@ -157,9 +157,9 @@ class OutputSpec:
 
 def _input_dtype(spelling: str) -> DataType:
     try:
-        return from_kserve(spelling)
+        return codecs.from_kserve(spelling)
     except DataTypeError:
-        dt = parse_dtype(spelling)
+        dt = codecs.parse_dtype(spelling)
     if dt.is_vector:
         raise DataTypeError(f"{spelling!r} is a vector type; input data_type must be an element type")
     dt.kserve_name  # noqa: B018 - raises for types KServe cannot carry (FP8)
@@ -182,7 +182,7 @@ def resolve(cfg: PredatorConfig) -> tuple[list[InputSpec], list[OutputSpec], lis
     outputs: list[OutputSpec] = []
     for o, out in enumerate(cfg.outputs):
         try:
-            scalar = parse_dtype(out.data_type).scalar
+            scalar = codecs.parse_dtype(out.data_type).scalar
         except DataTypeError as exc:
             problems.append((f"outputs[{o}].data_type", str(exc)))
             continue

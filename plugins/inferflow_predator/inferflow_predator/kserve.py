@@ -17,8 +17,8 @@ import numpy as np
 from inferflow_core.api import (
     ClientTls,
     ComponentError,
+    codecs,
     external_span,
-    from_kserve,
     open_channel,
     reconnect_options,
 )
@@ -58,7 +58,7 @@ def _typed(out: service_pb2.ModelInferResponse.InferOutputTensor) -> np.ndarray:
 
 
 def _dtype(datatype: str) -> np.dtype:
-    return np.dtype(np.uint8) if datatype == "BOOL" else from_kserve(datatype).numpy_dtype
+    return np.dtype(np.uint8) if datatype == "BOOL" else codecs.from_kserve(datatype).numpy_dtype
 
 
 def error_kind(exc: grpc.aio.AioRpcError) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inferflow_core.api import DataType, DataTypeError, from_kserve
+from inferflow_core.api import DataType, DataTypeError, codecs
 
 from .config import InputSpec, OutputSpec
 
@@ -208,7 +208,7 @@ async def remote_signature(backend: object, model: str, version: str, timeout: f
 
     def one(t: Any) -> TensorSig:
         try:
-            dtype: DataType | None = from_kserve(t.datatype)
+            dtype: DataType | None = codecs.from_kserve(t.datatype)
         except DataTypeError:
             dtype = None
         return TensorSig(t.name, t.datatype, tuple(d if d > 0 else None for d in t.shape), dtype)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from inferflow_core.api import hookimpl
+from inferflow_core.api import RegisterComponent, hookimpl
 
 from .component import PredatorType
 
 
 @hookimpl
-def register_components(register: Any) -> None:
+def register_components(register: RegisterComponent) -> None:
     register(PredatorType())

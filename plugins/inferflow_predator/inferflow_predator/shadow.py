@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from inferflow_core.api import ColumnSpec, Metrics, RunContext, spearman
+from inferflow_core.api import ColumnSpec, Metrics, RunContext, stats
 
 from .embedded import OnnxBackend
 from .pool import BackendPool, normalise_endpoint
@@ -186,7 +186,7 @@ class ShadowRunner:
         b = other[both].astype(np.float64)
         labels = shadow.labels(comp)
         self.metrics.observe("predator.shadow.abs_diff_mean", float(np.abs(a - b).mean()), **labels)
-        rho = spearman(a, b)
+        rho = stats.spearman(a, b)
         if rho == rho:  # not nan
             self.metrics.observe("predator.shadow.rank_gap", 1.0 - rho, **labels)
 

@@ -15,14 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from inferflow_core.api import (
-    ComponentError,
-    ComponentMatrix,
-    DataType,
-    cast_array,
-    from_kserve,
-    parse_text_column,
-)
+from inferflow_core.api import ComponentError, ComponentMatrix, DataType, codecs
 
 from .config import InputSpec, OutputSpec
 
@@ -180,7 +173,7 @@ def from_raw(datatype: str, shape: list[int], raw: bytes) -> np.ndarray:
         arr = np.frombuffer(raw, dtype=np.uint8) != 0
     else:
         try:
-            dt = from_kserve(datatype)
+            dt = codecs.from_kserve(datatype)
         except ValueError as exc:
             raise ComponentError(str(exc), "predator-unsupported-datatype") from None
         if len(raw) % dt.itemsize:
@@ -210,7 +203,7 @@ def datatype_of(arr: np.ndarray) -> str:
         "UINT32",
         "UINT64",
     ):
-        if from_kserve(name).numpy_dtype == arr.dtype.newbyteorder("<"):
+        if codecs.from_kserve(name).numpy_dtype == arr.dtype.newbyteorder("<"):
             return name
     raise ComponentError(f"model returned an unsupported element type {arr.dtype}")
 
@@ -231,7 +224,7 @@ def split_output(spec: OutputSpec, tensor: Tensor, rows: int) -> list[np.ndarray
             f"output {spec.name!r}: model returned {per_row} values per row, "
             f"model_scores_dims need {sum(s for s in sizes if s > 0)}"
         )
-    src = DataType.STRING if tensor.datatype == "BYTES" else from_kserve(tensor.datatype)
+    src = DataType.STRING if tensor.datatype == "BYTES" else codecs.from_kserve(tensor.datatype)
     out, start = [], 0
     for sl, size in zip(spec.slices, sizes, strict=True):
         part = flat[:, start : start + size]
@@ -249,14 +242,14 @@ def _convert(values: np.ndarray, src: DataType, dst: DataType) -> np.ndarray:
             rows[:] = [list(r) for r in values]
             return rows
         if dst.is_vector:
-            parsed, ok = parse_text_column(list(values.ravel()), dst.scalar)
+            parsed, ok = codecs.parse_text_column(list(values.ravel()), dst.scalar)
             if not ok.all():
                 raise ComponentError(f"BYTES output is not valid {dst.scalar.wire_name} text")
             return parsed.reshape(values.shape)
-        parsed, ok = parse_text_column(list(values), dst)
+        parsed, ok = codecs.parse_text_column(list(values), dst)
         if not ok.all():
             raise ComponentError(f"BYTES output is not valid {dst.wire_name} text")
         return parsed
     if dst.scalar is DataType.STRING:
-        return cast_array(values, src.vector if values.ndim == 2 else src, dst)
-    return cast_array(values, src.vector if values.ndim == 2 else src, dst)
+        return codecs.cast_array(values, src.vector if values.ndim == 2 else src, dst)
+    return codecs.cast_array(values, src.vector if values.ndim == 2 else src, dst)

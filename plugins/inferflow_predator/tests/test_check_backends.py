@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from inferflow_core import cli
-from inferflow_core.api import write_config_dir
+from inferflow_core.testing import write_config_dir
 
 pytestmark = pytest.mark.integration
 PREFIX = "inferflow/services/inferflow/model-config/config-map/"

@@ -126,6 +126,9 @@ async def test_example_mlp_scores_like_numpy(make_runtime: Any) -> None:
             )
         ]
     )
+    # the model's input columns (RetrieveModelScore's model_schema_features_perc), in config order
+    want_inputs = ("user_emb", *(f"c{i}" for i in range(64)), "cat_emb")
+    assert rt.store.current.models["m"].model_inputs == want_inputs
     ctx = await run(rt, rows, **cols)
     assert not ctx.failures, ctx.failures
     got, ok = ctx.matrix.read("pctr")

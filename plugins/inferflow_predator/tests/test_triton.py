@@ -17,8 +17,9 @@ from inferflow_predator._proto import grpc_predict_v2_pb2 as pb
 from inferflow_predator._proto import grpc_predict_v2_pb2_grpc as pb_grpc
 
 from inferflow_core import cli
-from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues, write_config_dir
+from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues
 from inferflow_core.runtime import Runtime
+from inferflow_core.testing import write_config_dir
 
 pytestmark = pytest.mark.integration
 DENSE = [f"d{i}" for i in range(96)]

@@ -7,14 +7,14 @@ import pytest
 from inferflow_predator.pool import normalise_endpoint
 from inferflow_predator.tensors import Tensor, from_raw, to_raw
 
-from inferflow_core.api import ComponentError, from_kserve
+from inferflow_core.api import ComponentError, codecs
 
 NUMERIC = ["FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"]
 
 
 @pytest.mark.parametrize("datatype", NUMERIC)
 def test_numeric_round_trip_is_little_endian(datatype: str) -> None:
-    dt = from_kserve(datatype).numpy_dtype
+    dt = codecs.from_kserve(datatype).numpy_dtype
     arr = (np.arange(6) * 3 + 1).astype(dt).reshape(2, 3)
     raw = to_raw(Tensor("x", datatype, arr))
     assert raw == arr.astype(dt.newbyteorder("<")).tobytes()
