@@ -173,7 +173,7 @@ class KeyIndex:
         # one padding entry per candidate slot past the end: hash -1 (``hash()`` never returns -1), no text,
         # row ``n`` (the missing row)
         self.hashes = np.concatenate([hashes[order], np.full(width, -1, dtype=np.int64)])
-        self.rows_ = np.concatenate([order, [n]]).astype(np.intp)
+        self.rows_ = np.concatenate([order, [n]]).astype(self.starts.dtype)
         self.texts = np.concatenate([np.array(keys)[order], np.array([""])])
         # queries are cut one character past the longest key: a cut query still matches no key
         self.query_dtype = np.dtype(f"U{self.texts.dtype.itemsize // 4 + 1}")
@@ -197,7 +197,7 @@ class KeyIndex:
         at = first + match.argmax(axis=1)  # the first equal hash of each bucket (or its first entry)
         hit = self.hashes[at] == want
         hit &= self.texts[at] == np.array(texts, dtype=self.query_dtype)
-        return np.where(hit, self.rows_[at], self.n)
+        return np.where(hit, self.rows_[at], np.intp(self.n))
 
     def _few(self, keys: Sequence[tuple[str, ...]]) -> np.ndarray:
         """``rows`` key by key: the same directory walk in Python (exact ``str`` comparison)."""
