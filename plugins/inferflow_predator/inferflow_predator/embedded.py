@@ -9,10 +9,11 @@ A request's batches go to ONNX Runtime as one job: one hand-off to a worker thre
 there, one event-loop wake-up back) per request, the batches run one after the other. A job whose
 expected time (the session's measured microseconds per row x its rows) is at most ``inline_us`` runs
 inline instead: ONNX Runtime releases the GIL while it computes, but the loop waits, so only calls
-shorter than the hand-off's own cost and jitter are worth it. The rate is learned from the session's
-own calls: an inline call measures ORT alone (a moving average); a call on a thread also measures the
-wait for the GIL afterwards, so it can only lower the estimate. Until a session has a measured call,
-its calls go to a thread.
+shorter than the hand-off's own cost and jitter are worth it. The rate is a moving average over the
+session's own calls of the CPU time of the thread that ran them (with the default one intra-op thread,
+ORT computes in the calling thread): unlike wall time it does not count a worker's wait for the GIL or
+the CPU, so calls on a thread and inline calls measure alike and a busy machine does not push small
+calls off the loop. Until a session has a measured call, its calls go to a thread.
 """
 
 from __future__ import annotations
@@ -130,19 +131,20 @@ Outcome = dict[str, Tensor] | ComponentError  # one batch's outputs, or its erro
 
 
 def _run_all(sess: Any, outputs: list[str], feeds: list[dict[str, np.ndarray]]) -> tuple[float, list[Any]]:
-    """Every batch of a job, one after the other: ``(seconds, [outputs or the exception, per batch])``."""
-    started = time.perf_counter()
+    """Every batch of a job, one after the other: ``(CPU seconds of this thread, [outputs or the exception,
+    per batch])``."""
+    started = time.thread_time()
     results: list[Any] = []
     for feed in feeds:
         try:
             results.append(sess.run(outputs, feed))
         except Exception as exc:  # this batch's error; the others still run
             results.append(exc)
-    return time.perf_counter() - started, results
+    return time.thread_time() - started, results
 
 
 class OnnxBackend:
-    _SMOOTH = 0.2  # weight of a new inline measurement in the per-row rate
+    _SMOOTH = 0.2  # weight of a new measurement in the per-row rate
 
     def __init__(
         self, repository: str, executor: OnnxWorkers, intra_op_threads: int, inline_us: float = 0.0
@@ -153,7 +155,7 @@ class OnnxBackend:
         self.intra_op_threads = intra_op_threads
         self.inline_us = inline_us  # 0: never inline (shadow models: always their low-priority thread)
         self._sessions: dict[tuple[str, str], Any] = {}
-        self._rate: dict[tuple[str, str], float] = {}  # measured microseconds per row, per session
+        self._rate: dict[tuple[str, str], float] = {}  # CPU microseconds per row, per session
         self._lock = asyncio.Lock()
 
     def _create(self, path: Path) -> Any:
@@ -224,11 +226,10 @@ class OnnxBackend:
             if timeout is not None and timeout <= 0:
                 raise ComponentError(f"{self.target} {model!r}: timed out", "predator-api-timeout")
             seconds, results = _run_all(sess, names, feeds)
-            self._rate[key] = rate + self._SMOOTH * (seconds * 1e6 / rows - rate)
         else:
             seconds, results = await self._off_loop(model, sess, names, feeds, timeout)
-            per_row = seconds * 1e6 / rows
-            self._rate[key] = per_row if rate is None else min(rate, per_row)
+        per_row = seconds * 1e6 / rows
+        self._rate[key] = per_row if rate is None else rate + self._SMOOTH * (per_row - rate)
         return [self._outcome(model, names, got) for got in results]
 
     async def _off_loop(
