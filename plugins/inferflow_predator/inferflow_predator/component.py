@@ -254,9 +254,8 @@ class PredatorComponent(Component):
         except ComponentError as exc:
             got = [exc] * len(batches)
         except Exception as exc:
-            got = [ComponentError(f"{endpoint}: {type(exc).__name__}: {exc}", "predator-api-error")] * len(
-                batches
-            )
+            error = ComponentError(f"{endpoint}: {type(exc).__name__}: {exc}", "predator-api-error")
+            got = [error] * len(batches)
         seconds = time.perf_counter() - started
         out: list[Scores | ComponentError] = []
         for outputs, n in zip(got, rows, strict=True):
