@@ -314,6 +314,9 @@ def _read(label: str, path: str, keys: tuple[str, ...] | None) -> LabelTable:
         for dt, width, k in shapes
     ]
     key_parts = [[str(v) for arr in _stream(files, k) for v in arr.to_pylist()] for k in keys]
+    # the index first: its build's temporary arrays are gone before the feature blocks' pages are written
+    index = KeyIndex(key_parts, n)
+    del key_parts
     for c in feats:
         dt = dtypes[c]
         b, start, width, vcol = where[c]
@@ -328,8 +331,6 @@ def _read(label: str, path: str, keys: tuple[str, ...] | None) -> LabelTable:
                 block.values[row : row + m, start : start + width] = values
                 block.valid[row : row + m, vcol] = valid
             row += m
-    index = KeyIndex(key_parts, n)
-    del key_parts
     frame = FeatureFrame(n + 1, blocks, slots)
     _release_memory()
     return LabelTable(label, keys, index, n, frame, dtypes, {c: j for j, c in enumerate(feats)})
