@@ -123,14 +123,15 @@ class KeyIndex:
 
     The directory: the keys ordered by bucket (the low bits of their hash; at least as many buckets as
     keys), each bucket's start offset, and per entry its full hash, its row and its text (one fixed-width
-    numpy unicode array). A lookup of many keys is a fixed number of numpy calls whatever their count: one
-    gather of every bucket's (at most ``width``) candidate hashes, the first equal hash per key, then that
-    entry's text compared with the key. Each key costs a few independent memory reads (numpy overlaps
-    them across keys), where a ``searchsorted`` over the sorted keys costs ~17 dependent ones and a dict
-    lookup ~4 dependent ones: measured on the S1 catalog (100k keys, 200 keys a lookup) ~45 µs against
-    ~63 µs (either) with the data in the L3 cache, ~120 µs against ~190-240 µs from DRAM. Memory: ~20 bytes
-    a key plus the text (S1 catalog: 3.7 MB; a dict: ~12 MB). ``hash()`` of ``str`` is salted per process:
-    the index is used in the process that built it (or its forks), never pickled."""
+    numpy array: bytes when every key is ASCII, else unicode at 4 bytes a character). A lookup of many
+    keys is a fixed number of numpy calls whatever their count: one gather of every bucket's (at most
+    ``width``) candidate hashes, the first equal hash per key, then that entry's text compared with the
+    key. Each key costs a few independent memory reads (numpy overlaps them across keys), where a
+    ``searchsorted`` over the sorted keys costs ~17 dependent ones and a dict lookup ~4 dependent ones:
+    measured on the S1 catalog (100k keys, 200 keys a lookup) ~40 µs against ~63 µs (either) with the data
+    in the L3 cache, ~110 µs against ~190-250 µs from DRAM. Memory: ~17 bytes a key plus the text (S1
+    catalog: 2.2 MB; a dict: ~12 MB). ``hash()`` of ``str`` is salted per process: the index is used in the
+    process that built it (or its forks), never pickled."""
 
     _MAX_WIDTH = 48  # longest key (characters) kept as fixed-width text
     _MAX_BUCKET = 16  # longer buckets (many duplicate keys): a dict instead
@@ -174,9 +175,13 @@ class KeyIndex:
         # row ``n`` (the missing row)
         self.hashes = np.concatenate([hashes[order], np.full(width, -1, dtype=np.int64)])
         self.rows_ = np.concatenate([order, [n]]).astype(self.starts.dtype)
-        self.texts = np.concatenate([np.array(keys)[order], np.array([""])])
+        self.ascii = all(map(str.isascii, keys))
+        texts = np.array(keys, dtype="S" if self.ascii else "U")
+        self.texts = np.concatenate([texts[order], np.zeros(1, dtype=texts.dtype)])
+        del texts
         # queries are cut one character past the longest key: a cut query still matches no key
-        self.query_dtype = np.dtype(f"U{self.texts.dtype.itemsize // 4 + 1}")
+        chars = self.texts.dtype.itemsize // (1 if self.ascii else 4)
+        self.query_dtype = np.dtype(f"{'S' if self.ascii else 'U'}{chars + 1}")
         return True
 
     def rows(self, keys: Sequence[tuple[str, ...]]) -> np.ndarray:
@@ -195,8 +200,12 @@ class KeyIndex:
         first = self.starts[want & self.mask]
         match = self.hashes[first[:, None] + self.offsets] == want[:, None]
         at = first + match.argmax(axis=1)  # the first equal hash of each bucket (or its first entry)
+        try:
+            query = np.array(texts, dtype=self.query_dtype)
+        except UnicodeEncodeError:  # a non-ASCII query (an ASCII index: it matches no key)
+            return self._few(keys)
         hit = self.hashes[at] == want
-        hit &= self.texts[at] == np.array(texts, dtype=self.query_dtype)
+        hit &= self.texts[at] == query
         return np.where(hit, self.rows_[at], np.intp(self.n))
 
     def _few(self, keys: Sequence[tuple[str, ...]]) -> np.ndarray:
@@ -208,7 +217,8 @@ class KeyIndex:
             want = hash(text)
             b = want & self.mask
             for at in range(int(starts[b]), int(starts[b + 1])):
-                if int(hashes[at]) == want and str(texts[at]) == text:
+                stored = texts[at]
+                if int(hashes[at]) == want and (stored.decode() if self.ascii else str(stored)) == text:
                     out[i] = self.rows_[at]
                     break
         return out

@@ -42,6 +42,9 @@ def test_queries_the_fixed_width_text_cannot_hold_are_misses() -> None:
     queries = ["12", "12\x00", "1\x002", "123" * 30, "999", "9999", ""] + [str(i) for i in range(20)]
     assert index.rows([(q,) for q in queries]).tolist() == _expect(keys, queries)
     assert index.rows([("7\x00",), ("7",)]).tolist() == [1000, 7]  # NUL: the per-key path
+    unicode = ["\u00e9", "1\u00e9", "\U0001f600"] + [str(i) for i in range(10)]  # an ASCII index
+    assert index.rows([(q,) for q in unicode]).tolist() == _expect(keys, unicode)
+    assert index.rows([("\u00e9",), ("5",)]).tolist() == [1000, 5]
 
 
 def test_dict_for_composite_long_nul_and_crowded_keys() -> None:
