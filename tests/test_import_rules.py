@@ -28,6 +28,7 @@ KNOWN: dict[str, set[str]] = {
     "benchmarks/serving_overhead.py": {"_proto", "config.sources"},
     "benchmarks/tracing_cost.py": {"_proto", "config.sources", "example", "observability", "runtime"},
     "plugins/inferflow_logging/benchmarks/bench_served_logging.py": {"_proto", "example"},
+    "plugins/inferflow_onfs/benchmarks/bench_key_index.py": {"example"},
     "plugins/inferflow_onfs/benchmarks/bench_s1_inprocess.py": {
         "_proto",
         "config.sources",

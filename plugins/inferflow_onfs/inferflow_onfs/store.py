@@ -8,16 +8,15 @@ with field metadata ``inferflow.dtype = FP8E4M3`` (Arrow has no float8). Null = 
 Memory layout (why it is small): a label is read in record batches straight into one
 :class:`~inferflow_core.api.features.FeatureFrame` — consecutive fixed-width features of one element type
 share one contiguous 2-D numpy block (the S1 catalog's 64 FP32 + FP32Vector[32] are a single ``(n + 1, 96)``
-float32 array), with one extra all-missing last row; the Arrow table is not kept. The key index is a dict from
-the key string (a tuple for composite keys) to its row. A component's feature list is served from views of
-those blocks when its features are contiguous in the file (no copy), otherwise from one copy made once. A
-lookup is one dict pass over the unique keys and one ``take`` per block; an unknown entity is the missing last
-row.
+float32 array), with one extra all-missing last row; the Arrow table is not kept. The key index
+(:class:`KeyIndex`) is a hash directory in numpy arrays (a dict for composite keys). A component's feature
+list is served from views of those blocks when its features are contiguous in the file (no copy), otherwise
+from one copy made once. A lookup is one index pass over the unique keys and one ``take`` per block; an
+unknown entity is the missing last row.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import ctypes
 import os
@@ -116,13 +115,24 @@ def _object_cells(arr: pa.Array, dt: DataType) -> np.ndarray:
 
 
 class KeyIndex:
-    """Entity key -> row. One key column: the keys as one sorted numpy unicode array plus the row order and
-    each key's length (~3 MB for 100k short keys, where a dict of str -> int costs ~14 MB of objects); a
-    lookup is one ``searchsorted``. Composite keys, long keys (the fixed-width array would be larger than a
-    dict) and keys with NUL characters (numpy strips trailing NULs) use a dict. Duplicate keys: the last
-    row wins, as in a dict."""
+    """Entity key -> row. One key column: a *hash directory* over the keys' ``hash()``; composite keys, long
+    keys (the fixed-width text array would be larger than a dict), keys with NUL characters (numpy strips
+    trailing NULs) and pathological hash buckets use a dict. Duplicate keys: the last row wins, as in a dict.
 
-    _MAX_WIDTH = 48
+    The directory: the keys ordered by bucket (the low bits of their hash; at least as many buckets as
+    keys), each bucket's start offset, and per entry its full hash, its row and its text (one fixed-width
+    numpy array: bytes when every key is ASCII, else unicode at 4 bytes a character). A lookup of many
+    keys is a fixed number of numpy calls whatever their count: one gather of every bucket's (at most
+    ``width``) candidate hashes, the first equal hash per key, then that entry's text compared with the
+    key. Each key costs a few independent memory reads (numpy overlaps them across keys), where a
+    ``searchsorted`` over the sorted keys costs ~17 dependent ones and a dict lookup ~4 dependent ones:
+    measured on the S1 catalog (100k keys, 200 keys a lookup) ~40 µs against ~63 µs (either) with the data
+    in the L3 cache, ~110 µs against ~190-250 µs from DRAM. Memory: ~17 bytes a key plus the text (S1
+    catalog: 2.2 MB; a dict: ~12 MB). ``hash()`` of ``str`` is salted per process: the index is used in the
+    process that built it (or its forks), never pickled."""
+
+    _MAX_WIDTH = 48  # longest key (characters) kept as fixed-width text
+    _MAX_BUCKET = 16  # longer buckets (many duplicate keys): a dict instead
     _FEW = 4
 
     def __init__(self, parts: list[list[str]], n: int) -> None:
@@ -131,22 +141,46 @@ class KeyIndex:
         self.dict: dict | None = None
         first = parts[0]
         if (
-            not self.single
-            or not n
-            or max(map(len, first)) > self._MAX_WIDTH
-            or any("\x00" in k for k in first)
+            self.single
+            and n
+            and max(map(len, first)) <= self._MAX_WIDTH
+            and not any("\x00" in k for k in first)
+            and self._directory(first)
         ):
-            self.dict = (
-                dict(zip(first, range(n), strict=True))
-                if self.single
-                else dict(zip(zip(*parts, strict=True), range(n), strict=True))
-            )
             return
-        keys = np.array(first)
-        order = np.argsort(keys, kind="stable")
-        self.sorted = keys[order]
-        self.order = order.astype(np.int32)
-        self.lens = np.fromiter(map(len, first), dtype=np.int32, count=n)
+        self.dict = (
+            dict(zip(first, range(n), strict=True))
+            if self.single
+            else dict(zip(zip(*parts, strict=True), range(n), strict=True))
+        )
+
+    def _directory(self, keys: list[str]) -> bool:
+        """Build the hash directory; False when a bucket would be longer than ``_MAX_BUCKET``."""
+        n = self.n
+        hashes = np.fromiter(map(hash, keys), dtype=np.int64, count=n)
+        self.mask = (1 << max(1, (n - 1).bit_length())) - 1
+        bucket = hashes & self.mask
+        # bucket order; within a bucket the later row first, so a duplicate key finds its last row
+        order = (n - 1) - np.argsort(bucket[::-1], kind="stable")
+        starts = np.searchsorted(bucket[order], np.arange(self.mask + 2))
+        width = int(np.diff(starts).max())
+        if width > self._MAX_BUCKET:
+            return False
+        self.width = width
+        self.starts = starts.astype(np.int32 if n < 2**31 else np.int64)
+        self.offsets = np.arange(width, dtype=self.starts.dtype)
+        # one padding entry per candidate slot past the end: hash -1 (``hash()`` never returns -1), no text,
+        # row ``n`` (the missing row)
+        self.hashes = np.concatenate([hashes[order], np.full(width, -1, dtype=np.int64)])
+        self.rows_ = np.concatenate([order, [n]]).astype(self.starts.dtype)
+        self.ascii = all(map(str.isascii, keys))
+        texts = np.array(keys, dtype="S" if self.ascii else "U")
+        self.texts = np.concatenate([texts[order], np.zeros(1, dtype=texts.dtype)])
+        del texts
+        # queries are cut one character past the longest key: a cut query still matches no key
+        chars = self.texts.dtype.itemsize // (1 if self.ascii else 4)
+        self.query_dtype = np.dtype(f"{'S' if self.ascii else 'U'}{chars + 1}")
+        return True
 
     def rows(self, keys: Sequence[tuple[str, ...]]) -> np.ndarray:
         """Row of each key (``self.n`` when unknown)."""
@@ -155,31 +189,36 @@ class KeyIndex:
             if self.single:
                 return np.fromiter((get(k[0], miss) for k in keys), dtype=np.intp, count=len(keys))
             return np.fromiter((get(tuple(k), miss) for k in keys), dtype=np.intp, count=len(keys))
-        if not keys:
-            return np.zeros(0, dtype=np.intp)
-        if len(keys) <= self._FEW:  # e.g. the one user of a request: a bisect beats ~8 numpy calls
+        if len(keys) <= self._FEW:  # e.g. the one user of a request: a loop beats ~15 numpy calls
             return self._few(keys)
         texts = [k[0] for k in keys]
-        query = np.array(texts)
-        if query.dtype.itemsize > self.sorted.dtype.itemsize:  # longer than every key: truncated here,
-            query = query.astype(self.sorted.dtype)  # then rejected by the length check below
-        at = np.searchsorted(self.sorted, query, side="right") - 1
-        np.maximum(at, 0, out=at)
-        rows = self.order[at].astype(np.intp)
-        lens = np.fromiter(map(len, texts), dtype=np.int32, count=len(texts))
-        hit = (self.sorted[at] == query) & (self.lens[rows] == lens)
-        return np.where(hit, rows, self.n)
+        if "\x00" in "".join(texts):  # no stored key has one, and numpy would strip a trailing one
+            return self._few(keys)
+        want = np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
+        first = self.starts[want & self.mask]
+        match = self.hashes[first[:, None] + self.offsets] == want[:, None]
+        at = first + match.argmax(axis=1)  # the first equal hash of each bucket (or its first entry)
+        try:
+            query = np.array(texts, dtype=self.query_dtype)
+        except UnicodeEncodeError:  # a non-ASCII query (an ASCII index: it matches no key)
+            return self._few(keys)
+        hit = self.hashes[at] == want
+        hit &= self.texts[at] == query
+        return np.where(hit, self.rows_[at], np.intp(self.n))
 
     def _few(self, keys: Sequence[tuple[str, ...]]) -> np.ndarray:
-        """``rows`` for a handful of keys: ``bisect`` over the sorted array (exact str comparison; keys with
-        NUL characters, which numpy would strip, never reach this index)."""
+        """``rows`` key by key: the same directory walk in Python (exact ``str`` comparison)."""
         out = np.full(len(keys), self.n, dtype=np.intp)
-        ordered, order = self.sorted, self.order
+        starts, hashes, texts = self.starts, self.hashes, self.texts
         for i, key in enumerate(keys):
             text = key[0]
-            at = bisect.bisect_right(ordered, text) - 1
-            if at >= 0 and str(ordered[at]) == text:
-                out[i] = order[at]
+            want = hash(text)
+            b = want & self.mask
+            for at in range(int(starts[b]), int(starts[b + 1])):
+                stored = texts[at]
+                if int(hashes[at]) == want and (stored.decode() if self.ascii else str(stored)) == text:
+                    out[i] = self.rows_[at]
+                    break
         return out
 
 
@@ -283,6 +322,9 @@ def _read(label: str, path: str, keys: tuple[str, ...] | None) -> LabelTable:
         for dt, width, k in shapes
     ]
     key_parts = [[str(v) for arr in _stream(files, k) for v in arr.to_pylist()] for k in keys]
+    # the index first: its build's temporary arrays are gone before the feature blocks' pages are written
+    index = KeyIndex(key_parts, n)
+    del key_parts
     for c in feats:
         dt = dtypes[c]
         b, start, width, vcol = where[c]
@@ -297,8 +339,6 @@ def _read(label: str, path: str, keys: tuple[str, ...] | None) -> LabelTable:
                 block.values[row : row + m, start : start + width] = values
                 block.valid[row : row + m, vcol] = valid
             row += m
-    index = KeyIndex(key_parts, n)
-    del key_parts
     frame = features.FeatureFrame(n + 1, blocks, slots)
     _release_memory()
     return LabelTable(label, keys, index, n, frame, dtypes, {c: j for j, c in enumerate(feats)})

@@ -1,9 +1,10 @@
 """PredatorComponent (go-compatibility §5.3) with Go Inferflow's defects fixed.
 
 Per request: pick an endpoint by percentage, assemble every input tensor once for all rows, split the rows
-into ``batch_size`` batches sent in parallel, and write each batch's scores back at its own row offsets —
-a failed batch leaves exactly its rows missing. In slate mode each slate is one call over its target rows,
-slates run in parallel, and the first row's scores go to the slate matrix row.
+into ``batch_size`` batches (sent in parallel to a remote endpoint, as one call to an embedded model), and
+write each batch's scores back at its own row offsets — a failed batch leaves exactly its rows missing. In
+slate mode each slate is one batch over its target rows (in parallel, or one call to an embedded model), and
+the first row's scores go to the slate matrix row.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from inferflow_core.api import (
 )
 
 from .config import InputSpec, OutputSpec, PredatorConfig, resolve, routes
+from .embedded import OnnxBackend
 from .onnx_check import check_onnx, check_signature, remote_signature
 from .pool import ONNX_SCHEME, Backend, BackendPool, normalise_endpoint
 from .settings import PredatorSettings
@@ -202,26 +204,78 @@ class PredatorComponent(Component):
         backend = self.pool.get(endpoint)
         tensors = [assemble_input(matrix, spec) for spec in self.inputs]
         size = self.cfg.batch_size or matrix.rows
-        starts = range(0, matrix.rows, size)
-        started = time.perf_counter()
-        results = await asyncio.gather(
-            *(self._batch(ctx, backend, endpoint, tensors, s, min(s + size, matrix.rows)) for s in starts)
+        bounds = [(s, min(s + size, matrix.rows)) for s in range(0, matrix.rows, size)]
+        batches = (
+            [tensors]
+            if len(bounds) == 1
+            else [[Tensor(t.name, t.datatype, t.array[a:b]) for t in tensors] for a, b in bounds]
         )
+        started = time.perf_counter()
+        results = await self._calls(ctx, backend, endpoint, batches, [b - a for a, b in bounds])
         ctx.external_call(self.name, endpoint, len(results), matrix.rows, time.perf_counter() - started)
-        for (start, stop), scores in zip(
-            ((s, min(s + size, matrix.rows)) for s in starts), results, strict=True
-        ):
+        for (start, stop), scores in zip(bounds, results, strict=True):
             if isinstance(scores, list):
                 self._write(matrix, np.arange(start, stop), scores)
         if self.shadow_runner is not None:
             self.shadow_runner.schedule(ctx, tensors)
         self._report(ctx, [r for r in results if isinstance(r, ComponentError)], len(results), "batches")
 
-    async def _batch(
-        self, ctx: RunContext, backend: Backend, endpoint: str, tensors: list[Tensor], start: int, stop: int
-    ) -> Scores | ComponentError:
-        sliced = [Tensor(t.name, t.datatype, t.array[start:stop]) for t in tensors]
-        return await self._call(ctx, backend, endpoint, sliced, stop - start)
+    async def _calls(
+        self, ctx: RunContext, backend: Backend, endpoint: str, batches: list[list[Tensor]], rows: list[int]
+    ) -> list[Scores | ComponentError]:
+        """Every batch's scores (or error): an embedded model gets all of them in one call (one hand-off to
+        its thread, or inline); a remote one gets one RPC per batch, in parallel."""
+        if isinstance(backend, OnnxBackend):
+            return await self._embedded_calls(ctx, backend, endpoint, batches, rows)
+        if len(batches) == 1:
+            return [await self._call(ctx, backend, endpoint, batches[0], rows[0])]
+        return list(
+            await asyncio.gather(
+                *(self._call(ctx, backend, endpoint, t, n) for t, n in zip(batches, rows, strict=True))
+            )
+        )
+
+    async def _embedded_calls(
+        self,
+        ctx: RunContext,
+        backend: OnnxBackend,
+        endpoint: str,
+        batches: list[list[Tensor]],
+        rows: list[int],
+    ) -> list[Scores | ComponentError]:
+        """``_call`` for all batches of an embedded model at once; metrics per batch as ``_call`` records."""
+        started = time.perf_counter()
+        got: list[Any]
+        try:
+            timeout = ctx.bound(self.deadline_s)
+            got = await backend.infer_many(
+                self.cfg.model_name, self.cfg.model_version, batches, self.output_names, timeout
+            )
+        except ComponentError as exc:
+            got = [exc] * len(batches)
+        except Exception as exc:
+            error = ComponentError(f"{endpoint}: {type(exc).__name__}: {exc}", "predator-api-error")
+            got = [error] * len(batches)
+        seconds = time.perf_counter() - started
+        out: list[Scores | ComponentError] = []
+        for outputs, n in zip(got, rows, strict=True):
+            result = outputs if isinstance(outputs, ComponentError) else self._scores(outputs, n)
+            out.append(result)
+            kind = result.kind if isinstance(result, ComponentError) else None
+            self.metrics.external_call("predator", endpoint, self.model_id, self.name, seconds, n, kind)
+        return out
+
+    def _scores(self, got: dict[str, Tensor], rows: int) -> Scores | ComponentError:
+        """Per output spec, its slices' values; a missing or misshapen output is the batch's error."""
+        scores = []
+        try:
+            for spec in self.output_specs:
+                if spec.name not in got:
+                    raise ComponentError(f"model {self.cfg.model_name!r} returned no output {spec.name!r}")
+                scores.append(split_output(spec, got[spec.name], rows))
+        except ComponentError as exc:
+            return exc
+        return scores
 
     async def _call(
         self, ctx: RunContext, backend: Backend, endpoint: str, tensors: list[Tensor], rows: int
@@ -240,11 +294,9 @@ class PredatorComponent(Component):
             got = await backend.infer(
                 self.cfg.model_name, self.cfg.model_version, tensors, self.output_names, timeout
             )
-            scores = []
-            for spec in self.output_specs:
-                if spec.name not in got:
-                    raise ComponentError(f"model {self.cfg.model_name!r} returned no output {spec.name!r}")
-                scores.append(split_output(spec, got[spec.name], rows))
+            scores = self._scores(got, rows)
+            if isinstance(scores, ComponentError):
+                raise scores
         except ComponentError as exc:
             kind = exc.kind
             return exc
@@ -286,7 +338,7 @@ class PredatorComponent(Component):
             if rows.size:
                 jobs.append((i, rows))
         started = time.perf_counter()
-        results = await asyncio.gather(*(self._slate(ctx, backend, endpoint, i, rows) for i, rows in jobs))
+        results = await self._slates(ctx, backend, endpoint, jobs)
         rows_sent = sum(len(rows) for _, rows in jobs)
         ctx.external_call(self.name, endpoint, len(results), rows_sent, time.perf_counter() - started)
         for (i, _), scores in zip(jobs, results, strict=True):
@@ -295,17 +347,24 @@ class PredatorComponent(Component):
                 self._write(slates, np.array([i]), first)
         self._report(ctx, [r for r in results if isinstance(r, ComponentError)], len(results), "slates")
 
-    async def _slate(
-        self, ctx: RunContext, backend: Backend, endpoint: str, slate: int, rows: np.ndarray
-    ) -> Scores | ComponentError:
+    async def _slates(
+        self, ctx: RunContext, backend: Backend, endpoint: str, jobs: list[tuple[int, np.ndarray]]
+    ) -> list[Scores | ComponentError]:
+        """Per slate: its target rows, with its pair/slate features repeated on each of them, as the model's
+        input tensors (a slate whose inputs cannot be assembled fails alone), then the model calls."""
         assert ctx.slate_matrix is not None
-        try:
-            # the slate's target rows, with its pair/slate features repeated on each of them
-            sub = ctx.slate_matrix.slate_rows(ctx.matrix, slate, rows, self.features)
-            tensors = [assemble_input(sub, spec) for spec in self.inputs]
-        except ComponentError as exc:
-            return exc
-        return await self._call(ctx, backend, endpoint, tensors, len(rows))
+        results: list[Scores | ComponentError | None] = []
+        batches: list[list[Tensor]] = []
+        for slate, rows in jobs:
+            try:
+                sub = ctx.slate_matrix.slate_rows(ctx.matrix, slate, rows, self.features)
+                batches.append([assemble_input(sub, spec) for spec in self.inputs])
+                results.append(None)
+            except ComponentError as exc:
+                results.append(exc)
+        sizes = [len(rows) for (_, rows), r in zip(jobs, results, strict=True) if r is None]
+        scores = iter(await self._calls(ctx, backend, endpoint, batches, sizes) if batches else [])
+        return [next(scores) if r is None else r for r in results]
 
 
 class PredatorType:

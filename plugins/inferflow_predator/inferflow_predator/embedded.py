@@ -2,7 +2,18 @@
 
 ``PATH`` is a Triton-layout model repository (``PATH/<model_name>/<version>/model.onnx``), so the file that
 runs here is the file Triton serves in production. A session is created once per (model, version), lazily,
-and ``run`` executes on :class:`OnnxWorkers` (an explicitly sized set of threads), never on the event loop.
+and ``run`` executes on :class:`OnnxWorkers` (an explicitly sized set of threads) — or, when the call is
+small, inline on the event loop.
+
+A request's batches go to ONNX Runtime as one job: one hand-off to a worker thread (one thread wake-up
+there, one event-loop wake-up back) per request, the batches run one after the other. A job whose
+expected time (the session's measured microseconds per row x its rows) is at most ``inline_us`` runs
+inline instead: ONNX Runtime releases the GIL while it computes, but the loop waits, so only calls
+shorter than the hand-off's own cost and jitter are worth it. The rate is a moving average over the
+session's own calls of the CPU time of the thread that ran them (with the default one intra-op thread,
+ORT computes in the calling thread): unlike wall time it does not count a worker's wait for the GIL or
+the CPU, so calls on a thread and inline calls measure alike and a busy machine does not push small
+calls off the loop. Until a session has a measured call, its calls go to a thread.
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from queue import Empty, SimpleQueue
@@ -115,13 +127,35 @@ class OnnxWorkers:
                     thread.join()
 
 
+Outcome = dict[str, Tensor] | ComponentError  # one batch's outputs, or its error
+
+
+def _run_all(sess: Any, outputs: list[str], feeds: list[dict[str, np.ndarray]]) -> tuple[float, list[Any]]:
+    """Every batch of a job, one after the other: ``(CPU seconds of this thread, [outputs or the exception,
+    per batch])``."""
+    started = time.thread_time()
+    results: list[Any] = []
+    for feed in feeds:
+        try:
+            results.append(sess.run(outputs, feed))
+        except Exception as exc:  # this batch's error; the others still run
+            results.append(exc)
+    return time.thread_time() - started, results
+
+
 class OnnxBackend:
-    def __init__(self, repository: str, executor: OnnxWorkers, intra_op_threads: int) -> None:
+    _SMOOTH = 0.2  # weight of a new measurement in the per-row rate
+
+    def __init__(
+        self, repository: str, executor: OnnxWorkers, intra_op_threads: int, inline_us: float = 0.0
+    ) -> None:
         self.repository = Path(repository)
         self.target = f"onnx://{repository}"
         self.executor = executor
         self.intra_op_threads = intra_op_threads
+        self.inline_us = inline_us  # 0: never inline (shadow models: always their low-priority thread)
         self._sessions: dict[tuple[str, str], Any] = {}
+        self._rate: dict[tuple[str, str], float] = {}  # CPU microseconds per row, per session
         self._lock = asyncio.Lock()
 
     def _create(self, path: Path) -> Any:
@@ -168,13 +202,49 @@ class OnnxBackend:
         outputs: Sequence[str],
         timeout: float | None,
     ) -> dict[str, Tensor]:
+        got = (await self.infer_many(model, version, [inputs], outputs, timeout))[0]
+        if isinstance(got, ComponentError):
+            raise got
+        return got
+
+    async def infer_many(
+        self,
+        model: str,
+        version: str,
+        batches: Sequence[Sequence[Tensor]],
+        outputs: Sequence[str],
+        timeout: float | None,
+    ) -> list[Outcome]:
+        """Run every batch (inline or as one job on a worker thread); per batch its outputs or its error.
+        A failure of the whole call (model not loadable, timeout) raises ComponentError."""
         sess = await self.session(model, version)
-        feeds = {t.name: _feed(t) for t in inputs}
-        future = self.executor.submit(sess.run, list(outputs), feeds)
+        key, names = (model, version), list(outputs)
+        feeds = [{t.name: _feed(t) for t in batch} for batch in batches]
+        rows = sum(len(batch[0].array) if batch else 0 for batch in batches) or 1
+        rate = self._rate.get(key)
+        if self.inline_us > 0 and rate is not None and rate * rows <= self.inline_us:
+            if timeout is not None and timeout <= 0:
+                raise ComponentError(f"{self.target} {model!r}: timed out", "predator-api-timeout")
+            seconds, results = _run_all(sess, names, feeds)
+        else:
+            seconds, results = await self._off_loop(model, sess, names, feeds, timeout)
+        per_row = seconds * 1e6 / rows
+        self._rate[key] = per_row if rate is None else rate + self._SMOOTH * (per_row - rate)
+        return [self._outcome(model, names, got) for got in results]
+
+    async def _off_loop(
+        self,
+        model: str,
+        sess: Any,
+        names: list[str],
+        feeds: list[dict[str, np.ndarray]],
+        timeout: float | None,
+    ) -> tuple[float, list[Any]]:
+        future = self.executor.submit(_run_all, sess, names, feeds)
         # a timer that fails the future (cheaper than asyncio.timeout's context manager per call)
         timer = None if timeout is None else asyncio.get_running_loop().call_later(timeout, _expire, future)
         try:
-            results = await future
+            return await future
         except TimeoutError:
             raise ComponentError(f"{self.target} {model!r}: timed out", "predator-api-timeout") from None
         except ComponentError:
@@ -186,7 +256,15 @@ class OnnxBackend:
         finally:
             if timer is not None:
                 timer.cancel()
-        return {name: Tensor(name, datatype_of(arr), arr) for name, arr in zip(outputs, results, strict=True)}
+
+    def _outcome(self, model: str, names: list[str], got: Any) -> Outcome:
+        if isinstance(got, ComponentError):
+            return got
+        if isinstance(got, Exception):
+            return ComponentError(
+                f"{self.target} {model!r}: {type(got).__name__}: {got}", "predator-api-error"
+            )
+        return {name: Tensor(name, datatype_of(arr), arr) for name, arr in zip(names, got, strict=True)}
 
     async def close(self) -> None:
         self._sessions.clear()

@@ -95,6 +95,7 @@ class BackendPool:
                 endpoint[len(ONNX_SCHEME) :],
                 self.shadow_executor if shadow else self.executor,
                 self.settings.onnx_intra_op_threads,
+                0.0 if shadow else self.settings.onnx_inline_us,
             )
         else:
             backend = KServeClient(

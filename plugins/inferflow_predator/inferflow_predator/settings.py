@@ -38,6 +38,13 @@ class PredatorSettings(BaseSettings):
         ge=0,
         validation_alias=AliasChoices("INFERFLOW_PREDATOR_ONNX_INTRA_OP_THREADS", "onnx_intra_op_threads"),
     )
+    onnx_inline_us: float = Field(
+        150.0,
+        ge=0,
+        validation_alias=AliasChoices("INFERFLOW_PREDATOR_ONNX_INLINE_US", "onnx_inline_us"),
+    )
+    """An embedded model call expected to take at most this many microseconds (the session's measured
+    rate x the request's rows) runs inline on the event loop instead of on an ONNX thread; 0: never."""
     shadow_max_inflight: int = Field(
         4,
         ge=1,

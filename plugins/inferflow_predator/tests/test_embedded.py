@@ -12,8 +12,9 @@ import onnx
 import predator_support as cf
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from predator_support import gather_model, predator, run, save, typed
 
-from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues
+from inferflow_core.api import DataType, InitialData, RequestInfo
 from inferflow_core.runtime import Runtime
 
 mlp_spec = importlib.util.spec_from_file_location("make_mlp", cf.ROOT / "examples" / "models" / "make_mlp.py")
@@ -39,15 +40,6 @@ ONNX_TYPES = {
 }
 
 
-def save(repo: Path, name: str, nodes: list, inputs: list, outputs: list, inits: list | None = None) -> None:
-    graph = helper.make_graph(nodes, name, inputs, outputs, initializer=inits or [])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    path = repo / name / "1" / "model.onnx"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-
-
 def identity(repo: Path, name: str, elem: int, width: Any) -> None:
     save(
         repo,
@@ -56,33 +48,6 @@ def identity(repo: Path, name: str, elem: int, width: Any) -> None:
         [helper.make_tensor_value_info("x", elem, ["N", width])],
         [helper.make_tensor_value_info("y", elem, ["N", width])],
     )
-
-
-def typed(dt: DataType, values: np.ndarray, valid: np.ndarray | None = None) -> TypedValues:
-    return TypedValues(dt, values, np.ones(len(values), dtype=bool) if valid is None else valid)
-
-
-async def run(rt: Runtime, rows: int, slates: list[np.ndarray] | None = None, **cols: Any) -> Any:
-    initial = InitialData(
-        rows=rows,
-        texts={"id": [str(i) for i in range(rows)], **{k: v for k, v in cols.items() if isinstance(v, list)}},
-        typed={k: v for k, v in cols.items() if isinstance(v, TypedValues)},
-    )
-    return await rt.execute("m", initial, RequestInfo(api="pointwise"), slates=slates)
-
-
-def predator(name: str, endpoint: str, inputs: list, outputs: list, **extra: Any) -> dict[str, Any]:
-    return {
-        "component": name,
-        "component_id": "id",
-        "model_name": extra.pop("model", name),
-        "model_end_point": endpoint,
-        "deadline": 2000,
-        "batch_size": extra.pop("batch_size", 64),
-        "inputs": inputs,
-        "outputs": outputs,
-        **extra,
-    }
 
 
 # ------------------------------------------------------------------------------------------- S1 MLP
@@ -314,19 +279,6 @@ async def test_minus_one_shapes(make_runtime: Any, tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- batches
-def gather_model(repo: Path) -> None:
-    """score = table[idx]; an out-of-range idx makes ONNX Runtime fail that call."""
-    table = numpy_helper.from_array(np.arange(10, dtype=np.float32) * 10, "table")
-    save(
-        repo,
-        "lookup",
-        [helper.make_node("Gather", ["table", "idx"], ["score"], axis=0)],
-        [helper.make_tensor_value_info("idx", TensorProto.INT64, ["N", 1])],
-        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1])],
-        [table],
-    )
-
-
 async def test_failed_batch_leaves_exactly_its_rows_missing(make_runtime: Any, tmp_path: Path) -> None:
     gather_model(tmp_path)
     rt = make_runtime(
