@@ -35,15 +35,8 @@ _VALUE_HEAD = [b"\x12" + n for n in _SMALL]  # ``output_values`` tag + length, f
 
 def _fixed_rows(blocks: list[np.ndarray], rows: int) -> list[bytes]:
     """Consecutive fixed-width columns -> per-row bytes of their ``output_values`` fields (numpy)."""
-    width = sum(len(varint(b.shape[1])) + 1 + b.shape[1] for b in blocks)
-    out = np.empty((rows, width), dtype=np.uint8)
-    at = 0
-    for block in blocks:
-        head = b"\x12" + varint(block.shape[1])
-        out[:, at : at + len(head)] = np.frombuffer(head, dtype=np.uint8)
-        at += len(head)
-        out[:, at : at + block.shape[1]] = block
-        at += block.shape[1]
+    out = _fixed_block(blocks, rows)
+    width = out.shape[1]
     buf = out.tobytes()
     return [buf[i : i + width] for i in range(0, rows * width, width)]
 
@@ -57,13 +50,81 @@ def _value_fields(cells: list[bytes]) -> tuple[list[bytes], int]:
     return [b"\x12" + varint(len(c)) + c for c in cells], longest + 1 + len(varint(longest))
 
 
+def _packed(field: int, columns: Sequence[Cells], rows: int) -> bytes | None:
+    """The score messages written by numpy scatters when every message body is shorter than 128
+    bytes (one-byte lengths, the common case) and no row has an error; else None.
+
+    Row ``r`` is ``tag, body_len, (0x12, cell_len, cell)...``: the row starts come from one cumulative
+    sum, the header bytes are one fancy-index write each, a run of fixed-width columns one 2-D write
+    and a column of variable cells one write of its joined bytes. Python work is per column, not per row.
+    """
+    head = tag(field)
+    if len(head) != 1 or not rows:
+        return None
+    segments: list[tuple[np.ndarray | None, np.ndarray, int]] = []  # (lens or None, data, width)
+    body = np.zeros(rows, dtype=np.int64)
+    run: list[np.ndarray] = []
+    for cells in (*columns, None):
+        if isinstance(cells, np.ndarray):
+            if cells.shape[1] >= 128:
+                return None
+            run.append(cells)
+            continue
+        if run:
+            block = _fixed_block(run, rows)
+            segments.append((None, block, block.shape[1]))
+            body += block.shape[1]
+            run = []
+        if cells is not None:
+            lens = np.fromiter(map(len, cells), dtype=np.int64, count=rows)
+            body += lens + 2
+            segments.append((lens, np.frombuffer(b"".join(cells), dtype=np.uint8), 0))
+    if int(body.max()) >= 128:
+        return None
+    ends = np.cumsum(body + 2)
+    out = np.empty(int(ends[-1]), dtype=np.uint8)
+    pos = ends - body
+    out[pos - 2] = head[0]
+    out[pos - 1] = body
+    for lens, data, width in segments:
+        if lens is None:
+            out[pos[:, None] + np.arange(width)] = data
+            pos = pos + width
+            continue
+        out[pos] = 0x12
+        out[pos + 1] = lens
+        pos = pos + 2
+        if data.size:
+            out[np.repeat(pos - (np.cumsum(lens) - lens), lens) + np.arange(data.size)] = data
+        pos = pos + lens
+    return out.tobytes()
+
+
+def _fixed_block(blocks: list[np.ndarray], rows: int) -> np.ndarray:
+    """Consecutive fixed-width columns -> one ``(rows, width)`` block of their ``output_values`` fields."""
+    width = sum(len(varint(b.shape[1])) + 1 + b.shape[1] for b in blocks)
+    out = np.empty((rows, width), dtype=np.uint8)
+    at = 0
+    for block in blocks:
+        head = b"\x12" + varint(block.shape[1])
+        out[:, at : at + len(head)] = np.frombuffer(head, dtype=np.uint8)
+        at += len(head)
+        out[:, at : at + block.shape[1]] = block
+        at += block.shape[1]
+    return out
+
+
 def score_messages(field: int, columns: Sequence[Cells], errors: dict[int, str], rows: int) -> bytes:
     """``rows`` score messages (``TargetScore`` / ``PairScore`` / ``SlateScore``) as repeated ``field``.
 
     ``columns[k]`` holds column ``k``'s output value per row; ``errors[r]`` is row ``r``'s error.
-    Runs of fixed-width columns become one numpy block; when every message is shorter than 128 bytes
-    (one-byte lengths, the common case) the result is one ``join`` of (header, field, field ...) pieces.
+    Without errors and with every message shorter than 128 bytes, :func:`_packed` writes them. Else
+    runs of fixed-width columns become one numpy block and the messages are joined per row.
     """
+    if not errors:
+        packed = _packed(field, columns, rows)
+        if packed is not None:
+            return packed
     pieces: list[list[bytes]] = []
     variable: list[list[bytes]] = []  # the pieces whose fields vary in length
     longest = fixed = 0  # longest message body; bytes per row of the fixed-width pieces
