@@ -1,0 +1,29 @@
+"""What a request of a compiled model does that only depends on the model: derived once per model
+version (when its root node is built), so a request only fills arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..components.base import ColumnSpec
+from ..dtypes import DataType
+
+
+@dataclass(frozen=True)
+class ColumnDecls:
+    """The columns the feature initializer declares in one matrix: (name, type) pairs in order, and
+    the constant columns with their text."""
+
+    specs: tuple[ColumnSpec, ...]
+    decls: tuple[tuple[str, DataType], ...]
+    constants: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, specs: Sequence[ColumnSpec]) -> ColumnDecls:
+        specs = tuple(specs)
+        return cls(
+            specs,
+            tuple((s.name, s.dtype) for s in specs),
+            tuple((s.name, s.constant) for s in specs if s.constant is not None),
+        )
