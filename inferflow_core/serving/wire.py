@@ -86,17 +86,17 @@ def _packed(field: int, columns: Sequence[Cells], rows: int) -> bytes | None:
     pos = ends - body
     out[pos - 2] = head[0]
     out[pos - 1] = body
-    for lens, data, width in segments:
-        if lens is None:
+    for sizes, data, width in segments:
+        if sizes is None:
             out[pos[:, None] + np.arange(width)] = data
             pos = pos + width
             continue
         out[pos] = 0x12
-        out[pos + 1] = lens
+        out[pos + 1] = sizes
         pos = pos + 2
         if data.size:
-            out[np.repeat(pos - (np.cumsum(lens) - lens), lens) + np.arange(data.size)] = data
-        pos = pos + lens
+            out[np.repeat(pos - (np.cumsum(sizes) - sizes), sizes) + np.arange(data.size)] = data
+        pos = pos + sizes
     return out.tobytes()
 
 
