@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from inferflow_core._proto import predict_pb2
-from inferflow_core.serving import wire
+from inferflow_core.matrix import ComponentMatrix
+from inferflow_core.serving import adapters, responses, wire
 
 
 def _case(rng: random.Random) -> tuple[int, list[wire.Cells]]:
@@ -27,7 +28,8 @@ def _case(rng: random.Random) -> tuple[int, list[wire.Cells]]:
 
 
 def _expected(cols: list[wire.Cells], rows: int) -> bytes:
-    cells = [[bytes(c[r]) if isinstance(c, np.ndarray) else c[r] for c in cols] for r in range(rows)]
+    plain = [c.cells() if isinstance(c, wire.Fields) else c for c in cols]
+    cells = [[bytes(c[r]) if isinstance(c, np.ndarray) else c[r] for c in plain] for r in range(rows)]
     msg = predict_pb2.PointWiseResponse(
         target_scores=[predict_pb2.TargetScore(output_values=row) for row in cells]
     )
@@ -51,3 +53,31 @@ def test_score_messages_with_errors_take_the_row_writer() -> None:
     got = predict_pb2.PointWiseResponse.FromString(wire.score_messages(2, cols, {1: "bad"}, 2))
     assert [s.error for s in got.target_scores] == ["", "bad"]
     assert [list(s.output_values) for s in got.target_scores] == [[b"a", bytes(4)], [b"bc", bytes(4)]]
+
+
+def test_request_fields_write_the_same_bytes_as_their_cells() -> None:
+    ids = ["a", "ünï", "x" * 120, "12345"]
+    raw = predict_pb2.PointWiseRequest(targets=[predict_pb2.Target(id=i) for i in ids]).SerializeToString()
+    got = adapters._ids_only(raw)
+    assert got is not None
+    texts, fields = got
+    assert texts == ids and fields.cells() == [i.encode() for i in ids]
+    block = np.arange(4 * len(ids), dtype=np.uint8).reshape(len(ids), 4)
+    want = _expected([fields.cells(), block], len(ids))
+    assert wire.score_messages(2, [fields, block], {}, len(ids)) == want
+    assert wire.score_messages(2, [fields, block], {0: "e"}, len(ids)) != want  # the per-row writer
+    with_error = predict_pb2.PointWiseResponse.FromString(wire.score_messages(2, [fields], {0: "e"}, 4))
+    assert [s.output_values[0].decode() for s in with_error.target_scores] == ids
+
+
+def test_string_cells_echo_request_fields_only_while_the_column_holds_the_request_ids() -> None:
+    ids = ["7", "8"]
+    raw = predict_pb2.PointWiseRequest(targets=[predict_pb2.Target(id=i) for i in ids]).SerializeToString()
+    got = adapters._ids_only(raw)
+    assert got is not None
+    matrix = ComponentMatrix(2)
+    matrix.set_text("id", got[0])
+    known = ("id", got[0], got[1])
+    assert responses._string_cells(matrix, "id", known) is got[1]
+    matrix.set_text("id", ["7", "9"])  # rewritten: the cells come from the column
+    assert responses._string_cells(matrix, "id", known) == [b"7", b"9"]

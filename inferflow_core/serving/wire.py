@@ -28,7 +28,26 @@ def schema_field(field: int, columns: Sequence[tuple[str, DataType]]) -> bytes:
     return b"".join(length_delimited(field, feature_schema(n, d)) for n, d in columns)
 
 
-Cells = list[bytes] | np.ndarray  # per-row cells, or a (rows, width) uint8 block of fixed-width cells
+class Fields:
+    """A column's cells as they arrived in a request: length-delimited fields back to back, each
+    ``tag, length, cell`` with a one-byte length (a request's target ids). Written into a response by
+    rewriting the tag, with no per-cell bytes objects."""
+
+    __slots__ = ("data", "sizes")
+
+    def __init__(self, data: np.ndarray, sizes: np.ndarray) -> None:
+        self.data = data  # uint8: the fields back to back
+        self.sizes = sizes  # each cell's length (< 128), without its two header bytes
+
+    def cells(self) -> list[bytes]:
+        buf = self.data.tobytes()
+        sizes = self.sizes.tolist()
+        ends = np.cumsum(self.sizes + 2).tolist()
+        return [buf[end - n : end] for end, n in zip(ends, sizes, strict=True)]
+
+
+# per-row cells, a (rows, width) uint8 block of fixed-width cells, or the fields the cells came in
+Cells = list[bytes] | np.ndarray | Fields
 
 _VALUE_HEAD = [b"\x12" + n for n in _SMALL]  # ``output_values`` tag + length, for cells < 128 bytes
 
@@ -61,7 +80,8 @@ def _packed(field: int, columns: Sequence[Cells], rows: int) -> bytes | None:
     head = tag(field)
     if len(head) != 1 or not rows:
         return None
-    segments: list[tuple[np.ndarray | None, np.ndarray, int]] = []  # (lens or None, data, width)
+    # (cell sizes or None, data, width): a fixed-width run (sizes None), cells (width 0), Fields (-1)
+    segments: list[tuple[np.ndarray | None, np.ndarray, int]] = []
     body = np.zeros(rows, dtype=np.int64)
     run: list[np.ndarray] = []
     for cells in (*columns, None):
@@ -75,7 +95,10 @@ def _packed(field: int, columns: Sequence[Cells], rows: int) -> bytes | None:
             segments.append((None, block, block.shape[1]))
             body += block.shape[1]
             run = []
-        if cells is not None:
+        if isinstance(cells, Fields):
+            body += cells.sizes + 2
+            segments.append((cells.sizes, cells.data, -1))
+        elif cells is not None:
             lens = np.fromiter(map(len, cells), dtype=np.int64, count=rows)
             body += lens + 2
             segments.append((lens, np.frombuffer(b"".join(cells), dtype=np.uint8), 0))
@@ -90,6 +113,12 @@ def _packed(field: int, columns: Sequence[Cells], rows: int) -> bytes | None:
         if sizes is None:
             out[pos[:, None] + np.arange(width)] = data
             pos = pos + width
+            continue
+        if width < 0:  # whole fields: copied with their headers, then the tag rewritten
+            fields = sizes + 2
+            out[np.repeat(pos - (np.cumsum(fields) - fields), fields) + np.arange(data.size)] = data
+            out[pos] = 0x12
+            pos = pos + fields
             continue
         out[pos] = 0x12
         out[pos + 1] = sizes
@@ -125,11 +154,12 @@ def score_messages(field: int, columns: Sequence[Cells], errors: dict[int, str],
         packed = _packed(field, columns, rows)
         if packed is not None:
             return packed
+    plain = [c.cells() if isinstance(c, Fields) else c for c in columns]
     pieces: list[list[bytes]] = []
     variable: list[list[bytes]] = []  # the pieces whose fields vary in length
     longest = fixed = 0  # longest message body; bytes per row of the fixed-width pieces
     run: list[np.ndarray] = []
-    for cells in (*columns, None):
+    for cells in (*plain, None):
         if isinstance(cells, np.ndarray):
             run.append(cells)
             continue
