@@ -81,3 +81,16 @@ def test_string_cells_echo_request_fields_only_while_the_column_holds_the_reques
     assert responses._string_cells(matrix, "id", known) is got[1]
     matrix.set_text("id", ["7", "9"])  # rewritten: the cells come from the column
     assert responses._string_cells(matrix, "id", known) == [b"7", b"9"]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["abcdefgh", "1", "ünï", "x" * 127],  # a length byte of 10 ("\n") is a header, not an id's
+        ["a\nb", "c", "\n"],  # ids holding "\n": decoded one by one
+    ],
+)
+def test_ids_only_decodes_every_id(ids: list[str]) -> None:
+    raw = predict_pb2.PointWiseRequest(targets=[predict_pb2.Target(id=i) for i in ids]).SerializeToString()
+    got = adapters._ids_only(raw)
+    assert got is not None and got[0] == ids
