@@ -121,3 +121,32 @@ async def test_many_roots_and_any_shape() -> None:
     ctx = await _run(rt)
     assert not ctx.failures
     assert all(ctx.matrix.read(f"o{n}")[1].all() for n in "abcd")
+
+
+async def test_deadline_cuts_every_node_of_a_concurrent_stage() -> None:
+    # b runs in the request's task, c in a task of its own: the deadline cuts both, d and e never start
+    rt = _serve(DIAMOND, _probes(b={"sleep_ms": 5000}, c={"sleep_ms": 5000}))
+    TRACE.clear()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    ctx = await _run(rt, deadline=t0 + 0.1)
+    assert loop.time() - t0 < 0.5
+    assert {f.component: f.kind for f in ctx.failures} == {n: "deadline" for n in "bcde"}
+    assert {n for n, k, _ in TRACE if k == "start"} == {"a", "b", "c"}
+
+
+@pytest.mark.parametrize("first", ["a", "b"])
+async def test_a_stage_member_waits_for_the_member_it_depends_on(first: str) -> None:
+    # stage {a, b, c}: c depends on a; whichever of a and b comes first in the order
+    other = "b" if first == "a" else "a"
+    dag = {first: ["feature_initializer"], other: ["feature_initializer"], "c": ["a"], "d": ["b", "c"]}
+    probes = [p for p in _probes(a={"sleep_ms": 60}, b={"sleep_ms": 30}) if p["component"] in "abcd"]
+    rt = _serve(dag, probes)
+    TRACE.clear()
+    ctx = await _run(rt)
+    assert not ctx.failures
+    events = {(n, k): t for n, k, t in TRACE}
+    assert events[("c", "start")] >= events[("a", "end")]
+    assert events[("a", "start")] < events[("b", "end")]
+    assert events[("b", "start")] < events[("a", "end")]
+    assert events[("d", "start")] >= max(events[("b", "end")], events[("c", "end")])

@@ -17,6 +17,7 @@ from ..config.model import FEATURE_INITIALIZER
 from ..dtypes import DataType, DataTypeError
 from ..matrix import ComponentMatrix
 from .base import ColumnSpec, Component, RunContext
+from .declarations import ColumnDecls
 
 
 @dataclass
@@ -50,17 +51,20 @@ def write_initial(matrix: ComponentMatrix, texts: dict, typed: dict[str, TypedVa
             matrix.column(name).text = tv.text
 
 
-def declare_all(matrix: ComponentMatrix, specs: Sequence[ColumnSpec]) -> None:
-    for spec in specs:
+def declare_all(matrix: ComponentMatrix, specs: Sequence[ColumnSpec] | ColumnDecls) -> None:
+    """Declare every column of ``specs`` (a request feature of another type is converted to the
+    producer's type), then fill the constant columns."""
+    plan = specs if isinstance(specs, ColumnDecls) else ColumnDecls.of(specs)
+    for i in matrix.declare_missing(plan.decls):  # the columns the request sent
+        spec = plan.specs[i]
         try:
             matrix.declare(spec.name, spec.dtype)
         except DataTypeError:
-            # the request sent this feature with another type: convert it to the producer's type
             values, valid = matrix.read(spec.name, spec.dtype)
             col = matrix.column(spec.name)
             col.dtype, col.values, col.valid = spec.dtype, values, valid
-        if spec.constant is not None:
-            matrix.set_text(spec.name, spec.constant)
+    for name, constant in plan.constants:
+        matrix.set_text(name, constant)
 
 
 class FeatureInitComponent(Component):
@@ -75,13 +79,15 @@ class FeatureInitComponent(Component):
         super().__init__(FEATURE_INITIALIZER, model_id)
         self.target_columns = target_columns
         self.slate_columns = slate_columns
+        self.target_decls = ColumnDecls.of(target_columns)  # derived once per model version
+        self.slate_decls = ColumnDecls.of(slate_columns)
 
     async def run(self, ctx: RunContext) -> None:
         initial: InitialData | None = ctx.initial
         if initial is not None:
             write_initial(ctx.matrix, initial.texts, initial.typed)
-        declare_all(ctx.matrix, self.target_columns)
+        declare_all(ctx.matrix, self.target_decls)
         if ctx.slate_matrix is not None:
             if initial is not None:
                 write_initial(ctx.slate_matrix, initial.slate_texts, initial.slate_typed)
-            declare_all(ctx.slate_matrix, self.slate_columns)
+            declare_all(ctx.slate_matrix, self.slate_decls)

@@ -88,13 +88,23 @@ async def _run_stages(model: CompiledModel, ctx: RunContext, metrics: Metrics | 
 async def _run_group(
     model: CompiledModel, stage: tuple[str, ...], ctx: RunContext, metrics: Metrics | None, done: set[str]
 ) -> None:
+    """The nodes of a stage concurrently, each in a task of its own; except the first (in topological
+    order, so it waits for no other member) when no member waits for it: it runs in this task after
+    the tasks are created. Tasks start in creation order when this task first waits, so the nodes
+    start in the order a task each would give them."""
     loop = asyncio.get_running_loop()
     members = set(stage)
+    prerequisites = model.graph.prerequisites
+    first = stage[0]
+    inline = not any(first in prerequisites[name] for name in stage[1:])
     tasks: dict[str, asyncio.Task[None]] = {}
-    for name in stage:
-        prereqs = [tasks[p] for p in model.graph.prerequisites[name] if p in members]
+    for name in stage[1:] if inline else stage:
+        prereqs = [tasks[p] for p in prerequisites[name] if p in members]
         tasks[name] = loop.create_task(_run_node(model.nodes[name], prereqs, ctx, metrics))
     try:
+        if inline:
+            await _run_node(model.nodes[first], (), ctx, metrics)
+            done.add(first)
         await asyncio.gather(*tasks.values())
     except BaseException:  # deadline (CancelledError turned into TimeoutError above) or caller cancel
         for task in tasks.values():

@@ -43,6 +43,18 @@ class ColumnTable:
                 )
         return col
 
+    def declare_missing(self, decls: Sequence[tuple[str, DataType]]) -> list[int]:
+        """Create every column of ``decls`` (name, type) that does not exist yet (all missing); returns
+        the positions in ``decls`` of those that exist, for :meth:`declare` to check their type."""
+        cols, rows = self._cols, self.rows
+        existing: list[int] = []
+        for i, (name, dtype) in enumerate(decls):
+            if name in cols:
+                existing.append(i)
+            else:
+                cols[name] = Column(name, dtype, rows)
+        return existing
+
     def has(self, name: str) -> bool:
         return name in self._cols
 

@@ -20,6 +20,7 @@ from ..components.feature_init import InitialData, TypedValues
 from ..dtypes import DataType, cells_to_array, parse_text_column
 from ..errors import RequestError, clip
 from .budget import Budget, binary_counts, no_budget, text_counts
+from .wire import Fields
 
 TEXT, BINARY = "text", "binary"
 
@@ -33,6 +34,9 @@ class Decoded:
     target_errors: dict[int, str] = field(default_factory=dict)
     slate_errors: dict[int, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # for ``request_error`` (e.g. ignored features)
+    # the id column as decoded (name, ids) and as it arrived: the response echoes those bytes when the
+    # matrix still holds these ids
+    ids: tuple[str, list[str], Fields] | None = None
 
 
 def _dtype(value: int, where: str) -> DataType:
@@ -207,8 +211,9 @@ def _raw_targets_class() -> Any:
 _RawTargets = _raw_targets_class()
 
 
-def _ids_only(raw: bytes | None) -> list[str] | None:
-    """Target ids from the request bytes when every target is just a short ``id``; else None."""
+def _ids_only(raw: bytes | None) -> tuple[list[str], Fields] | None:
+    """Target ids from the request bytes when every target is just a short ``id``, and the targets'
+    bytes (``0x0a, length, id`` each); else None."""
     if raw is None:
         return None
     targets = list(_RawTargets.FromString(raw).targets)
@@ -219,7 +224,15 @@ def _ids_only(raw: bytes | None) -> list[str] | None:
     starts = np.cumsum(lens) - lens
     if not ((buf[starts] == 0x0A).all() and (buf[starts + 1] == lens - 2).all()):
         return None
-    return [t[2:].decode("utf-8") for t in targets]  # valid UTF-8: the full parse checked it
+    # valid UTF-8 (the full parse checked it): with every header made "\n\n", one decode and one split
+    # give the ids, unless an id holds a "\n" itself
+    seps = buf.copy()
+    seps[starts + 1] = 0x0A
+    if np.count_nonzero(seps == 0x0A) == 2 * len(targets):
+        ids = seps.tobytes().decode("utf-8").split("\n")[2::2]
+    else:
+        ids = [t[2:].decode("utf-8") for t in targets]
+    return ids, Fields(buf, lens - 2)
 
 
 def decode_targets(
@@ -241,9 +254,11 @@ def decode_targets(
     schema = _check_schema(request.target_input_schema, "target_input_schema", budget)  # type: ignore[attr-defined]
     initial = InitialData(rows=rows)
     out = Decoded(initial)
-    ids = None if schema else _ids_only(payload)
-    if ids is not None:
+    got = None if schema else _ids_only(payload)
+    if got is not None:
+        ids, fields = got
         initial.texts[id_column] = np.array(ids, dtype=object)
+        out.ids = (id_column, ids, fields)
         _context(request, rows, initial, encoding, False, budget)
         return out
     initial.texts[id_column] = np.array([t.id for t in targets], dtype=object)

@@ -108,7 +108,10 @@ class PlanCache:
 
 
 def _columns(
-    matrix: ComponentMatrix, names: tuple[str, ...], types: dict[str, DataType]
+    matrix: ComponentMatrix,
+    names: tuple[str, ...],
+    types: dict[str, DataType],
+    ids: tuple[str, list[str], wire.Fields] | None = None,
 ) -> tuple[list[tuple[str, DataType]], list[wire.Cells]]:
     schema: list[tuple[str, DataType]] = []
     cols: list[wire.Cells] = []
@@ -123,7 +126,7 @@ def _columns(
         if not present:
             cols.append([b""] * matrix.rows)
         elif dtype is DataType.STRING:
-            cols.append(_string_cells(matrix, name))
+            cols.append(_string_cells(matrix, name, ids))
         elif dtype.is_fixed_width and matrix.rows:
             values, valid = matrix.read(name, dtype)
             block_ok = valid.all() and (values.ndim == 1 or values.shape[1] > 0)
@@ -135,12 +138,21 @@ def _columns(
     return schema, cols
 
 
-def _string_cells(matrix: ComponentMatrix, name: str) -> list[bytes]:
-    """UTF-8 cells of a STRING column (inline: the generic converter calls a function per cell)."""
+def _string_cells(
+    matrix: ComponentMatrix, name: str, ids: tuple[str, list[str], wire.Fields] | None = None
+) -> wire.Cells:
+    """UTF-8 cells of a STRING column (inline: the generic converter calls a function per cell).
+
+    ``ids``: a column's texts as decoded from the request and the fields they arrived in; when the
+    column still holds those texts (equal lists: their UTF-8 is those bytes), the fields are the cells.
+    """
     values, valid = matrix.read(name, DataType.STRING)
     if valid.all():
+        texts = values.tolist()
+        if ids is not None and ids[0] == name and texts == ids[1]:
+            return ids[2]
         try:
-            return [v.encode("utf-8", "surrogateescape") for v in values.tolist()]
+            return [v.encode("utf-8", "surrogateescape") for v in texts]
         except AttributeError:  # a non-str cell (bytes): let the converter handle it
             pass
     return matrix.cells(name, DataType.STRING)
@@ -186,7 +198,7 @@ def _item_errors(
                 for r in _affected_rows(ctx, plan.outputs_of.get(cause.component, ()), rows):
                     errors.setdefault(r, text)
             continue
-        if isinstance(cells, np.ndarray):  # a block has every cell present
+        if isinstance(cells, np.ndarray | wire.Fields):  # a block (the request's ids) has every cell
             continue
         text = f"{_failure_text(f)}; output {name!r} missing"
         for r, cell in enumerate(cells):
@@ -225,10 +237,13 @@ class Part:
     rows: int
 
 
-def pointwise_parts(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> tuple[list[Part], str]:
-    """The targets of a PointWise response, and its ``request_error`` (before any wire format)."""
+def pointwise_parts(
+    plan: ResponsePlan, ctx: RunContext, decoded: Decoded, echo_ids: bool = False
+) -> tuple[list[Part], str]:
+    """The targets of a PointWise response, and its ``request_error`` (before any wire format).
+    ``echo_ids``: the id column's cells may be the request's own fields (:class:`wire.Fields`)."""
     names = plan.all_features
-    schema, cols = _columns(ctx.matrix, names, plan.types)
+    schema, cols = _columns(ctx.matrix, names, plan.types, decoded.ids if echo_ids else None)
     errors = _item_errors(
         ctx, names, cols, plan.producers, _target_errors(ctx, decoded), plan, ctx.matrix.rows
     )
@@ -236,7 +251,7 @@ def pointwise_parts(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> tu
 
 
 def build_pointwise(plan: ResponsePlan, ctx: RunContext, decoded: Decoded) -> bytes:
-    (part,), error = pointwise_parts(plan, ctx, decoded)
+    (part,), error = pointwise_parts(plan, ctx, decoded, echo_ids=True)
     return (
         plan.schema_field(1, part.schema)
         + wire.score_messages(2, part.cols, part.errors, part.rows)

@@ -28,22 +28,34 @@ def schema_field(field: int, columns: Sequence[tuple[str, DataType]]) -> bytes:
     return b"".join(length_delimited(field, feature_schema(n, d)) for n, d in columns)
 
 
-Cells = list[bytes] | np.ndarray  # per-row cells, or a (rows, width) uint8 block of fixed-width cells
+class Fields:
+    """A column's cells as they arrived in a request: length-delimited fields back to back, each
+    ``tag, length, cell`` with a one-byte length (a request's target ids). Written into a response by
+    rewriting the tag, with no per-cell bytes objects."""
+
+    __slots__ = ("data", "sizes")
+
+    def __init__(self, data: np.ndarray, sizes: np.ndarray) -> None:
+        self.data = data  # uint8: the fields back to back
+        self.sizes = sizes  # each cell's length (< 128), without its two header bytes
+
+    def cells(self) -> list[bytes]:
+        buf = self.data.tobytes()
+        sizes = self.sizes.tolist()
+        ends = np.cumsum(self.sizes + 2).tolist()
+        return [buf[end - n : end] for end, n in zip(ends, sizes, strict=True)]
+
+
+# per-row cells, a (rows, width) uint8 block of fixed-width cells, or the fields the cells came in
+Cells = list[bytes] | np.ndarray | Fields
 
 _VALUE_HEAD = [b"\x12" + n for n in _SMALL]  # ``output_values`` tag + length, for cells < 128 bytes
 
 
 def _fixed_rows(blocks: list[np.ndarray], rows: int) -> list[bytes]:
     """Consecutive fixed-width columns -> per-row bytes of their ``output_values`` fields (numpy)."""
-    width = sum(len(varint(b.shape[1])) + 1 + b.shape[1] for b in blocks)
-    out = np.empty((rows, width), dtype=np.uint8)
-    at = 0
-    for block in blocks:
-        head = b"\x12" + varint(block.shape[1])
-        out[:, at : at + len(head)] = np.frombuffer(head, dtype=np.uint8)
-        at += len(head)
-        out[:, at : at + block.shape[1]] = block
-        at += block.shape[1]
+    out = _fixed_block(blocks, rows)
+    width = out.shape[1]
     buf = out.tobytes()
     return [buf[i : i + width] for i in range(0, rows * width, width)]
 
@@ -57,18 +69,97 @@ def _value_fields(cells: list[bytes]) -> tuple[list[bytes], int]:
     return [b"\x12" + varint(len(c)) + c for c in cells], longest + 1 + len(varint(longest))
 
 
+def _packed(field: int, columns: Sequence[Cells], rows: int) -> bytes | None:
+    """The score messages written by numpy scatters when every message body is shorter than 128
+    bytes (one-byte lengths, the common case) and no row has an error; else None.
+
+    Row ``r`` is ``tag, body_len, (0x12, cell_len, cell)...``: the row starts come from one cumulative
+    sum, the header bytes are one fancy-index write each, a run of fixed-width columns one 2-D write
+    and a column of variable cells one write of its joined bytes. Python work is per column, not per row.
+    """
+    head = tag(field)
+    if len(head) != 1 or not rows:
+        return None
+    # (cell sizes or None, data, width): a fixed-width run (sizes None), cells (width 0), Fields (-1)
+    segments: list[tuple[np.ndarray | None, np.ndarray, int]] = []
+    body = np.zeros(rows, dtype=np.int64)
+    run: list[np.ndarray] = []
+    for cells in (*columns, None):
+        if isinstance(cells, np.ndarray):
+            if cells.shape[1] >= 128:
+                return None
+            run.append(cells)
+            continue
+        if run:
+            block = _fixed_block(run, rows)
+            segments.append((None, block, block.shape[1]))
+            body += block.shape[1]
+            run = []
+        if isinstance(cells, Fields):
+            body += cells.sizes + 2
+            segments.append((cells.sizes, cells.data, -1))
+        elif cells is not None:
+            lens = np.fromiter(map(len, cells), dtype=np.int64, count=rows)
+            body += lens + 2
+            segments.append((lens, np.frombuffer(b"".join(cells), dtype=np.uint8), 0))
+    if int(body.max()) >= 128:
+        return None
+    ends = np.cumsum(body + 2)
+    out = np.empty(int(ends[-1]), dtype=np.uint8)
+    pos = ends - body
+    out[pos - 2] = head[0]
+    out[pos - 1] = body
+    for sizes, data, width in segments:
+        if sizes is None:
+            out[pos[:, None] + np.arange(width)] = data
+            pos = pos + width
+            continue
+        if width < 0:  # whole fields: copied with their headers, then the tag rewritten
+            fields = sizes + 2
+            out[np.repeat(pos - (np.cumsum(fields) - fields), fields) + np.arange(data.size)] = data
+            out[pos] = 0x12
+            pos = pos + fields
+            continue
+        out[pos] = 0x12
+        out[pos + 1] = sizes
+        pos = pos + 2
+        if data.size:
+            out[np.repeat(pos - (np.cumsum(sizes) - sizes), sizes) + np.arange(data.size)] = data
+        pos = pos + sizes
+    return out.tobytes()
+
+
+def _fixed_block(blocks: list[np.ndarray], rows: int) -> np.ndarray:
+    """Consecutive fixed-width columns -> one ``(rows, width)`` block of their ``output_values`` fields."""
+    width = sum(len(varint(b.shape[1])) + 1 + b.shape[1] for b in blocks)
+    out = np.empty((rows, width), dtype=np.uint8)
+    at = 0
+    for block in blocks:
+        head = b"\x12" + varint(block.shape[1])
+        out[:, at : at + len(head)] = np.frombuffer(head, dtype=np.uint8)
+        at += len(head)
+        out[:, at : at + block.shape[1]] = block
+        at += block.shape[1]
+    return out
+
+
 def score_messages(field: int, columns: Sequence[Cells], errors: dict[int, str], rows: int) -> bytes:
     """``rows`` score messages (``TargetScore`` / ``PairScore`` / ``SlateScore``) as repeated ``field``.
 
     ``columns[k]`` holds column ``k``'s output value per row; ``errors[r]`` is row ``r``'s error.
-    Runs of fixed-width columns become one numpy block; when every message is shorter than 128 bytes
-    (one-byte lengths, the common case) the result is one ``join`` of (header, field, field ...) pieces.
+    Without errors and with every message shorter than 128 bytes, :func:`_packed` writes them. Else
+    runs of fixed-width columns become one numpy block and the messages are joined per row.
     """
+    if not errors:
+        packed = _packed(field, columns, rows)
+        if packed is not None:
+            return packed
+    plain = [c.cells() if isinstance(c, Fields) else c for c in columns]
     pieces: list[list[bytes]] = []
     variable: list[list[bytes]] = []  # the pieces whose fields vary in length
     longest = fixed = 0  # longest message body; bytes per row of the fixed-width pieces
     run: list[np.ndarray] = []
-    for cells in (*columns, None):
+    for cells in (*plain, None):
         if isinstance(cells, np.ndarray):
             run.append(cells)
             continue

@@ -1,0 +1,98 @@
+"""Response wire bytes: the numpy writer of score messages (``wire._packed``) against the generated
+protobuf classes, over random column mixes (fixed-width blocks, variable cells, empty cells, long
+messages that need the per-row writer)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from inferflow_core._proto import predict_pb2
+from inferflow_core.matrix import ComponentMatrix
+from inferflow_core.serving import adapters, responses, wire
+
+
+def _case(rng: random.Random) -> tuple[int, list[wire.Cells]]:
+    rows = rng.choice([1, 2, 7, 50])
+    cols: list[wire.Cells] = []
+    for _ in range(rng.randint(0, 5)):
+        if rng.random() < 0.5:
+            width = rng.choice([0, 1, 4, 8, 40, 130])
+            cols.append(np.frombuffer(rng.randbytes(rows * width), np.uint8).reshape(rows, width))
+        else:
+            longest = rng.choice([0, 3, 10, 60, 140])
+            cols.append([rng.randbytes(rng.randint(0, longest)) for _ in range(rows)])
+    return rows, cols
+
+
+def _expected(cols: list[wire.Cells], rows: int) -> bytes:
+    plain = [c.cells() if isinstance(c, wire.Fields) else c for c in cols]
+    cells = [[bytes(c[r]) if isinstance(c, np.ndarray) else c[r] for c in plain] for r in range(rows)]
+    msg = predict_pb2.PointWiseResponse(
+        target_scores=[predict_pb2.TargetScore(output_values=row) for row in cells]
+    )
+    return msg.SerializeToString()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_score_messages_match_protobuf(seed: int) -> None:
+    rng = random.Random(seed)
+    packed = 0
+    for _ in range(60):
+        rows, cols = _case(rng)
+        got = wire.score_messages(2, cols, {}, rows)
+        assert got == _expected(cols, rows)
+        packed += wire._packed(2, cols, rows) is not None
+    assert packed  # the numpy writer took part
+
+
+def test_score_messages_with_errors_take_the_row_writer() -> None:
+    cols: list[wire.Cells] = [[b"a", b"bc"], np.zeros((2, 4), np.uint8)]
+    got = predict_pb2.PointWiseResponse.FromString(wire.score_messages(2, cols, {1: "bad"}, 2))
+    assert [s.error for s in got.target_scores] == ["", "bad"]
+    assert [list(s.output_values) for s in got.target_scores] == [[b"a", bytes(4)], [b"bc", bytes(4)]]
+
+
+def test_request_fields_write_the_same_bytes_as_their_cells() -> None:
+    ids = ["a", "ünï", "x" * 120, "12345"]
+    raw = predict_pb2.PointWiseRequest(targets=[predict_pb2.Target(id=i) for i in ids]).SerializeToString()
+    got = adapters._ids_only(raw)
+    assert got is not None
+    texts, fields = got
+    assert texts == ids
+    assert fields.cells() == [i.encode() for i in ids]
+    block = np.arange(4 * len(ids), dtype=np.uint8).reshape(len(ids), 4)
+    want = _expected([fields.cells(), block], len(ids))
+    assert wire.score_messages(2, [fields, block], {}, len(ids)) == want
+    assert wire.score_messages(2, [fields, block], {0: "e"}, len(ids)) != want  # the per-row writer
+    with_error = predict_pb2.PointWiseResponse.FromString(wire.score_messages(2, [fields], {0: "e"}, 4))
+    assert [s.output_values[0].decode() for s in with_error.target_scores] == ids
+
+
+def test_string_cells_echo_request_fields_only_while_the_column_holds_the_request_ids() -> None:
+    ids = ["7", "8"]
+    raw = predict_pb2.PointWiseRequest(targets=[predict_pb2.Target(id=i) for i in ids]).SerializeToString()
+    got = adapters._ids_only(raw)
+    assert got is not None
+    matrix = ComponentMatrix(2)
+    matrix.set_text("id", got[0])
+    known = ("id", got[0], got[1])
+    assert responses._string_cells(matrix, "id", known) is got[1]
+    matrix.set_text("id", ["7", "9"])  # rewritten: the cells come from the column
+    assert responses._string_cells(matrix, "id", known) == [b"7", b"9"]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["abcdefgh", "1", "ünï", "x" * 127],  # a length byte of 10 ("\n") is a header, not an id's
+        ["a\nb", "c", "\n"],  # ids holding "\n": decoded one by one
+    ],
+)
+def test_ids_only_decodes_every_id(ids: list[str]) -> None:
+    raw = predict_pb2.PointWiseRequest(targets=[predict_pb2.Target(id=i) for i in ids]).SerializeToString()
+    got = adapters._ids_only(raw)
+    assert got is not None
+    assert got[0] == ids
