@@ -1,5 +1,9 @@
-"""Core micro-benchmark (not a test): engine overhead of a 6-node no-op DAG, and building a 200-row
-matrix from 200 targets x 10 text features (decoded to FP32 columns, as the serving adapter does).
+"""Core micro-benchmark (not a test), through ``Runtime.execute`` as a served request runs the DAG:
+
+* the engine's overhead: a 6-node no-op DAG (feature initializer + 5 no-op components) over 200 rows;
+* request inputs into the matrix: 200 targets x 10 text features decoded to FP32 columns (as the serving
+  adapter does) and written by the feature initializer, timed through a 2-node DAG (initializer + one
+  no-op) next to the same DAG with the ids alone; the difference is what the 10 features cost.
 
     .venv/bin/python benchmarks/core_overhead.py [--n 5000]
 """
@@ -11,6 +15,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +31,12 @@ from inferflow_core.api import (
     RegisterComponent,
     RequestInfo,
     RunContext,
+    Runtime,
+    TypedValues,
     codecs,
     hookimpl,
 )
-from inferflow_core.components import builtin_plugin
-from inferflow_core.components.feature_init import TypedValues
-from inferflow_core.plugins import PluginHost
-from inferflow_core.runtime import Runtime
+from inferflow_core.testing import make_runtime
 
 
 class Noop(Component):
@@ -66,50 +70,62 @@ def pct(samples: list[float]) -> str:
     return f"p50 {np.percentile(arr, 50):7.1f} us   p99 {np.percentile(arr, 99):7.1f} us"
 
 
-async def engine(n: int) -> None:
-    host = PluginHost()
-    host.register(builtin_plugin, name="core")
-    host.register(NoopPlugin(), name="noop")
-    rt = Runtime(host=host)
-    dag = {"a": ["feature_initializer"], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": ["d"]}
+def p50_us(samples: list[float]) -> float:
+    return float(np.percentile(np.array(samples) * 1e6, 50))
+
+
+def noop_runtime(dag: dict[str, list[str]]) -> Runtime:
+    """A Runtime holding model ``m``: the no-op components of ``dag`` (besides the initializer)."""
+    rt = make_runtime(noop=NoopPlugin())
+    nodes = sorted(set(dag) - {"feature_initializer"})
     cfg = {
         "dag_execution_config": {"component_dependency": dag},
-        "component_config": {"noop_components": [{"component": c} for c in "abcde"]},
+        "component_config": {"noop_components": [{"component": c} for c in nodes]},
         "response_config": {"features": ["id"]},
     }
     rt.apply_tree({rt.settings.config_map_prefix + "m": json.dumps(cfg)})
-    initial = InitialData(rows=200, texts={"id": [str(i) for i in range(200)]})
+    assert not rt.store.current.errors, rt.store.current.errors
+    return rt
+
+
+async def timed(rt: Runtime, make_initial: Callable[[], InitialData], n: int) -> list[float]:
+    """Seconds per ``rt.execute`` of model ``m`` (``make_initial`` inside the clock), after 200 warm-ups."""
     req = RequestInfo(api="pointwise")
     loop = asyncio.get_running_loop()
     samples = []
     for i in range(n + 200):
         t0 = time.perf_counter()
-        await rt.execute("m", initial, req, deadline=loop.time() + 1)
+        await rt.execute("m", make_initial(), req, deadline=loop.time() + 1)
         if i >= 200:
             samples.append(time.perf_counter() - t0)
+    return samples
+
+
+async def engine(n: int) -> None:
+    rt = noop_runtime({"a": ["feature_initializer"], "b": ["a"], "c": ["a"], "d": ["b", "c"], "e": ["d"]})
+    ids = [str(i) for i in range(200)]
+    samples = await timed(rt, lambda: InitialData(rows=200, texts={"id": ids}), n)
     print(f"6-node no-op DAG (incl. feature_initializer, 200 rows):   {pct(samples)}")
 
 
-def matrix_build(n: int) -> None:
+async def matrix_build(n: int) -> None:
     rng = np.random.default_rng(0)
     ids = [str(i) for i in range(200)]
     texts = {f"f{k}": [f"{x:.6g}" for x in rng.random(200)] for k in range(10)}
-    samples = []
-    for i in range(n + 200):
-        t0 = time.perf_counter()
+
+    def with_features() -> InitialData:
         typed = {}
         for name, col in texts.items():
             values, valid = codecs.parse_text_column(col, DataType.FP32)
             typed[name] = TypedValues(DataType.FP32, values, valid, np.array(col, dtype=object))
-        initial = InitialData(rows=200, texts={"id": ids}, typed=typed)
-        from inferflow_core.components.feature_init import write_initial
-        from inferflow_core.matrix import ComponentMatrix
+        return InitialData(rows=200, texts={"id": ids}, typed=typed)
 
-        m = ComponentMatrix(initial.rows)
-        write_initial(m, initial.texts, initial.typed)
-        if i >= 200:
-            samples.append(time.perf_counter() - t0)
-    print(f"matrix from 200 targets x 10 text FP32 features:          {pct(samples)}")
+    rt = noop_runtime({"a": ["feature_initializer"]})
+    bare = await timed(rt, lambda: InitialData(rows=200, texts={"id": ids}), n)
+    full = await timed(rt, with_features, n)
+    print(f"2-node no-op DAG, 200 ids only:                           {pct(bare)}")
+    print(f"  + 200 targets x 10 text FP32 features into the matrix:  {pct(full)}")
+    print(f"  the 10 features' share (p50 difference):                {p50_us(full) - p50_us(bare):7.1f} us")
 
 
 def main() -> None:
@@ -117,7 +133,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=5000)
     args = ap.parse_args()
     asyncio.run(engine(args.n))
-    matrix_build(args.n)
+    asyncio.run(matrix_build(args.n))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ TRANSPORTS = ("grpc", "http-protobuf", "http-json")
 # -- requests -------------------------------------------------------------------------------------------
 def build(args: argparse.Namespace) -> tuple[list[bytes], list[bytes]]:
     """(protobuf bodies, JSON bodies) of the same S1 requests."""
-    from inferflow_core._proto import predict_pb2 as pb
+    from inferflow_core.testing.protos import predict_pb2 as pb
 
     rng = np.random.default_rng(args.seed)
     protos, jsons = [], []
@@ -186,8 +186,8 @@ async def throughput_c16(args: argparse.Namespace, transport: str, reqs: list[by
 def check_same_answers(args: argparse.Namespace, protos: list[bytes], jsons: list[bytes]) -> dict[str, Any]:
     import grpc
 
-    from inferflow_core._proto import predict_pb2 as pb
-    from inferflow_core.client._result import Table
+    from inferflow_core.client import Table
+    from inferflow_core.testing.protos import predict_pb2 as pb
 
     with grpc.insecure_channel(f"127.0.0.1:{args.grpc_port}") as channel:
         stub = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
@@ -252,15 +252,17 @@ def print_table(result: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from inferflow_core.example import generate as gen
-    from inferflow_core.example import harness as h
+    from inferflow_core.testing import example, pick_free_port
 
     tmp = Path(tempfile.mkdtemp(prefix="inferflow-http-bench-"))
-    data = gen.ensure_data(demo=False, progress=lambda m: print(m, flush=True))
-    config = h.write_config(tmp / "config", data, cache=False, logging_perc=0, models=("bench_ctr",))
-    port, http_port = h.free_port(), h.free_port()
-    srv = h.ServerProcess(
-        "inferflow serve", h.inferflow_serve(config, port, http_port), h.embedded_env(data), tmp / "serve.log"
+    data = example.ensure_data(demo=False, progress=lambda m: print(m, flush=True))
+    config = example.write_config(tmp / "config", data, cache=False, logging_perc=0, models=("bench_ctr",))
+    port, http_port = pick_free_port(), pick_free_port()
+    srv = example.ServerProcess(
+        "inferflow serve",
+        example.inferflow_serve(config, port, http_port),
+        example.embedded_env(data),
+        tmp / "serve.log",
     )
     srv.start()
     try:
@@ -271,7 +273,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sys.executable, __file__, "--load", "--grpc-port", str(port), "--http-port", str(http_port),
             "--out", str(out), "--rounds", str(args.rounds), "--latency", str(args.latency),
             "--warmup", str(args.warmup), "--throughput-s", str(args.throughput_s),
-            "--users", str(gen.FULL["users"]), "--catalogs", str(gen.FULL["catalogs"]),
+            "--users", str(example.FULL["users"]), "--catalogs", str(example.FULL["catalogs"]),
             "--server-pid", str(srv.worker_pids()[0]),
         ]  # fmt: skip
         subprocess.run(cmd, check=True, timeout=1800)

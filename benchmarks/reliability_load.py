@@ -31,9 +31,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from inferflow_core._proto import predict_pb2 as P  # noqa: E402
-from inferflow_core.config.sources import write_config_dir  # noqa: E402
+from inferflow_core.testing import pick_free_port, write_config_dir  # noqa: E402
 from inferflow_core.testing.process import ServeProcess, entry_point_plugin  # noqa: E402
+from inferflow_core.testing.protos import predict_pb2 as P  # noqa: E402
 
 PREFIX = "inferflow/services/inferflow/model-config/config-map/"
 
@@ -382,8 +382,6 @@ def main() -> None:
     env = dict(e.split("=", 1) for e in args.env)
     if "hung_numerix" in args.what:
         global HUNG_NUMERIX_PORT
-        from inferflow_core.testing.process import pick_free_port
-
         HUNG_NUMERIX_PORT = pick_free_port()
         env.update(
             NUMERIX_CLIENT_V1_HOST="127.0.0.1",

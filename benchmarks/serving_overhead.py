@@ -24,10 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from inferflow_core._proto import predict_pb2  # noqa: E402
-from inferflow_core.config.sources import write_config_dir  # noqa: E402
-from inferflow_core.testing.ports import pick_free_port  # noqa: E402
+from inferflow_core.testing import pick_free_port, write_config_dir  # noqa: E402
 from inferflow_core.testing.process import ServeProcess, entry_point_plugin  # noqa: E402
+from inferflow_core.testing.protos import predict_pb2  # noqa: E402
 
 PATH = "/Predict/InferPointWise"
 NOOP_PLUGIN = """

@@ -25,8 +25,7 @@ sys.path.insert(0, str(HERE / "s1"))
 import remote_direct  # noqa: E402
 import run as s1  # noqa: E402
 
-from inferflow_core.example import generate as gen  # noqa: E402
-from inferflow_core.example import harness as h  # noqa: E402
+from inferflow_core.testing import example, pick_free_port  # noqa: E402
 
 
 def _tree(spans: list[Any]) -> list[str]:
@@ -58,55 +57,48 @@ def _tree(spans: list[Any]) -> list[str]:
 
 
 async def _one_trace(tmp: Path, data: Path, ports: dict[str, int]) -> list[str]:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from inferflow_core._proto import predict_pb2
-    from inferflow_core.config.sources import DirectorySource
-    from inferflow_core.observability import tracing
-    from inferflow_core.runtime import Runtime
+    from inferflow_core.api import DirectorySource, Runtime
     from inferflow_core.testing.server import running_server
+    from inferflow_core.testing.tracing import recorded_spans
 
-    os.environ.update(h.embedded_env(data))
+    os.environ.update(example.embedded_env(data))
     os.environ.update(s1.remote_env(ports))
-    config = h.write_config(
+    config = example.write_config(
         tmp / "config",
         data,
         predator_endpoint=f"127.0.0.1:{ports['kserve']}",
         logging_perc=0,
         models=("bench_ctr",),
     )
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.enable(provider)
-    runtime = Runtime()
-    workload = h.Workload(gen.FULL["users"], gen.FULL["catalogs"])
-    source = DirectorySource(config, runtime.prefixes)
-    async with running_server(runtime, source=source, http=False) as srv:
-        call = srv.channel.unary_unary("/Predict/InferPointWise")
-        for i in range(6):  # warm up channels and caches of the first calls, keep the last trace
-            exporter.clear()
-            user, ids = workload.draw(200)
-            request = h.pointwise(predict_pb2, "bench_ctr", user, ids, tracking_id=f"trace-{i}")
-            await call(request.SerializeToString(), timeout=5)
-    tracing.disable()
-    return _tree(list(exporter.get_finished_spans()))
+    with recorded_spans() as exporter:
+        runtime = Runtime()
+        workload = example.Workload(example.FULL["users"], example.FULL["catalogs"])
+        source = DirectorySource(config, runtime.prefixes)
+        async with running_server(runtime, source=source, http=False) as srv:
+            call = srv.channel.unary_unary("/Predict/InferPointWise")
+            for i in range(6):  # warm up channels and caches of the first calls, keep the last trace
+                exporter.clear()
+                user, ids = workload.draw(200)
+                request = example.pointwise_request("bench_ctr", user, ids, tracking_id=f"trace-{i}")
+                await call(request.SerializeToString(), timeout=5)
+        spans = list(exporter.get_finished_spans())
+    return _tree(spans)
 
 
 def _serve_and_measure(
     bench: Any, name: str, ports: dict[str, int], extra_env: dict[str, str], n: int
 ) -> dict:
-    config = h.write_config(
+    config = example.write_config(
         bench.tmp / f"config-{name}", bench.data, predator_endpoint=f"127.0.0.1:{ports['kserve']}",
         logging_perc=0, models=("bench_ctr",),
     )  # fmt: skip
-    env = h.embedded_env(bench.data)
+    env = example.embedded_env(bench.data)
     env.update(s1.remote_env(ports))
     env.update(extra_env)
-    port, http_port = h.free_port(), h.free_port()
-    srv = h.ServerProcess(name, h.inferflow_serve(config, port, http_port, 1), env, bench.tmp / f"{name}.log")
+    port, http_port = pick_free_port(), pick_free_port()
+    srv = example.ServerProcess(
+        name, example.inferflow_serve(config, port, http_port, 1), env, bench.tmp / f"{name}.log"
+    )
     srv.start()
     try:
         srv.wait_http(f"http://127.0.0.1:{http_port}/health/ready", 90)
@@ -151,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2, help="off / 1% / always-on rounds, interleaved (cost)")
     args = p.parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="inferflow-tracing-"))
-    data = gen.ensure_data(demo=False, progress=lambda m: print(m, flush=True))
+    data = example.ensure_data(demo=False, progress=lambda m: print(m, flush=True))
     ports, procs, _ = remote_direct.start_backends(tmp, data)
     try:
         if args.what == "trace":

@@ -176,6 +176,7 @@ def main(args: argparse.Namespace, variant: Callable[[Path, Path, dict[str, str]
     step(1, total, "example data (generated once, deterministic)")
     from .example import generate as gen
     from .example import harness as h
+    from .testing.ports import pick_free_port
 
     data = gen.ensure_data(demo=True)
     print(f"  using {data}")
@@ -190,8 +191,8 @@ def main(args: argparse.Namespace, variant: Callable[[Path, Path, dict[str, str]
     if variant is not None:
         print(f"  {variant(config, data, env)}")
 
-    port = args.port or h.free_port()
-    http_port = port + 1 if args.port else h.free_port()  # as `serve`: the HTTP port next to gRPC's
+    port = args.port or pick_free_port()
+    http_port = port + 1 if args.port else pick_free_port()  # as `serve`: the HTTP port next to gRPC's
     step(3, total, f"starting `inferflow serve` on 127.0.0.1:{port} (HTTP side port {http_port})")
     server = h.ServerProcess(
         "inferflow serve", h.inferflow_serve(config, port, http_port), env, tmp / "server.log"

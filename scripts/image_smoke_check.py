@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from inferflow_core._proto import predict_pb2 as pb
 from inferflow_core._proto import predict_pb2_grpc as pbg
 from inferflow_core.example import generate, harness
+from inferflow_core.testing import pick_free_port
 
 TARGETS = 50
 
@@ -59,7 +60,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="inferflow-smoke-"))
     data = generate.ensure_data(tmp / "data", demo=True, progress=None)
     config = harness.write_config(tmp / "config", data, models=["bench_ctr"])
-    port, http_port = harness.free_port(), harness.free_port()
+    port, http_port = pick_free_port(), pick_free_port()
     server = harness.ServerProcess(
         "inferflow serve",
         harness.inferflow_serve(config, port, http_port),

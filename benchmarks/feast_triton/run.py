@@ -86,8 +86,7 @@ def feature_model(feast: bool) -> str:
 def worker_features(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from inferflow_core.api import InitialData, RequestInfo
-    from inferflow_core.runtime import Runtime
+    from inferflow_core.api import InitialData, RequestInfo, Runtime
 
     rt = Runtime()
     rt.apply_tree({rt.settings.config_map_prefix + "f": feature_model(args.backend == "feast")})
@@ -111,8 +110,7 @@ def worker_features(args: argparse.Namespace) -> dict[str, Any]:
 def worker_ranker(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues
-    from inferflow_core.runtime import Runtime
+    from inferflow_core.api import DataType, InitialData, RequestInfo, Runtime, TypedValues
 
     model = json.loads((ROOT / "inferflow_core" / "example" / "config" / MAP / "bench_ctr.json").read_text())
     [ranker] = model["component_config"]["predator_components"]
@@ -190,9 +188,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 def features(requests: int, tmp: Path, feast_repo: str | None) -> dict[str, dict[str, Any]]:
     sys.path.insert(0, str(ROOT))
-    from inferflow_core.example import generate
+    from inferflow_core.testing import example
 
-    data = generate.ensure_data()
+    data = example.ensure_data()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("EXTERNAL_SERVICE_ONFS", "INFERFLOW_"))}
     base["APP_LOG_LEVEL"] = "WARNING"
     main_py, feast_py = str(ROOT / ".venv/bin/python"), str(ROOT / ".venv-feast/bin/python")

@@ -28,7 +28,19 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from inferflow_core.wireformat import _SMALL, varint  # noqa: E402
+_SMALL = [bytes((i,)) for i in range(128)]  # the varints of 0..127: one byte each
+
+
+def varint(n: int) -> bytes:
+    """Base-128 varint of a non-negative int."""
+    if n < 128:
+        return _SMALL[n]
+    out = bytearray()
+    while n >= 128:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def _ld(field: int, payload: bytes) -> bytes:
@@ -37,7 +49,7 @@ def _ld(field: int, payload: bytes) -> bytes:
 
 def _schema() -> bytes:
     """PointWiseResponse.target_output_schema: catalog_id STRING, pctr FP32, final_score FP32."""
-    from inferflow_core._proto import predict_pb2 as pb
+    from inferflow_core.testing.protos import predict_pb2 as pb
 
     columns = (("catalog_id", pb.DataTypeString), ("pctr", pb.DataTypeFP32), ("final_score", pb.DataTypeFP32))
     return b"".join(_ld(1, _ld(1, name.encode()) + bytes((0x10, dtype))) for name, dtype in columns)
@@ -65,7 +77,7 @@ def pointwise_response(ids: list[str], pctr: np.ndarray, final: np.ndarray) -> b
 
 
 def _request(raw: bytes) -> tuple[str, list[str]]:
-    from inferflow_core._proto import predict_pb2 as pb
+    from inferflow_core.testing.protos import predict_pb2 as pb
 
     req = pb.PointWiseRequest.FromString(raw)
     user = next((c.value.decode() for c in req.context_features if c.name == "user_id"), "")

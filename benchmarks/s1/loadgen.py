@@ -26,7 +26,7 @@ METHOD = "/Predict/InferPointWise"
 
 
 def build_requests(args: argparse.Namespace, count: int) -> list[bytes]:
-    from inferflow_core._proto import predict_pb2 as pb
+    from inferflow_core.testing.protos import predict_pb2 as pb
 
     rng = np.random.default_rng(args.seed)
     out = []
@@ -48,7 +48,7 @@ def check_response(raw: bytes, targets: int) -> dict:
     """Every target scored? Plus the reply's size and digest (the direct baseline must answer the same)."""
     import hashlib
 
-    from inferflow_core._proto import predict_pb2 as pb
+    from inferflow_core.testing.protos import predict_pb2 as pb
 
     resp = pb.PointWiseResponse.FromString(raw)
     names = [s.name for s in resp.target_output_schema]

@@ -27,12 +27,6 @@ KSERVE_METHOD = "/inference.GRPCInferenceService/ModelInfer"
 NUMERIX_METHOD = "/numerix.Numerix/Compute"
 
 
-def _harness():  # type: ignore[no-untyped-def]
-    from inferflow_core.example import harness
-
-    return harness
-
-
 def backend_commands(data: Path, ports: dict[str, int], config_dir: Path) -> dict[str, list[str]]:
     """Commands of the remote backends: ``inferflow-onfs serve``, the KServe v2 ONNX server and
     ``inferflow-numerix serve``."""
@@ -56,15 +50,14 @@ def start_backends(tmp: Path, data: Path | None = None) -> tuple[dict[str, int],
     """Start the three backend processes on free loopback ports; returns (ports, processes, data dir)."""
     import os
 
-    h = _harness()
-    if data is None:
-        from inferflow_core.example import generate
+    from inferflow_core.testing import example, pick_free_port
 
-        data = generate.ensure_data(demo=False, progress=None)
-    ports = {k: h.free_port() for k in ("onfs", "kserve", "numerix")}
+    if data is None:
+        data = example.ensure_data(demo=False, progress=None)
+    ports = {k: pick_free_port() for k in ("onfs", "kserve", "numerix")}
     procs = [
-        h.ServerProcess(name, cmd, dict(os.environ), tmp / f"{name}.log")
-        for name, cmd in backend_commands(data, ports, h.CONFIG_DIR).items()
+        example.ServerProcess(name, cmd, dict(os.environ), tmp / f"{name}.log")
+        for name, cmd in backend_commands(data, ports, example.CONFIG_DIR).items()
     ]
     try:
         for proc in procs:

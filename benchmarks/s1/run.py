@@ -59,8 +59,7 @@ def _load(path: Path, name: str) -> ModuleType:
     return mod
 
 
-from inferflow_core.example import generate as gen  # noqa: E402
-from inferflow_core.example import harness as h  # noqa: E402
+from inferflow_core.testing import example, pick_free_port  # noqa: E402
 
 sys.path.insert(0, str(HERE))
 import remote_direct  # noqa: E402
@@ -70,7 +69,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="inferflow-bench-"))
-        self.data = gen.ensure_data(demo=False, progress=lambda m: print(m, flush=True))
+        self.data = example.ensure_data(demo=False, progress=lambda m: print(m, flush=True))
         q = args.quick
         self.latency_n, self.warmup = (300, 50) if q else (2000, 200)
         self.tput_s = 3.0 if q else 20.0
@@ -86,9 +85,9 @@ class Bench:
             PY, str(HERE / "loadgen.py"), "--target", f"127.0.0.1:{port}", "--out", str(out),
             "--targets", str(targets), "--latency", str(n), "--warmup", str(min(self.warmup, n)),
             "--throughput-s", str(self.tput_s if throughput else 0),
-            "--users", str(gen.FULL["users"]), "--catalogs", str(gen.FULL["catalogs"]),
+            "--users", str(example.FULL["users"]), "--catalogs", str(example.FULL["catalogs"]),
         ]  # fmt: skip
-        proc = h.ServerProcess(f"loadgen {name}", cmd, dict(os.environ), self.tmp / f"{name}.log")
+        proc = example.ServerProcess(f"loadgen {name}", cmd, dict(os.environ), self.tmp / f"{name}.log")
         proc.start()
         assert proc.proc is not None
         code = proc.proc.wait(timeout=600)
@@ -100,7 +99,7 @@ class Bench:
         time.sleep(1.5 if workers > 1 else 0.2)  # let every worker finish loading
 
     def direct(self, mode: str, workers: int, ports: dict[str, int] | None) -> dict:
-        port = h.free_port()
+        port = pick_free_port()
         cmd = [PY, str(HERE / "direct_server.py"), "--mode", mode, "--port", str(port)]
         cmd += ["--workers", str(workers)]
         if mode == "embedded":
@@ -109,7 +108,7 @@ class Bench:
             assert ports is not None
             cmd += [f"--{k}=127.0.0.1:{v}" for k, v in ports.items()]
         name = f"direct-{mode}-w{workers}"
-        srv = h.ServerProcess(name, cmd, dict(os.environ), self.tmp / f"{name}.log")
+        srv = example.ServerProcess(name, cmd, dict(os.environ), self.tmp / f"{name}.log")
         srv.start()
         try:
             srv.wait_port(port, 60)
@@ -119,7 +118,7 @@ class Bench:
                 res["latency_1000"] = self.loadgen(
                     port, name + "-1000t", targets=1000, latency=self.latency_n // 4, throughput=False
                 )["latency"]
-            res["rss_mb"] = [h.rss_mb(p) for p in srv.worker_pids()]
+            res["rss_mb"] = [example.rss_mb(p) for p in srv.worker_pids()]
         finally:
             srv.stop()
         res.update({"mode": mode, "workers": workers, "cache": "-", "server": "direct"})
@@ -127,7 +126,7 @@ class Bench:
 
     def inferflow(self, mode: str, workers: int, cache: bool, ports: dict[str, int] | None) -> dict:
         name = f"{mode}-w{workers}-{'warm' if cache else 'off'}"
-        config = h.write_config(
+        config = example.write_config(
             self.tmp / f"config-{name}",
             self.data,
             cache=cache,
@@ -135,12 +134,12 @@ class Bench:
             predator_endpoint=f"127.0.0.1:{ports['kserve']}" if ports else None,
             models=("bench_ctr",),
         )
-        env = h.embedded_env(self.data)
+        env = example.embedded_env(self.data)
         if ports:
             env.update(remote_env(ports))
-        port, http_port = h.free_port(), h.free_port()
-        srv = h.ServerProcess(
-            name, h.inferflow_serve(config, port, http_port, workers), env, self.tmp / f"{name}.log"
+        port, http_port = pick_free_port(), pick_free_port()
+        srv = example.ServerProcess(
+            name, example.inferflow_serve(config, port, http_port, workers), env, self.tmp / f"{name}.log"
         )
         srv.start()
         try:
@@ -151,7 +150,7 @@ class Bench:
                 res["latency_1000"] = self.loadgen(
                     port, name + "-1000t", targets=1000, latency=self.latency_n // 4, throughput=False
                 )["latency"]
-            res["rss_mb"] = [h.rss_mb(p) for p in srv.worker_pids()]
+            res["rss_mb"] = [example.rss_mb(p) for p in srv.worker_pids()]
             res["cache_hit_ratio"] = hit_ratio(http_port) if cache else None
         finally:
             srv.stop()

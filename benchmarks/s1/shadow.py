@@ -25,7 +25,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run as s1  # noqa: E402
 
-h = s1.h
+from inferflow_core.testing import example, pick_free_port  # noqa: E402
+
 SHADOW_LABEL = "seed8"
 
 
@@ -41,7 +42,7 @@ def second_model(tmp: Path) -> Path:
 
 
 def write_config(bench: Any, name: str, shadow_repo: Path | None) -> Path:
-    config = h.write_config(
+    config = example.write_config(
         bench.tmp / f"config-{name}", bench.data, cache=False, logging_perc=0, models=("bench_ctr",)
     )
     if shadow_repo is not None:
@@ -78,11 +79,11 @@ def shadow_counters(http_port: int) -> dict[str, float]:
 
 
 def measure(bench: Any, name: str, config: Path) -> dict:
-    port, http_port = h.free_port(), h.free_port()
-    srv = h.ServerProcess(
+    port, http_port = pick_free_port(), pick_free_port()
+    srv = example.ServerProcess(
         name,
-        h.inferflow_serve(config, port, http_port, 1),
-        h.embedded_env(bench.data),
+        example.inferflow_serve(config, port, http_port, 1),
+        example.embedded_env(bench.data),
         bench.tmp / f"{name}.log",
     )
     srv.start()
@@ -92,7 +93,7 @@ def measure(bench: Any, name: str, config: Path) -> dict:
         res = bench.loadgen(port, name)
         time.sleep(0.5)  # the last shadow calls finish
         res["shadow"] = shadow_counters(http_port)
-        res["rss_mb"] = [h.rss_mb(p) for p in srv.worker_pids()]
+        res["rss_mb"] = [example.rss_mb(p) for p in srv.worker_pids()]
     finally:
         srv.stop()
     return res

@@ -19,8 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..testing.ports import pick_free_port as free_port  # noqa: F401 - the demo's and benchmarks' h.free_port
-
 HERE = Path(__file__).resolve().parent
 CONFIG_DIR = HERE / "config"
 MODEL_REL = "inferflow/services/inferflow/model-config/config-map"

@@ -52,7 +52,7 @@ def _load(path: Path, name: str) -> ModuleType:
 def build_requests(users: int, catalogs: int, count: int, targets: int, seed: int = 11) -> list[bytes]:
     import numpy as np
 
-    from inferflow_core._proto import predict_pb2 as pb
+    from inferflow_core.testing.protos import predict_pb2 as pb
 
     rng = np.random.default_rng(seed)
     out = []
@@ -140,19 +140,23 @@ def box_cpu() -> tuple[float, float]:
     return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK"), sum(fields) / os.sysconf("SC_CLK_TCK")
 
 
-def run_setting(h: ModuleType, gen: ModuleType, data: Path, tmp: Path, setting: tuple, args) -> dict:  # type: ignore[no-untyped-def]
+def run_setting(data: Path, tmp: Path, setting: tuple, args) -> dict:  # type: ignore[no-untyped-def]
+    from inferflow_core.testing import example, pick_free_port
+
     name, perc, fmt = setting
     encoder = name.split("/")[1] if "/" in name else "thread"
-    config = h.write_config(tmp / f"config-{name}", data, logging_perc=perc, models=("bench_ctr",))
+    config = example.write_config(tmp / f"config-{name}", data, logging_perc=perc, models=("bench_ctr",))
     service = config / "inferflow/services/inferflow/model-config/service-config.json"
     service.write_text(json.dumps({"v2-logging-type": fmt, "compression-enabled": False}))
     log_dir = tmp / f"logs-{name}-{time.monotonic_ns()}"
-    env = h.embedded_env(data, log_dir=log_dir)
+    env = example.embedded_env(data, log_dir=log_dir)
     # "none": encode everything, write nothing (diagnostics)
     env["INFERFLOW_LOG_SINK"] = "none" if "-nosink" in name else args.sink
     env["INFERFLOW_LOG_ENCODER"] = encoder
-    port, http_port = h.free_port(), h.free_port()
-    srv = h.ServerProcess(name, h.inferflow_serve(config, port, http_port, 1), env, tmp / f"{name}.log")
+    port, http_port = pick_free_port(), pick_free_port()
+    srv = example.ServerProcess(
+        name, example.inferflow_serve(config, port, http_port, 1), env, tmp / f"{name}.log"
+    )
     srv.start()
     try:
         srv.wait_http(f"http://127.0.0.1:{http_port}/health/ready", 90)
@@ -161,9 +165,11 @@ def run_setting(h: ModuleType, gen: ModuleType, data: Path, tmp: Path, setting: 
         cmd = [
             sys.executable, __file__, "--loadgen", "--target", f"127.0.0.1:{port}", "--out", str(out),
             "--seconds", str(args.seconds), "--concurrency", str(args.concurrency),
-            "--users", str(gen.FULL["users"]), "--catalogs", str(gen.FULL["catalogs"]),
+            "--users", str(example.FULL["users"]), "--catalogs", str(example.FULL["catalogs"]),
         ]  # fmt: skip
-        load = h.ServerProcess(f"loadgen {name}", cmd, h.embedded_env(data), tmp / f"load-{name}.log")
+        load = example.ServerProcess(
+            f"loadgen {name}", cmd, example.embedded_env(data), tmp / f"load-{name}.log"
+        )
         assert srv.proc is not None
         cpu0 = cpu_seconds(srv.proc.pid)
         child0 = child_cpu_seconds(srv.proc.pid)
@@ -209,10 +215,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.loadgen:
         return loadgen_main(args)
-    from inferflow_core.example import generate as gen
-    from inferflow_core.example import harness as h
+    from inferflow_core.testing import example
 
-    data = gen.ensure_data(demo=False, progress=lambda m: print(m, flush=True))
+    data = example.ensure_data(demo=False, progress=lambda m: print(m, flush=True))
     settings = [("off", 0, "proto")] + [
         (f"{name}/{enc}", perc, fmt) for name, perc, fmt in SETTINGS[1:] for enc in args.encoders
     ]
@@ -227,7 +232,7 @@ def main() -> int:
                 wanted = args.nosink or (args.only and base_name in args.only)
                 if base_name == "proto-nosink" and not wanted:
                     continue
-                res = run_setting(h, gen, data, tmp, setting, args)
+                res = run_setting(data, tmp, setting, args)
                 results[setting[0]].append(res)
                 print(
                     f"  {setting[0]:<20} {res['rps']:8.1f} req/s  {res['cpu_ms_per_req']:.3f} CPU ms/req"

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from inferflow_onfs.store import KeyIndex
 
-from inferflow_core.example import generate
+from inferflow_core.testing import example
 
 Keys = Sequence[tuple[str, ...]]
 
@@ -77,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
-    root = generate.ensure_data(demo=False, progress=None) / "features"
+    root = example.ensure_data(demo=False, progress=None) / "features"
     junk = np.zeros(64 << 20, dtype=np.uint8)
     for label, per_request in (("catalog", 200), ("user", 1)):
         table = pq.read_table(root / f"{label}.parquet", columns=[f"{label}_id"])

@@ -2,9 +2,10 @@
 
     python plugins/inferflow_onfs/benchmarks/bench_s1_inprocess.py [--requests 2000] [--cache]
 
-Builds a Runtime on the example's config (``examples/ctr``, model ``bench_ctr``, embedded store), decodes the
-same PointWise requests ``benchmarks/s1/loadgen.py`` sends (seed 11, 10k users, 100k catalogs, 200 targets,
-warm-up first) and runs them through the service handler with no gRPC. Reports per-request handler time and
+Builds a Runtime on the example's config (``inferflow_core.testing.example``, model ``bench_ctr``, embedded
+store), decodes the same PointWise requests ``benchmarks/s1/loadgen.py`` sends (seed 11, 10k users, 100k
+catalogs, 200 targets, warm-up first) and runs them through the server's request handling in process
+(``InProcessService``: no gRPC). Reports per-request handler time and
 the time inside each FeatureComponent.run (``user_features``, ``catalog_features``); with ``--cache`` the
 feature cache is on and fills as the server's would (warm-up + measured requests, mostly partial hits).
 """
@@ -26,21 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[3]
 
 
-class _Context:
-    """The little of a grpc.aio servicer context the handler uses."""
-
-    def invocation_metadata(self) -> tuple:
-        return ()
-
-    def time_remaining(self) -> None:
-        return None
-
-    async def abort(self, code: object, message: str) -> None:
-        raise RuntimeError(f"{code}: {message}")
-
-
 def _requests(n: int, seed: int = 11) -> list[bytes]:
-    from inferflow_core._proto import predict_pb2 as pb
+    from inferflow_core.testing.protos import predict_pb2 as pb
 
     rng = np.random.default_rng(seed)
     out = []
@@ -66,21 +54,16 @@ def _pct(values: list[float]) -> dict:
 async def main_async(args: argparse.Namespace) -> dict:
     from inferflow_onfs.component import FeatureComponent
 
-    from inferflow_core.config.sources import read_config_dir
-    from inferflow_core.example import generate, harness
-    from inferflow_core.runtime import Runtime
-    from inferflow_core.serving.service import InferflowService
+    from inferflow_core.api import Runtime, read_config_dir
+    from inferflow_core.testing import example
+    from inferflow_core.testing.inprocess import InProcessService
 
-    data = generate.ensure_data(demo=False, progress=None)
-    os.environ.update(harness.embedded_env(data))
-    cfg = harness.write_config(Path(tempfile.mkdtemp(prefix="s1-inproc-")) / "cfg", data, cache=args.cache)
+    data = example.ensure_data(demo=False, progress=None)
+    os.environ.update(example.embedded_env(data))
+    cfg = example.write_config(Path(tempfile.mkdtemp(prefix="s1-inproc-")) / "cfg", data, cache=args.cache)
     runtime = Runtime()
     runtime.apply_tree(read_config_dir(cfg, runtime.prefixes))
-    from inferflow_core._proto import predict_pb2
-    from inferflow_core.serving import adapters
-
-    service = InferflowService(runtime)
-    handler = service._predict("pointwise", predict_pb2.PointWiseRequest, adapters.decode_pointwise, False)
+    service = InProcessService(runtime)
 
     spent: dict[str, float] = defaultdict(float)
     original = FeatureComponent.run
@@ -94,7 +77,6 @@ async def main_async(args: argparse.Namespace) -> dict:
 
     FeatureComponent.run = timed  # type: ignore[method-assign]
     reqs = _requests(args.warmup + args.requests)
-    ctx = _Context()
     total: list[float] = []
     per: dict[str, list[float]] = defaultdict(list)
     prof = None
@@ -106,7 +88,7 @@ async def main_async(args: argparse.Namespace) -> dict:
             prof.enable()
         spent.clear()
         t0 = time.perf_counter()
-        await handler(raw, ctx)
+        await service.call("pointwise", raw)
         elapsed = time.perf_counter() - t0
         if i >= args.warmup:
             total.append(elapsed)
