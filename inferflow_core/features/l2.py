@@ -25,7 +25,7 @@ from ..dtypes import DataType
 from ..errors import PluginError
 from .frame import Slot
 
-log = logging.getLogger("inferflow.onfs.cache")
+log = logging.getLogger("inferflow.features.cache")
 
 MAGIC = b"IFL2\x01"
 _LEN = struct.Struct("<I")
@@ -37,9 +37,8 @@ def open_l2(path: str) -> Any:
         from .l2_disk import BytesDisk
     except ImportError:
         raise PluginError(
-            "a feature cache L2 path is set (e.g. INFERFLOW_ONFS_CACHE_L2_PATH) "
-            "but diskcache is not installed: install the plugin's disk-cache extra "
-            "(inferflow-onfs[disk-cache], inferflow-feast[disk-cache])"
+            "a feature cache L2 path is set but diskcache is not installed: install the "
+            "feature-source plugin's disk-cache extra (pip install '<plugin>[disk-cache]')"
         ) from None
     import diskcache
 

@@ -13,7 +13,7 @@ from typing import Any
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 
-log = logging.getLogger("inferflow.onfs.cache")
+log = logging.getLogger("inferflow.features.cache")
 
 
 class BytesDisk(diskcache.Disk):
