@@ -346,7 +346,7 @@ async def test_slate_mode(make_runtime: Any, tmp_path: Path) -> None:
 
 
 async def test_slate_component_reads_pair_slate_request_features(make_runtime: Any, tmp_path: Path) -> None:
-    """Issue 12: a pair/slate request feature mapped by a slate predator component used to be 0."""
+    """A pair/slate request feature mapped by a slate predator component reaches the model (not 0)."""
     gather_model(tmp_path)
     rt = make_runtime(
         [
