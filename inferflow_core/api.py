@@ -16,8 +16,8 @@
 from __future__ import annotations
 
 from . import api_codecs as codecs
+from . import api_net as net
 from . import features, stats
-from .channels import reconnect_options
 from .client import InferflowClient
 from .components.base import (
     BuildContext,
@@ -49,12 +49,9 @@ from .matrix import ComponentMatrix
 from .observability.metrics import Metrics
 from .observability.tracing import external_span
 from .runtime import Runtime
-from .serving.standalone import serve_grpc_service
-from .tls import ClientTls, ServerTls, TlsConfigError, open_channel
 
 __all__ = [
     "BuildContext",
-    "ClientTls",
     "ColumnRead",
     "ColumnSpec",
     "CompiledModel",
@@ -84,18 +81,14 @@ __all__ = [
     "RunContext",
     "Runtime",
     "ServedRequest",
-    "ServerTls",
     "ServiceConfig",
-    "TlsConfigError",
     "TypedValues",
     "codecs",
     "external_span",
     "features",
     "hookimpl",
     "hookspec",
-    "open_channel",
+    "net",
     "read_config_dir",
-    "reconnect_options",
-    "serve_grpc_service",
     "stats",
 ]

@@ -53,15 +53,15 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not os.path.isdir(args.config_dir):
         print(f"inferflow-numerix: config directory {args.config_dir!r} does not exist", file=sys.stderr)
         return 2
-    from inferflow_core.api import ServerTls, TlsConfigError
+    from inferflow_core.api import net
 
     from .server import serve
 
     tls = None
     if args.tls_cert or args.tls_key or args.tls_client_ca:
         try:
-            tls = ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca or None, what="--tls-*")
-        except TlsConfigError as exc:
+            tls = net.ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca or None, what="--tls-*")
+        except net.TlsConfigError as exc:
             print(f"inferflow-numerix: {exc.message}", file=sys.stderr)
             return 2
     try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
-from inferflow_core.api import DataType, external_span, open_channel, reconnect_options
+from inferflow_core.api import DataType, external_span, net
 
 from ._proto import numerix_pb2 as pb
 from ._proto import numerix_pb2_grpc as pb_grpc
@@ -51,8 +51,8 @@ class NumerixClient:
         loop = asyncio.get_running_loop()
         if self._stub is None or self._loop is not loop:
             opts: list[tuple[str, int]] = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-            opts += reconnect_options(self.settings.reconnect_min_ms, self.settings.reconnect_max_ms)
-            self._channel = open_channel(
+            opts += net.reconnect_options(self.settings.reconnect_min_ms, self.settings.reconnect_max_ms)
+            self._channel = net.open_channel(
                 self.settings.target, self.settings.plaintext, self.settings.tls, opts, self._credentials
             )
             self._stub = pb_grpc.NumerixStub(self._channel)

@@ -35,8 +35,8 @@ from inferflow_core.api import (
     ConfigError,
     DataType,
     RunContext,
-    TlsConfigError,
     codecs,
+    net,
 )
 
 from .client import NumerixClient
@@ -301,7 +301,7 @@ class NumerixType:
         if settings.remote:
             try:
                 settings.tls.check(settings.plaintext)
-            except TlsConfigError as exc:
+            except net.TlsConfigError as exc:
                 raise ConfigError(
                     ctx.model_id, [("", f"component {config.component!r}: {exc.message}")]
                 ) from None

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import grpc
 
-from inferflow_core.api import DirectorySource, ServerTls, serve_grpc_service
+from inferflow_core.api import DirectorySource, net
 
 from ._proto import numerix_pb2 as pb
 from ._proto import numerix_pb2_grpc as pb_grpc
@@ -87,14 +87,14 @@ async def serve(
     host: str = "127.0.0.1",
     app_name: str = "numerix",
     auth_token: str = "",
-    tls: ServerTls | None = None,
+    tls: net.ServerTls | None = None,
     metrics_port: int | None = None,
     grace: float = 5.0,
 ) -> None:
     """Serve until SIGINT/SIGTERM (graceful: health NOT_SERVING, in-flight calls get ``grace`` s).
     Prints ``inferflow-numerix serving on HOST:PORT`` (and ``metrics on HOST:PORT``) when ready.
     With ``tls``: TLS, and mTLS when it has a client CA. grpc.health.v1, reflection and ``/metrics``
-    come from the core's :func:`serve_grpc_service`."""
+    come from the core's :func:`net.serve_grpc_service`."""
     store = ExpressionStore(config_dir, app_name)
     await store.start()
 
@@ -106,7 +106,7 @@ async def serve(
         print(f"inferflow-numerix serving on {host}:{bound}{extra}", flush=True)
 
     try:
-        await serve_grpc_service(
+        await net.serve_grpc_service(
             register,
             [pb.DESCRIPTOR.services_by_name["Numerix"].full_name],
             port=port,

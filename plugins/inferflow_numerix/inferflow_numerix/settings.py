@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from inferflow_core.api import ClientTls
+from inferflow_core.api import net
 
 
 def _env(*names: str) -> AliasChoices:
@@ -47,8 +47,8 @@ class NumerixSettings(BaseSettings):
     )
 
     @property
-    def tls(self) -> ClientTls:
-        return ClientTls(
+    def tls(self) -> net.ClientTls:
+        return net.ClientTls(
             self.tls_ca_file, self.tls_cert_file, self.tls_key_file, self.tls_server_name, "Numerix TLS"
         )
 

@@ -111,15 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.path.isdir(args.data):
         print(f"inferflow-onfs: --data {args.data!r} is not a directory", file=sys.stderr)
         return 2
-    from inferflow_core.api import ServerTls, TlsConfigError
+    from inferflow_core.api import net
 
     from .server import serve
 
     tls = None
     if args.tls_cert or args.tls_key or args.tls_client_ca:
         try:
-            tls = ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca or None, what="--tls-*")
-        except TlsConfigError as exc:
+            tls = net.ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca or None, what="--tls-*")
+        except net.TlsConfigError as exc:
             print(f"inferflow-onfs: {exc.message}", file=sys.stderr)
             return 2
     with contextlib.suppress(KeyboardInterrupt):

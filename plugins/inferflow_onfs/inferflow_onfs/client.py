@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import external_span, features, open_channel, reconnect_options
+from inferflow_core.api import external_span, features, net
 
 from ._proto import retrieve_pb2 as pb
 from .backends import FetchOutcome, FetchRequest
@@ -65,7 +65,7 @@ class OnfsClient:
         self._credentials = None if self.plaintext else self.tls.credentials()  # files read once
         self.deadline_s = settings.deadline_ms / 1000
         self.batch_size = settings.batch_size
-        self.options = _OPTIONS + reconnect_options(settings.reconnect_min_ms, settings.reconnect_max_ms)
+        self.options = _OPTIONS + net.reconnect_options(settings.reconnect_min_ms, settings.reconnect_max_ms)
         self.metadata = ((CALLER_ID_HEADER, settings.caller_id), (AUTH_TOKEN_HEADER, settings.caller_token))
         self._channels: dict[int, tuple[asyncio.AbstractEventLoop, grpc.aio.Channel, object]] = {}
         self._templates: dict[FetchRequest, bytes] = {}
@@ -80,7 +80,7 @@ class OnfsClient:
         got = self._channels.get(id(loop))
         if got is not None and got[0] is loop:
             return got[2]
-        channel = open_channel(self.target, self.plaintext, self.tls, self.options, self._credentials)
+        channel = net.open_channel(self.target, self.plaintext, self.tls, self.options, self._credentials)
         # raw bytes both ways: the query is assembled from a cached prefix, the answer is decoded by
         # RowTemplate when it has the expected shape (protobuf parsing only as the general path)
         method = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)

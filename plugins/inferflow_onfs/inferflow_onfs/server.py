@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import DataType, DataTypeError, ServerTls, codecs, serve_grpc_service
+from inferflow_core.api import DataType, DataTypeError, codecs, net
 from inferflow_core.api import features as fs
 
 from ._proto import retrieve_pb2 as pb
@@ -207,20 +207,20 @@ async def serve(
     host: str = "127.0.0.1",
     caller_id: str = "",
     auth_token: str = "",
-    tls: ServerTls | None = None,
+    tls: net.ServerTls | None = None,
     metrics_port: int | None = None,
     grace: float = 5.0,
 ) -> None:
     """Run until SIGTERM / SIGINT / cancellation (graceful: health NOT_SERVING, in-flight calls get
     ``grace`` s); over TLS (mTLS with a client CA) when ``tls`` is given. grpc.health.v1, reflection and
-    ``/metrics`` (on ``metrics_port``) come from the core's :func:`serve_grpc_service`."""
+    ``/metrics`` (on ``metrics_port``) come from the core's :func:`net.serve_grpc_service`."""
     service = FeatureService(LocalStore(data), caller_id, auth_token)
 
     def ready(bound: int, metrics_bound: int | None) -> None:
         extra = f", metrics on {host}:{metrics_bound}" if metrics_bound is not None else ""
         print(f"inferflow-onfs serving {data} on {host}:{bound}{extra}", flush=True)
 
-    await serve_grpc_service(
+    await net.serve_grpc_service(
         lambda server: server.add_generic_rpc_handlers((service.handler(),)),
         [SERVICE],
         port=port,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from inferflow_core.api import ClientTls, TlsConfigError
+from inferflow_core.api import net
 
 
 def _env(name: str) -> AliasChoices:
@@ -44,8 +44,8 @@ class OnfsSettings(BaseSettings):
     tls_server_name: str = Field("", validation_alias=_env("INFERFLOW_ONFS_TLS_SERVER_NAME"))
 
     @property
-    def tls(self) -> ClientTls:
-        return ClientTls(
+    def tls(self) -> net.ClientTls:
+        return net.ClientTls(
             self.tls_ca_file, self.tls_cert_file, self.tls_key_file, self.tls_server_name, "OnFS TLS"
         )
 
@@ -68,6 +68,6 @@ class OnfsSettings(BaseSettings):
             out.append(("", f"EXTERNAL_SERVICE_ONFS_FS_DEAD_LINE must be > 0 ms, got {self.deadline_ms}"))
         try:
             self.tls.check(self.fs_plaintext)
-        except TlsConfigError as exc:
+        except net.TlsConfigError as exc:
             out.append(("", exc.message))
         return out

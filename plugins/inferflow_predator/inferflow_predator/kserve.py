@@ -14,14 +14,7 @@ from collections.abc import Sequence
 import grpc
 import numpy as np
 
-from inferflow_core.api import (
-    ClientTls,
-    ComponentError,
-    codecs,
-    external_span,
-    open_channel,
-    reconnect_options,
-)
+from inferflow_core.api import ComponentError, codecs, external_span, net
 
 from ._proto import grpc_predict_v2_pb2 as service_pb2
 from ._proto import grpc_predict_v2_pb2_grpc as service_pb2_grpc
@@ -81,7 +74,7 @@ class KServeClient:
         plain_text: bool,
         metadata: Sequence[tuple[str, str]],
         max_message_bytes: int,
-        tls: ClientTls | None = None,
+        tls: net.ClientTls | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         reconnect_ms: tuple[int, int] = (100, 500),
     ) -> None:
@@ -90,9 +83,9 @@ class KServeClient:
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),
-            *reconnect_options(*reconnect_ms),
+            *net.reconnect_options(*reconnect_ms),
         ]
-        self.channel = open_channel(target, plain_text, tls, options, credentials)
+        self.channel = net.open_channel(target, plain_text, tls, options, credentials)
         self.stub = service_pb2_grpc.GRPCInferenceServiceStub(self.channel)
         self.metadata = tuple(metadata)
         self.server_ready = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from inferflow_core.api import TlsConfigError
+from inferflow_core.api import net
 
 from .embedded import OnnxBackend, OnnxWorkers
 from .kserve import KServeClient
@@ -60,7 +60,7 @@ class BackendPool:
             settings.tls.check(settings.plain_text)
             if not settings.plain_text:
                 self._credentials = settings.tls.credentials()
-        except TlsConfigError as exc:
+        except net.TlsConfigError as exc:
             self.tls_problem = exc.message
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from inferflow_core.api import ClientTls
+from inferflow_core.api import net
 
 
 class PredatorSettings(BaseSettings):
@@ -75,7 +75,7 @@ class PredatorSettings(BaseSettings):
     )
 
     @property
-    def tls(self) -> ClientTls:
-        return ClientTls(
+    def tls(self) -> net.ClientTls:
+        return net.ClientTls(
             self.tls_ca_file, self.tls_cert_file, self.tls_key_file, self.tls_server_name, "Predator TLS"
         )

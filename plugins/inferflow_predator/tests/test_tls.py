@@ -20,7 +20,7 @@ from inferflow_predator.pool import BackendPool
 from inferflow_predator.settings import PredatorSettings
 from inferflow_predator.tensors import Tensor
 
-from inferflow_core.api import ComponentError, ConfigError, Metrics, ServerTls
+from inferflow_core.api import ComponentError, ConfigError, Metrics, net
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("cryptography")
@@ -53,7 +53,7 @@ async def kserve_tls(tmp_path) -> AsyncIterator[dict[str, Any]]:
     server = grpc.aio.server()
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(Doubler(), server)
     port = server.add_secure_port(
-        "127.0.0.1:0", ServerTls(cert.cert_file, cert.key_file, ca.ca_file).grpc_credentials()
+        "127.0.0.1:0", net.ServerTls(cert.cert_file, cert.key_file, ca.ca_file).grpc_credentials()
     )
     await server.start()
     try:

@@ -1,0 +1,22 @@
+"""Network pieces plugins share, as one namespace: ``from inferflow_core.api import net``.
+
+Outbound gRPC channels (``open_channel`` with a ``ClientTls``, ``reconnect_options`` for a bounded reconnect
+backoff), TLS for a plugin's own server (``ServerTls``; ``TlsConfigError`` for a setting that cannot work)
+and ``serve_grpc_service``: a plugin's own gRPC server with health, reflection, metrics and graceful
+shutdown (``inferflow-onfs serve``, ``inferflow-numerix serve``).
+"""
+
+from __future__ import annotations
+
+from .channels import reconnect_options
+from .serving.standalone import serve_grpc_service
+from .tls import ClientTls, ServerTls, TlsConfigError, open_channel
+
+__all__ = [
+    "ClientTls",
+    "ServerTls",
+    "TlsConfigError",
+    "open_channel",
+    "reconnect_options",
+    "serve_grpc_service",
+]
