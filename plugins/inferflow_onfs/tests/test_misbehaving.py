@@ -73,7 +73,11 @@ def misbehaving():
 
 
 def _component(port: int, batch_size: int = 10):  # type: ignore[no-untyped-def]
-    settings = OnfsSettings(fs_host="127.0.0.1", fs_port=port, fs_plaintext=True, batch_size=batch_size)
+    # a deadline far above the default 200 ms: these tests are about malformed answers, and a loaded test
+    # machine can delay a thread-pool server's answer past 200 ms (then the batch fails as a timeout)
+    settings = OnfsSettings(
+        fs_host="127.0.0.1", fs_port=port, fs_plaintext=True, batch_size=batch_size, deadline_ms=10_000
+    )
     model = ModelConfig.model_validate(json.loads(model_json([COMPONENT])))
     metrics = Metrics()
     build = Build(model_id="m", model=model, config={}, metrics=metrics)
