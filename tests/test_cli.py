@@ -15,7 +15,7 @@ import pytest
 
 from inferflow_core import cli
 from inferflow_core.testing.server import running_server
-from tests.test_client import TREE, _runtime
+from tests.client_support import TREE, _runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 

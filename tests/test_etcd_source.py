@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import aetcd
 import grpc
-import numpy as np
 import pytest
 
 from inferflow_core import cli
@@ -19,30 +17,9 @@ from inferflow_core.config.sources import read_config_dir, write_config_dir
 from inferflow_core.push import push
 from inferflow_core.serving.server import make_source
 from inferflow_core.testing.server import running_server
-from tests.test_serving import POINT, PREFIX, make_runtime, point_request
+from tests.serving_support import PREFIX, _score, _wait_for, _with_value, make_runtime
 
 pytestmark = pytest.mark.integration
-
-
-def _with_value(value: float) -> str:
-    return POINT.replace('"value": 0.5', f'"value": {value}')
-
-
-async def _score(stub: Any, model: str = "point") -> float:
-    resp = await stub.InferPointWise(point_request(model, prices=(b"1",)), timeout=5)
-    return float(np.frombuffer(resp.target_scores[0].output_values[1], dtype="<f4")[0])
-
-
-async def _wait_for(stub: Any, value: float, within: float) -> float:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    while True:
-        got = await _score(stub)
-        if got == value:
-            return loop.time() - start
-        if loop.time() - start > within:
-            raise AssertionError(f"still serving {got}, wanted {value} after {within}s")
-        await asyncio.sleep(0.02)
 
 
 async def _put(endpoint: str, key: str, value: str) -> None:

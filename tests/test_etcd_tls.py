@@ -24,8 +24,7 @@ from inferflow_core.testing.certs import CertAuthority
 from inferflow_core.testing.etcd import EtcdProcess
 from inferflow_core.testing.server import running_server
 from inferflow_core.tls import TlsConfigError
-from tests.test_etcd_source import _wait_for, _with_value
-from tests.test_serving import PREFIX, make_runtime
+from tests.serving_support import PREFIX, _wait_for, _with_value, make_runtime
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("cryptography")

@@ -11,7 +11,7 @@ from inferflow_core.client import AsyncInferflowClient
 from inferflow_core.engine.explain import cap
 from inferflow_core.predict import explain_tree
 from inferflow_core.testing.server import running_server
-from tests.test_serving import PREFIX, _model, make_runtime
+from tests.serving_support import PREFIX, _model, make_runtime
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import pytest
 from inferflow_core._proto import inferflow_pb2, predict_pb2
 from inferflow_core.client._result import Table
 from inferflow_core.testing.server import running_server
-from tests.test_serving import TREE, Recorder, make_runtime, point_request
+from tests.serving_support import TREE, Recorder, make_runtime, point_request
 
 pytestmark = pytest.mark.integration
 P = predict_pb2

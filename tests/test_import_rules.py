@@ -6,6 +6,10 @@ the public client package ``inferflow_core.client``, and no private module (a na
 under any of them. Costs inside the core are measured through those surfaces (``core_overhead.py`` times
 the engine and the feature initializer through ``Runtime.execute``). The core's layers and the plugin
 packages' imports are import-linter contracts in pyproject.toml (``lint-imports``).
+
+Test modules import no other test module (``tests.test_*``, a plugin's ``test_*``) and no conftest.py:
+shared code lives in support modules (``tests/*_support.py``, ``tests/helpers.py``, a plugin's uniquely
+named ``<plugin>_support.py``), shared fixtures in conftest.py.
 """
 
 from __future__ import annotations
@@ -67,4 +71,55 @@ def test_the_rule_sees_every_import_form(tmp_path: Path) -> None:
         "inferflow_core.matrix",
         "inferflow_core.client._result",
         "inferflow_core._proto",
+    }
+
+
+def _test_imports(path: Path) -> set[str]:
+    """Modules ``path`` imports that are test modules or conftest.py (any dotted part ``test_*``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            names = [module, *(f"{module}.{alias.name}".lstrip(".") for alias in node.names)]
+        else:
+            continue
+        found |= {n for n in names if any(p.startswith("test_") or p == "conftest" for p in n.split("."))}
+    return found
+
+
+def test_test_modules_import_no_other_test_module() -> None:
+    dirs = [ROOT / "tests", *ROOT.glob("plugins/*/tests"), *ROOT.glob("examples/*/tests")]
+    files = sorted(p for d in dirs for p in d.rglob("*.py"))
+    assert len(dirs) >= 5, f"only {len(dirs)} test dirs found: the glob is wrong"
+    assert len(files) >= 100, f"only {len(files)} test files found: the glob is wrong"
+    reaches = {str(p.relative_to(ROOT)): sorted(got) for p in files if (got := _test_imports(p))}
+    assert reaches == {}, f"test code importing test modules (share through a support module): {reaches}"
+
+
+def test_the_test_module_rule_sees_every_import_form(tmp_path: Path) -> None:
+    module = tmp_path / "test_x.py"
+    module.write_text(
+        "import tests.test_serving\n"
+        "from tests.test_metrics import MODEL\n"
+        "from tests import test_client\n"
+        "from test_cache import _build\n"
+        "from tests.conftest import spans\n"
+        "from tests.serving_support import TREE\n"
+        "from onfs_support import model_json\n"
+        "from inferflow_core.testing import make_runtime\n"
+        "def f():\n    from tests.test_shadow import request\n"
+    )
+    assert _test_imports(module) == {
+        "tests.test_serving",
+        "tests.test_metrics",
+        "tests.test_metrics.MODEL",
+        "tests.test_client",
+        "test_cache",
+        "test_cache._build",
+        "tests.conftest",
+        "tests.conftest.spans",
+        "tests.test_shadow",
+        "tests.test_shadow.request",
     }

@@ -19,7 +19,7 @@ from inferflow_core.config.sources import write_config_dir
 from inferflow_core.serving.server import grpc_server_options
 from inferflow_core.serving.supervisor import EXIT_CRASH_LOOP, EXIT_STARTUP, WorkerSupervisor
 from inferflow_core.testing.process import ServeProcess, entry_point_plugin
-from tests.test_metrics import NOOP_PLUGIN, PREFIX, _request, _sample, _scrape
+from tests.observability_support import NOOP_PLUGIN, PREFIX, _request, _sample, _scrape
 
 
 def _children(pid: int) -> set[int]:

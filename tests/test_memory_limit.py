@@ -16,9 +16,7 @@ import pytest
 from inferflow_core._proto import predict_pb2_grpc
 from inferflow_core.config.sources import write_config_dir
 from inferflow_core.testing.process import ServeProcess
-from tests.test_reliability import amplification_request
-from tests.test_serving import PREFIX, TREE, point_request
-from tests.test_serving_shutdown import REPO, _plugin_dir
+from tests.serving_support import PREFIX, REPO, TREE, _plugin_dir, amplification_request, point_request
 
 pytestmark = [
     pytest.mark.integration,

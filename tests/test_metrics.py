@@ -4,62 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import socket
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
 
-from inferflow_core._proto import predict_pb2, predict_pb2_grpc
+from inferflow_core._proto import predict_pb2_grpc
 from inferflow_core.config.sources import write_config_dir
 from inferflow_core.observability.metrics import Metrics
 from inferflow_core.observability.statsd import StatsdClient
-from inferflow_core.runtime import Runtime
-from inferflow_core.testing import make_runtime
 from inferflow_core.testing.process import ServeProcess, entry_point_plugin
 from inferflow_core.testing.server import running_server
-from tests.helpers import ProbePlugin, model_json
-
-PREFIX = "inferflow/services/inferflow/model-config/config-map/"
-MODEL = model_json(
-    {"scorer": ["feature_initializer"], "broken": ["feature_initializer"]},
-    [
-        {"component": "scorer", "outputs": [{"name": "score"}]},
-        {"component": "broken", "outputs": [{"name": "bad"}], "fail": True},
-    ],
-    ["catalog_id", "score"],
-)
-
-
-def _runtime(metrics: Metrics) -> Runtime:
-    return make_runtime(metrics=metrics, probe=ProbePlugin())
-
-
-def _request(n: int = 3, model: str = "m") -> predict_pb2.PointWiseRequest:
-    return predict_pb2.PointWiseRequest(
-        model_config_id=model, targets=[predict_pb2.Target(id=str(i)) for i in range(n)]
-    )
-
-
-def _scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as r:
-        return r.read().decode()
-
-
-def _sample(text: str, name: str, **labels: str) -> float:
-    """Sum of samples of ``name`` whose labels include ``labels``."""
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$", line)
-        if not m or m.group(1) != name:
-            continue
-        got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(3) or ""))
-        if all(got.get(k) == v for k, v in labels.items()):
-            total += float(m.group(4))
-    return total
+from tests.observability_support import MODEL, NOOP_PLUGIN, PREFIX, _request, _runtime, _sample, _scrape
 
 
 async def test_metrics_endpoint_shows_api_component_and_config_counters() -> None:
@@ -155,32 +113,6 @@ def test_statsd_never_blocks_or_raises_without_an_agent() -> None:
     client.flush()
     client.close()
     assert time.perf_counter() - t0 < 2.0
-
-
-NOOP_PLUGIN = """
-import numpy as np
-from pydantic import BaseModel
-from inferflow_core.api import ColumnSpec, Component, DataType, hookimpl
-
-class Cfg(BaseModel):
-    component: str
-
-class Scorer(Component):
-    def outputs(self):
-        return [ColumnSpec("score", DataType.FP32)]
-    async def run(self, ctx):
-        ctx.matrix.set_column("score", np.ones(ctx.matrix.rows, dtype=np.float32))
-
-class ScorerType:
-    config_key = "scorer_components"
-    config_model = Cfg
-    def build(self, cfg, ctx):
-        return Scorer(cfg.component, ctx.model_id)
-
-@hookimpl
-def register_components(register):
-    register(ScorerType())
-"""
 
 
 @pytest.mark.integration

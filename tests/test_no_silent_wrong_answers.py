@@ -26,7 +26,7 @@ from inferflow_core.errors import ConfigError
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing.server import running_server
 from tests.helpers import ProbePlugin, probe_runtime
-from tests.test_serving import PREFIX, make_runtime, point_request
+from tests.serving_support import PREFIX, make_runtime, point_request
 
 
 def _model(dag: dict, probes: list[dict], features: list[str], **extra: Any) -> str:

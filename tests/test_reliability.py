@@ -19,7 +19,15 @@ from inferflow_core.cli import main as cli_main
 from inferflow_core.errors import sanitize
 from inferflow_core.serving.service import _status_of
 from inferflow_core.testing.server import running_server
-from tests.test_serving import PREFIX, SLOW, TREE, _model, make_runtime, point_request
+from tests.serving_support import (
+    PREFIX,
+    SLOW,
+    TREE,
+    _model,
+    amplification_request,
+    make_runtime,
+    point_request,
+)
 
 pytestmark = pytest.mark.integration
 P = predict_pb2
@@ -38,16 +46,6 @@ SECRET = _model(
     [{"component": "x", "outputs": [{"name": "s", "data_type": "/srv/secret/models/x.onnx"}]}],
     ["catalog_id", "s"],
 )
-
-
-def amplification_request(rows: int = 10_000, dim: int = 50_000) -> P.PointWiseRequest:
-    """One FP64Vector row of ``dim`` elements, every other row empty (193 KiB on the wire)."""
-    big = b":".join([b"1"] * dim)
-    return P.PointWiseRequest(
-        model_config_id="point",
-        target_input_schema=[P.FeatureSchema(name="emb", data_type=FP64V)],
-        targets=[P.Target(id=str(i), feature_values=[big if i == 0 else b""]) for i in range(rows)],
-    )
 
 
 async def _code(call, req, timeout: float = 10) -> tuple[grpc.StatusCode, str]:

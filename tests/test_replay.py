@@ -4,7 +4,6 @@ every number of the report checked against a direct computation."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,19 @@ import pytest
 from inferflow_logging.replay import main, replay
 
 from inferflow_core._proto import predict_pb2_grpc
-from inferflow_core.testing import write_config_dir
 from inferflow_core.testing.server import running_server
-from tests.shadow_support import linear_model, make_runtime, model_config, reference, tree
-from tests.test_shadow import features, request
+from tests.shadow_support import (
+    N_REQUESTS,
+    candidate,
+    expected,
+    linear_model,
+    make_runtime,
+    model_config,
+    request,
+    tree,
+)
 
 pytestmark = pytest.mark.integration
-N_REQUESTS = 6
 
 
 @pytest.fixture
@@ -38,38 +43,6 @@ async def served_logs(repo: Path, logs: Path, monkeypatch: Any, log_features: bo
         stub = predict_pb2_grpc.PredictStub(srv.channel)
         for i in range(N_REQUESTS):
             await stub.InferPointWise(request(i, f"req-{i}"))
-
-
-def candidate(repo: Path, where: Path) -> dict[str, str]:
-    config = tree(model_config(f"onnx://{repo}", "lin_b"))
-    write_config_dir(where, config)
-    return config
-
-
-def kendall_brute(a: np.ndarray, b: np.ndarray) -> float:
-    pairs = list(itertools.combinations(range(len(a)), 2))
-    s = sum(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i, j in pairs)
-    return float(s / len(pairs))  # no ties in continuous scores: tau-b = tau-a
-
-
-def spearman_brute(a: np.ndarray, b: np.ndarray) -> float:
-    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
-    n = len(a)
-    return float(1 - 6 * ((ra - rb) ** 2).sum() / (n * (n * n - 1)))
-
-
-def expected() -> dict[str, Any]:
-    olds, news, rho, tau, top = [], [], [], [], []
-    for i in range(N_REQUESTS):
-        x = features(i)
-        old, new = reference(x, 1).astype(np.float64), reference(x, 2).astype(np.float64)
-        olds.append(old)
-        news.append(new)
-        rho.append(spearman_brute(old, new))
-        tau.append(kendall_brute(old, new))
-        top.append(len(set(np.argsort(-old)[:5]) & set(np.argsort(-new)[:5])) / 5)
-    old, new = np.concatenate(olds), np.concatenate(news)
-    return {"old": old, "new": new, "rho": rho, "tau": tau, "top": top}
 
 
 async def test_replay_report_matches_a_direct_computation(

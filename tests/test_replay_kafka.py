@@ -20,9 +20,16 @@ from inferflow_logging.sinks import schema_path, varint
 from inferflow_core._proto import predict_pb2_grpc
 from inferflow_core.testing import pick_free_port, write_config_dir
 from inferflow_core.testing.server import running_server
-from tests.shadow_support import linear_model, make_runtime, model_config, tree
-from tests.test_replay import N_REQUESTS, candidate, expected
-from tests.test_shadow import request
+from tests.shadow_support import (
+    N_REQUESTS,
+    candidate,
+    expected,
+    linear_model,
+    make_runtime,
+    model_config,
+    request,
+    tree,
+)
 
 __all__ = ["broker"]  # the Tansu fixture (a uniquely named support module of the plugin's tests)
 

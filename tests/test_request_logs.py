@@ -16,9 +16,8 @@ from inferflow_core.observability.logs import setup_logging
 from inferflow_core.observability.metrics import Metrics
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing.server import running_server
-from tests.test_metrics import MODEL as METRICS_MODEL
-from tests.test_metrics import PREFIX, _runtime
-from tests.test_tracing import PARENT, TRACE_ID, spans  # noqa: F401 - fixture
+from tests.observability_support import MODEL as METRICS_MODEL
+from tests.observability_support import PARENT, PREFIX, TRACE_ID, _runtime
 
 # component failures are logged as Go samples them (error_logging_percent); 100 logs every one
 _doc = json.loads(METRICS_MODEL)
@@ -79,7 +78,7 @@ async def test_component_failure_line_carries_the_request_scope(lines: io.String
     assert not [r for r in _records(lines) if r["logger"] == "inferflow.access"]  # off by default
 
 
-async def test_trace_id_of_the_current_span_when_tracing_is_on(lines: io.StringIO, spans) -> None:  # noqa: F811
+async def test_trace_id_of_the_current_span_when_tracing_is_on(lines: io.StringIO, spans) -> None:
     await _call(_runtime(Metrics()))
     (failed,) = [r for r in _records(lines) if r["msg"].startswith("component failed")]
     (req,) = [s for s in spans.get_finished_spans() if s.name == "inferflow pointwise"]

@@ -23,8 +23,8 @@ from inferflow_core.serving.auth import AuthConfigError, parse_token_lines
 from inferflow_core.testing.certs import CertAuthority, IssuedCert
 from inferflow_core.testing.server import running_server
 from inferflow_core.tls import TlsConfigError
-from tests.test_serving import TREE as SERVING_TREE
-from tests.test_serving import make_runtime, point_request
+from tests.serving_support import TREE as SERVING_TREE
+from tests.serving_support import make_runtime, point_request
 
 # The serving tests' tree without its deliberately rejected model, which would keep the pod not ready.
 TREE = {k: v for k, v in SERVING_TREE.items() if not k.endswith("/rejected")}
@@ -363,8 +363,7 @@ async def test_inferflow_serve_with_two_workers_over_mtls_and_tokens(pki, tmp_pa
     """The real CLI: every worker process serves TLS with the same certificate and checks tokens."""
     from inferflow_core.config.sources import write_config_dir
     from inferflow_core.testing.process import ServeProcess
-    from tests.test_serving import POINT, PREFIX
-    from tests.test_serving_shutdown import REPO, _plugin_dir
+    from tests.serving_support import POINT, PREFIX, REPO, _plugin_dir
 
     cfg = tmp_path / "cfg"
     write_config_dir(cfg, {PREFIX + "point": POINT})

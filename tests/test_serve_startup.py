@@ -20,7 +20,7 @@ import pytest
 from inferflow_core.config.sources import write_config_dir
 from inferflow_core.serving.app import _settings
 from inferflow_core.testing.ports import pick_free_port
-from tests.test_serving import POINT, PREFIX
+from tests.serving_support import POINT, PREFIX
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,6 @@ import asyncio
 import json
 import time
 import urllib.request
-from typing import Any
 
 import grpc
 import numpy as np
@@ -17,103 +16,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from inferflow_core import testing
 from inferflow_core._proto import inferflow_pb2, inferflow_pb2_grpc, predict_pb2, predict_pb2_grpc
-from inferflow_core.api import hookimpl
-from inferflow_core.config.settings import ServiceSettings
-from inferflow_core.runtime import Runtime
 from inferflow_core.testing.server import running_server
-from tests.helpers import TRACE, ProbePlugin
+from tests.helpers import TRACE
+from tests.serving_support import FP32, POINT, PREFIX, STRING, TREE, Recorder, make_runtime, point_request
 
 pytestmark = pytest.mark.integration
-
-FP32 = predict_pb2.DataTypeFP32
-STRING = predict_pb2.DataTypeString
-PREFIX = "inferflow/services/inferflow/model-config/config-map/"
-
-
-def _model(dag: dict, probes: list[dict], features: list[str]) -> str:
-    return json.dumps(
-        {
-            "dag_execution_config": {"component_dependency": dag},
-            "component_config": {"probe_components": probes},
-            "response_config": {"features": features, "model_schema_features_perc": 0},
-        }
-    )
-
-
-POINT = _model(
-    {"scorer": ["feature_initializer"], "doubler": ["feature_initializer"]},
-    [
-        {"component": "scorer", "outputs": [{"name": "score"}], "value": 0.5},
-        {"component": "doubler", "outputs": [{"name": "price_x2"}], "copy_from": "price", "value": 2},
-    ],
-    ["catalog_id", "score", "price_x2", "price"],
-)
-SLATE = _model(
-    {"scorer": ["feature_initializer"], "slater": ["scorer"]},
-    [
-        {"component": "scorer", "outputs": [{"name": "score"}], "value": 0.5},
-        {"component": "slater", "slate_outputs": [{"name": "slate_score"}], "value": 1.0},
-    ],
-    ["catalog_id", "score", "slate_score"],
-)
-BROKEN = _model(
-    {"ok": ["feature_initializer"], "broken": ["feature_initializer"]},
-    [
-        {"component": "ok", "outputs": [{"name": "score"}]},
-        {"component": "broken", "outputs": [{"name": "bad"}], "fail": True},
-    ],
-    ["catalog_id", "score", "bad"],
-)
-SLOW = _model(
-    {"sleeper": ["feature_initializer"]},
-    [{"component": "sleeper", "outputs": [{"name": "score"}], "sleep_ms": 3000}],
-    ["catalog_id", "score"],
-)
-REJECTED = _model({"ghost": ["feature_initializer"]}, [], ["catalog_id"])
-
-TREE = {
-    PREFIX + "point": POINT,
-    PREFIX + "slate": SLATE,
-    PREFIX + "broken": BROKEN,
-    PREFIX + "slow": SLOW,
-    PREFIX + "rejected": REJECTED,
-}
-
-
-class Recorder:
-    """A request observer registered through the register_request_observers hook."""
-
-    def __init__(self) -> None:
-        self.seen: list[Any] = []
-        self.started = self.stopped = False
-
-    def observe(self, served: Any) -> None:
-        self.seen.append(served)
-
-    async def start(self, host: Any) -> None:
-        self.started = True
-        self.host = host
-
-    async def stop(self, grace_s: float) -> None:
-        self.stopped = True
-
-
-class ObserverPlugin:
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-
-    @hookimpl
-    def register_request_observers(self, register: Any) -> None:
-        register(self.recorder)
-
-
-def make_runtime(recorder: Recorder | None = None, **settings: Any) -> Runtime:
-    plugins: dict[str, object] = {"probe": ProbePlugin()}
-    if recorder is not None:
-        plugins["recorder"] = ObserverPlugin(recorder)
-    return testing.make_runtime(settings=ServiceSettings(**settings), **plugins)
 
 
 @pytest.fixture
@@ -127,16 +35,6 @@ async def srv():
 
 def f32(x: float) -> bytes:
     return np.float32(x).tobytes()
-
-
-def point_request(model: str = "point", prices: tuple[bytes, ...] = (b"2.5", b"", b"abc")) -> Any:
-    return predict_pb2.PointWiseRequest(
-        model_config_id=model,
-        tracking_id="trk",
-        context_features=[predict_pb2.ContextFeature(name="user_id", value=b"42", data_type=STRING)],
-        target_input_schema=[predict_pb2.FeatureSchema(name="price", data_type=FP32)],
-        targets=[predict_pb2.Target(id=str(100 + i), feature_values=[p]) for i, p in enumerate(prices)],
-    )
 
 
 async def test_pointwise_decodes_by_type_and_reports_bad_values(srv) -> None:

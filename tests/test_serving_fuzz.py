@@ -18,7 +18,7 @@ from inferflow_core.cli import main as cli_main
 from inferflow_core.config.sources import write_config_dir
 from inferflow_core.errors import ConfigError
 from inferflow_core.testing.server import running_server
-from tests.test_serving import PREFIX, TREE, make_runtime, point_request
+from tests.serving_support import PREFIX, TREE, make_runtime, point_request
 
 pytestmark = pytest.mark.integration
 P = predict_pb2

@@ -10,7 +10,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from inferflow_core._proto import inferflow_pb2, predict_pb2
 from inferflow_core.testing.server import running_server
-from tests.test_serving import TREE, make_runtime, point_request
+from tests.serving_support import TREE, make_runtime, point_request
 
 pytestmark = pytest.mark.integration
 

@@ -11,25 +11,16 @@ import pytest
 
 from inferflow_core._proto import predict_pb2, predict_pb2_grpc
 from inferflow_core.config.sources import write_config_dir
-from inferflow_core.testing.process import ServeProcess, entry_point_plugin
-from tests.test_serving import PREFIX, _model, point_request
+from inferflow_core.testing.process import ServeProcess
+from tests.serving_support import PREFIX, REPO, _model, _plugin_dir, point_request
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[1]
 SLOW = _model(
     {"sleeper": ["feature_initializer"]},
     [{"component": "sleeper", "outputs": [{"name": "score"}], "sleep_ms": 800, "value": 0.5}],
     ["catalog_id", "score"],
 )
-
-
-def _plugin_dir(tmp: Path) -> Path:
-    plugdir = tmp / "plugins"
-    plugdir.mkdir()
-    (plugdir / "probe_ep.py").write_text("from tests.helpers import ProbePlugin\n\nplugin = ProbePlugin()\n")
-    entry_point_plugin(plugdir, "probe-ep", "probe_ep:plugin")
-    return plugdir
 
 
 async def test_sigterm_finishes_in_flight_requests(tmp_path: Path) -> None:

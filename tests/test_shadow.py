@@ -15,13 +15,20 @@ import numpy as np
 import pytest
 from inferflow_logging.cli import read_files
 
-from inferflow_core._proto import predict_pb2, predict_pb2_grpc
+from inferflow_core._proto import predict_pb2_grpc
 from inferflow_core.testing import pick_free_port
 from inferflow_core.testing.server import running_server
-from tests.shadow_support import FEATURES, linear_model, make_runtime, model_config, reference, tree
+from tests.shadow_support import (
+    features,
+    linear_model,
+    make_runtime,
+    model_config,
+    reference,
+    request,
+    tree,
+)
 
 pytestmark = pytest.mark.integration
-FP32 = predict_pb2.DataTypeFP32
 
 
 @pytest.fixture
@@ -41,23 +48,6 @@ def blackhole() -> Iterator[str]:
         yield f"127.0.0.1:{sock.getsockname()[1]}"
     finally:
         sock.close()
-
-
-def features(i: int, rows: int = 20) -> np.ndarray:
-    return np.random.default_rng(100 + i).normal(size=(rows, 4)).astype(np.float32)
-
-
-def request(i: int, tracking_id: str) -> Any:
-    x = features(i)
-    return predict_pb2.PointWiseRequest(
-        model_config_id="m",
-        tracking_id=tracking_id,
-        target_input_schema=[predict_pb2.FeatureSchema(name=f, data_type=FP32) for f in FEATURES],
-        targets=[
-            predict_pb2.Target(id=f"c{i}-{r}", feature_values=[repr(float(v)).encode() for v in x[r]])
-            for r in range(len(x))
-        ],
-    )
 
 
 async def serve(stub: Any, n: int, prefix: str) -> tuple[list[bytes], list[float]]:

@@ -5,7 +5,7 @@ caller's W3C ``traceparent`` continued, and the trace context sent to a real dow
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -20,31 +20,12 @@ from inferflow_core.observability import tracing
 from inferflow_core.runtime import Runtime
 from inferflow_core.testing import make_runtime
 from inferflow_core.testing.server import running_server
-from tests.helpers import ProbePlugin
-from tests.test_metrics import MODEL, PREFIX, _request
-
-TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.enable(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.disable()
-
-
-def _probe_runtime() -> Runtime:
-    return make_runtime(probe=ProbePlugin())
+from tests.helpers import ProbePlugin, probe_runtime
+from tests.observability_support import MODEL, PARENT, PREFIX, TRACE_ID, _request
 
 
 async def test_request_and_component_spans_continue_the_callers_trace(spans: InMemorySpanExporter) -> None:
-    async with running_server(_probe_runtime(), {PREFIX + "m": MODEL}) as srv:
+    async with running_server(probe_runtime(), {PREFIX + "m": MODEL}) as srv:
         call = srv.channel.unary_unary("/Predict/InferPointWise")
         await call(_request(5).SerializeToString(), metadata=(("traceparent", PARENT),), timeout=5)
     by_name = {s.name: s for s in spans.get_finished_spans()}
@@ -68,7 +49,7 @@ async def test_request_and_component_spans_continue_the_callers_trace(spans: InM
 
 
 async def test_failed_request_span_has_the_status(spans: InMemorySpanExporter) -> None:
-    async with running_server(_probe_runtime(), {PREFIX + "m": MODEL}) as srv:
+    async with running_server(probe_runtime(), {PREFIX + "m": MODEL}) as srv:
         call = srv.channel.unary_unary("/Predict/InferPointWise")
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await call(_request(2, model="nope").SerializeToString(), timeout=5)

@@ -1,5 +1,6 @@
 """Test support for inferflow-onfs: a Parquet store covering every data type, ``inferflow-onfs serve``
-as a subprocess, and model-config builders. (A uniquely named module: plugin test dirs are not packages.)"""
+as a subprocess, model-config builders, and a cached feature component with a run of it. (A uniquely
+named module: plugin test dirs are not packages.)"""
 
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from inferflow_onfs.backends import FetchRequest
 from inferflow_onfs.config import FeatureComponentConfig, feature_specs
+from inferflow_onfs.plugin import FeatureComponentType
 
-from inferflow_core.testing import pick_free_port
+from inferflow_core.api import BuildContext as Build
+from inferflow_core.api import Metrics, ModelConfig, features
+from inferflow_core.testing import make_context, pick_free_port
 
 N_USERS = 40
 
@@ -189,3 +193,21 @@ def model_json(components: list[dict], cache: dict | None = None, id_col: str = 
             "response_config": {"features": [id_col]},
         }
     )
+
+
+def _build(backend, cache: features.FeatureCache, version: int = 1, ttl: int = 0):  # type: ignore[no-untyped-def]
+    comp_cfg = all_types_component(comp_cache_enabled=True, comp_cache_ttl=ttl)
+    cc = {"cache_enabled": True, "cache_version": version, "cache_ttl": 300}
+    model = ModelConfig.model_validate(json.loads(model_json([comp_cfg], cc)))
+    metrics = Metrics()
+    build = Build(model_id="m", model=model, config={}, metrics=metrics)
+    comp = FeatureComponentType(backend=backend, cache=cache).build(
+        FeatureComponentConfig.model_validate(comp_cfg), build
+    )
+    return comp, metrics
+
+
+async def _run(comp, users: list[str]):  # type: ignore[no-untyped-def]
+    ctx = make_context(comp, rows=len(users), texts={"user_id": users}, model_id="m")
+    await comp.run(ctx)
+    return ctx

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 from inferflow_onfs.backends import LocalBackend
 from inferflow_onfs.client import OnfsClient
-from inferflow_onfs.config import FeatureComponentConfig
-from inferflow_onfs.plugin import FeatureComponentType
 from inferflow_onfs.settings import OnfsSettings
 from inferflow_onfs.store import LocalStore
-from onfs_support import all_types_component, model_json
+from onfs_support import _build, _run
 
-from inferflow_core.api import BuildContext as Build
-from inferflow_core.api import Metrics, ModelConfig, features
-from inferflow_core.testing import make_context, pick_free_port
+from inferflow_core.api import Metrics, features
+from inferflow_core.testing import pick_free_port
 
 
 class Clock:
@@ -28,24 +26,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def _build(backend, cache: features.FeatureCache, version: int = 1, ttl: int = 0):  # type: ignore[no-untyped-def]
-    comp_cfg = all_types_component(comp_cache_enabled=True, comp_cache_ttl=ttl)
-    cc = {"cache_enabled": True, "cache_version": version, "cache_ttl": 300}
-    model = ModelConfig.model_validate(json.loads(model_json([comp_cfg], cc)))
-    metrics = Metrics()
-    build = Build(model_id="m", model=model, config={}, metrics=metrics)
-    comp = FeatureComponentType(backend=backend, cache=cache).build(
-        FeatureComponentConfig.model_validate(comp_cfg), build
-    )
-    return comp, metrics
-
-
-async def _run(comp, users: list[str]):  # type: ignore[no-untyped-def]
-    ctx = make_context(comp, rows=len(users), texts={"user_id": users}, model_id="m")
-    await comp.run(ctx)
-    return ctx
 
 
 def _fetched(metrics: Metrics) -> float:
@@ -113,11 +93,11 @@ async def test_byte_bound_is_respected(store_dir) -> None:
     assert 0 < len(cache) < 40
 
 
+TESTS_DIR = str(Path(__file__).resolve().parent)  # the writer imports onfs_support from here
 L2_WRITER = textwrap.dedent(
     """
     import asyncio, json, sys
-    sys.path.insert(0, sys.argv[3])
-    from test_cache import _build, _run
+    from onfs_support import _build, _run
     from inferflow_onfs.backends import LocalBackend
     from inferflow_core.api import features
     from inferflow_onfs.store import LocalStore
@@ -135,10 +115,10 @@ L2_WRITER = textwrap.dedent(
 
 async def test_two_processes_share_l2(store_dir, tmp_path) -> None:
     l2 = str(tmp_path / "l2")
-    plugin_root = str(__import__("pathlib").Path(__file__).resolve().parent)  # the tests dir
     proc = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-c", L2_WRITER, str(store_dir[0]), l2, plugin_root],
+        [sys.executable, "-c", L2_WRITER, str(store_dir[0]), l2],
+        env={**os.environ, "PYTHONPATH": TESTS_DIR},
         capture_output=True,
         text=True,
         timeout=60,
