@@ -1,0 +1,109 @@
+"""The parquet chunk template (parquet_file) against pyarrow's ParquetWriter: byte for byte, on tables
+that mix present and missing cells of every type, blocks of one type, strings of varied lengths and
+several chunk shapes, and chunks whose value sizes move the page header's and footer's varints."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from iflog_support import ALL_TYPES, typed_values
+from inferflow_logging.formats import ParquetFormat, _pyarrow_file, plain_values
+from inferflow_logging.parquet_file import ParquetChunkWriter, Template, _Reader, encode_struct
+from inferflow_logging.schema import SchemaEntry
+from inferflow_logging.table import LogTable, build_table
+
+from inferflow_core.api import ComponentMatrix, DataType
+
+
+def varied_table(rows: int, seed: int, missing: bool = True, groups_missing: bool = False) -> LogTable:
+    rng = np.random.default_rng(seed)
+    m = ComponentMatrix(rows)
+    entries = []
+    order = (
+        [DataType.FP32] * 5 + list(rng.permutation(np.array(ALL_TYPES, dtype=object))) + [DataType.INT64] * 3
+    )
+    for k, dt in enumerate(order):
+        name = f"c{k}"
+        m.declare(name, dt)
+        gaps = missing and (dt.is_vector or dt is DataType.STRING or groups_missing)
+        values, valid = typed_values(dt, rows, missing_every=(2 + (k + seed) % 5) if gaps else rows + 1)
+        if dt is DataType.STRING:  # lengths vary with the seed: chunks of one shape differ in size
+            values = np.array([("x" * int(rng.integers(0, 300))) for _ in range(rows)], dtype=object)
+        m.set_column(name, values, valid)
+        entries.append(SchemaEntry(name, dt))
+    table, bad = build_table(m, tuple(entries), [f"e{i}" for i in range(rows)])
+    assert not bad.any()
+    return table
+
+
+@pytest.mark.parametrize("missing", [True, False])
+@pytest.mark.parametrize("rows", [1, 7, 40])
+def test_template_writes_pyarrow_bytes(rows: int, missing: bool) -> None:
+    writer = ParquetChunkWriter()
+    shape = None
+    for seed in range(8):  # one template, then chunks of other sizes (verified, then trusted)
+        table = varied_table(rows, seed, missing)
+        shape = (table.rows, len(table.entries))
+        values = plain_values(table)
+        expected = _pyarrow_file(table)
+        assert writer.write(shape, values, lambda t=table: _pyarrow_file(t)) == expected
+        template = writer._templates[shape]
+        assert template is not None  # pyarrow's layout is the one the template understands
+        assert template.write(memoryview(values), shape[0] * shape[1]) == expected
+    assert shape in writer._verified
+
+
+def test_template_handles_varint_growth() -> None:
+    """Value sizes crossing a varint boundary change the header and footer lengths."""
+    m = ComponentMatrix(3)
+    m.declare("s", DataType.STRING)
+    entries = (SchemaEntry("s", DataType.STRING),)
+    tables = []
+    for size in (10, 100, 20_000, 5):
+        m.set_column("s", np.array(["y" * size] * 3, dtype=object), np.ones(3, bool))
+        tables.append(build_table(m, entries, ["a", "b", "c"])[0])
+    writer = ParquetChunkWriter()
+    for table in [*tables, *tables]:
+        got = writer.write((3, 1), plain_values(table), lambda t=table: _pyarrow_file(t))
+        assert got == _pyarrow_file(table)
+    assert (3, 1) in writer._verified
+
+
+def test_thrift_round_trip_of_pyarrow_footer() -> None:
+    data = _pyarrow_file(varied_table(5, 3))
+    n = int.from_bytes(data[-8:-4], "little")
+    footer = data[-8 - n : -8]
+    assert encode_struct(_Reader(footer).struct()) == footer
+
+
+def test_a_template_that_differs_falls_back_to_pyarrow() -> None:
+    table, other = varied_table(6, 0), varied_table(6, 5)
+    writer = ParquetChunkWriter()
+    shape = (6, len(table.entries))
+    writer.write(shape, plain_values(table), lambda: _pyarrow_file(table))
+    template = writer._templates[shape]
+    assert isinstance(template, Template)
+    template.head = template.head[:8] + bytes([template.head[8] ^ 1]) + template.head[9:]  # wrong
+    assert len(plain_values(other)) != template.values_len  # so this chunk is verified
+    assert writer.write(shape, plain_values(other), lambda: _pyarrow_file(other)) == _pyarrow_file(other)
+    assert writer._templates[shape] is None
+    assert writer.write(shape, plain_values(other), lambda: _pyarrow_file(other)) == _pyarrow_file(other)
+
+
+def test_missing_scalars_in_a_group_are_written_by_pyarrow() -> None:
+    table = varied_table(9, 1, groups_missing=True)
+    assert plain_values(table) is None
+    chunks = ParquetFormat().encode(table, 500)
+    assert [c.features for c in chunks] == [[_pyarrow_file(table)]]
+
+
+def test_format_round_trip_and_pickle() -> None:
+    fmt = pickle.loads(pickle.dumps(ParquetFormat()))
+    table = varied_table(30, 2)
+    for _ in range(3):
+        chunks = fmt.encode(table, 7)
+        assert [len(c.entities) for c in chunks] == [7, 7, 7, 7, 2]
+        for chunk, start in zip(chunks, range(0, 30, 7), strict=True):
+            assert chunk.features == [_pyarrow_file(table.slice(start, min(start + 7, 30)))]
