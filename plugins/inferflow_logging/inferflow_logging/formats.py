@@ -11,6 +11,7 @@ declared them non-nullable but wrote nulls); a row that cannot be encoded (a pro
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from typing import Any
@@ -212,7 +213,7 @@ class ParquetFormat:
                 blob = _pyarrow_file(part)
             else:
                 shape = (part.rows, len(part.entries))
-                blob = self.writer.write(shape, values, lambda p=part: _pyarrow_file(p))
+                blob = self.writer.write(shape, values, functools.partial(_pyarrow_file, part))
             out.append(Chunk(part.entities, [blob]))
         return out
 

@@ -327,7 +327,7 @@ class ParquetChunkWriter:
         writes the same chunk with pyarrow (called for the first chunks of a shape and as fallback)."""
         if values.nbytes > MAX_PAGE_BYTES:
             return reference()
-        data = memoryview(np.ascontiguousarray(values)).cast("B")
+        data = np.ascontiguousarray(values).data.cast("B")
         cells = shape[0] * shape[1]
         template = self._templates.get(shape)
         if template is not None and (shape in self._verified or len(data) == template.values_len):
