@@ -26,7 +26,7 @@ from inferflow_core.api import DataType
 from .api import FORMAT_CODES, Chunk, LogTable, SchemaEntry
 from .parquet_file import ParquetChunkWriter
 from .rowpack import Segment, frame_heads, pack, split_rows
-from .table import CellGroup, LogColumn
+from .table import CellGroup, LogColumn, Part
 
 MAX_VAR_LEN = 0xFFFF
 PARQUET_COLUMN = "Features"  # parquet-go's column name for the Go row struct's field ``Features``
@@ -253,6 +253,8 @@ def plain_values(table: LogTable) -> np.ndarray | None:
     length and its bytes (missing = length 0), rows one after the other (uint8); None when a group
     of scalar columns has missing cells (the chunk is then written by pyarrow)."""
     n = table.rows
+    if all(p.all_valid and (isinstance(p, CellGroup) or p.block is not None) for p in table.parts):
+        return _plain_fixed(table)
     segments: list[Segment] = []
     for part in table.parts:
         if isinstance(part, CellGroup):
@@ -276,6 +278,28 @@ def plain_values(table: LogTable) -> np.ndarray | None:
             segments.append(Segment(lengths=lens, data=data))
     buf, _ = pack(segments, n)
     return buf
+
+
+def _plain_fixed(table: LogTable) -> np.ndarray:
+    """:func:`plain_values` when every cell is present and fixed-width: every row has the same layout,
+    so each part is written into its columns of one ``(rows, row bytes)`` buffer (strided copies)."""
+    n = table.rows
+    spans: list[tuple[Part, int, int]] = []  # part, cells per row, cell width
+    for part in table.parts:
+        if isinstance(part, CellGroup):
+            spans.append((part, part.stop - part.start, part.width))
+        else:
+            assert part.block is not None
+            spans.append((part, 1, part.block.shape[1]))
+    out = np.empty((n, sum(k * (4 + w) for _, k, w in spans)), dtype=np.uint8)
+    pos = 0
+    for part, k, w in spans:
+        view = out[:, pos : pos + k * (4 + w)].reshape(n, k, 4 + w)
+        view[:, :, :4] = np.frombuffer(struct.pack("<I", w), dtype=np.uint8)
+        assert part.block is not None
+        view[:, :, 4:] = part.block.reshape(n, k, w)
+        pos += k * (4 + w)
+    return out.reshape(-1)
 
 
 _PARQUET_SCHEMA = pa.schema([pa.field(PARQUET_COLUMN, PARQUET_MAP, nullable=False)])

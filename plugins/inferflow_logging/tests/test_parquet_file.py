@@ -4,15 +4,17 @@ several chunk shapes, and chunks whose value sizes move the page header's and fo
 
 from __future__ import annotations
 
+import io
 import pickle
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from iflog_support import ALL_TYPES, typed_values
 from inferflow_logging.formats import ParquetFormat, _pyarrow_file, plain_values
 from inferflow_logging.parquet_file import ParquetChunkWriter, Template, _Reader, encode_struct
 from inferflow_logging.schema import SchemaEntry
-from inferflow_logging.table import LogTable, build_table
+from inferflow_logging.table import CellGroup, LogTable, build_table
 
 from inferflow_core.api import ComponentMatrix, DataType
 
@@ -107,3 +109,34 @@ def test_format_round_trip_and_pickle() -> None:
         assert [len(c.entities) for c in chunks] == [7, 7, 7, 7, 2]
         for chunk, start in zip(chunks, range(0, 30, 7), strict=True):
             assert chunk.features == [_pyarrow_file(table.slice(start, min(start + 7, 30)))]
+
+
+def test_fixed_width_tables_take_the_one_layout_path() -> None:
+    """Every cell present and fixed-width (scalar groups, a constant-dim vector): each row has the same
+    layout; the values and the chunk files are pyarrow's for every chunk of the shape."""
+    m = ComponentMatrix(12)
+    rng = np.random.default_rng(4)
+    names = [
+        ("f0", DataType.FP32),
+        ("f1", DataType.FP32),
+        ("v", DataType.FP32_VECTOR),
+        ("i0", DataType.INT64),
+    ]
+    for name, dt in names:
+        m.declare(name, dt)
+    m.set_column("f0", rng.standard_normal(12, dtype=np.float32), np.ones(12, bool))
+    m.set_column("f1", rng.standard_normal(12, dtype=np.float32), np.ones(12, bool))
+    m.set_column("v", rng.standard_normal((12, 3), dtype=np.float32), np.ones(12, bool))
+    m.set_column("i0", rng.integers(0, 1 << 40, 12), np.ones(12, bool))
+    entries = tuple(SchemaEntry(n, dt) for n, dt in names)
+    table, _ = build_table(m, entries, [f"e{i}" for i in range(12)])
+    assert any(isinstance(p, CellGroup) for p in table.parts)
+    fmt = ParquetFormat()
+    for _ in range(2):
+        chunks = fmt.encode(table, 4)
+        for chunk, start in zip(chunks, range(0, 12, 4), strict=True):
+            part = table.slice(start, start + 4)
+            assert chunk.features == [_pyarrow_file(part)]
+            read = pq.read_table(io.BytesIO(chunk.features[0])).column("Features").to_pylist()
+            cols = [m.cells(n, dt)[start : start + 4] for n, dt in names]
+            assert read == [[(j, col[i]) for j, col in enumerate(cols)] for i in range(4)]
