@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from inferflow_core.api import DataType
+from inferflow_core.api import DataType, codecs
 
 from .api import FORMAT_CODES, Chunk, LogTable, SchemaEntry
 from .parquet_file import ParquetChunkWriter
@@ -210,11 +210,15 @@ class ParquetFormat:
         for part in _chunks(table, batch_size):
             values = plain_values(part)
             if values is None:
-                blob = _pyarrow_file(part)
-            else:
-                shape = (part.rows, len(part.entries))
-                blob = self.writer.write(shape, values, functools.partial(_pyarrow_file, part))
-            out.append(Chunk(part.entities, [blob]))
+                out.append(Chunk(part.entities, [_pyarrow_file(part)]))
+                continue
+            shape = (part.rows, len(part.entries))
+            pieces = self.writer.pieces(shape, values, functools.partial(_pyarrow_file, part))
+            size = sum(memoryview(p).nbytes for p in pieces)
+            inner = b"\x0a" + codecs.varint(size)  # PerEntityFeatures{encoded_features}, tag 5
+            head = b"\x2a" + codecs.varint(len(inner) + size) + inner
+            bounds = (np.array([len(head)]), np.array([len(head) + size]))
+            out.append(Chunk(part.entities, framed=[head, *pieces], bounds=bounds))
         return out
 
     def __reduce__(self) -> tuple[type, tuple[()]]:  # templates are rebuilt (and verified) where it runs

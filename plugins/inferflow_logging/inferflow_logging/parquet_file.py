@@ -301,6 +301,10 @@ class Template:
 
     def write(self, values: bytes | memoryview, cells: int) -> bytes:
         """The file of a chunk of this shape whose PLAIN values are ``values`` (``cells`` cells)."""
+        return b"".join(self.pieces(values, cells))
+
+    def pieces(self, values: bytes | memoryview, cells: int) -> list[bytes | memoryview]:
+        """:meth:`write` as the file's consecutive pieces (``values`` not copied)."""
         length = len(values)
         page_size = len(self.levels) + length
         header = self._header.encode({id(f): page_size for f in self._header_sizes})
@@ -310,7 +314,7 @@ class Template:
             sizes[id(self.unencoded)] = length - 4 * cells
         footer = self._footer.encode(sizes)
         tail = struct.pack("<I", len(footer)) + _MAGIC
-        return b"".join((self.head, header, self.levels, values, footer, tail))
+        return [self.head, header, self.levels, values, footer + tail]
 
 
 class ParquetChunkWriter:
@@ -325,23 +329,29 @@ class ParquetChunkWriter:
     def write(self, shape: tuple[int, int], values: np.ndarray, reference: Callable[[], bytes]) -> bytes:
         """The chunk file of ``shape`` (rows, entries) holding PLAIN ``values`` (uint8); ``reference``
         writes the same chunk with pyarrow (called for the first chunks of a shape and as fallback)."""
+        return b"".join(self.pieces(shape, values, reference))
+
+    def pieces(
+        self, shape: tuple[int, int], values: np.ndarray, reference: Callable[[], bytes]
+    ) -> list[bytes | memoryview]:
+        """:meth:`write` as the file's consecutive pieces (``values`` not copied)."""
         if values.nbytes > MAX_PAGE_BYTES:
-            return reference()
+            return [reference()]
         data = np.ascontiguousarray(values).data.cast("B")
         cells = shape[0] * shape[1]
         template = self._templates.get(shape)
         if template is not None and (shape in self._verified or len(data) == template.values_len):
-            return template.write(data, cells)  # same value length as the template: same sizes
+            return template.pieces(data, cells)  # same value length as the template: same sizes
         if shape in self._templates:  # the first chunk of this shape whose sizes differ: verify
             expected = reference()
             if template is None:
-                return expected
+                return [expected]
             if template.write(data, cells) == expected:
                 self._verified.add(shape)
             else:
                 log.warning("inference logging: parquet chunk template for %s differs from pyarrow", shape)
                 self._templates[shape] = None
-            return expected
+            return [expected]
         expected = reference()
         if len(self._templates) >= self.MAX_SHAPES:
             self._templates.clear()
@@ -351,4 +361,4 @@ class ParquetChunkWriter:
         except (ValueError, IndexError, struct.error) as exc:
             log.info("inference logging: parquet chunks of shape %s written by pyarrow (%s)", shape, exc)
             self._templates[shape] = None
-        return expected
+        return [expected]

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from iflog_support import ALL_TYPES, typed_values
+from inferflow_logging.envelope import frame_entities, frame_features, wrap, wrap_framed
 from inferflow_logging.formats import ParquetFormat, _pyarrow_file, plain_values
 from inferflow_logging.parquet_file import ParquetChunkWriter, Template, _Reader, encode_struct
 from inferflow_logging.schema import SchemaEntry
@@ -140,3 +141,18 @@ def test_fixed_width_tables_take_the_one_layout_path() -> None:
             read = pq.read_table(io.BytesIO(chunk.features[0])).column("Features").to_pylist()
             cols = [m.cells(n, dt)[start : start + 4] for n, dt in names]
             assert read == [[(j, col[i]) for j, col in enumerate(cols)] for i in range(4)]
+
+
+def test_framed_parquet_chunks_wrap_to_the_generic_envelope() -> None:
+    """A chunk handed over as wire pieces (the template's file not joined) makes the same message."""
+    table = varied_table(10, 6, missing=False)
+    fmt = ParquetFormat()
+    common = {"user_id": "u", "tracking_id": "t", "model_id": "m", "metadata": b"\x80", "parents": []}
+    framed_seen = 0
+    for _ in range(3):  # pyarrow's chunks first, then the template's
+        for chunk in fmt.encode(table, 4):
+            framed_seen += chunk.framed is not None
+            wire = frame_features(chunk.features) if chunk.framed is None else chunk.framed
+            got = wrap_framed(entities=frame_entities(chunk.entities), features=wire, created_at=1, **common)
+            assert got == wrap(entities=chunk.entities, features=chunk.features, created_at=1, **common)
+    assert framed_seen
