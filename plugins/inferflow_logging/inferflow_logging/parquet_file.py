@@ -12,7 +12,8 @@ levels at the head of the page. A new chunk is then the head, the header with it
 the new values and the footer with its sizes moved by the same delta. :class:`ParquetChunkWriter`
 trusts a shape's template only after it produced exactly pyarrow's bytes for a second chunk of that
 shape (verified once per shape; a shape that fails stays on pyarrow). A template applies only while the
-value page stays far below pyarrow's 1 MiB page size (one data page per column chunk).
+value page stays far below pyarrow's 1 MiB page size (one data page per column chunk); it is cut the
+second time a shape is met and the 64 most recently used are kept.
 """
 
 from __future__ import annotations
@@ -320,11 +321,13 @@ class Template:
 class ParquetChunkWriter:
     """Chunk files by template once a shape's template is verified against pyarrow, else by pyarrow."""
 
-    MAX_SHAPES = 64
+    MAX_SHAPES = 64  # templates kept (least recently used dropped first)
+    MAX_SEEN = 4096
 
     def __init__(self) -> None:
         self._templates: dict[tuple[int, int], Template | None] = {}  # None: this shape stays on pyarrow
         self._verified: set[tuple[int, int]] = set()
+        self._seen: set[tuple[int, int]] = set()  # shapes met once: a template is cut the second time
 
     def write(self, shape: tuple[int, int], values: np.ndarray, reference: Callable[[], bytes]) -> bytes:
         """The chunk file of ``shape`` (rows, entries) holding PLAIN ``values`` (uint8); ``reference``
@@ -341,6 +344,7 @@ class ParquetChunkWriter:
         cells = shape[0] * shape[1]
         template = self._templates.get(shape)
         if template is not None and (shape in self._verified or len(data) == template.values_len):
+            self._templates[shape] = self._templates.pop(shape)  # most recently used last
             return template.pieces(data, cells)  # same value length as the template: same sizes
         if shape in self._templates:  # the first chunk of this shape whose sizes differ: verify
             expected = reference()
@@ -353,9 +357,15 @@ class ParquetChunkWriter:
                 self._templates[shape] = None
             return [expected]
         expected = reference()
-        if len(self._templates) >= self.MAX_SHAPES:
-            self._templates.clear()
-            self._verified.clear()
+        if shape not in self._seen:  # a shape met once (chunk sizes that vary a lot): no template yet
+            if len(self._seen) >= self.MAX_SEEN:
+                self._seen.clear()
+            self._seen.add(shape)
+            return [expected]
+        while len(self._templates) >= self.MAX_SHAPES:
+            oldest = next(iter(self._templates))
+            del self._templates[oldest]
+            self._verified.discard(oldest)
         try:
             self._templates[shape] = Template.cut(expected, data)
         except (ValueError, IndexError, struct.error) as exc:

@@ -46,12 +46,15 @@ def varied_table(rows: int, seed: int, missing: bool = True, groups_missing: boo
 def test_template_writes_pyarrow_bytes(rows: int, missing: bool) -> None:
     writer = ParquetChunkWriter()
     shape = None
-    for seed in range(8):  # one template, then chunks of other sizes (verified, then trusted)
+    for seed in range(8):  # seen, a template, then chunks of other sizes (verified, then trusted)
         table = varied_table(rows, seed, missing)
         shape = (table.rows, len(table.entries))
         values = plain_values(table)
         expected = _pyarrow_file(table)
         assert writer.write(shape, values, lambda t=table: _pyarrow_file(t)) == expected
+        if not seed:
+            assert shape not in writer._templates  # met once: no template yet
+            continue
         template = writer._templates[shape]
         assert template is not None  # pyarrow's layout is the one the template understands
         assert template.write(memoryview(values), shape[0] * shape[1]) == expected
@@ -85,7 +88,8 @@ def test_a_template_that_differs_falls_back_to_pyarrow() -> None:
     table, other = varied_table(6, 0), varied_table(6, 5)
     writer = ParquetChunkWriter()
     shape = (6, len(table.entries))
-    writer.write(shape, plain_values(table), lambda: _pyarrow_file(table))
+    for _ in range(2):
+        writer.write(shape, plain_values(table), lambda: _pyarrow_file(table))
     template = writer._templates[shape]
     assert isinstance(template, Template)
     template.head = template.head[:8] + bytes([template.head[8] ^ 1]) + template.head[9:]  # wrong
@@ -156,3 +160,19 @@ def test_framed_parquet_chunks_wrap_to_the_generic_envelope() -> None:
             got = wrap_framed(entities=frame_entities(chunk.entities), features=wire, created_at=1, **common)
             assert got == wrap(entities=chunk.entities, features=chunk.features, created_at=1, **common)
     assert framed_seen
+
+
+def test_templates_kept_are_the_most_recently_used() -> None:
+    writer = ParquetChunkWriter()
+    writer.MAX_SHAPES = 2
+    tables = {rows: varied_table(rows, 0, missing=False) for rows in (2, 3, 4)}
+
+    def write(rows: int) -> None:
+        t = tables[rows]
+        assert writer.write(
+            (rows, len(t.entries)), plain_values(t), lambda: _pyarrow_file(t)
+        ) == _pyarrow_file(t)
+
+    for rows in (2, 2, 3, 3, 2, 4, 4):  # 3 is the least recently used when 4 gets its template
+        write(rows)
+    assert [shape[0] for shape in writer._templates] == [2, 4]
