@@ -10,8 +10,9 @@ A :class:`Template` is cut from a file pyarrow wrote for a chunk of that shape: 
 value column's page header, the page header and the footer parsed as Thrift compact structures, the
 levels at the head of the page. A new chunk is then the head, the header with its sizes set, the levels,
 the new values and the footer with its sizes moved by the same delta. :class:`ParquetChunkWriter`
-trusts a shape's template only after it produced exactly pyarrow's bytes for a second chunk of that
-shape (verified once per shape; a shape that fails stays on pyarrow). A template applies only while the
+uses a template as is for chunks whose values have the template's length (every size is the
+template's), and for other lengths only after it produced exactly pyarrow's bytes for one of them
+(verified once per shape; a shape that fails stays on pyarrow). A template applies only while the
 value page stays far below pyarrow's 1 MiB page size (one data page per column chunk); it is cut the
 second time a shape is met and the 64 most recently used are kept.
 """
