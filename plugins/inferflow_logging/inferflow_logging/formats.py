@@ -11,6 +11,7 @@ declared them non-nullable but wrote nulls); a row that cannot be encoded (a pro
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from typing import Any
@@ -20,11 +21,12 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from inferflow_core.api import DataType
+from inferflow_core.api import DataType, codecs
 
 from .api import FORMAT_CODES, Chunk, LogTable, SchemaEntry
+from .parquet_file import ParquetChunkWriter
 from .rowpack import Segment, frame_heads, pack, split_rows
-from .table import CellGroup, LogColumn
+from .table import CellGroup, LogColumn, Part
 
 MAX_VAR_LEN = 0xFFFF
 PARQUET_COLUMN = "Features"  # parquet-go's column name for the Go row struct's field ``Features``
@@ -200,15 +202,27 @@ class ParquetFormat:
     def bad_rows(self, table: LogTable) -> np.ndarray:
         return np.zeros(table.rows, dtype=bool)
 
+    def __init__(self) -> None:
+        self.writer = ParquetChunkWriter()
+
     def encode(self, table: LogTable, batch_size: int) -> list[Chunk]:
         out = []
         for part in _chunks(table, batch_size):
-            col = _map_column(part)
-            sink = pa.BufferOutputStream()
-            with pq.ParquetWriter(sink, _PARQUET_SCHEMA, **_PARQUET_OPTIONS) as writer:
-                writer.write_table(pa.Table.from_arrays([col], schema=_PARQUET_SCHEMA))
-            out.append(Chunk(part.entities, [sink.getvalue().to_pybytes()]))
+            values = plain_values(part)
+            if values is None:
+                out.append(Chunk(part.entities, [_pyarrow_file(part)]))
+                continue
+            shape = (part.rows, len(part.entries))
+            pieces = self.writer.pieces(shape, values, functools.partial(_pyarrow_file, part))
+            size = sum(memoryview(p).nbytes for p in pieces)
+            inner = b"\x0a" + codecs.varint(size)  # PerEntityFeatures{encoded_features}, tag 5
+            head = b"\x2a" + codecs.varint(len(inner) + size) + inner
+            bounds = (np.array([len(head)]), np.array([len(head) + size]))
+            out.append(Chunk(part.entities, framed=[head, *pieces], bounds=bounds))
         return out
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:  # templates are rebuilt (and verified) where it runs
+        return (ParquetFormat, ())
 
     def decode(self, features: list[bytes], entries: tuple[SchemaEntry, ...]) -> list[list[bytes | None]]:
         rows: list[list[bytes | None]] = []
@@ -220,6 +234,76 @@ class ParquetFormat:
                 got = dict(pairs or [])
                 rows.append([got.get(i) or None for i in range(len(entries))])
         return rows
+
+
+def _pyarrow_file(table: LogTable) -> bytes:
+    """The chunk file as pyarrow writes it (the reference the templates are verified against)."""
+    sink = pa.BufferOutputStream()
+    with pq.ParquetWriter(sink, _PARQUET_SCHEMA, **_PARQUET_OPTIONS) as writer:
+        writer.write_table(pa.Table.from_arrays([_map_column(table)], schema=_PARQUET_SCHEMA))
+    return sink.getvalue().to_pybytes()
+
+
+def _u32_block(lengths: np.ndarray | int, n: int) -> np.ndarray:
+    """(n, 4) uint8: each row's length as u32 little-endian (PLAIN byte_array's prefix)."""
+    if isinstance(lengths, int):
+        one = np.frombuffer(struct.pack("<I", lengths), dtype=np.uint8)
+        return np.broadcast_to(one, (n, 4))
+    return np.asarray(lengths, dtype="<u4").view(np.uint8).reshape(n, 4)
+
+
+def plain_values(table: LogTable) -> np.ndarray | None:
+    """The parquet value column's PLAIN data: every row's ``k`` map values in key order, each a u32-LE
+    length and its bytes (missing = length 0), rows one after the other (uint8); None when a group
+    of scalar columns has missing cells (the chunk is then written by pyarrow)."""
+    n = table.rows
+    if all(p.all_valid and (isinstance(p, CellGroup) or p.block is not None) for p in table.parts):
+        return _plain_fixed(table)
+    segments: list[Segment] = []
+    for part in table.parts:
+        if isinstance(part, CellGroup):
+            k, w = part.stop - part.start, part.width
+            if part.all_valid:  # (n, k, 4 + w): prefix and cell interleaved with two strided copies
+                cells = np.empty((n, k, 4 + w), dtype=np.uint8)
+                cells[:, :, :4] = np.frombuffer(struct.pack("<I", w), dtype=np.uint8)
+                cells[:, :, 4:] = part.block.reshape(n, k, w)
+                segments.append(Segment(block=cells.reshape(n, k * (4 + w))))
+            else:  # cells missing here and there: a per-byte layout, pyarrow's writer is as fast
+                return None
+            continue
+        if part.block is not None:
+            w = part.block.shape[1]
+            valid = None if part.all_valid else part.valid
+            segments.append(Segment(block=_u32_block(w if valid is None else valid * w, n)))
+            segments.append(Segment(block=part.block, valid=valid))
+        else:
+            lens, data = part.var_parts()
+            segments.append(Segment(block=_u32_block(lens, n)))
+            segments.append(Segment(lengths=lens, data=data))
+    buf, _ = pack(segments, n)
+    return buf
+
+
+def _plain_fixed(table: LogTable) -> np.ndarray:
+    """:func:`plain_values` when every cell is present and fixed-width: every row has the same layout,
+    so each part is written into its columns of one ``(rows, row bytes)`` buffer (strided copies)."""
+    n = table.rows
+    spans: list[tuple[Part, int, int]] = []  # part, cells per row, cell width
+    for part in table.parts:
+        if isinstance(part, CellGroup):
+            spans.append((part, part.stop - part.start, part.width))
+        else:
+            assert part.block is not None
+            spans.append((part, 1, part.block.shape[1]))
+    out = np.empty((n, sum(k * (4 + w) for _, k, w in spans)), dtype=np.uint8)
+    pos = 0
+    for part, k, w in spans:
+        view = out[:, pos : pos + k * (4 + w)].reshape(n, k, 4 + w)
+        view[:, :, :4] = np.frombuffer(struct.pack("<I", w), dtype=np.uint8)
+        assert part.block is not None
+        view[:, :, 4:] = part.block.reshape(n, k, w)
+        pos += k * (4 + w)
+    return out.reshape(-1)
 
 
 _PARQUET_SCHEMA = pa.schema([pa.field(PARQUET_COLUMN, PARQUET_MAP, nullable=False)])

@@ -1,10 +1,11 @@
 """The inference logger: a RequestObserver that samples on the event loop and does everything else on a
-worker thread (and, by default, a worker process), so a request never waits on encoding or on a sink.
+worker thread (and, with ``INFERFLOW_LOG_ENCODER=process``, a worker process), so a request never waits on
+encoding or on a sink.
 
 ``observe`` only decides (sampling, tracking id, format) and ``put_nowait``s the finished request on a
 bounded queue; a full queue drops the request's log and counts it. The worker thread derives (and
-caches) the model's schema and then either (``INFERFLOW_LOG_ENCODER=thread``) encodes, wraps and hands
-message values to the sink itself, or (``process``, the default) only extracts the request's column
+caches) the model's schema and then either (``INFERFLOW_LOG_ENCODER=thread``, the default) encodes, wraps
+and hands message values to the sink itself, or (``process``) only extracts the request's column
 blocks and pipes them to the encoder process (:mod:`.encoder_process`), which encodes and owns the
 sink, so encoding does not compete with the event loop for the server's GIL. ``stop`` drains the
 queue within the grace period; what is left is counted as dropped.

@@ -303,6 +303,12 @@ def _add_run(
 ) -> None:
     """Append the parts of the same-type fixed scalar entries ``start:stop``."""
     rows, first = matrix.rows, entries[start]
+    if rows and stop - start > 1:
+        pieces = _block_runs(matrix, entries, start, stop)
+        if len(pieces) > 1:  # one read per column block: views, no copy of the run
+            for a, b in pieces:
+                _add_run(matrix, entries, a, b, out, bad)
+            return
     names = [e.name for e in entries[start:stop]]
     if rows:
         try:
@@ -319,6 +325,49 @@ def _add_run(
             out.append(CellGroup(start, stop, block, np.asarray(valid, dtype=bool)))
             return
     out.extend(_entry_column(matrix, e, bad) for e in entries[start:stop])
+
+
+_BLOCK_RUNS: dict[tuple[int, int, int], tuple[tuple[SchemaEntry, ...], list[tuple[int, int]]]] = {}
+
+
+def _block_runs(
+    matrix: ComponentMatrix, entries: tuple[SchemaEntry, ...], start: int, stop: int
+) -> list[tuple[int, int]]:
+    """The run ``start:stop`` cut where ``read_many`` would stop being a view of one column block (the
+    components that wrote the blocks write them alike for every request: found once per schema and
+    run, by probing). Reading each piece gives views; one ``read_many`` over the whole run would copy
+    it into a new block. Columns outside blocks stay together (read and stacked at once)."""
+    key = (id(entries), start, stop)
+    got = _BLOCK_RUNS.get(key)
+    if got is not None and got[0] is entries:
+        return got[1]
+    names = [e.name for e in entries[start:stop]]
+    dtype = entries[start].dtype
+
+    def view(a: int, b: int) -> bool:
+        try:
+            values, _ = matrix.read_many(names[a:b], dtype)
+        except Exception:
+            return False
+        return not values.flags.owndata and values.shape == (matrix.rows, b - a)
+
+    pieces: list[tuple[int, int]] = []
+    i = 0
+    while i < len(names):
+        j = i + 1
+        if view(i, j):
+            while j < len(names) and view(i, j + 1):
+                j += 1
+            pieces.append((start + i, start + j))
+        elif pieces and pieces[-1][1] == start + i and not view(pieces[-1][0] - start, i):
+            pieces[-1] = (pieces[-1][0], start + j)  # next to other columns outside blocks
+        else:
+            pieces.append((start + i, start + j))
+        i = j
+    if len(_BLOCK_RUNS) > 1024:
+        _BLOCK_RUNS.clear()
+    _BLOCK_RUNS[key] = (entries, pieces)
+    return pieces
 
 
 def _split_run(

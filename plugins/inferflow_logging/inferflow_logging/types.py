@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -20,16 +20,17 @@ class Chunk:
     """One message's rows: entity ids and their feature blobs (one per entity for proto, one per chunk
     for arrow / parquet).
 
-    The proto format hands over ``framed`` instead: the chunk's ``InferflowLog.features`` field already
-    in protobuf wire form (every ``PerEntityFeatures`` with its tag and lengths), a slice of one buffer
-    for the whole request, so the envelope copies it once; ``features`` is then derived on demand.
+    The proto and parquet formats hand over ``framed`` instead: the chunk's ``InferflowLog.features``
+    field already in protobuf wire form (every ``PerEntityFeatures`` with its tag and lengths), a slice
+    of one buffer for the whole request or a list of wire pieces, so the envelope copies it once;
+    ``features`` is then derived on demand.
     """
 
     def __init__(
         self,
         entities: list[str],
         features: list[bytes] | None = None,
-        framed: memoryview | None = None,
+        framed: memoryview | list[Any] | None = None,
         bounds: tuple[np.ndarray, np.ndarray] | None = None,  # (blob starts, blob ends) within framed
     ) -> None:
         self.entities = entities
@@ -42,7 +43,7 @@ class Chunk:
         if self._features is None:
             assert self.framed is not None
             assert self._bounds is not None
-            data = bytes(self.framed)
+            data = b"".join(self.framed) if isinstance(self.framed, list) else bytes(self.framed)
             self._features = [
                 data[a:b] for a, b in zip(self._bounds[0].tolist(), self._bounds[1].tolist(), strict=True)
             ]

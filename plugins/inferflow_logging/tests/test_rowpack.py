@@ -16,7 +16,7 @@ from inferflow_logging.envelope import frame_entities, wrap, wrap_framed
 from inferflow_logging.formats import FORMATS
 from inferflow_logging.rowpack import frame_heads, pack
 from inferflow_logging.schema import SchemaEntry
-from inferflow_logging.table import build_table
+from inferflow_logging.table import CellGroup, build_table
 
 from inferflow_core.api import ComponentMatrix, DataType
 
@@ -122,3 +122,33 @@ def test_block_groups_with_missing_cells_zero_a_copy_not_the_matrix() -> None:
     maps = pq.read_table(io.BytesIO(pchunk.features[0])).column("Features").to_pylist()
     f32 = [struct.pack("<f", v) for v in (5, 6, 7, 8)]
     assert maps[1] == [(0, f32[0]), (1, f32[1]), (2, b""), (3, f32[3])]
+
+
+def test_a_run_across_column_blocks_is_read_as_views_with_the_same_bytes() -> None:
+    """Same-type scalars written as two blocks plus loose columns: one group per block (views of the
+    blocks, no copy of the run), the loose columns read together, bytes as the per-cell reference."""
+    m = ComponentMatrix(ROWS)
+    rng = np.random.default_rng(3)
+    first, second, loose = [f"a{j}" for j in range(5)], [f"b{j}" for j in range(3)], ["l0", "l1"]
+    for n in first + second + loose:
+        m.declare(n, DataType.FP32)
+    blocks = [rng.standard_normal((ROWS, len(first)), dtype=np.float32)]
+    blocks.append(rng.standard_normal((ROWS, len(second)), dtype=np.float32))
+    m.set_block(first, blocks[0])
+    m.set_block(second, blocks[1], np.arange(ROWS) % 3 != 0)
+    for n in loose:
+        m.set_column(n, rng.standard_normal(ROWS, dtype=np.float32), np.ones(ROWS, bool))
+    entries = tuple(SchemaEntry(n, DataType.FP32) for n in loose[:1] + first + second + loose[1:])
+    for _ in range(2):  # the cut is found on the first request and reused
+        table, bad = build_table(m, entries, [f"e{i}" for i in range(ROWS)])
+        assert not bad.any()
+        groups = [p for p in table.parts if isinstance(p, CellGroup)]
+        assert [(g.start, g.stop) for g in groups] == [(0, 1), (1, 6), (6, 9), (9, 10)]
+        assert np.shares_memory(groups[1].block, blocks[0])
+        assert np.shares_memory(groups[2].block, blocks[1])
+        (chunk,) = FORMATS["proto"].encode(table, 500)
+        assert chunk.features == reference_proto(m, entries)
+        (pchunk,) = FORMATS["parquet"].encode(table, 500)
+        maps = pq.read_table(io.BytesIO(pchunk.features[0])).column("Features").to_pylist()
+        cols = [m.cells(e.name, e.dtype) for e in entries]
+        assert maps == [[(j, col[i]) for j, col in enumerate(cols)] for i in range(ROWS)]
