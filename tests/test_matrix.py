@@ -221,3 +221,14 @@ def test_read_many_across_blocks_and_plain_columns() -> None:
     assert ok.tolist() == [[True, True, True, False, True, True], [True] * 6]
     assert m.read_many(["a1", "b0"])[0].tolist() == [[2, 5], [4, 7]]  # a block's tail, then another block
     assert m.read_filled_many(["b1", "p"]).tolist() == [[0, 9], [8, 10]]
+
+
+def test_block_rewrite_and_undeclared_column() -> None:
+    m, _, names = _block_matrix(2, 2)
+    first = m.set_block(names, np.array([[1, 2], [3, 4]], dtype=np.float32))
+    second = m.set_block(names, np.array([[5, 6], [7, 8]], dtype=np.float32))
+    assert first.detached == 2  # both columns left the first block for the second
+    assert second.detached == 0
+    assert m.read_many(names)[0].tolist() == [[5, 6], [7, 8]]
+    with pytest.raises(KeyError, match="'missing'"):
+        m.set_block([names[0], "missing"], np.zeros((2, 2), dtype=np.float32))
