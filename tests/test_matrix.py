@@ -221,3 +221,40 @@ def test_read_many_across_blocks_and_plain_columns() -> None:
     assert ok.tolist() == [[True, True, True, False, True, True], [True] * 6]
     assert m.read_many(["a1", "b0"])[0].tolist() == [[2, 5], [4, 7]]  # a block's tail, then another block
     assert m.read_filled_many(["b1", "p"]).tolist() == [[0, 9], [8, 10]]
+
+
+def test_block_rewrite_and_undeclared_column() -> None:
+    m, _, names = _block_matrix(2, 2)
+    first = m.set_block(names, np.array([[1, 2], [3, 4]], dtype=np.float32))
+    second = m.set_block(names, np.array([[5, 6], [7, 8]], dtype=np.float32))
+    assert first.detached == 2  # both columns left the first block for the second
+    assert second.detached == 0
+    assert m.read_many(names)[0].tolist() == [[5, 6], [7, 8]]
+    with pytest.raises(KeyError, match="'missing'"):
+        m.set_block([names[0], "missing"], np.zeros((2, 2), dtype=np.float32))
+
+
+def test_read_blocks_only_when_every_name_is_a_block_column() -> None:
+    m = ComponentMatrix(2)
+    for n in ("a0", "a1", "b0", "b1", "c"):
+        m.declare(n, DataType.FP32)
+    m.set_block(["a0", "a1"], np.array([[1, 2], [3, 4]], dtype=np.float32))
+    m.set_block(["b0", "b1"], np.array([[5, 6], [7, 8]]), np.array([[True, False], [True, True]]))
+    m.set_column("c", np.array([9, 10], dtype=np.float32))
+    values, valid = m.read_blocks(["a0", "a1", "b0"]) or (None, None)
+    assert values is not None
+    assert values.tolist() == [[1, 2, 5], [3, 4, 7]]
+    assert valid.all()
+    filled = m.read_blocks(["a1", "b0", "b1"], DataType.FP64, filled=True)
+    assert filled is not None
+    assert filled[0].dtype == np.float64
+    assert filled[0].tolist() == [[2, 5, 0], [4, 7, 8]]
+    assert filled[0].tolist() == m.read_filled_many(["a1", "b0", "b1"], DataType.FP64).tolist()
+    assert m.read_blocks(["a0", "c"]) is None  # c is a column of its own
+    assert m.read_blocks(["a0", "nope"]) is None
+    reordered = m.read_blocks(["a1", "a0"])  # one piece per block run
+    assert reordered is not None
+    assert reordered[0].tolist() == [[2, 1], [4, 3]]
+    assert m.read_blocks([]) is None
+    m.set_column("a1", np.zeros(2, dtype=np.float32))  # a1 leaves its block
+    assert m.read_blocks(["a0", "a1"]) is None

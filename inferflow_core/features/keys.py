@@ -43,12 +43,28 @@ def read_keys(matrix: ComponentMatrix, key_cols: Sequence[str]) -> list[tuple[st
 
 
 def entity_keys(rows: list[tuple[str, ...]]) -> EntityKeys:
-    """Deduplicate at C speed: ``dict.fromkeys`` keeps first-seen order, ``map`` looks every row up."""
-    index = dict(zip(dict.fromkeys(rows), itertools.count()))
-    inverse = np.fromiter(map(index.__getitem__, rows), np.intp, len(rows))
-    unique = [k for k in index if all(k)]  # a key with an empty part is never sent
-    if len(unique) == len(index):
-        positions = np.arange(len(unique), dtype=np.intp)
+    """Deduplicate at C speed: ``dict.fromkeys`` keeps first-seen order, ``map`` looks every row up.
+
+    Two layouts skip the per-row look-up: every row distinct (a target's own key: the inverse is
+    ``arange``) and one key for every row (a context key: zeros)."""
+    first = dict.fromkeys(rows)
+    distinct = len(first)
+    if distinct == len(rows):
+        inverse = np.arange(distinct, dtype=np.intp)
+    elif distinct == 1:
+        inverse = np.zeros(len(rows), dtype=np.intp)
     else:
-        positions = np.fromiter((index[k] for k in unique), np.intp, len(unique))
-    return EntityKeys(rows, len(index), inverse, unique, positions)
+        index = dict(zip(first, itertools.count()))
+        inverse = np.fromiter(map(index.__getitem__, rows), np.intp, len(rows))
+    if rows and len(rows[0]) == 1:  # one key column: only ("",) has an empty part
+        unique = list(first)
+        if ("",) in first:
+            unique.remove(("",))
+    else:
+        unique = [k for k in first if all(k)]  # a key with an empty part is never sent
+    if len(unique) == distinct:
+        positions = np.arange(distinct, dtype=np.intp)
+    else:
+        position = {k: i for i, k in enumerate(first)}
+        positions = np.fromiter((position[k] for k in unique), np.intp, len(unique))
+    return EntityKeys(rows, distinct, inverse, unique, positions)

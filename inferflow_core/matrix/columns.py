@@ -7,7 +7,7 @@ import numpy as np
 
 from ..dtypes import DataType
 
-__all__ = ["Column", "ColumnBlock", "empty_values"]
+__all__ = ["Column", "ColumnBlock", "attach_all", "empty_values"]
 
 
 def empty_values(dtype: DataType, rows: int, dim: int = 0) -> np.ndarray:
@@ -154,3 +154,14 @@ class Column:
 
     def has_text(self) -> bool:
         return self._text is not None
+
+
+def attach_all(cols: list[Column], block: ColumnBlock) -> None:
+    """``cols[j].attach(block, j)`` for every column; a column in no block and holding no request text
+    (the usual case: just declared) is attached without the method call."""
+    for j, col in enumerate(cols):
+        if col._block is None and col._text is None:
+            col._block, col._j = block, j
+            col._values = col._valid = None
+        else:
+            col.attach(block, j)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 
 import numpy as np
 
 from ..dtypes import DataType, DataTypeError
-from .columns import Column, ColumnBlock, empty_values
+from .columns import Column, ColumnBlock, attach_all, empty_values
 from .table import ColumnTable
 
 __all__ = ["ComponentMatrix"]
+
+_DTYPE = attrgetter("dtype")
 
 
 class ComponentMatrix(ColumnTable):
@@ -54,13 +57,16 @@ class ComponentMatrix(ColumnTable):
         ``broadcast``, assigning ``Column.values``) detaches that column with its own copy
         (copy-on-write), the other columns keep reading the block. See :meth:`read_many`.
         """
-        key = tuple(names)
+        key = names if isinstance(names, tuple) else tuple(names)
         k = len(key)
-        cols = [self.column(n) for n in key]
+        try:
+            cols = list(map(self._cols.__getitem__, key))
+        except KeyError:
+            cols = [self.column(n) for n in key]  # raises, naming the missing column
         if len(set(key)) != k:
             raise ValueError(f"set_block: repeated column names in {list(key)}")
         dtype = cols[0].dtype if cols else DataType.UNKNOWN
-        if not dtype.is_fixed_width or dtype.is_vector or any(c.dtype is not dtype for c in cols):
+        if not dtype.is_fixed_width or dtype.is_vector or set(map(_DTYPE, cols)) != {dtype}:
             kinds = sorted({c.dtype.wire_name for c in cols})
             raise DataTypeError(
                 f"set_block: columns {list(key)} must share one fixed-width scalar type: {kinds}"
@@ -79,8 +85,7 @@ class ComponentMatrix(ColumnTable):
             elif valid2.shape != (self.rows, k):
                 raise ValueError(f"set_block {list(key)}: valid {valid2.shape}, need {(self.rows, k)}")
         block = ColumnBlock(dtype, values, valid2, key)
-        for j, col in enumerate(cols):
-            col.attach(block, j)
+        attach_all(cols, block)
         return block
 
     def set_rows(

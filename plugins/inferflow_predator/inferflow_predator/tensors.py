@@ -73,13 +73,19 @@ def _ready_values(matrix: ComponentMatrix, feature: str, spec: InputSpec) -> np.
 def assemble_input(matrix: ComponentMatrix, spec: InputSpec) -> Tensor:
     """The whole matrix's tensor for ``spec``: shape ``[rows] + shape`` with ``-1`` resolved.
 
-    Each run of consecutive scalar feature columns is read with one ``read_filled_many`` (a view of the
-    matrix's column block when the columns were written together, e.g. by a feature component); vector
-    features are read one by one; the parts are joined with one ``np.concatenate``.
+    When every feature is a column of a block the matrix holds (written together, e.g. by feature
+    components), the blocks' views are read at once (``read_blocks``). Otherwise each run of consecutive
+    scalar feature columns is read with one ``read_filled_many`` (the same views when the run's columns
+    are block columns); vector features are read one by one; the parts are joined with one
+    ``np.concatenate``.
     """
     rows = matrix.rows
     if spec.dtype is DataType.STRING or len(spec.features) == 1:
         return _assemble_per_feature(matrix, spec)
+    blocks = matrix.read_blocks(spec.features, spec.dtype, filled=True)
+    if blocks is not None:
+        flat = np.ascontiguousarray(blocks[0])
+        return Tensor(spec.name, spec.kserve, flat.reshape((rows, *_fix_shape(spec, flat.shape[1]))))
     parts: list[np.ndarray] = []
     run: list[str] = []
     for feature in spec.features:
