@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import os
 import sys
 from pathlib import Path
 
@@ -166,6 +167,20 @@ def _run(args: argparse.Namespace) -> None:
     asyncio.run(serve(args))
 
 
+def _run_worker(args: argparse.Namespace) -> None:
+    """A worker of ``--workers N``: dies with the parent (Linux PR_SET_PDEATHSIG), so a killed benchmark
+    leaves no orphan serving on the shared port and using CPU in the next measurement."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+        parent = mp.parent_process()
+        if parent is not None and os.getppid() != parent.pid:  # the parent died before prctl
+            return
+    _run(args)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mode", choices=("embedded", "remote"), default="embedded")
@@ -184,7 +199,7 @@ def main() -> int:
         _run(args)
         return 0
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_run, args=(args,)) for _ in range(args.workers)]
+    procs = [ctx.Process(target=_run_worker, args=(args,)) for _ in range(args.workers)]
     for proc in procs:
         proc.start()
     for proc in procs:
