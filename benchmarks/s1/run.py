@@ -38,9 +38,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
-TARGETS = {  # issue 8
-    "remote_ratio": 1.15,
-    "embedded_ratio": 1.5,
+TARGETS = {  # issue 8, tightened by issue 16 (ratios, throughput, tail)
+    "remote_ratio": 1.1,
+    "embedded_ratio": 1.3,
+    "embedded_rps_c16": 1350.0,
+    "p99_over_p50": 2.0,
     "scaling_2w": 1.8,
     "rss_mb": 250.0,
     "cost_1000_vs_200": 5.5,
@@ -279,7 +281,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def summarise(results: dict) -> dict:
-    """Overhead ratios per run and the issue-8 targets (value, target, met)."""
+    """Overhead ratios per run and the targets (value, target, met)."""
     out: dict = {}
     for mode, m in results["modes"].items():
         for r in m["runs"]:
@@ -294,6 +296,19 @@ def summarise(results: dict) -> dict:
             continue
         key = "remote_ratio" if mode == "remote" else "embedded_ratio"
         out[f"{mode}: overhead ratio (1 worker, cache off)"] = (off1["overhead_ratio"], TARGETS[key], "<=")
+        tail = _ratio(off1["latency"].get("p99_ms"), off1["latency"].get("p50_ms"))
+        out[f"{mode}: p99 / p50 at concurrency 1 (1 worker, cache off)"] = (
+            tail,
+            TARGETS["p99_over_p50"],
+            "<=",
+        )
+        if mode == "embedded":
+            rps = off1["throughput"]["rps"]
+            out[f"{mode}: req/s at concurrency 16 (1 worker, cache off)"] = (
+                rps,
+                TARGETS["embedded_rps_c16"],
+                ">=",
+            )
         if "latency_1000" in off1:
             cost = _ratio(off1["latency_1000"]["p50_ms"], off1["latency"]["p50_ms"])
             out[f"{mode}: 1,000 / 200-target p50"] = (cost, TARGETS["cost_1000_vs_200"], "<=")
