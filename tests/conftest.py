@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from inferflow_core.observability import tracing
+from inferflow_core.testing.tracing import recorded_spans
 
 
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.enable(provider)
-    try:
+def spans() -> Iterator[Any]:
+    """Inferflow's tracing on for the test, into an in-memory exporter (``get_finished_spans()``)."""
+    with recorded_spans() as exporter:
         yield exporter
-    finally:
-        tracing.disable()

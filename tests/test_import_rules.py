@@ -1,10 +1,11 @@
-"""Import rules that lint-imports cannot check: the benchmarks are scripts, not packages.
+"""Import rules that lint-imports cannot check: benchmarks and test directories are not packages.
 
 Benchmarks stand where a plugin author or a client of the service stands: from the core they import
 ``inferflow_core.api``, ``inferflow_core.testing`` (the example, the wire stubs, in-process servers) and
 the public client package ``inferflow_core.client``, and no private module (a name starting with ``_``)
 under any of them. Costs inside the core are measured through those surfaces (``core_overhead.py`` times
-the engine and the feature initializer through ``Runtime.execute``). The core's layers and the plugin
+the engine and the feature initializer through ``Runtime.execute``). Plugins' and examples' tests follow
+the same rule. The core's layers and the plugin
 packages' imports are import-linter contracts in pyproject.toml (``lint-imports``).
 
 Test modules import no other test module (``tests.test_*``, a plugin's ``test_*``) and no conftest.py:
@@ -50,6 +51,14 @@ def test_benchmarks_import_only_the_api_the_testing_kit_and_the_client() -> None
     assert len(files) >= 10, f"only {len(files)} benchmark scripts found: the glob is wrong"
     reaches = {str(p.relative_to(ROOT)): sorted(got) for p in files if (got := _outside_api(p))}
     assert reaches == {}, f"benchmarks importing core modules outside {', '.join(ALLOWED)}: {reaches}"
+
+
+def test_plugin_and_example_tests_import_only_the_public_surfaces() -> None:
+    """A plugin's tests stand where its code stands: the core's api, its testing kit (and the client)."""
+    files = sorted([*ROOT.glob("plugins/*/tests/**/*.py"), *ROOT.glob("examples/*/tests/**/*.py")])
+    assert len(files) >= 20, f"only {len(files)} plugin test files found: the glob is wrong"
+    reaches = {str(p.relative_to(ROOT)): sorted(got) for p in files if (got := _outside_api(p))}
+    assert reaches == {}, f"plugin tests importing core modules outside {', '.join(ALLOWED)}: {reaches}"
 
 
 def test_the_rule_sees_every_import_form(tmp_path: Path) -> None:

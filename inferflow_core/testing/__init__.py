@@ -34,11 +34,12 @@ from ..dtypes import DataType
 from ..matrix import ComponentMatrix, SlateMatrix
 from ..plugins import PluginHost
 from .ports import pick_free_port
-from .runtime import make_runtime
+from .runtime import make_host, make_runtime
 
 __all__ = [
     "ComponentConformance",
     "make_context",
+    "make_host",
     "make_runtime",
     "pick_free_port",
     "registered_plugin",

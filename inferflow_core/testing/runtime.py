@@ -8,7 +8,7 @@ from ..observability.metrics import Metrics
 from ..plugins import PluginHost
 from ..runtime import Runtime
 
-__all__ = ["make_runtime"]
+__all__ = ["make_host", "make_runtime"]
 
 
 def make_runtime(
@@ -24,11 +24,21 @@ def make_runtime(
     ``entry_points=True`` loads the installed entry points instead of only the built-in components (the
     installed plugins and the test's own ones side by side).
     """
-    host = PluginHost()
+    return Runtime(settings=settings, host=_host(entry_points, False, plugins), metrics=metrics)
+
+
+def make_host(*, entry_points: bool = False, strict: bool = False, **plugins: object) -> PluginHost:
+    """The plugin host of :func:`make_runtime`, for tests of registration itself: ``collect()`` returns
+    what was registered, ``failures`` what was refused (``strict=True``: refusals raise PluginError)."""
+    return _host(entry_points, strict, plugins)
+
+
+def _host(entry_points: bool, strict: bool, plugins: dict[str, object]) -> PluginHost:
+    host = PluginHost(strict=strict)
     if entry_points:
         host.load_entrypoints()
     else:
         host.register(builtin_plugin, name="core")
     for name, plugin in plugins.items():
         host.register(plugin, name=name)
-    return Runtime(settings=settings, host=host, metrics=metrics)
+    return host

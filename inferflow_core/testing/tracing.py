@@ -8,7 +8,7 @@ from typing import Any
 
 from ..observability import tracing
 
-__all__ = ["recorded_spans"]
+__all__ = ["recorded_spans", "request_span"]
 
 
 @contextlib.contextmanager
@@ -31,3 +31,21 @@ def recorded_spans() -> Iterator[Any]:
         yield exporter
     finally:
         tracing.disable()
+
+
+@contextlib.contextmanager
+def request_span(api: str = "pointwise", traceparent: str | None = None) -> Iterator[None]:
+    """Inside :func:`recorded_spans`: the block runs as a served request's span (child of ``traceparent``
+    when given, as from a caller's metadata), so a plugin's client calls in it become child spans and carry
+    the trace context on the wire, as they do when the server runs them."""
+    import grpc
+
+    handle = tracing.start_request(api, [("traceparent", traceparent)] if traceparent else [])
+    status = grpc.StatusCode.OK
+    try:
+        yield
+    except BaseException:
+        status = grpc.StatusCode.UNKNOWN
+        raise
+    finally:
+        tracing.end_request(handle, status, "", 0)

@@ -22,8 +22,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from inferflow_core._proto import predict_pb2 as pb
-from inferflow_core._proto import predict_pb2_grpc as pbg
+from inferflow_core.testing.protos import predict_pb2 as pb
+from inferflow_core.testing.protos import predict_pb2_grpc as pbg
 
 pytestmark = pytest.mark.integration
 

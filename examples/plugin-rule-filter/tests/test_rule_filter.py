@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from rule_filter_support import MODEL
 
-from inferflow_core.api import DataType, InitialData, RequestInfo
-from inferflow_core.runtime import Runtime
+from inferflow_core.api import DataType, InitialData, RequestInfo, Runtime
 
 
 def _runtime(model: dict) -> Runtime:

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from rule_filter_support import MODEL
 
-from inferflow_core._proto import predict_pb2 as pb
-from inferflow_core._proto import predict_pb2_grpc as pbg
 from inferflow_core.testing import pick_free_port
+from inferflow_core.testing.protos import predict_pb2 as pb
+from inferflow_core.testing.protos import predict_pb2_grpc as pbg
 
 
 @pytest.fixture

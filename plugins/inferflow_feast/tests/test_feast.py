@@ -15,10 +15,9 @@ from inferflow_feast.backend import FeastBackend
 from inferflow_feast.config import FeastComponentConfig
 from inferflow_feast.plugin import FeastComponentType
 
-from inferflow_core._proto import predict_pb2, predict_pb2_grpc
-from inferflow_core.api import BuildContext, InitialData, Metrics, ModelConfig, RequestInfo
-from inferflow_core.runtime import Runtime
+from inferflow_core.api import BuildContext, InitialData, Metrics, ModelConfig, RequestInfo, Runtime
 from inferflow_core.testing import ComponentConformance, make_context
+from inferflow_core.testing.protos import predict_pb2, predict_pb2_grpc
 from inferflow_core.testing.server import running_server
 
 PREFIX = "inferflow/services/inferflow/model-config/config-map/"

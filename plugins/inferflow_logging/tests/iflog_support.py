@@ -24,12 +24,12 @@ from inferflow_core.api import (
     RegisterComponent,
     RequestInfo,
     RunContext,
+    Runtime,
     ServedRequest,
     ServiceConfig,
     codecs,
     hookimpl,
 )
-from inferflow_core.runtime import Runtime
 from inferflow_core.testing import pick_free_port
 
 ALL_TYPES = [dt for dt in DataType if dt is not DataType.UNKNOWN]

@@ -25,10 +25,8 @@ from inferflow_logging.cli import _entries, decode_record
 from inferflow_logging.formats import ArrowFormat
 from inferflow_logging.schema import metadata_byte, unpack_metadata
 
-from inferflow_core.api import Metrics, ObserverHost, PluginError
-from inferflow_core.components import builtin_plugin
-from inferflow_core.plugins import PluginHost
-from inferflow_core.runtime import Runtime
+from inferflow_core.api import Metrics, ObserverHost, PluginError, Runtime
+from inferflow_core.testing import make_host
 
 
 class Renamed(ArrowFormat):
@@ -80,13 +78,9 @@ class Extra:
             register(sink)
 
 
-def host_with(*extras: Extra, strict: bool = False) -> PluginHost:
-    host = PluginHost(strict=strict)
-    host.register(builtin_plugin, name="core")
-    host.register(logging_plugin, name="logging")
-    for i, extra in enumerate(extras):
-        host.register(extra, name=f"extra{i}")
-    return host
+def host_with(*extras: Extra, strict: bool = False) -> Any:
+    named = {f"extra{i}": extra for i, extra in enumerate(extras)}
+    return make_host(strict=strict, logging=logging_plugin, **named)
 
 
 # -- format codes ---------------------------------------------------------------------------------

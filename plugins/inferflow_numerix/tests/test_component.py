@@ -8,8 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues
-from inferflow_core.runtime import Runtime
+from inferflow_core.api import DataType, InitialData, RequestInfo, Runtime, TypedValues
 
 EXPR_KEY = "numerix/expression-config/"
 

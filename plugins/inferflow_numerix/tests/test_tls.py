@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from inferflow_core.api import InitialData, RequestInfo
-from inferflow_core.runtime import Runtime
+from inferflow_core.api import InitialData, RequestInfo, Runtime
 
 pytestmark = pytest.mark.integration
 pytest.importorskip("cryptography")

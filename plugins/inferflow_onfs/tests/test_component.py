@@ -17,8 +17,7 @@ from inferflow_onfs.store import LocalStore
 from onfs_support import all_types_component, model_json, pair_component
 
 from inferflow_core.api import BuildContext as Build
-from inferflow_core.api import InitialData, Metrics, ModelConfig, RequestInfo
-from inferflow_core.runtime import Runtime
+from inferflow_core.api import InitialData, Metrics, ModelConfig, RequestInfo, Runtime
 from inferflow_core.testing import ComponentConformance, make_context, pick_free_port
 
 
@@ -183,7 +182,7 @@ def test_no_feature_store_configured_rejects_the_model_naming_the_env_vars(
     """Without a store every request would be scored from missing features: the model is rejected."""
     for var in ("EXTERNAL_SERVICE_ONFS_FS_HOST", "INFERFLOW_ONFS_LOCAL_DIR"):
         monkeypatch.delenv(var, raising=False)
-    from inferflow_core.runtime import Runtime
+    from inferflow_core.api import Runtime
 
     rt = Runtime()
     snap = rt.apply_tree({rt.settings.config_map_prefix + "m": model_json([all_types_component()])})
@@ -199,7 +198,7 @@ def test_no_feature_store_configured_rejects_the_model_naming_the_env_vars(
 
 def test_cache_is_skipped_in_front_of_the_embedded_store_but_kept_for_remote(local_env, monkeypatch) -> None:
     """The embedded store is already in memory: a cache in front of it only adds work (measured)."""
-    from inferflow_core.runtime import Runtime
+    from inferflow_core.api import Runtime
 
     cache_on = {"cache_enabled": True}
     comp = all_types_component(comp_cache_enabled=True)
@@ -224,7 +223,7 @@ async def test_missing_entities_and_cells_are_counted(local_env) -> None:
 
 
 async def test_missing_features_error_option_gives_per_target_errors(local_env) -> None:
-    from inferflow_core._proto import predict_pb2, predict_pb2_grpc
+    from inferflow_core.testing.protos import predict_pb2, predict_pb2_grpc
     from inferflow_core.testing.server import running_server
 
     rt = Runtime()

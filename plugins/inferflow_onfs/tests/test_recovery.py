@@ -12,9 +12,9 @@ from inferflow_onfs.client import OnfsClient
 from inferflow_onfs.settings import OnfsSettings
 from onfs_support import all_types_component, fetch_request, onfs_server
 
-from inferflow_core._proto import predict_pb2, predict_pb2_grpc
-from inferflow_core.runtime import Runtime
+from inferflow_core.api import Runtime
 from inferflow_core.testing import pick_free_port
+from inferflow_core.testing.protos import predict_pb2, predict_pb2_grpc
 from inferflow_core.testing.server import running_server
 
 pytestmark = pytest.mark.integration

@@ -13,11 +13,8 @@ from inferflow_onfs.settings import OnfsSettings
 from inferflow_onfs.store import LocalStore
 from onfs_support import all_types_component, fetch_request
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from inferflow_core.observability import tracing
+from inferflow_core.testing.tracing import recorded_spans, request_span
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -38,19 +35,13 @@ async def test_onfs_calls_carry_their_client_span(store_dir) -> None:
     server.add_generic_rpc_handlers((FeatureService(LocalStore(str(store_dir[0]))).handler(),))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.enable(provider)
     client = OnfsClient(OnfsSettings(fs_host="127.0.0.1", fs_port=port, fs_plaintext=True, batch_size=7))
     try:
-        handle = tracing.start_request("pointwise", [("traceparent", f"00-{TRACE_ID}-00f067aa0ba902b7-01")])
-        outcome = await client.fetch(
-            fetch_request(all_types_component()), [(f"u{i}",) for i in range(10)], None
-        )
-        tracing.end_request(handle, grpc.StatusCode.OK, "m", 10)
+        with recorded_spans() as exporter, request_span(traceparent=f"00-{TRACE_ID}-00f067aa0ba902b7-01"):
+            outcome = await client.fetch(
+                fetch_request(all_types_component()), [(f"u{i}",) for i in range(10)], None
+            )
     finally:
-        tracing.disable()
         await client.close()
         await server.stop(0)
     assert not outcome.failures

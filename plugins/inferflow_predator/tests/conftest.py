@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from predator_support import EXAMPLE_REPO, N_FEATURES, ROOT, model_json
 
-from inferflow_core.runtime import Runtime
+from inferflow_core.api import Runtime
 from inferflow_core.testing import pick_free_port
 
 # `make test` creates .venv-mlserver at the repository root and exports INFERFLOW_MLSERVER_BIN.

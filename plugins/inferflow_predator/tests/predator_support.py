@@ -4,6 +4,8 @@ predator_components entry, typed request columns and one run of model ``m`` thro
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +78,9 @@ def gather_model(repo: Path) -> None:
         [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", 1])],
         [table],
     )
+
+
+def inferflow(*args: str) -> subprocess.CompletedProcess[str]:
+    """The ``inferflow`` command line, run as a user runs it (environment inherited)."""
+    cmd = [sys.executable, "-m", "inferflow_core.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from predator_support import inferflow
 
-from inferflow_core import cli
 from inferflow_core.testing import write_config_dir
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def _model(endpoint: str, model_name: str) -> str:
 
 
 def test_check_backends_reports_a_model_the_server_does_not_have(
-    mlserver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    mlserver: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EXTERNAL_SERVICE_PREDATOR_GRPC_PLAIN_TEXT", "true")
     write_config_dir(
@@ -48,10 +48,11 @@ def test_check_backends_reports_a_model_the_server_does_not_have(
             PREFIX + "typo": _model(mlserver.endpoint, "clff"),
         },
     )
-    assert cli.main(["validate", str(tmp_path)]) == 0  # offline: both look fine
-    capsys.readouterr()
-    assert cli.main(["validate", str(tmp_path), "--check-backends", "--json"]) == 1
-    doc = json.loads(capsys.readouterr().out)
+    offline = inferflow("validate", str(tmp_path))
+    assert offline.returncode == 0, offline.stdout + offline.stderr  # offline: both look fine
+    checked = inferflow("validate", str(tmp_path), "--check-backends", "--json")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    doc = json.loads(checked.stdout)
     by_model = {m["model"]: m for m in doc["models"]}
     assert by_model["good"]["valid"], by_model["good"]
     (problem,) = by_model["typo"]["errors"]

@@ -14,8 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from predator_support import gather_model, predator, run, save, typed
 
-from inferflow_core.api import DataType, InitialData, RequestInfo
-from inferflow_core.runtime import Runtime
+from inferflow_core.api import DataType, InitialData, RequestInfo, Runtime
 
 mlp_spec = importlib.util.spec_from_file_location("make_mlp", cf.ROOT / "examples" / "models" / "make_mlp.py")
 assert mlp_spec

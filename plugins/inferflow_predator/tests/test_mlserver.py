@@ -12,8 +12,7 @@ import predator_support as cf
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues
-from inferflow_core.runtime import Runtime
+from inferflow_core.api import DataType, InitialData, RequestInfo, Runtime, TypedValues
 from inferflow_core.testing import pick_free_port
 
 pytestmark = pytest.mark.integration

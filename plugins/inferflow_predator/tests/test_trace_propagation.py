@@ -12,11 +12,8 @@ from inferflow_predator._proto import grpc_predict_v2_pb2 as pb
 from inferflow_predator._proto import grpc_predict_v2_pb2_grpc as pbg
 from inferflow_predator.kserve import KServeClient
 from inferflow_predator.tensors import Tensor
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from inferflow_core.observability import tracing
+from inferflow_core.testing.tracing import recorded_spans, request_span
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -41,19 +38,13 @@ async def test_model_infer_carries_its_client_span() -> None:
     pbg.add_GRPCInferenceServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.enable(provider)
     client = KServeClient(f"127.0.0.1:{port}", True, (("caller", "inferflow"),), 1 << 20)
     try:
-        handle = tracing.start_request("pointwise", [("traceparent", f"00-{TRACE_ID}-00f067aa0ba902b7-01")])
-        got = await client.infer(
-            "m", "1", [Tensor("x", "FP32", np.zeros((3, 2), np.float32))], ["score"], 5.0
-        )
-        tracing.end_request(handle, grpc.StatusCode.OK, "m", 3)
+        with recorded_spans() as exporter, request_span(traceparent=f"00-{TRACE_ID}-00f067aa0ba902b7-01"):
+            got = await client.infer(
+                "m", "1", [Tensor("x", "FP32", np.zeros((3, 2), np.float32))], ["score"], 5.0
+            )
     finally:
-        tracing.disable()
         await client.close()
         await server.stop(0)
     assert got["score"].array.shape[0] == 3

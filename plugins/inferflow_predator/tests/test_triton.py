@@ -15,10 +15,9 @@ import predator_support as cf
 import pytest
 from inferflow_predator._proto import grpc_predict_v2_pb2 as pb
 from inferflow_predator._proto import grpc_predict_v2_pb2_grpc as pb_grpc
+from predator_support import inferflow
 
-from inferflow_core import cli
-from inferflow_core.api import DataType, InitialData, RequestInfo, TypedValues
-from inferflow_core.runtime import Runtime
+from inferflow_core.api import DataType, InitialData, RequestInfo, Runtime, TypedValues
 from inferflow_core.testing import write_config_dir
 
 pytestmark = pytest.mark.integration
@@ -171,7 +170,7 @@ async def test_a_slow_model_is_bounded_by_the_deadline(triton: Any, make_runtime
 
 
 def test_validate_check_backends_accepts_the_kserve_model_config(
-    triton: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    triton: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """deploy/kserve's ranker entry, pointed at this Triton: ModelReady and ModelMetadata match it; the
     same entry with a wrong input shape is reported against the server's metadata."""
@@ -189,8 +188,9 @@ def test_validate_check_backends_accepts_the_kserve_model_config(
     bad = json.loads(json.dumps(good))
     bad["component_config"]["predator_components"][0]["inputs"][1]["shape"] = [16]
     write_config_dir(tmp_path, {prefix + "good": json.dumps(good), prefix + "bad": json.dumps(bad)})
-    assert cli.main(["validate", str(tmp_path), "--check-backends", "--json"]) == 1
-    models = {m["model"]: m for m in json.loads(capsys.readouterr().out)["models"]}
+    checked = inferflow("validate", str(tmp_path), "--check-backends", "--json")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    models = {m["model"]: m for m in json.loads(checked.stdout)["models"]}
     assert models["good"]["valid"], models["good"]
     assert not models["good"]["errors"], models["good"]
     assert models["bad"]["errors"], models["bad"]

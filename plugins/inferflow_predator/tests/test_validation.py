@@ -12,8 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from inferflow_core.api import InitialData, RequestInfo
-from inferflow_core.runtime import Runtime
+from inferflow_core.api import InitialData, RequestInfo, Runtime
 
 PREFIX = "component_config.predator_components[0]"
 
