@@ -64,14 +64,15 @@ async def _time(fn: Callable[[], Awaitable[object]], iterations: int, warmup: in
 
 
 def _context(settings: NumerixSettings):  # type: ignore[no-untyped-def]
-    build_ctx = BuildContext(model_id="bench", model=None, config={}, metrics=Metrics())  # type: ignore[arg-type]
+    expressions = {KEY: json.dumps({"expression": EXPRESSION})}  # checked at build, read per request
+    build_ctx = BuildContext(model_id="bench", model=None, config=expressions, metrics=Metrics())  # type: ignore[arg-type]
     comp = NumerixType(settings).build(NumerixConfig.model_validate(CFG), build_ctx)
     rng = np.random.default_rng(1)
     ctx = make_context(
         comp,
         rows=ROWS,
         texts={"catalog_id": [str(i) for i in range(ROWS)]},
-        config={KEY: json.dumps({"expression": EXPRESSION})},
+        config=expressions,
     )
     ctx.matrix.declare("pctr", DataType.FP32)
     ctx.matrix.set_column("pctr", rng.random(ROWS, dtype=np.float32))
