@@ -57,7 +57,7 @@ def _tree(spans: list[Any]) -> list[str]:
 
 
 async def _one_trace(tmp: Path, data: Path, ports: dict[str, int]) -> list[str]:
-    from inferflow_core.api import DirectorySource, Runtime
+    from inferflow_core.api import Runtime, sources
     from inferflow_core.testing.server import running_server
     from inferflow_core.testing.tracing import recorded_spans
 
@@ -73,7 +73,7 @@ async def _one_trace(tmp: Path, data: Path, ports: dict[str, int]) -> list[str]:
     with recorded_spans() as exporter:
         runtime = Runtime()
         workload = example.Workload(example.FULL["users"], example.FULL["catalogs"])
-        source = DirectorySource(config, runtime.prefixes)
+        source = sources.DirectorySource(config, runtime.prefixes)
         async with running_server(runtime, source=source, http=False) as srv:
             call = srv.channel.unary_unary("/Predict/InferPointWise")
             for i in range(6):  # warm up channels and caches of the first calls, keep the last trace

@@ -5,7 +5,8 @@
 * components: ``ComponentType`` (what a plugin registers), ``Component`` (what it builds), the
   column declarations, the build and run contexts, the matrix and data types, the errors;
 * request observers (``RequestObserver``, ``ServedRequest``, ``ObserverHost``);
-* config sources (``ConfigSource``, ``ConfigSourceFactory``, ``DirectorySource``, ``read_config_dir``);
+* config sources: the ``sources`` namespace (``ConfigSource``, ``ConfigSourceFactory``, ``DirectorySource``,
+  ``read_config_dir``);
 * shared services: metrics and tracing, TLS and gRPC channels, a plugin's own gRPC server, an
   in-process ``Runtime`` and the ``InferflowClient``;
 * three namespaces: ``codecs`` (value and wire codecs), ``features`` (what feature-source plugins
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from . import api_codecs as codecs
 from . import api_net as net
+from . import api_sources as sources
 from . import features, stats
 from .client import InferflowClient
 from .components.base import (
@@ -33,7 +35,6 @@ from .components.base import (
 )
 from .components.feature_init import InitialData, TypedValues
 from .config.model import ComponentConfig, ModelConfig, ServiceConfig
-from .config.sources import ConfigSource, ConfigSourceFactory, DirectorySource, read_config_dir
 from .dtypes import DataType, DataTypeError
 from .engine.compile import CompiledModel
 from .errors import ComponentError, ConfigError, PluginError
@@ -61,11 +62,8 @@ __all__ = [
     "ComponentMatrix",
     "ComponentType",
     "ConfigError",
-    "ConfigSource",
-    "ConfigSourceFactory",
     "DataType",
     "DataTypeError",
-    "DirectorySource",
     "InferflowClient",
     "InitialData",
     "Metrics",
@@ -89,6 +87,6 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "net",
-    "read_config_dir",
+    "sources",
     "stats",
 ]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from inferflow_core.api import read_config_dir
+from inferflow_core.api import sources
 from inferflow_core.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +31,8 @@ def test_model_config_is_the_example_pointed_at_triton(monkeypatch: pytest.Monke
     # as deployed (deploy/configmap.yaml): a remote OnFS and the example's Numerix expressions beside it
     monkeypatch.setenv("EXTERNAL_SERVICE_ONFS_FS_HOST", "onfs-api-server.onfs.svc.cluster.local")
     monkeypatch.setenv("EXTERNAL_SERVICE_ONFS_FS_GRPC_PLAIN_TEXT", "true")
-    tree = read_config_dir(ROOT / "inferflow_core" / "example" / "config")
-    tree.update(read_config_dir(KSERVE / "config"))
+    tree = sources.read_config_dir(ROOT / "inferflow_core" / "example" / "config")
+    tree.update(sources.read_config_dir(KSERVE / "config"))
     rt = Runtime()
     rt.apply_tree({k: v for k, v in tree.items() if "bench_ctr_" not in k})
     assert not rt.store.current.errors, rt.store.current.errors

@@ -46,8 +46,8 @@ from inferflow_core.api import (
     RequestInfo,
     RunContext,
     Runtime,
-    read_config_dir,
 )
+from inferflow_core.api import sources as config_sources
 from inferflow_core.api import stats as rank_stats
 
 from .cli import Schemas, read_files
@@ -294,7 +294,7 @@ def _num(x: Any) -> float:
 
 def config_schemas(config_dir: str) -> Schemas:
     """The logged schemas of the models of a config tree (what its server writes), by schema key."""
-    snap = Runtime().apply_tree(read_config_dir(Path(config_dir)))
+    snap = Runtime().apply_tree(config_sources.read_config_dir(Path(config_dir)))
     out: Schemas = {}
     for model_id, model in snap.models.items():
         schema = derive_schema(model)
@@ -349,7 +349,7 @@ def replay(
     log_config_dir: str | None = None,
     kafka_timeout: float = 30.0,
 ) -> dict[str, ModelReport]:
-    tree = read_config_dir(Path(config_dir))
+    tree = config_sources.read_config_dir(Path(config_dir))
     runtime = Runtime()
     snap = runtime.apply_tree(tree)
     skipped_lines: dict[str, int] = {}

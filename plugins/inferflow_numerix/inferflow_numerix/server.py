@@ -18,7 +18,7 @@ from pathlib import Path
 
 import grpc
 
-from inferflow_core.api import DirectorySource, net
+from inferflow_core.api import net, sources
 
 from ._proto import numerix_pb2 as pb
 from ._proto import numerix_pb2_grpc as pb_grpc
@@ -36,7 +36,7 @@ class ExpressionStore:
 
     def __init__(self, config_dir: str | Path, app_name: str = "numerix", interval: float = 0.2) -> None:
         self.prefix = expression_prefix(app_name)
-        self.source = DirectorySource(config_dir, [self.prefix], interval=interval)
+        self.source = sources.DirectorySource(config_dir, [self.prefix], interval=interval)
         self.tree: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
 

@@ -54,7 +54,7 @@ def _pct(values: list[float]) -> dict:
 async def main_async(args: argparse.Namespace) -> dict:
     from inferflow_onfs.component import FeatureComponent
 
-    from inferflow_core.api import Runtime, read_config_dir
+    from inferflow_core.api import Runtime, sources
     from inferflow_core.testing import example
     from inferflow_core.testing.inprocess import InProcessService
 
@@ -62,7 +62,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     os.environ.update(example.embedded_env(data))
     cfg = example.write_config(Path(tempfile.mkdtemp(prefix="s1-inproc-")) / "cfg", data, cache=args.cache)
     runtime = Runtime()
-    runtime.apply_tree(read_config_dir(cfg, runtime.prefixes))
+    runtime.apply_tree(sources.read_config_dir(cfg, runtime.prefixes))
     service = InProcessService(runtime)
 
     spent: dict[str, float] = defaultdict(float)
