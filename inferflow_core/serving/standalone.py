@@ -10,6 +10,7 @@ NOT_SERVING, the server stops accepting and in-flight calls get ``grace`` second
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import inspect
@@ -29,6 +30,31 @@ from ..tls import ServerTls
 from .http import HttpSidePort
 
 log = logging.getLogger("inferflow.standalone")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every plugin server's ``serve`` command shares with :func:`serve_grpc_service`: TLS
+    (``--tls-cert``, ``--tls-key``, ``--tls-client-ca``), ``--metrics-port`` and ``--grace``."""
+    parser.add_argument("--tls-cert", default="", help="serve TLS with this certificate chain (PEM)")
+    parser.add_argument("--tls-key", default="", help="... and this private key (PEM)")
+    parser.add_argument("--tls-client-ca", default="", help="require client certificates from this CA (mTLS)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="HTTP port for /metrics, /health/self and /health/ready (0 = any free port; default: none)",
+    )
+    parser.add_argument(
+        "--grace", type=float, default=5.0, help="on SIGTERM, seconds in-flight calls get to finish"
+    )
+
+
+def server_tls(args: argparse.Namespace) -> ServerTls | None:
+    """The TLS of :func:`add_serve_arguments`' flags (None: plaintext); a setting that cannot work raises
+    :class:`~inferflow_core.tls.TlsConfigError` naming the flag."""
+    if not (args.tls_cert or args.tls_key or args.tls_client_ca):
+        return None
+    return ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca or None, what="--tls-*")
 
 
 class _MethodMetrics(grpc.aio.ServerInterceptor):

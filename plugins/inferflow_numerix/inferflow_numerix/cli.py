@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from inferflow_core.api import net
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inferflow-numerix", description=__doc__)
@@ -32,18 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("NUMERIX_SERVER_AUTHTOKEN", ""),
         help="require this numerix-auth-token metadata (default: no check)",
     )
-    serve.add_argument("--tls-cert", default="", help="serve TLS with this certificate chain (PEM)")
-    serve.add_argument("--tls-key", default="", help="... and this private key (PEM)")
-    serve.add_argument("--tls-client-ca", default="", help="require client certificates from this CA (mTLS)")
-    serve.add_argument(
-        "--metrics-port",
-        type=int,
-        default=None,
-        help="HTTP port for /metrics, /health/self and /health/ready (0 = any free port; default: none)",
-    )
-    serve.add_argument(
-        "--grace", type=float, default=5.0, help="on SIGTERM, seconds in-flight calls get to finish"
-    )
+    net.add_serve_arguments(serve)
     return parser
 
 
@@ -53,17 +44,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     if not os.path.isdir(args.config_dir):
         print(f"inferflow-numerix: config directory {args.config_dir!r} does not exist", file=sys.stderr)
         return 2
-    from inferflow_core.api import net
-
     from .server import serve
 
-    tls = None
-    if args.tls_cert or args.tls_key or args.tls_client_ca:
-        try:
-            tls = net.ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca or None, what="--tls-*")
-        except net.TlsConfigError as exc:
-            print(f"inferflow-numerix: {exc.message}", file=sys.stderr)
-            return 2
+    try:
+        tls = net.server_tls(args)
+    except net.TlsConfigError as exc:
+        print(f"inferflow-numerix: {exc.message}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(
             serve(

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from inferflow_core.api import net
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inferflow-onfs", description=__doc__)
@@ -25,18 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     serve.add_argument("--caller-id", default="", help="require this online-feature-store-caller-id")
     serve.add_argument("--auth-token", default="", help="require this online-feature-store-auth-token")
-    serve.add_argument("--tls-cert", default="", help="serve TLS with this certificate chain (PEM)")
-    serve.add_argument("--tls-key", default="", help="... and this private key (PEM)")
-    serve.add_argument("--tls-client-ca", default="", help="require client certificates from this CA (mTLS)")
-    serve.add_argument(
-        "--metrics-port",
-        type=int,
-        default=None,
-        help="HTTP port for /metrics, /health/self and /health/ready (0 = any free port; default: none)",
-    )
-    serve.add_argument(
-        "--grace", type=float, default=5.0, help="on SIGTERM, seconds in-flight calls get to finish"
-    )
+    net.add_serve_arguments(serve)
     _import_parser(sub)
     return parser
 
@@ -111,17 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.path.isdir(args.data):
         print(f"inferflow-onfs: --data {args.data!r} is not a directory", file=sys.stderr)
         return 2
-    from inferflow_core.api import net
-
     from .server import serve
 
-    tls = None
-    if args.tls_cert or args.tls_key or args.tls_client_ca:
-        try:
-            tls = net.ServerTls(args.tls_cert, args.tls_key, args.tls_client_ca or None, what="--tls-*")
-        except net.TlsConfigError as exc:
-            print(f"inferflow-onfs: {exc.message}", file=sys.stderr)
-            return 2
+    try:
+        tls = net.server_tls(args)
+    except net.TlsConfigError as exc:
+        print(f"inferflow-onfs: {exc.message}", file=sys.stderr)
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             serve(
