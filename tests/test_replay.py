@@ -19,7 +19,6 @@ from tests.shadow_support import (
     N_REQUESTS,
     candidate,
     expected,
-    linear_model,
     make_runtime,
     model_config,
     request,
@@ -27,13 +26,6 @@ from tests.shadow_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    linear_model(tmp_path / "models", "lin_a", seed=1)
-    linear_model(tmp_path / "models", "lin_b", seed=2)
-    return tmp_path / "models"
 
 
 async def served_logs(repo: Path, logs: Path, monkeypatch: Any, log_features: bool = True) -> None:

@@ -24,7 +24,6 @@ from tests.shadow_support import (
     N_REQUESTS,
     candidate,
     expected,
-    linear_model,
     make_runtime,
     model_config,
     request,
@@ -34,13 +33,6 @@ from tests.shadow_support import (
 __all__ = ["broker"]  # the Tansu fixture (a uniquely named support module of the plugin's tests)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    linear_model(tmp_path / "models", "lin_a", seed=1)
-    linear_model(tmp_path / "models", "lin_b", seed=2)
-    return tmp_path / "models"
 
 
 def create_topic(broker: Broker, topic: str, partitions: int) -> None:

@@ -4,10 +4,8 @@ inference-logging plugin's file sink, decoded with ``inferflow logs read``'s rea
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,6 @@ from inferflow_core.testing import pick_free_port
 from inferflow_core.testing.server import running_server
 from tests.shadow_support import (
     features,
-    linear_model,
     make_runtime,
     model_config,
     reference,
@@ -32,22 +29,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    linear_model(tmp_path / "models", "lin_a", seed=1)
-    linear_model(tmp_path / "models", "lin_b", seed=2)
-    return tmp_path / "models"
-
-
-@pytest.fixture
-def blackhole() -> Iterator[str]:
+def blackhole(hanging_port: int) -> str:
     """A TCP listener that never answers: a call to it hangs until its timeout."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    try:
-        yield f"127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()
+    return f"127.0.0.1:{hanging_port}"
 
 
 async def serve(stub: Any, n: int, prefix: str) -> tuple[list[bytes], list[float]]:

@@ -33,7 +33,7 @@ from ..config.sources import write_config_dir
 from ..dtypes import DataType
 from ..matrix import ComponentMatrix, SlateMatrix
 from ..plugins import PluginHost
-from .ports import pick_free_port
+from .ports import pick_free_port, silent_port
 from .runtime import make_host, make_runtime
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "make_runtime",
     "pick_free_port",
     "registered_plugin",
+    "silent_port",
     "write_config_dir",
 ]
 

@@ -2,6 +2,8 @@
 
 * ``inferflow_host`` - a fresh PluginHost with the installed entry points loaded.
 * ``free_port`` - a free loopback TCP port (:func:`~inferflow_core.testing.pick_free_port` outside fixtures).
+* ``hanging_port`` - a loopback port that accepts connections and never answers: a backend that hangs
+  (:func:`~inferflow_core.testing.silent_port` outside fixtures).
 * ``etcd_server`` - a real etcd (``/usr/bin/etcd``) on free loopback ports with a temp data dir
   (an :class:`~inferflow_core.testing.etcd.EtcdProcess`; ``.endpoint`` is ``host:port``).
 * ``inferflow_server`` - a factory: ``async with inferflow_server(runtime, tree) as srv`` runs a real
@@ -18,14 +20,20 @@ from collections.abc import Iterator
 import pytest
 
 from ..plugins import PluginHost
-from .ports import pick_free_port
+from .ports import pick_free_port, silent_port
 
-__all__ = ["etcd_server", "free_port", "inferflow_host", "inferflow_server"]
+__all__ = ["etcd_server", "free_port", "hanging_port", "inferflow_host", "inferflow_server"]
 
 
 @pytest.fixture
 def free_port() -> int:
     return pick_free_port()
+
+
+@pytest.fixture
+def hanging_port() -> Iterator[int]:
+    with silent_port() as port:
+        yield port
 
 
 @pytest.fixture

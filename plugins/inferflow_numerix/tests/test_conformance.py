@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +12,7 @@ from inferflow_numerix.config import NumerixConfig
 from inferflow_numerix.settings import NumerixSettings
 
 from inferflow_core.api import BuildContext, Metrics, RunContext
-from inferflow_core.testing import ComponentConformance, make_context, pick_free_port
+from inferflow_core.testing import ComponentConformance, make_context, pick_free_port, silent_port
 
 CFG = {
     "component": "final",
@@ -63,10 +62,8 @@ def conformance_server(start_numerix_server, tmp_path_factory) -> int:
 @pytest.fixture(scope="module")
 def blackhole() -> Iterator[int]:
     """A socket that accepts TCP connections but never speaks HTTP/2: a hanging backend."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(16)
-        yield int(s.getsockname()[1])
+    with silent_port() as port:
+        yield port
 
 
 @pytest.mark.integration

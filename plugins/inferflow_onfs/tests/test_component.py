@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 
 import numpy as np
@@ -18,7 +17,7 @@ from onfs_support import all_types_component, model_json, pair_component
 
 from inferflow_core.api import BuildContext as Build
 from inferflow_core.api import InitialData, Metrics, ModelConfig, RequestInfo, Runtime
-from inferflow_core.testing import ComponentConformance, make_context, pick_free_port
+from inferflow_core.testing import ComponentConformance, make_context, pick_free_port, silent_port
 
 
 def _runtime(components: list[dict], cache: dict | None = None) -> Runtime:
@@ -154,10 +153,8 @@ class TestConformance(ComponentConformance):
     def _store(self, store_dir) -> Iterator[None]:  # type: ignore[no-untyped-def]
         self.switch = _Switch(LocalBackend(LocalStore(str(store_dir[0]))))
         self.local = self.switch.inner
-        with socket.socket() as blackhole:
-            blackhole.bind(("127.0.0.1", 0))
-            blackhole.listen(16)
-            self.blackhole_port = int(blackhole.getsockname()[1])
+        with silent_port() as port:
+            self.blackhole_port = port
             yield
 
     def make_component(self):  # type: ignore[no-untyped-def]

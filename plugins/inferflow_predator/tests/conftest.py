@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -233,12 +232,6 @@ def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
 
 
 @pytest.fixture
-def blackhole() -> Iterator[str]:
+def blackhole(hanging_port: int) -> str:
     """A TCP listener that never answers: connections hang in the HTTP/2 handshake."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    try:
-        yield f"127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()
+    return f"127.0.0.1:{hanging_port}"
