@@ -26,7 +26,6 @@ PROJECT = "inferflow"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-Register = Callable[[Any], None]
 RegisterComponent = Callable[["ComponentType"], None]
 RegisterConfigSource = Callable[["ConfigSourceFactory"], None]
 RegisterRequestObserver = Callable[["RequestObserver"], None]
