@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from inferflow_core.config.settings import ServiceSettings
-from inferflow_core.testing import make_runtime, pick_free_port
+from inferflow_core.testing import make_runtime, pick_free_port, silent_port
 from tests.helpers import ProbePlugin
 
 
@@ -27,3 +29,11 @@ def test_pick_free_port_is_bindable() -> None:
     port = pick_free_port()
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
+
+
+def test_silent_port_accepts_and_never_answers() -> None:
+    with silent_port() as port, socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+        conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        conn.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            conn.recv(1)  # a hanging backend: connected, and no byte ever comes back
