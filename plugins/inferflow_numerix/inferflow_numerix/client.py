@@ -17,10 +17,16 @@ import numpy as np
 
 from inferflow_core.api import DataType, external_span, net
 
-from ._proto import numerix_pb2 as pb
 from ._proto import numerix_pb2_grpc as pb_grpc
 from .settings import NumerixSettings
-from .wire import BYTE, WireError, decode_response, encode_request, encode_request_bytes
+from .wire import (
+    BYTE,
+    WireError,
+    decode_response,
+    decode_response_bytes,
+    encode_request,
+    encode_request_bytes,
+)
 
 COMPUTE_METHOD = "/numerix.Numerix/Compute"
 CALLER_ID_HEADER = "numerix-caller-id"
@@ -56,9 +62,7 @@ class NumerixClient:
                 self.settings.target, self.settings.plaintext, self.settings.tls, opts, self._credentials
             )
             self._stub = pb_grpc.NumerixStub(self._channel)
-            self._raw_compute = self._channel.unary_unary(
-                COMPUTE_METHOD, response_deserializer=pb.NumerixResponseProto.FromString
-            )
+            self._raw_compute = self._channel.unary_unary(COMPUTE_METHOD)  # bytes in, bytes out
             self._loop = loop
         return self._stub
 
@@ -84,10 +88,10 @@ class NumerixClient:
                 raw = encode_request_bytes(compute_id, schema, ids, columns, dtype)
                 self._get_stub()
                 assert self._raw_compute is not None
-                response = await self._raw_compute(raw, timeout=timeout, metadata=metadata)
-            else:
-                request = encode_request(compute_id, schema, ids, columns, dtype, fmt)
-                response = await self._get_stub().Compute(request, timeout=timeout, metadata=metadata)
+                reply = await self._raw_compute(raw, timeout=timeout, metadata=metadata)
+                return decode_response_bytes(reply, len(ids), dtype)
+            request = encode_request(compute_id, schema, ids, columns, dtype, fmt)
+            response = await self._get_stub().Compute(request, timeout=timeout, metadata=metadata)
             return decode_response(response, len(ids), dtype)
 
     async def compute_batched(

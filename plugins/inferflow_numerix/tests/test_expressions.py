@@ -226,3 +226,83 @@ def test_direct_request_encoding_equals_protobuf(dt: DataType, rows: int) -> Non
     schema = ["catalog_id", "a", "b", "c"]
     fast = pb.NumerixRequestProto.FromString(encode_request_bytes("s1", schema, ids, cols, dt))
     assert fast == encode_request("s1", schema, ids, cols, dt)
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=["fp32", "fp64"])
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [f"{i * 7919}" for i in range(200)],  # short ASCII ids: laid out by numpy
+        ["", "a", "b" * 90],  # an empty id, and the longest that fits one-byte lengths
+        ["é", "ü-1"],  # non-ASCII: written per row
+        ["x" * 130],  # a length over one byte: written per row
+    ],
+    ids=["ascii", "edges", "utf8", "long"],
+)
+def test_direct_request_bytes_equal_protobuf_bytes(dt: DataType, ids: list[str]) -> None:
+    from inferflow_numerix.wire import encode_request, encode_request_bytes
+
+    cols = [RNG.standard_normal(len(ids)), np.arange(len(ids), dtype=np.float64)]
+    schema = ["catalog_id", "a", "b"]
+    assert encode_request_bytes("s1", schema, ids, cols, dt) == (
+        encode_request("s1", schema, ids, cols, dt).SerializeToString()
+    )
+
+
+def _response(dt: DataType, ids: list[str], scores: np.ndarray, fmt: str = "byte") -> bytes:
+    from inferflow_numerix._proto import numerix_pb2 as pb
+
+    rows = []
+    for ident, score in zip(ids, scores, strict=True):
+        if fmt == "byte":
+            cell = np.asarray(score, dtype=dt.numpy_dtype).astype(dt.numpy_dtype.newbyteorder("<")).tobytes()
+            rows.append(pb.Score(byte_data=pb.ByteList(values=[ident.encode(), cell])))
+        else:
+            rows.append(pb.Score(string_data=pb.StringList(values=[ident, repr(float(score))])))
+    data = pb.ComputationScoreData(schema=["catalog_id", "score"], computation_scores=rows)
+    return pb.NumerixResponseProto(computation_score_data=data).SerializeToString()
+
+
+@pytest.mark.parametrize("dt", DTYPES, ids=["fp32", "fp64"])
+@pytest.mark.parametrize(
+    "ids", [[str(i) for i in range(200)], ["", "é" * 40], ["x" * 200]], ids=["short", "edges", "long"]
+)
+@pytest.mark.parametrize("fmt", ["byte", "string"])
+def test_response_bytes_decode_like_the_message(dt: DataType, ids: list[str], fmt: str) -> None:
+    from inferflow_numerix._proto import numerix_pb2 as pb
+    from inferflow_numerix.wire import _byte_scores, decode_response, decode_response_bytes
+
+    raw = _response(dt, ids, RNG.standard_normal(len(ids)), fmt)
+    fast_path = fmt == "byte" and len(ids[-1]) < 100  # else the full parse answers
+    assert (_byte_scores(raw, len(ids), dt.itemsize) is not None) == fast_path
+    fast = decode_response_bytes(raw, len(ids), dt)
+    slow = decode_response(pb.NumerixResponseProto.FromString(raw), len(ids), dt)
+    assert fast.dtype == slow.dtype == dt.numpy_dtype
+    assert fast.tobytes() == slow.tobytes()
+
+
+def test_bad_response_bytes_are_wire_errors() -> None:
+    from inferflow_numerix._proto import numerix_pb2 as pb
+    from inferflow_numerix.wire import WireError, decode_response_bytes
+
+    dt = DataType.FP32
+    good = _response(dt, ["a", "b"], np.ones(2))
+    error = pb.NumerixResponseProto(error=pb.Error(message="no such compute id")).SerializeToString()
+    short = pb.NumerixResponseProto(
+        computation_score_data=pb.ComputationScoreData(
+            computation_scores=[pb.Score(byte_data=pb.ByteList(values=[b"a"]))] * 2
+        )
+    ).SerializeToString()
+    wide = _response(DataType.FP64, ["a", "b"], np.ones(2))  # 8-byte scores where 4 are expected
+    cases = {
+        b"\xff\xff\xff": "does not parse",
+        error: "no such compute id",
+        b"": "empty response",
+        good: "2 scores for 3 rows",
+        short: "without its",
+        wide: "16 score bytes for 2 fp32 rows",
+    }
+    for raw, message in cases.items():
+        rows = 3 if raw is good else 2
+        with pytest.raises(WireError, match=message):
+            decode_response_bytes(raw, rows, dt)
