@@ -71,6 +71,32 @@ def test_request_fields_write_the_same_bytes_as_their_cells() -> None:
     assert [s.output_values[0].decode() for s in with_error.target_scores] == ids
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_ids_then_fixed_columns_match_protobuf(seed: int) -> None:
+    """The usual layout (the request's ids, then fixed-width columns) has its own numpy writer; it must
+    write what protobuf writes, and hand over to the general writers when a message is 128 bytes or more."""
+    rng = random.Random(seed)
+    for _ in range(40):
+        rows = rng.choice([1, 2, 9, 200])
+        ids = [
+            "".join(rng.choice("ab7é\n") for _ in range(rng.choice([0, 1, 5, 20, 60]))) for _ in range(rows)
+        ]
+        raw = predict_pb2.PointWiseRequest(
+            targets=[predict_pb2.Target(id=i) for i in ids]
+        ).SerializeToString()
+        got = adapters._ids_only(raw)
+        if got is None:  # an id too long for the fast decode
+            continue
+        fields = got[1]
+        widths = [rng.choice([0, 4, 8, 12, 48]) for _ in range(rng.randint(1, 3))]
+        blocks = [np.frombuffer(rng.randbytes(rows * w), np.uint8).reshape(rows, w) for w in widths]
+        cols: list[wire.Cells] = [fields, *blocks]
+        want = _expected(cols, rows)
+        assert wire.score_messages(2, cols, {}, rows) == want
+        fits = max(len(i.encode()) for i in ids) + 2 + sum(w + 2 for w in widths) < 128
+        assert (wire._ids_then_fixed(0x12, fields, blocks, rows) is not None) == fits
+
+
 def test_string_cells_echo_request_fields_only_while_the_column_holds_the_request_ids() -> None:
     ids = ["7", "8"]
     raw = predict_pb2.PointWiseRequest(targets=[predict_pb2.Target(id=i) for i in ids]).SerializeToString()

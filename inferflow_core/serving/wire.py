@@ -69,6 +69,41 @@ def _value_fields(cells: list[bytes]) -> tuple[list[bytes], int]:
     return [b"\x12" + varint(len(c)) + c for c in cells], longest + 1 + len(varint(longest))
 
 
+_IDS_PATTERN: dict[int, np.ndarray] = {}  # rows -> [False, True, False] * rows
+
+
+def _ids_then_fixed(head: int, ids: Fields, blocks: list[np.ndarray], rows: int) -> bytes | None:
+    """:func:`_packed` for the usual response layout: the request's own id fields, then fixed-width
+    columns. A row is ``tag, body_len | id field | fixed cells``: the fixed bytes of all rows are one
+    ``(rows, 2 + width)`` matrix, and one ``np.repeat`` marks which output byte is an id byte; two masked
+    writes interleave them, then the id fields' tags are rewritten."""
+    block = _fixed_block(blocks, rows)
+    width = block.shape[1]
+    field = ids.sizes + 2
+    body = field + width
+    if int(body.max()) >= 128:
+        return None
+    fixed = np.empty((rows, 2 + width), dtype=np.uint8)
+    fixed[:, 0] = head
+    fixed[:, 1] = body
+    fixed[:, 2:] = block
+    lengths = np.empty((rows, 3), dtype=np.int64)
+    lengths[:, 0] = 2
+    lengths[:, 1] = field
+    lengths[:, 2] = width
+    pattern = _IDS_PATTERN.get(rows)
+    if pattern is None:
+        pattern = np.tile(np.array([False, True, False]), rows)
+        if len(_IDS_PATTERN) < 64:
+            _IDS_PATTERN[rows] = pattern
+    is_id = np.repeat(pattern, lengths.ravel())
+    out = np.empty(is_id.size, dtype=np.uint8)
+    out[is_id] = ids.data
+    out[~is_id] = fixed.ravel()
+    out[np.cumsum(body + 2) - body] = 0x12  # each id field's tag
+    return out.tobytes()
+
+
 def _packed(field: int, columns: Sequence[Cells], rows: int) -> bytes | None:
     """The score messages written by numpy scatters when every message body is shorter than 128
     bytes (one-byte lengths, the common case) and no row has an error; else None.
@@ -80,6 +115,12 @@ def _packed(field: int, columns: Sequence[Cells], rows: int) -> bytes | None:
     head = tag(field)
     if len(head) != 1 or not rows:
         return None
+    if (
+        len(columns) > 1
+        and isinstance(columns[0], Fields)
+        and all(isinstance(c, np.ndarray) and c.shape[1] < 128 for c in columns[1:])
+    ):
+        return _ids_then_fixed(head[0], columns[0], list(columns[1:]), rows)  # type: ignore[arg-type]
     # (cell sizes or None, data, width): a fixed-width run (sizes None), cells (width 0), Fields (-1)
     segments: list[tuple[np.ndarray | None, np.ndarray, int]] = []
     body = np.zeros(rows, dtype=np.int64)
