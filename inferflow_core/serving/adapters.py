@@ -165,6 +165,13 @@ def _context(
             raise RequestError(f"{where}.name: duplicate context feature {clip(feat.name)}")
         seen.add(feat.name)
         dtype = _dtype(feat.data_type, where)
+        if dtype is DataType.STRING:  # the usual context feature (a user id): no column to decode
+            budget.charge(f"context feature {clip(feat.name)}", 1)
+            _put(feat.name, None, None, initial, slate)
+            (initial.slate_texts if slate else initial.texts)[feat.name] = feat.value.decode(
+                "utf-8", "surrogateescape"
+            )
+            continue
         errs: dict[int, str] = {}
         texts, typed = decode_column([feat.value], dtype, encoding, feat.name, errs, "context", budget)
         if typed is not None and rows > 1:  # repeated for every row below
