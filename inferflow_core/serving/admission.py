@@ -32,6 +32,16 @@ class Admission:
         self.metrics.count("requests_shed", reason=reason)
         return exc
 
+    def enter(self, time_remaining: float | None) -> bool:
+        """Take a free slot at once when nobody waits and the deadline leaves time for the work (the usual
+        case, no coroutine); False otherwise: then :meth:`acquire` waits or refuses."""
+        if time_remaining is not None and time_remaining < self.min_work_s:
+            return False
+        if self.in_flight < self.max_in_flight and not self._waiters:
+            self.in_flight += 1
+            return True
+        return False
+
     async def acquire(self, time_remaining: float | None) -> None:
         """Take a slot or raise (DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED / UNAVAILABLE)."""
         if time_remaining is not None and time_remaining < self.min_work_s:

@@ -249,7 +249,9 @@ class InferflowService:
         span = tracing.start_request(api, metadata) if tracing.enabled() else None
         admitted = False
         try:
-            await self.admission.acquire(context.time_remaining())
+            remaining = context.time_remaining()
+            if not self.admission.enter(remaining):  # no free slot now: wait in the queue, or be refused
+                await self.admission.acquire(remaining)
             admitted = True
             return await work(served)
         except asyncio.CancelledError:
@@ -314,7 +316,10 @@ class InferflowService:
                 meta = _metadata(context)
                 explain = self._explainer(api, meta)
                 snap = self.runtime.store.current
-                request, model, plan, decoded, slates = await self._offload(len(raw), parse_and_decode, snap)
+                inline = len(raw) <= self.settings.offload_bytes  # small: no thread hand-off
+                request, model, plan, decoded, slates = (
+                    parse_and_decode(snap) if inline else await asyncio.to_thread(parse_and_decode, snap)
+                )
                 served.model_id = model.model_id
                 served.tracking_id = request.tracking_id
                 served.rows = decoded.initial.rows
@@ -334,7 +339,11 @@ class InferflowService:
                     )
                 else:
                     build = responses.build_grouped if grouped else responses.build_pointwise
-                    body = await self._offload(len(raw), build, plan, ctx, decoded)
+                    body = (
+                        build(plan, ctx, decoded)
+                        if inline
+                        else await asyncio.to_thread(build, plan, ctx, decoded)
+                    )
                 self._send_explain(context, explain, model, ctx)
                 self._observe(model, ctx, snap, context)
                 return body
