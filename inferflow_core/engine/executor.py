@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..components.base import Component, ComponentFailure, RunContext, Stopwatch
+from ..components.base import Component, ComponentFailure, RunContext
 from ..errors import ComponentError
 from ..observability import tracing
 from .columns import check_request_columns
@@ -77,21 +78,27 @@ def log_failure(failure: ComponentFailure, percent: int, draw: random.Random | N
 
 async def _run_stages(model: CompiledModel, ctx: RunContext, metrics: Metrics | None, done: set[str]) -> None:
     nodes = model.nodes
+    traced = tracing.recording()  # the request's tracing scope: the same for every node of the run
     for stage in model.graph.stages:
         if len(stage) == 1:
-            await _run_node(nodes[stage[0]], (), ctx, metrics)
+            await _run_node(nodes[stage[0]], (), ctx, metrics, traced)
             done.add(stage[0])
             continue
-        await _run_group(model, stage, ctx, metrics, done)
+        await _run_group(model, stage, ctx, metrics, done, traced)
 
 
 async def _run_group(
-    model: CompiledModel, stage: tuple[str, ...], ctx: RunContext, metrics: Metrics | None, done: set[str]
+    model: CompiledModel,
+    stage: tuple[str, ...],
+    ctx: RunContext,
+    metrics: Metrics | None,
+    done: set[str],
+    traced: bool,
 ) -> None:
     """The nodes of a stage concurrently, each in a task of its own; except the first (in topological
     order, so it waits for no other member) when no member waits for it: it runs in this task after
     the tasks are created. Tasks start in creation order when this task first waits, so the nodes
-    start in the order a task each would give them."""
+    start in the order a task each would give them. One task left is awaited as it is (no gather)."""
     loop = asyncio.get_running_loop()
     members = set(stage)
     prerequisites = model.graph.prerequisites
@@ -100,12 +107,16 @@ async def _run_group(
     tasks: dict[str, asyncio.Task[None]] = {}
     for name in stage[1:] if inline else stage:
         prereqs = [tasks[p] for p in prerequisites[name] if p in members]
-        tasks[name] = loop.create_task(_run_node(model.nodes[name], prereqs, ctx, metrics))
+        tasks[name] = loop.create_task(_run_node(model.nodes[name], prereqs, ctx, metrics, traced))
     try:
         if inline:
-            await _run_node(model.nodes[first], (), ctx, metrics)
+            await _run_node(model.nodes[first], (), ctx, metrics, traced)
             done.add(first)
-        await asyncio.gather(*tasks.values())
+        if len(tasks) == 1:
+            for task in tasks.values():
+                await task
+        else:
+            await asyncio.gather(*tasks.values())
     except BaseException:  # deadline (CancelledError turned into TimeoutError above) or caller cancel
         for task in tasks.values():
             task.cancel()
@@ -120,24 +131,28 @@ async def _run_node(
     prereqs: Sequence[asyncio.Task[None]],
     ctx: RunContext,
     metrics: Metrics | None,
+    traced: bool | None = None,
 ) -> None:
+    """One node: its run, contained failures, its span (``traced``: the request is traced; None: look
+    it up), its metrics and EXPLAIN's lifecycle calls."""
     for task in prereqs:
         await task
     lifecycle = ctx.lifecycle  # EXPLAIN's adapter (engine/explain.py); None unless the request asked
     if lifecycle is not None:
         lifecycle.before_node(component, ctx)
-    watch = Stopwatch()
+    start = time.perf_counter()
     kind = None
     span = (
         tracing.start_component(component.name, component.kind, ctx.model_id, ctx.matrix.rows)
-        if tracing.recording()
+        if (tracing.recording() if traced is None else traced)
         else None
     )
+    timeout = component.timeout
     try:
-        if component.timeout is None:
+        if timeout is None:
             await component.run(ctx)
         else:
-            async with asyncio.timeout(component.timeout):
+            async with asyncio.timeout(timeout):
                 await component.run(ctx)
     except TimeoutError:
         kind = "timeout"
@@ -162,6 +177,6 @@ async def _run_node(
     if span is not None:
         tracing.end_component(span, kind)
     if metrics is not None:
-        metrics.component_run(ctx.model_id, component.name, watch.elapsed(), kind)
+        metrics.component_run(ctx.model_id, component.name, time.perf_counter() - start, kind)
     if lifecycle is not None:
         lifecycle.after_node(component, ctx, kind)
