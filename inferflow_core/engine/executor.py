@@ -6,8 +6,8 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine, Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..components.base import Component, ComponentFailure, RunContext
 from ..errors import ComponentError
@@ -28,19 +28,16 @@ async def run_dag(model: CompiledModel, ctx: RunContext, metrics: Metrics | None
     still run. The whole run ends by ``ctx.deadline``: nodes still running or not yet started then
     are cancelled and recorded as ``deadline`` failures. Cancelling the caller cancels every node.
 
-    Nodes that nothing can run beside (``Graph.stages`` barriers: the feature initializer, a final
-    scorer, every node of a chain) are awaited inline; only the nodes between two barriers get tasks.
-    That keeps a chain DAG free of task creation and event-loop round trips.
+    Nodes run in the request's task, one after the other, for as long as each ends without waiting
+    (an embedded store, an in-process model): no task, no event-loop round trip, no deadline timer.
+    The first node of a stage (``Graph.stages``) that waits is finished in the request's task under
+    the deadline while the stage's later nodes run beside it, a task each; see :func:`_run_stages`.
     """
     done: set[str] = set()
     if model.request_columns and ctx.initial is not None:
         check_request_columns(model, ctx, metrics)
     try:
-        if ctx.deadline is None:
-            await _run_stages(model, ctx, metrics, done)
-        else:
-            async with asyncio.timeout_at(ctx.deadline):
-                await _run_stages(model, ctx, metrics, done)
+        await _run_stages(model, ctx, metrics, done)
     except TimeoutError:
         for name in model.graph.order:
             if name not in done:
@@ -77,14 +74,112 @@ def log_failure(failure: ComponentFailure, percent: int, draw: random.Random | N
 
 
 async def _run_stages(model: CompiledModel, ctx: RunContext, metrics: Metrics | None, done: set[str]) -> None:
+    """Each node is stepped in this task (``send(None)``: what ``await`` does first) until it ends or
+    first waits. A node that ends at once is done; the next node of its stage starts right after it,
+    where a task of its own would have started it (tasks start in order when the request's task first
+    waits, and it has not waited). A node that waits: the stage's later nodes get a task each, created
+    in order, then the node is finished in this task (:class:`_Resume`, so ``asyncio.current_task()``
+    and a timeout it set stay the request's) and the tasks are awaited, both under the deadline, whose
+    timer is armed only then: a run where no node waits never arms it (a node that never waits cannot
+    be cut by it either). A stage whose nodes wait for one another runs a task each (:func:`_run_group`).
+    """
     nodes = model.nodes
+    graph = model.graph
+    linked = graph.linked_stages
     traced = tracing.recording()  # the request's tracing scope: the same for every node of the run
-    for stage in model.graph.stages:
-        if len(stage) == 1:
-            await _run_node(nodes[stage[0]], (), ctx, metrics, traced)
-            done.add(stage[0])
+    for stage in graph.stages:
+        if stage in linked:
+            await _bounded(_run_group(model, stage, ctx, metrics, done, traced), ctx.deadline)
             continue
-        await _run_group(model, stage, ctx, metrics, done, traced)
+        for i, name in enumerate(stage):
+            coro = _run_node(nodes[name], (), ctx, metrics, traced)
+            try:
+                step = coro.send(None)
+            except StopIteration:
+                done.add(name)
+                continue
+            await _bounded(
+                _rest_of_stage(model, stage[i + 1 :], name, coro, step, ctx, metrics, done, traced),
+                ctx.deadline,
+            )
+            break
+
+
+async def _bounded(work: Coroutine[Any, Any, None], deadline: float | None) -> None:
+    if deadline is None:
+        await work
+    else:
+        async with asyncio.timeout_at(deadline):
+            await work
+
+
+async def _rest_of_stage(
+    model: CompiledModel,
+    rest: tuple[str, ...],
+    name: str,
+    coro: Coroutine[Any, Any, None],
+    step: Any,
+    ctx: RunContext,
+    metrics: Metrics | None,
+    done: set[str],
+    traced: bool,
+) -> None:
+    """Node ``name`` waited (``coro`` yielded ``step``): the nodes ``rest`` of its stage start beside it,
+    a task each, and it is finished here."""
+    if not rest:
+        await _Resume(coro, step)
+        done.add(name)
+        return
+    loop = asyncio.get_running_loop()
+    tasks = {
+        other: loop.create_task(_run_node(model.nodes[other], (), ctx, metrics, traced)) for other in rest
+    }
+    try:
+        await _Resume(coro, step)
+        done.add(name)
+        if len(tasks) == 1:
+            for task in tasks.values():
+                await task
+        else:
+            await asyncio.gather(*tasks.values())
+    except BaseException:  # deadline (CancelledError turned into TimeoutError above) or caller cancel
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        raise
+    finally:
+        done.update(other for other, task in tasks.items() if task.done() and not task.cancelled())
+
+
+class _Resume:
+    """``await``-able: the rest of coroutine ``coro``, which was stepped once outside a task and yielded
+    ``step`` (what a coroutine yields to its task: the future it waits for, or None to be stepped again
+    soon). Awaiting it does what ``await coro`` would have done from there, in the awaiting task: each
+    value ``coro`` yields goes to the task, what the task sends or throws (a cancellation) goes back."""
+
+    __slots__ = ("coro", "step")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], step: Any) -> None:
+        self.coro, self.step = coro, step
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, step = self.coro, self.step
+        while True:
+            try:
+                sent = yield step
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    step = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    step = coro.send(sent)
+                except StopIteration:
+                    return
 
 
 async def _run_group(

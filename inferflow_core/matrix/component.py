@@ -26,14 +26,16 @@ class ComponentMatrix(ColumnTable):
         arr = np.empty(self.rows, dtype=object)
         if isinstance(texts, str):
             arr[:] = texts
+            present = np.full(self.rows, texts != "")
         else:
             if len(texts) != self.rows:
                 raise ValueError(f"column {name!r}: {len(texts)} texts for {self.rows} rows")
             arr[:] = list(texts) if not isinstance(texts, np.ndarray) else texts
+            present = None
         col.text = arr
         if col.dtype is DataType.STRING:
             col.values = arr
-            col.valid = arr != ""
+            col.valid = arr != "" if present is None else present
 
     def set_column(self, name: str, values: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Replace the whole typed column. ``valid`` defaults to all present."""

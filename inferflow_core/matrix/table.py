@@ -299,7 +299,7 @@ class ColumnTable:
                 col_values, col_valid = parse_text_column(list(col.text), col.dtype)
                 return col_values, col_valid
             return empty_values(col.dtype, self.rows), np.zeros(self.rows, dtype=bool)
-        if col.text is None or col.valid.all() or col.dtype is DataType.STRING:
+        if col.text is None or col.dtype is DataType.STRING or col.valid.all():
             return col.values, col.valid
         # fallback: parse request text for the missing cells only
         missing = np.flatnonzero(~col.valid)
