@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import time
@@ -91,6 +92,9 @@ async def _run_stages(model: CompiledModel, ctx: RunContext, metrics: Metrics | 
         if stage in linked:
             await _bounded(_run_group(model, stage, ctx, metrics, done, traced), ctx.deadline)
             continue
+        # the context the stage's tasks start from: the request's as it was before the stage (a node
+        # stepped here may change this task's context, e.g. make its span current, until it ends)
+        base = contextvars.copy_context() if len(stage) > 1 else None
         for i, name in enumerate(stage):
             coro = _run_node(nodes[name], (), ctx, metrics, traced)
             try:
@@ -98,10 +102,8 @@ async def _run_stages(model: CompiledModel, ctx: RunContext, metrics: Metrics | 
             except StopIteration:
                 done.add(name)
                 continue
-            await _bounded(
-                _rest_of_stage(model, stage[i + 1 :], name, coro, step, ctx, metrics, done, traced),
-                ctx.deadline,
-            )
+            rest = _rest_of_stage(model, stage[i + 1 :], base, name, coro, step, ctx, metrics, done, traced)
+            await _bounded(rest, ctx.deadline)
             break
 
 
@@ -116,6 +118,7 @@ async def _bounded(work: Coroutine[Any, Any, None], deadline: float | None) -> N
 async def _rest_of_stage(
     model: CompiledModel,
     rest: tuple[str, ...],
+    base: contextvars.Context | None,
     name: str,
     coro: Coroutine[Any, Any, None],
     step: Any,
@@ -125,14 +128,16 @@ async def _rest_of_stage(
     traced: bool,
 ) -> None:
     """Node ``name`` waited (``coro`` yielded ``step``): the nodes ``rest`` of its stage start beside it,
-    a task each, and it is finished here."""
+    a task each (in a copy of ``base``, the context before the stage), and it is finished here."""
     if not rest:
         await _Resume(coro, step)
         done.add(name)
         return
+    assert base is not None
     loop = asyncio.get_running_loop()
     tasks = {
-        other: loop.create_task(_run_node(model.nodes[other], (), ctx, metrics, traced)) for other in rest
+        other: loop.create_task(_run_node(model.nodes[other], (), ctx, metrics, traced), context=base.copy())
+        for other in rest
     }
     try:
         await _Resume(coro, step)
