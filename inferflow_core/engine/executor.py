@@ -157,10 +157,11 @@ async def _rest_of_stage(
 
 
 class _Resume:
-    """``await``-able: the rest of coroutine ``coro``, which was stepped once outside a task and yielded
-    ``step`` (what a coroutine yields to its task: the future it waits for, or None to be stepped again
-    soon). Awaiting it does what ``await coro`` would have done from there, in the awaiting task: each
-    value ``coro`` yields goes to the task, what the task sends or throws (a cancellation) goes back."""
+    """``await``-able: the rest of coroutine ``coro``, which was stepped once by hand (``send(None)``)
+    and yielded ``step`` (what a coroutine yields to its task: the future it waits for, or None to be
+    stepped again soon). Awaiting it does what ``await coro`` would have done from there, in the awaiting
+    task: each value ``coro`` yields goes to the task, what the task sends or throws (a cancellation)
+    goes back."""
 
     __slots__ = ("coro", "step")
 
