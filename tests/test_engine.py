@@ -150,3 +150,73 @@ async def test_a_stage_member_waits_for_the_member_it_depends_on(first: str) -> 
     assert events[("a", "start")] < events[("b", "end")]
     assert events[("b", "start")] < events[("a", "end")]
     assert events[("d", "start")] >= max(events[("b", "end")], events[("c", "end")])
+
+
+async def test_nodes_that_never_wait_run_in_order_in_the_request_task_with_no_timer() -> None:
+    # no node waits: every node runs in the request's task, in the order, and no deadline timer is armed
+    rt = _serve(DIAMOND, _probes())
+    TRACE.clear()
+    loop = asyncio.get_running_loop()
+    armed: list[float] = []
+    call_at = loop.call_at
+
+    def counting_call_at(when: float, *args, **kwargs):  # type: ignore[no-untyped-def]
+        armed.append(when)
+        return call_at(when, *args, **kwargs)
+
+    loop.call_at = counting_call_at  # type: ignore[method-assign]
+    try:
+        ctx = await _run(rt, deadline=loop.time() + 5)
+    finally:
+        del loop.call_at
+    assert not ctx.failures
+    assert [(n, k) for n, k, _ in TRACE] == [(n, k) for n in "abcde" for k in ("start", "end")]
+    assert armed == []
+    # a node that waits arms the deadline, and the stage's next node starts while it waits
+    rt = _serve(DIAMOND, _probes(b={"sleep_ms": 30}))
+    TRACE.clear()
+    loop.call_at = counting_call_at  # type: ignore[method-assign]
+    try:
+        ctx = await _run(rt, deadline=loop.time() + 5)
+    finally:
+        del loop.call_at
+    assert not ctx.failures
+    order = [(n, k) for n, k, _ in TRACE]
+    assert order.index(("c", "start")) < order.index(("b", "end"))
+    assert any(abs(when - (loop.time() + 5)) < 1 for when in armed)
+
+
+async def test_a_stepped_coroutine_resumed_in_a_task_stays_in_that_task() -> None:
+    """``_Resume``: a coroutine stepped once by hand, then awaited through it, sees one current task,
+    gets the task's cancellation, and returns when it ends."""
+    from inferflow_core.engine.executor import _Resume
+
+    seen: list[object] = []
+
+    async def node(wait: float) -> None:
+        seen.append(asyncio.current_task())
+        try:
+            async with asyncio.timeout(0.02):  # a timeout set before the wait cancels the right task
+                await asyncio.sleep(wait)
+        except TimeoutError:
+            seen.append("timed out")
+        seen.append(asyncio.current_task())
+        await asyncio.sleep(0)
+        seen.append("end")
+
+    async def request(wait: float) -> None:
+        coro = node(wait)
+        step = coro.send(None)
+        await _Resume(coro, step)
+
+    task = asyncio.ensure_future(request(1.0))
+    await task
+    assert seen == [task, "timed out", task, "end"]
+    seen.clear()
+    cancelled = asyncio.ensure_future(request(0.0))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert seen[0] is cancelled
+    assert "end" not in seen

@@ -258,3 +258,69 @@ def test_read_blocks_only_when_every_name_is_a_block_column() -> None:
     assert m.read_blocks([]) is None
     m.set_column("a1", np.zeros(2, dtype=np.float32))  # a1 leaves its block
     assert m.read_blocks(["a0", "a1"]) is None
+
+
+def test_declared_columns_are_stand_ins_until_asked_for_and_behave_like_declared_ones() -> None:
+    """declare_missing (the feature initializer's) makes no Column per name: a name maps to its type,
+    and ``set_block`` over such names to the block, until ``column()`` asks; every read and write gives
+    what ``declare`` + the same writes give."""
+    names = ("f0", "f1", "f2")
+    decls = {"user_id": DataType.STRING, **dict.fromkeys(names, DataType.FP32), "s": DataType.INT64}
+    plain, lazy = ComponentMatrix(3), ComponentMatrix(3)
+    plain.set_text("user_id", "u1")
+    lazy.set_text("user_id", "u1")
+    for name, dtype in decls.items():
+        plain.declare(name, dtype)
+    assert lazy.declare_missing(decls) == ["user_id"]  # the names that existed, for declare()
+    assert lazy.names == plain.names == ["user_id", "f0", "f1", "f2", "s"]
+    assert type(lazy._cols["f0"]) is DataType  # a stand-in, no Column yet
+    values = np.arange(9, dtype=np.float32).reshape(3, 3)
+    valid = np.array([[True, False, True], [True, True, True], [False, True, True]])
+    blocks = [m.set_block(names, values, valid) for m in (plain, lazy)]
+    assert lazy._cols["f1"] is blocks[1]  # the block stands in for its columns
+    for m in (plain, lazy):
+        assert m.read_blocks(names) is not None
+        assert m.read_many(["f1", "f2"])[0].tolist() == [[1, 2], [4, 5], [7, 8]]
+        assert m.read("f0")[1].tolist() == [True, True, False]
+        assert m.read_filled_many(names).tolist() == [[0, 0, 2], [3, 4, 5], [0, 7, 8]]
+        assert m.read("s")[1].tolist() == [False] * 3
+    col = lazy.column("f1")  # materialised in place: attached to the block, same position
+    assert (col.block, col._j) == (blocks[1], 1)
+    assert lazy.names == plain.names
+    assert lazy.column("f1") is col
+    for m in (plain, lazy):
+        m.set_rows("f2", [0], np.array([-1.0], dtype=np.float32))  # copy-on-write out of the block
+    assert values[0, 2] == 2  # the caller's block array is never written
+    assert lazy.read_many(names)[0].tolist() == plain.read_many(names)[0].tolist()
+    again = lazy.set_block(names, values + 10)  # over a Column and block stand-ins: all leave the old
+    assert blocks[1].detached == 3
+    assert lazy.column("f0").block is again
+    assert lazy.read_blocks(names)[0].tolist() == (values + 10).tolist()  # type: ignore[index]
+    subs = [m.take([2, 0]) for m in (plain, lazy)]
+    assert subs[1].read_many(["f0", "f1"])[0].tolist() == [[16, 17], [10, 11]]
+    assert subs[1].read("s")[1].tolist() == subs[0].read("s")[1].tolist() == [False, False]
+    assert [c.name for c in lazy] == plain.names
+    assert all(c.rows == 3 for c in lazy)
+    with pytest.raises(KeyError, match="'nope'"):
+        lazy.column("nope")
+
+
+def test_set_block_over_stand_ins_checks_what_set_block_over_columns_does() -> None:
+    m = ComponentMatrix(2)
+    decls = {"a": DataType.FP32, "b": DataType.FP32, "t": DataType.STRING, "v": DataType.FP32_VECTOR}
+    m.declare_missing(decls)
+    with pytest.raises(ValueError, match="repeated"):
+        m.set_block(["a", "a"], np.zeros((2, 2), dtype=np.float32))
+    with pytest.raises(DataTypeError, match="one fixed-width scalar type"):
+        m.set_block(["a", "t"], np.zeros((2, 2)))
+    with pytest.raises(DataTypeError, match="one fixed-width scalar type"):
+        m.set_block(["v"], np.zeros((2, 1)))
+    m2 = ComponentMatrix(2)
+    m2.declare_missing({"a": DataType.FP32, "b": DataType.FP32})
+    with pytest.raises(ValueError, match=r"values \(2, 3\)"):
+        m2.set_block(["a", "b"], np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"valid \(3,\)"):
+        m2.set_block(["a", "b"], np.zeros((2, 2)), np.ones(3, dtype=bool))
+    block = m2.set_block(["a", "b"], np.array([[1, 2], [3, 4]]), np.array([True, False]))  # ints cast once
+    assert block.values.dtype == np.float32
+    assert m2.read("b")[1].tolist() == [True, False]

@@ -149,3 +149,40 @@ def test_two_workers_metrics_add_up(tmp_path: Path) -> None:
             assert _sample(text, "inferflow_model_batch_size_sum", model_id="m") == 7 * total
             # config_reloads: one per worker at start, summed
             assert _sample(text, "inferflow_config_reloads_total") >= 2
+
+
+def test_lock_free_metric_classes_expose_what_prometheus_client_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process (not multiprocess) metrics use lock-free subclasses of prometheus_client's
+    Counter / Histogram / Gauge; the same calls on both give byte-identical exposition."""
+    from inferflow_core.observability import metrics as metrics_module
+
+    fast = Metrics()
+    assert fast._fast, "single-process mode under the GIL uses the lock-free classes"
+    monkeypatch.setattr(metrics_module, "_fast_classes", dict)
+    stock = Metrics()
+    assert not stock._fast
+    edges = [0.0001, 0.00025, 0.0003, 1, 10, 11, float("inf"), float("nan"), -1.0, 0.0]
+    for m in (fast, stock):
+        for i, seconds in enumerate(edges):
+            status = "OK" if i % 3 else "NOT_FOUND"
+            m.api_request("pointwise", status, 0 if i % 3 else 5, seconds, i * 100, "m1" if i % 2 else "")
+            m.component_run("m1", f"c{i % 3}", seconds, None if i % 4 else "timeout")
+            m.external_call("onfs", "/f", "m1", "c1", seconds, 10**i, "error" if i == 5 else None)
+            m.cache_lookup("features", "m1", "c1", i, 2 * i)
+            m.feature_count("m1", "c1", i)
+            m.count("plugin_thing", 2.5, kind="a")
+            m.observe("plugin_latency", seconds)
+            m.observe_size("plugin_size", i * 7)
+            m.gauge("queue_depth", i, worker="0")
+        flight = m.in_flight("pointwise")
+        flight.inc()
+        flight.inc()
+        flight.dec()
+    skip = (b"python_", b"process_", b"# HELP python", b"# TYPE python", b"# HELP process", b"# TYPE process")
+
+    def text(m: Metrics) -> list[bytes]:
+        return [line for line in m.exposition().splitlines() if not line.startswith(skip)]
+
+    assert text(fast) == text(stock)
+    assert any(line.startswith(b"inferflow_component_latency_seconds_bucket{") for line in text(fast))
+    assert fast.value("api_requests", api="pointwise") == stock.value("api_requests", api="pointwise") == 10

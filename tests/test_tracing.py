@@ -48,6 +48,29 @@ async def test_request_and_component_spans_continue_the_callers_trace(spans: InM
     assert scorer.status.status_code is trace.StatusCode.UNSET
 
 
+async def test_a_waiting_component_is_no_parent_of_its_stage_spans(spans: InMemorySpanExporter) -> None:
+    # scorer waits (finished in the request's task, its span current there), broken starts meanwhile
+    # in a task of its own: both spans are children of the request span
+    from tests.helpers import model_json
+
+    model = model_json(
+        {"scorer": ["feature_initializer"], "broken": ["feature_initializer"]},
+        [
+            {"component": "scorer", "outputs": [{"name": "score"}], "sleep_ms": 20},
+            {"component": "broken", "outputs": [{"name": "bad"}], "fail": True},
+        ],
+        ["catalog_id", "score"],
+    )
+    async with running_server(probe_runtime(), {PREFIX + "m": model}) as srv:
+        call = srv.channel.unary_unary("/Predict/InferPointWise")
+        await call(_request(5).SerializeToString(), metadata=(("traceparent", PARENT),), timeout=5)
+    by_name = {s.name: s for s in spans.get_finished_spans()}
+    req = by_name["inferflow pointwise"]
+    for name in ("component scorer", "component broken"):
+        assert by_name[name].parent is not None
+        assert by_name[name].parent.span_id == req.context.span_id, name
+
+
 async def test_failed_request_span_has_the_status(spans: InMemorySpanExporter) -> None:
     async with running_server(probe_runtime(), {PREFIX + "m": MODEL}) as srv:
         call = srv.channel.unary_unary("/Predict/InferPointWise")

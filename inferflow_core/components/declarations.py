@@ -3,7 +3,7 @@ node is built), so a request only fills arrays."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..dtypes import DataType
@@ -12,11 +12,12 @@ from .base import ColumnSpec
 
 @dataclass(frozen=True)
 class ColumnDecls:
-    """The columns the feature initializer declares in one matrix: (name, type) pairs in order, and
-    the constant columns with their text."""
+    """The columns the feature initializer declares in one matrix: name -> type in order (a name given
+    twice: its last spec), each name's spec, and the constant columns with their text."""
 
     specs: tuple[ColumnSpec, ...]
-    decls: tuple[tuple[str, DataType], ...]
+    decls: Mapping[str, DataType]
+    by_name: Mapping[str, ColumnSpec]
     constants: tuple[tuple[str, str], ...]
 
     @classmethod
@@ -24,6 +25,7 @@ class ColumnDecls:
         specs = tuple(specs)
         return cls(
             specs,
-            tuple((s.name, s.dtype) for s in specs),
+            {s.name: s.dtype for s in specs},
+            {s.name: s for s in specs},
             tuple((s.name, s.constant) for s in specs if s.constant is not None),
         )

@@ -55,8 +55,8 @@ def declare_all(matrix: ComponentMatrix, specs: Sequence[ColumnSpec] | ColumnDec
     """Declare every column of ``specs`` (a request feature of another type is converted to the
     producer's type), then fill the constant columns."""
     plan = specs if isinstance(specs, ColumnDecls) else ColumnDecls.of(specs)
-    for i in matrix.declare_missing(plan.decls):  # the columns the request sent
-        spec = plan.specs[i]
+    for name in matrix.declare_missing(plan.decls):  # the columns the request sent
+        spec = plan.by_name[name]
         try:
             matrix.declare(spec.name, spec.dtype)
         except DataTypeError:

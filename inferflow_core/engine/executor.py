@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Coroutine, Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ..components.base import Component, ComponentFailure, RunContext, Stopwatch
+from ..components.base import Component, ComponentFailure, RunContext
 from ..errors import ComponentError
 from ..observability import tracing
 from .columns import check_request_columns
@@ -27,19 +29,16 @@ async def run_dag(model: CompiledModel, ctx: RunContext, metrics: Metrics | None
     still run. The whole run ends by ``ctx.deadline``: nodes still running or not yet started then
     are cancelled and recorded as ``deadline`` failures. Cancelling the caller cancels every node.
 
-    Nodes that nothing can run beside (``Graph.stages`` barriers: the feature initializer, a final
-    scorer, every node of a chain) are awaited inline; only the nodes between two barriers get tasks.
-    That keeps a chain DAG free of task creation and event-loop round trips.
+    Nodes run in the request's task, one after the other, for as long as each ends without waiting
+    (an embedded store, an in-process model): no task, no event-loop round trip, no deadline timer.
+    The first node of a stage (``Graph.stages``) that waits is finished in the request's task under
+    the deadline while the stage's later nodes run beside it, a task each; see :func:`_run_stages`.
     """
     done: set[str] = set()
     if model.request_columns and ctx.initial is not None:
         check_request_columns(model, ctx, metrics)
     try:
-        if ctx.deadline is None:
-            await _run_stages(model, ctx, metrics, done)
-        else:
-            async with asyncio.timeout_at(ctx.deadline):
-                await _run_stages(model, ctx, metrics, done)
+        await _run_stages(model, ctx, metrics, done)
     except TimeoutError:
         for name in model.graph.order:
             if name not in done:
@@ -76,22 +75,131 @@ def log_failure(failure: ComponentFailure, percent: int, draw: random.Random | N
 
 
 async def _run_stages(model: CompiledModel, ctx: RunContext, metrics: Metrics | None, done: set[str]) -> None:
+    """Each node is stepped in this task (``send(None)``: what ``await`` does first) until it ends or
+    first waits. A node that ends at once is done; the next node of its stage starts right after it,
+    where a task of its own would have started it (tasks start in order when the request's task first
+    waits, and it has not waited). A node that waits: the stage's later nodes get a task each, created
+    in order, then the node is finished in this task (:class:`_Resume`, so ``asyncio.current_task()``
+    and a timeout it set stay the request's) and the tasks are awaited, both under the deadline, whose
+    timer is armed only then: a run where no node waits never arms it (a node that never waits cannot
+    be cut by it either). A stage whose nodes wait for one another runs a task each (:func:`_run_group`).
+    """
     nodes = model.nodes
-    for stage in model.graph.stages:
-        if len(stage) == 1:
-            await _run_node(nodes[stage[0]], (), ctx, metrics)
-            done.add(stage[0])
+    graph = model.graph
+    linked = graph.linked_stages
+    traced = tracing.recording()  # the request's tracing scope: the same for every node of the run
+    for stage in graph.stages:
+        if stage in linked:
+            await _bounded(_run_group(model, stage, ctx, metrics, done, traced), ctx.deadline)
             continue
-        await _run_group(model, stage, ctx, metrics, done)
+        # the context the stage's tasks start from: the request's as it was before the stage (a node
+        # stepped here may change this task's context, e.g. make its span current, until it ends)
+        base = contextvars.copy_context() if len(stage) > 1 else None
+        for i, name in enumerate(stage):
+            coro = _run_node(nodes[name], (), ctx, metrics, traced)
+            try:
+                step = coro.send(None)
+            except StopIteration:
+                done.add(name)
+                continue
+            rest = _rest_of_stage(model, stage[i + 1 :], base, name, coro, step, ctx, metrics, done, traced)
+            await _bounded(rest, ctx.deadline)
+            break
+
+
+async def _bounded(work: Coroutine[Any, Any, None], deadline: float | None) -> None:
+    if deadline is None:
+        await work
+    else:
+        async with asyncio.timeout_at(deadline):
+            await work
+
+
+async def _rest_of_stage(
+    model: CompiledModel,
+    rest: tuple[str, ...],
+    base: contextvars.Context | None,
+    name: str,
+    coro: Coroutine[Any, Any, None],
+    step: Any,
+    ctx: RunContext,
+    metrics: Metrics | None,
+    done: set[str],
+    traced: bool,
+) -> None:
+    """Node ``name`` waited (``coro`` yielded ``step``): the nodes ``rest`` of its stage start beside it,
+    a task each (in a copy of ``base``, the context before the stage), and it is finished here."""
+    if not rest:
+        await _Resume(coro, step)
+        done.add(name)
+        return
+    assert base is not None
+    loop = asyncio.get_running_loop()
+    tasks = {
+        other: loop.create_task(_run_node(model.nodes[other], (), ctx, metrics, traced), context=base.copy())
+        for other in rest
+    }
+    try:
+        await _Resume(coro, step)
+        done.add(name)
+        if len(tasks) == 1:
+            for task in tasks.values():
+                await task
+        else:
+            await asyncio.gather(*tasks.values())
+    except BaseException:  # deadline (CancelledError turned into TimeoutError above) or caller cancel
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        raise
+    finally:
+        done.update(other for other, task in tasks.items() if task.done() and not task.cancelled())
+
+
+class _Resume:
+    """``await``-able: the rest of coroutine ``coro``, which was stepped once by hand (``send(None)``)
+    and yielded ``step`` (what a coroutine yields to its task: the future it waits for, or None to be
+    stepped again soon). Awaiting it does what ``await coro`` would have done from there, in the awaiting
+    task: each value ``coro`` yields goes to the task, what the task sends or throws (a cancellation)
+    goes back."""
+
+    __slots__ = ("coro", "step")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], step: Any) -> None:
+        self.coro, self.step = coro, step
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, step = self.coro, self.step
+        while True:
+            try:
+                sent = yield step
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    step = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    step = coro.send(sent)
+                except StopIteration:
+                    return
 
 
 async def _run_group(
-    model: CompiledModel, stage: tuple[str, ...], ctx: RunContext, metrics: Metrics | None, done: set[str]
+    model: CompiledModel,
+    stage: tuple[str, ...],
+    ctx: RunContext,
+    metrics: Metrics | None,
+    done: set[str],
+    traced: bool,
 ) -> None:
     """The nodes of a stage concurrently, each in a task of its own; except the first (in topological
     order, so it waits for no other member) when no member waits for it: it runs in this task after
     the tasks are created. Tasks start in creation order when this task first waits, so the nodes
-    start in the order a task each would give them."""
+    start in the order a task each would give them. One task left is awaited as it is (no gather)."""
     loop = asyncio.get_running_loop()
     members = set(stage)
     prerequisites = model.graph.prerequisites
@@ -100,12 +208,16 @@ async def _run_group(
     tasks: dict[str, asyncio.Task[None]] = {}
     for name in stage[1:] if inline else stage:
         prereqs = [tasks[p] for p in prerequisites[name] if p in members]
-        tasks[name] = loop.create_task(_run_node(model.nodes[name], prereqs, ctx, metrics))
+        tasks[name] = loop.create_task(_run_node(model.nodes[name], prereqs, ctx, metrics, traced))
     try:
         if inline:
-            await _run_node(model.nodes[first], (), ctx, metrics)
+            await _run_node(model.nodes[first], (), ctx, metrics, traced)
             done.add(first)
-        await asyncio.gather(*tasks.values())
+        if len(tasks) == 1:
+            for task in tasks.values():
+                await task
+        else:
+            await asyncio.gather(*tasks.values())
     except BaseException:  # deadline (CancelledError turned into TimeoutError above) or caller cancel
         for task in tasks.values():
             task.cancel()
@@ -120,24 +232,28 @@ async def _run_node(
     prereqs: Sequence[asyncio.Task[None]],
     ctx: RunContext,
     metrics: Metrics | None,
+    traced: bool | None = None,
 ) -> None:
+    """One node: its run, contained failures, its span (``traced``: the request is traced; None: look
+    it up), its metrics and EXPLAIN's lifecycle calls."""
     for task in prereqs:
         await task
     lifecycle = ctx.lifecycle  # EXPLAIN's adapter (engine/explain.py); None unless the request asked
     if lifecycle is not None:
         lifecycle.before_node(component, ctx)
-    watch = Stopwatch()
+    start = time.perf_counter()
     kind = None
     span = (
         tracing.start_component(component.name, component.kind, ctx.model_id, ctx.matrix.rows)
-        if tracing.recording()
+        if (tracing.recording() if traced is None else traced)
         else None
     )
+    timeout = component.timeout
     try:
-        if component.timeout is None:
+        if timeout is None:
             await component.run(ctx)
         else:
-            async with asyncio.timeout(component.timeout):
+            async with asyncio.timeout(timeout):
                 await component.run(ctx)
     except TimeoutError:
         kind = "timeout"
@@ -162,6 +278,6 @@ async def _run_node(
     if span is not None:
         tracing.end_component(span, kind)
     if metrics is not None:
-        metrics.component_run(ctx.model_id, component.name, watch.elapsed(), kind)
+        metrics.component_run(ctx.model_id, component.name, time.perf_counter() - start, kind)
     if lifecycle is not None:
         lifecycle.after_node(component, ctx, kind)

@@ -55,6 +55,15 @@ class Graph:
             stages.append(tuple(group))
         return tuple(stages)
 
+    @cached_property
+    def linked_stages(self) -> frozenset[tuple[str, ...]]:
+        """The stages of :attr:`stages` in which a node waits for another node of the same stage."""
+        return frozenset(
+            stage
+            for stage in self.stages
+            if any(dep in stage for node in stage for dep in self.prerequisites[node])
+        )
+
 
 def dag_digest(dependency: Mapping[str, Sequence[str]]) -> str:
     """murmur3-x64-128 of the canonical JSON of the map (keys sorted, no spaces), as hex."""

@@ -22,18 +22,20 @@ class ComponentMatrix(ColumnTable):
     # -- writes -------------------------------------------------------------------------------
     def set_text(self, name: str, texts: Sequence[str] | np.ndarray | str) -> None:
         """Store request text for ``name`` (a sequence per row, or one string broadcast)."""
-        col = self._cols.get(name) or self.declare(name, DataType.STRING)
+        col = self.column(name) if name in self._cols else self.declare(name, DataType.STRING)
         arr = np.empty(self.rows, dtype=object)
         if isinstance(texts, str):
             arr[:] = texts
+            present = np.full(self.rows, texts != "")
         else:
             if len(texts) != self.rows:
                 raise ValueError(f"column {name!r}: {len(texts)} texts for {self.rows} rows")
             arr[:] = list(texts) if not isinstance(texts, np.ndarray) else texts
+            present = None
         col.text = arr
         if col.dtype is DataType.STRING:
             col.values = arr
-            col.valid = arr != ""
+            col.valid = arr != "" if present is None else present
 
     def set_column(self, name: str, values: np.ndarray, valid: np.ndarray | None = None) -> None:
         """Replace the whole typed column. ``valid`` defaults to all present."""
@@ -59,18 +61,41 @@ class ComponentMatrix(ColumnTable):
         """
         key = names if isinstance(names, tuple) else tuple(names)
         k = len(key)
-        try:
-            cols = list(map(self._cols.__getitem__, key))
-        except KeyError:
-            cols = [self.column(n) for n in key]  # raises, naming the missing column
+        cols = self._cols
+        got = list(map(cols.get, key))
+        first = got[0] if k else None
+        # the usual case: every column declared by declare_missing and not touched since (all the same
+        # stand-in type): the block goes in as their stand-in, no Column made
+        if (
+            isinstance(first, DataType)
+            and got.count(first) == k
+            and len(set(key)) == k
+            and first.is_fixed_width
+            and not first.is_vector
+        ):
+            values, valid2 = self._block_arrays(key, first, values, valid)
+            block = ColumnBlock(first, values, valid2, key)
+            cols.update(dict.fromkeys(key, block))
+            return block
+        columns = [self.column(n) for n in key]  # raises, naming a missing column
         if len(set(key)) != k:
             raise ValueError(f"set_block: repeated column names in {list(key)}")
-        dtype = cols[0].dtype if cols else DataType.UNKNOWN
-        if not dtype.is_fixed_width or dtype.is_vector or set(map(_DTYPE, cols)) != {dtype}:
-            kinds = sorted({c.dtype.wire_name for c in cols})
+        dtype = columns[0].dtype if columns else DataType.UNKNOWN
+        if not dtype.is_fixed_width or dtype.is_vector or set(map(_DTYPE, columns)) != {dtype}:
+            kinds = sorted({c.dtype.wire_name for c in columns})
             raise DataTypeError(
                 f"set_block: columns {list(key)} must share one fixed-width scalar type: {kinds}"
             )
+        values, valid2 = self._block_arrays(key, dtype, values, valid)
+        block = ColumnBlock(dtype, values, valid2, key)
+        attach_all(columns, block)
+        return block
+
+    def _block_arrays(
+        self, key: tuple[str, ...], dtype: DataType, values: np.ndarray, valid: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``set_block``'s ``values`` as ``dtype`` and ``valid`` as ``(rows, k)``, shapes checked."""
+        k = len(key)
         values = np.asarray(values)
         if values.dtype != dtype.numpy_dtype:
             values = values.astype(dtype.numpy_dtype)
@@ -84,9 +109,7 @@ class ComponentMatrix(ColumnTable):
                 valid2 = np.repeat(valid2[:, None], k, axis=1)
             elif valid2.shape != (self.rows, k):
                 raise ValueError(f"set_block {list(key)}: valid {valid2.shape}, need {(self.rows, k)}")
-        block = ColumnBlock(dtype, values, valid2, key)
-        attach_all(cols, block)
-        return block
+        return values, valid2
 
     def set_rows(
         self, name: str, rows: np.ndarray | Sequence[int], values: np.ndarray, valid: np.ndarray | None = None
@@ -131,20 +154,34 @@ class ComponentMatrix(ColumnTable):
         idx = np.asarray(rows, dtype=np.intp)
         sub = ComponentMatrix(len(idx))
         blocks: dict[int, ColumnBlock] = {}  # one gather per block; its columns stay a block
-        for col in self._cols.values():
+        for name, got in self._cols.items():
+            if isinstance(got, DataType):  # declared, untouched: the same stand-in
+                sub._cols[name] = got
+                continue
+            if isinstance(got, ColumnBlock):  # a block's stand-in: the taken block's
+                taken = self._taken(blocks, got, idx)
+                taken.detached -= 1
+                sub._cols[name] = taken
+                continue
+            col = got
             text = None if col.text is None else col.text[idx]
             new = Column(col.name, col.dtype, len(idx), text=text)
             block = col.block
             if block is not None:
-                taken = blocks.get(id(block))
-                if taken is None:
-                    taken = ColumnBlock(block.dtype, block.values[idx], block.valid[idx], block.names)
-                    taken.detached = len(block.names)  # counted down as columns attach below
-                    blocks[id(block)] = taken
+                taken = self._taken(blocks, block, idx)
                 taken.detached -= 1
                 new.attach(taken, col._j)
             else:
                 values = col.values
                 new.replace(None if values is None else values[idx], col.valid[idx])
-            sub._cols[col.name] = new
+            sub._cols[name] = new
         return sub
+
+    @staticmethod
+    def _taken(blocks: dict[int, ColumnBlock], block: ColumnBlock, idx: np.ndarray) -> ColumnBlock:
+        taken = blocks.get(id(block))
+        if taken is None:
+            taken = ColumnBlock(block.dtype, block.values[idx], block.valid[idx], block.names)
+            taken.detached = len(block.names)  # counted down as columns attach
+            blocks[id(block)] = taken
+        return taken

@@ -3,7 +3,7 @@ converted to a type, with the request-text fallback (see the package docstring).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -14,13 +14,20 @@ __all__ = ["ColumnTable"]
 
 
 class ColumnTable:
-    """``rows`` rows and named typed columns: declaration, look-up and reads (writes: ComponentMatrix)."""
+    """``rows`` rows and named typed columns: declaration, look-up and reads (writes: ComponentMatrix).
+
+    ``_cols`` maps each name, in declaration order, to its :class:`Column`, or to a stand-in until the
+    column is asked for by name: its :class:`DataType` (declared by :meth:`declare_missing`, all missing,
+    no text) or the :class:`ColumnBlock` it is a column of (written by ``set_block`` while it was such a
+    declaration). :meth:`column` (and every write but ``set_block``'s) replaces a stand-in with the
+    Column it stands for, in place; a request's ~100 declared columns mostly never are.
+    """
 
     def __init__(self, rows: int) -> None:
         if rows < 0:
             raise ValueError("rows must be >= 0")
         self.rows = rows
-        self._cols: dict[str, Column] = {}
+        self._cols: dict[str, Column | DataType | ColumnBlock] = {}
 
     # -- schema -------------------------------------------------------------------------------
     def declare(self, name: str, dtype: DataType) -> Column:
@@ -29,11 +36,12 @@ class ColumnTable:
         A column that so far holds only request text takes the declared type (the text stays as
         fallback). Redeclaring a typed column with another type is an error.
         """
-        col = self._cols.get(name)
-        if col is None:
+        got = self._cols.get(name)
+        if got is None:
             col = Column(name, dtype, self.rows)
             self._cols[name] = col
             return col
+        col = got if isinstance(got, Column) else self._materialise(name, got)
         if col.dtype is not dtype:
             if col.values is None or (col.dtype is DataType.STRING and col.text is not None):
                 col.dtype, col.values, col.valid = dtype, None, np.zeros(self.rows, dtype=bool)
@@ -43,29 +51,61 @@ class ColumnTable:
                 )
         return col
 
-    def declare_missing(self, decls: Sequence[tuple[str, DataType]]) -> list[int]:
-        """Create every column of ``decls`` (name, type) that does not exist yet (all missing); returns
-        the positions in ``decls`` of those that exist, for :meth:`declare` to check their type."""
-        cols, rows = self._cols, self.rows
-        existing: list[int] = []
-        for i, (name, dtype) in enumerate(decls):
-            if name in cols:
-                existing.append(i)
-            else:
-                cols[name] = Column(name, dtype, rows)
-        return existing
+    def declare_missing(self, decls: Mapping[str, DataType]) -> list[str]:
+        """Declare every column of ``decls`` (name -> type) that does not exist yet (all missing, after
+        the existing columns, in ``decls`` order); returns the names of those that exist, in ``decls``
+        order, for :meth:`declare` to check their type. Dict operations only: no Column is made
+        until one is asked for (see the class docstring)."""
+        cols = self._cols
+        existing = cols.keys() & decls.keys()
+        if not existing:
+            cols.update(decls)
+            return []
+        kept = {name: cols[name] for name in existing}
+        cols.update(decls)
+        cols.update(kept)
+        return sorted(existing, key=list(decls).index)
 
     def has(self, name: str) -> bool:
         return name in self._cols
 
     def column(self, name: str) -> Column:
-        try:
-            return self._cols[name]
-        except KeyError:
-            raise KeyError(f"matrix has no column {name!r}") from None
+        got = self._cols.get(name)
+        if isinstance(got, Column):
+            return got
+        if got is None:
+            raise KeyError(f"matrix has no column {name!r}")
+        return self._materialise(name, got)
+
+    def _materialise(self, name: str, stand_in: DataType | ColumnBlock) -> Column:
+        """Replace the stand-in of column ``name`` with its Column (see the class docstring)."""
+        if isinstance(stand_in, ColumnBlock):
+            col = Column(name, stand_in.dtype, self.rows)
+            col._block, col._j = stand_in, stand_in.names.index(name)
+        else:
+            col = Column(name, stand_in, self.rows)
+        self._cols[name] = col
+        return col
+
+    def _columns(self) -> dict[str, Column]:
+        """``_cols`` with every stand-in replaced by its Column."""
+        cols = self._cols
+        for name, got in list(cols.items()):
+            if not isinstance(got, Column):
+                self._materialise(name, got)
+        return cols  # type: ignore[return-value]  # no stand-in left
+
+    def _place(self, name: str) -> tuple[ColumnBlock, int] | None:
+        """The block column ``name`` reads from and its index there (None: no block, or no column)."""
+        got = self._cols.get(name)
+        if isinstance(got, ColumnBlock):
+            return got, got.names.index(name)
+        if isinstance(got, Column) and got._block is not None:
+            return got._block, got._j
+        return None
 
     def __iter__(self) -> Iterator[Column]:
-        return iter(self._cols.values())
+        return iter(self._columns().values())
 
     @property
     def names(self) -> list[str]:
@@ -115,28 +155,27 @@ class ColumnTable:
         fixed-width type are converted with one cast; otherwise columns are read one by one and stacked.
         """
         key = names if isinstance(names, tuple) else tuple(names)
-        cols = self._cols
         k = len(key)
         if not k:
             want = dtype or DataType.FP32
             empty = np.zeros((self.rows, 0), dtype=want.numpy_dtype if want.is_fixed_width else object)
             return empty, np.zeros((self.rows, 0), dtype=bool)
-        first = cols.get(key[0])
-        if first is None:
+        if key[0] not in self._cols:
             raise KeyError(f"matrix has no column {key[0]!r}")
-        want = dtype or first.dtype
-        got = self._from_block(first, key, want)
+        want = dtype or self._dtype(key[0])
+        place = self._place(key[0])
+        got = None if place is None else self._from_block(place[0], place[1], key, want)
         if got is not None:
             return got
         pieces: list[tuple[np.ndarray, np.ndarray]] = []  # names spanning blocks: one piece per block
         i = start = 0
         while i < k:
-            col = self._cols.get(key[i])
-            block = None if col is None else col.block
+            place = self._place(key[i])
             got = None
-            if col is not None and block is not None:
-                span = key[i : i + len(block.names) - col._j]
-                got = self._from_block(col, span, want)
+            if place is not None:
+                block, j = place
+                span = key[i : i + len(block.names) - j]
+                got = self._from_block(block, j, span, want)
             if got is None:
                 i += 1
                 continue
@@ -162,20 +201,18 @@ class ColumnTable:
         to 0 as :meth:`read_filled_many` does (then the values are a copy when any cell is missing)."""
         key = names if isinstance(names, tuple) else tuple(names)
         k = len(key)
-        cols = self._cols
-        first = cols.get(key[0]) if k else None
-        if first is None:
+        if not k or key[0] not in self._cols:
             return None
-        want = dtype or first.dtype
+        want = dtype or self._dtype(key[0])
         pieces: list[tuple[np.ndarray, np.ndarray]] = []
         i = 0
         while i < k:
-            col = cols.get(key[i])
-            block = None if col is None else col.block
-            if col is None or block is None:
+            place = self._place(key[i])
+            if place is None:
                 return None
-            span = key[i : i + len(block.names) - col._j]
-            got = self._from_block(col, span, want)
+            block, j = place
+            span = key[i : i + len(block.names) - j]
+            got = self._from_block(block, j, span, want)
             if got is None:
                 return None
             pieces.append(got)
@@ -191,14 +228,12 @@ class ColumnTable:
         return values, valid
 
     def _from_block(
-        self, first: Column, key: tuple[str, ...], want: DataType
+        self, block: ColumnBlock, j0: int, key: tuple[str, ...], want: DataType
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """``key`` read from ``first``'s block when it names consecutive attached block columns and no
-        request-text fallback applies: a view (or one cast); None otherwise."""
-        block = first.block
-        if block is None:
-            return None
-        j0, k = first._j, len(key)
+        """``key`` read from ``block`` (``key[0]`` is its column ``j0``) when it names consecutive
+        attached block columns and no request-text fallback applies: a view (or one cast); None
+        otherwise."""
+        k = len(key)
         if block.names[j0 : j0 + k] != key or (block.detached and not self._attached(block, key, j0)):
             return None
         valid = block.valid[:, j0 : j0 + k]
@@ -213,7 +248,20 @@ class ColumnTable:
 
     def _attached(self, block: ColumnBlock, key: tuple[str, ...], j0: int) -> bool:
         cols = self._cols
-        return all(cols[n].block is block and cols[n]._j == j0 + i for i, n in enumerate(key))
+        for i, name in enumerate(key):
+            got = cols.get(name)
+            if got is block:  # a stand-in: the column of the block its name is at
+                continue
+            if not (isinstance(got, Column) and got._block is block and got._j == j0 + i):
+                return False
+        return True
+
+    def _dtype(self, name: str) -> DataType:
+        """The type of column ``name`` (which exists), without making its Column."""
+        got = self._cols[name]
+        if isinstance(got, DataType):
+            return got
+        return got.dtype
 
     def _stack(self, key: tuple[str, ...], want: DataType) -> tuple[np.ndarray, np.ndarray]:
         """Column by column: a column already of type ``want`` with nothing to take from request text is
@@ -251,7 +299,7 @@ class ColumnTable:
                 col_values, col_valid = parse_text_column(list(col.text), col.dtype)
                 return col_values, col_valid
             return empty_values(col.dtype, self.rows), np.zeros(self.rows, dtype=bool)
-        if col.text is None or col.valid.all() or col.dtype is DataType.STRING:
+        if col.text is None or col.dtype is DataType.STRING or col.valid.all():
             return col.values, col.valid
         # fallback: parse request text for the missing cells only
         missing = np.flatnonzero(~col.valid)

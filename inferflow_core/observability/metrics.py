@@ -22,7 +22,9 @@ import importlib.metadata
 import os
 import platform
 import re
+import sys
 import threading
+from bisect import bisect_left
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +38,7 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    values,
 )
 
 from .statsd import StatsdClient
@@ -125,6 +128,71 @@ _DECLARED: tuple[tuple[type, str, tuple[str, ...], Any], ...] = (
 _KINDS: dict[str, type] = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}
 
 
+class _FastCounter(Counter):
+    """A Counter whose ``inc`` adds to its value without taking the value's lock (see :data:`_FAST`)."""
+
+    def inc(self, amount: float = 1, exemplar: dict[str, str] | None = None) -> None:
+        if amount < 0 or exemplar:
+            super().inc(amount, exemplar)
+        else:
+            self._value._value += amount
+
+
+class _FastHistogram(Histogram):
+    """A Histogram whose ``observe`` finds the bucket by bisection and adds without the values' locks."""
+
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        if exemplar:
+            super().observe(amount, exemplar)
+            return
+        self._sum._value += amount
+        bounds = self._upper_bounds
+        i = bisect_left(bounds, amount)
+        if i < len(bounds) and amount <= bounds[i]:  # NaN falls in no bucket, as in Histogram.observe
+            self._buckets[i]._value += 1
+
+
+class _FastGauge(Gauge):
+    """A Gauge whose ``inc`` / ``dec`` / ``set`` write its value without the value's lock (the
+    ``mostrecent`` modes, which keep a timestamp, go the stock way)."""
+
+    def inc(self, amount: float = 1) -> None:
+        if self._is_most_recent:
+            super().inc(amount)
+        else:
+            self._value._value += amount
+
+    def dec(self, amount: float = 1) -> None:
+        if self._is_most_recent:
+            super().dec(amount)
+        else:
+            self._value._value -= amount
+
+    def set(self, value: float) -> None:
+        if self._is_most_recent:
+            super().set(value)
+        else:
+            self._value._value = float(value)
+
+
+def _fast_classes() -> dict[type, type]:
+    """The lock-free classes, used when prometheus_client keeps values in process memory
+    (``values.MutexValue``: not multiprocess mode) under the GIL.
+
+    prometheus_client's own ``inc`` / ``observe`` take a lock per value (a histogram observation: the sum
+    and one bucket) and walk the buckets in Python: ~0.25 µs per ``inc`` and 0.6-0.8 µs per ``observe``,
+    ~50 locked updates per served request. Here one update is one ``+=`` on the value's float, which the
+    GIL does not interrupt halfway (no call or backward jump in it); reads (the scrape) still take the
+    lock and see whole floats. Exposition is prometheus_client's, unchanged: the same values objects,
+    the same ``_child_samples``. Multiprocess mode (mmap values) and free-threaded builds keep the stock
+    classes.
+    """
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    if values.ValueClass is not values.MutexValue or not gil:
+        return {}
+    return {Counter: _FastCounter, Histogram: _FastHistogram, Gauge: _FastGauge}
+
+
 def prom_name(name: str) -> str:
     return "inferflow_" + _NAME.sub("_", name).strip("_")
 
@@ -154,6 +222,7 @@ class Metrics:
         self._ext: dict[tuple[str, str, str, str], tuple] = {}
         self._cache: dict[tuple[str, str, str], tuple] = {}
         self._in_flight: dict[str, Any] = {}
+        self._fast = _fast_classes()
         if registry is None:  # our own registry: the process, GC and platform collectors go in it too
             for collector in (PROCESS_COLLECTOR, GC_COLLECTOR, PLATFORM_COLLECTOR):
                 self.registry.register(_Forward(collector))
@@ -189,6 +258,7 @@ class Metrics:
             kwargs["buckets"] = extra or LATENCY_BUCKETS
         elif cls is Gauge:
             kwargs["multiprocess_mode"] = extra or "livesum"
+        cls = self._fast.get(cls, cls)
         return cls(
             prom_name(name), HELP.get(name, name), labelnames=sorted(labels), registry=self.registry, **kwargs
         )
