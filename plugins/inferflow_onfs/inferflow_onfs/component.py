@@ -4,7 +4,8 @@ Per request: read the key columns as text, build one key per row (parts joined w
 shared by 200 targets is looked up once), never send an empty key (a row with any empty key part stays
 missing), serve what the cache holds, fetch the rest through the backend, then scatter the unique rows back to
 the matrix rows with the inverse index — one numpy operation per block, one ``set_block`` per run of
-same-type scalar features (views of the block), one ``set_column`` per other feature.
+same-type scalar features (views of the block), one ``set_column`` per other feature. The embedded store with
+one key column and no cache takes a shorter road with the same effects (:meth:`FeatureComponent._run_local`).
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ class FeatureComponent(Component):
         values, valid = matrix.read(self.key_cols[0], DataType.STRING)
         texts: list[str] = values.tolist()
         n = len(texts)
-        if not n or not valid.all():
+        if not n or np.count_nonzero(valid) != n:  # count_nonzero: a C call, ``all()`` is Python-level
             return False
         try:
             frame, table = backend.resolve(self.request)
@@ -364,18 +365,19 @@ class FeatureComponent(Component):
         failures: list[tuple[str, str]] | None = None,
     ) -> None:
         """Metrics and EXPLAIN of one backend fetch of ``keys`` entities begun at ``started``."""
+        seconds = time.perf_counter() - started
         if self.metrics is not None:  # the core's shared names: inferflow_external_* (service featurestore)
             self.metrics.external_call(
                 "featurestore",
                 endpoint,
                 self.model_id,
                 self.name,
-                time.perf_counter() - started,
+                seconds,
                 keys,
                 failures[0][0] if failures else None,
             )
         batches = calls or 1  # the embedded store answers in one lookup
-        ctx.external_call(self.name, endpoint, batches, keys, time.perf_counter() - started)
+        ctx.external_call(self.name, endpoint, batches, keys, seconds)
         self._count("onfs_batches", calls)
         self._count("onfs_fetched_entities", keys)
         for kind, _message in failures or ():
@@ -388,4 +390,4 @@ class FeatureComponent(Component):
 
     def _count(self, name: str, amount: float, **labels: str) -> None:
         if self.metrics is not None and amount:
-            self.metrics.count(name, amount, **self._labels, **labels)
+            self.metrics.count(name, amount, **(self._labels | labels if labels else self._labels))

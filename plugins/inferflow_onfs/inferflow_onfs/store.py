@@ -11,8 +11,8 @@ share one contiguous 2-D numpy block (the S1 catalog's 64 FP32 + FP32Vector[32] 
 float32 array), with one extra all-missing last row; the Arrow table is not kept. The key index
 (:class:`KeyIndex`) is a hash directory in numpy arrays (a dict for composite keys). A component's feature
 list is served from views of those blocks when its features are contiguous in the file (no copy), otherwise
-from one copy made once. A lookup is one index pass over the unique keys and one ``take`` per block; an
-unknown entity is the missing last row.
+from one copy made once. A lookup is one index pass over the keys and one ``take`` per block; an unknown
+entity is the missing last row.
 """
 
 from __future__ import annotations
@@ -252,14 +252,17 @@ class KeyIndex:
         size = self.query_dtype.itemsize
         if len(raw) >= size:  # no empty last character: longer than every key
             return self.n
-        raw = raw.ljust(size, b"\x00")
-        words = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, size, 8)]
-        h = (words[0] * _GOLDEN) & _U64
-        for w in words[1:]:
-            h = ((h ^ w) * _GOLDEN) & _U64
-        bucket = h >> self.shift
+        # little-endian words of the text padded with NULs (a short or empty slice reads as zeros)
+        if self.words == 1:
+            want = int.from_bytes(raw, "little")
+            bucket, words = ((want * _GOLDEN) & _U64) >> self.shift, [want]
+        else:
+            words = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, size, 8)]
+            want = (words[0] * _GOLDEN) & _U64
+            for w in words[1:]:
+                want = ((want ^ w) * _GOLDEN) & _U64
+            bucket = want >> self.shift
         probe, text_ = self.probe, self.text
-        want = words[0] if self.words == 1 else h
         for at in range(self.starts.item(bucket), self.starts.item(bucket + 1)):
             if probe.item(at) == want and (self.words == 1 or text_[at].tolist() == words):
                 return int(self.rows_.item(at))
