@@ -208,9 +208,9 @@ class FeatureComponent(Component):
             distinct, present, rows = 1, row < missing, None
         else:
             row, rows = -1, index.text_rows(texts)
-            present = int(rows.max()) < missing
+            ordered = np.sort(rows)
+            present = int(ordered[-1]) < missing
             if present:  # every key stored: one row per distinct key
-                ordered = np.sort(rows)
                 distinct = int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
             else:
                 first = dict.fromkeys(texts)
