@@ -196,6 +196,8 @@ class KeyIndex:
         self.probe = self.text[:, 0] if self.words == 1 else np.concatenate([hashes[order], self._hash(pad)])
         del hashes
         self.rows_ = np.concatenate([order, [n]]).astype(self.starts.dtype)
+        # numpy scalars of the lookup, made once
+        self._golden, self._shift, self._miss = np.uint64(_GOLDEN), np.uint64(self.shift), np.intp(n)
         return True
 
     @staticmethod
@@ -225,19 +227,19 @@ class KeyIndex:
         if "\x00" in "".join(texts):  # no stored key has one, and numpy would strip a trailing one
             return self._few(texts)
         try:
-            query = np.array(texts, dtype=self.query_dtype).view("<u8").reshape(len(texts), self.words)
+            query = np.array(texts, dtype=self.query_dtype).view("<u8")
         except UnicodeEncodeError:  # a non-ASCII query (an ASCII index: it matches no key)
             return self._few(texts)
-        if self.words == 1:
-            want = query[:, 0]
-            first = self.starts[(want * np.uint64(_GOLDEN)) >> np.uint64(self.shift)]
-        else:
-            want = self._hash(query)
-            first = self.starts[want >> np.uint64(self.shift)]
-        match = self.probe[first[:, None] + self.offsets] == want[:, None]
-        at = first + match.argmax(axis=1)  # the first equal candidate of each bucket (or its first entry)
-        hit = self.probe[at] == want if self.words == 1 else (self.text[at] == query).all(axis=1)
-        return np.where(hit, self.rows_[at], np.intp(self.n))
+        probe, shift = self.probe, self._shift
+        if self.words == 1:  # the text is the candidate compared: one equal candidate is a hit
+            first = self.starts[(query * self._golden) >> shift]
+            at = first + (probe[first[:, None] + self.offsets] == query[:, None]).argmax(axis=1)
+            return np.where(probe[at] == query, self.rows_[at], self._miss)
+        query = query.reshape(len(texts), self.words)
+        want = self._hash(query)
+        first = self.starts[want >> shift]
+        at = first + (probe[first[:, None] + self.offsets] == want[:, None]).argmax(axis=1)
+        return np.where((self.text[at] == query).all(axis=1), self.rows_[at], self._miss)
 
     def text_row(self, text: str) -> int:
         """Row of one key of a one-column index (``self.n`` when unknown), with no numpy call."""
