@@ -232,9 +232,8 @@ class FeatureComponent(Component):
         self, ctx: RunContext, frame: features.FeatureFrame, key_of: Callable[[int], tuple[str, ...]]
     ) -> None:
         """Count missing entities (rows with no value at all) and missing cells per feature; with
-        ``missing_features: "error"`` the affected targets get a per-target error naming them."""
-        if all(b.valid.all() for b in frame.blocks):
-            return  # the common case: one check per block
+        ``missing_features: "error"`` the affected targets get a per-target error naming them. Called
+        when some cell of ``frame`` is missing."""
         present = np.zeros(frame.n, dtype=bool)
         missing_cells: dict[str, np.ndarray] = {}
         for name, slot in zip(self.columns, frame.slots, strict=True):
@@ -282,6 +281,8 @@ class FeatureComponent(Component):
         request value of the same name stays). ``complete``: the caller knows every cell is valid (nothing
         missing to count, every feature written). ``key_of(row)``: the row's key, for error messages."""
         filled: list[np.ndarray] | None = None
+        if not complete and frame.n:  # one check per block (count_nonzero: a C call)
+            complete = all(np.count_nonzero(b.valid) == b.valid.size for b in frame.blocks)
         if not complete:
             self._account_missing(ctx, frame, key_of)
             filled = [np.asarray(b.valid.any(axis=0)) for b in frame.blocks]
