@@ -110,8 +110,8 @@ class FeatureComponent(Component):
         self._labels = {"model_id": model_id, "component": cfg.component}
         self._plan_slots: tuple[features.Slot, ...] | None = None
         self._plan: list[_Run] = []
-        # the embedded store with no cache and one key column: read, dedupe and look up the key texts
-        # directly (see _run_local)
+        # the embedded store with no cache and one key column: the key texts are looked up as read (see
+        # _run_local)
         local = self.cache is None and len(self.key_cols) == 1 and bool(self.specs)
         self._local = backend if local and isinstance(backend, LocalBackend) else None
         self._dense_frame: features.FeatureFrame | None = None

@@ -137,7 +137,7 @@ class KeyIndex:
     then the first equal candidate's full text compared with the query. Each key costs a few independent
     memory reads (numpy overlaps them across keys), where a ``searchsorted`` over the sorted keys costs ~17
     dependent ones and a dict lookup ~4 dependent ones. Memory: the S1 catalog (100k keys of at most 5
-    characters, one word) ~13 bytes a key, 1.7 MB (a dict: ~12 MB). The hash does not depend on the
+    characters, one word) ~17 bytes a key, 1.7 MB (a dict: ~12 MB). The hash does not depend on the
     process (unlike ``hash()`` of a ``str``)."""
 
     _MAX_WIDTH = 48  # longest key (characters) kept as fixed-width text
@@ -174,8 +174,12 @@ class KeyIndex:
         self.query_dtype = np.dtype(f"{'S' if self.ascii else 'U'}{self.words * per_word}")
         text = np.array(keys, dtype=self.query_dtype).view("<u8").reshape(n, self.words)
         hashes = self._hash(text)
-        if self.words > 1 and len(np.unique(hashes)) != len(np.unique(text, axis=0)):
-            return False  # two different keys with one hash: the candidate compare could not tell them apart
+        if self.words > 1:  # the candidates are compared by hash: two different keys must not share one
+            by_hash = np.argsort(hashes, kind="stable")
+            same = np.flatnonzero(hashes[by_hash[1:]] == hashes[by_hash[:-1]])  # neighbours, one hash
+            if len(same) and (text[by_hash[same]] != text[by_hash[same + 1]]).any():
+                return False
+            del by_hash, same
         self.shift = 64 - max(1, (n - 1).bit_length())
         bucket = hashes >> np.uint64(self.shift)
         # bucket order; within a bucket the later row first, so a duplicate key finds its last row
