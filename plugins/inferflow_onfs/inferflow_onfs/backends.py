@@ -90,12 +90,17 @@ class LocalBackend:
     def check(self, request: FetchRequest) -> None:
         self.store.prepared(request.label, request.keys_schema, self._columns(request))
 
-    async def fetch(
-        self, request: FetchRequest, keys: list[tuple[str, ...]], timeout: float | None
-    ) -> FetchOutcome:
+    def resolve(self, request: FetchRequest) -> tuple[features.FeatureFrame, LabelTable]:
+        """The request's frame (its features over every stored entity plus the missing last row) and the
+        label's table, looked up once per request layout."""
         got = self._resolved.get(request)
         if got is None:
             frame = self.store.prepared(request.label, request.keys_schema, self._columns(request))
             got = self._resolved[request] = (frame, self.store.table(request.label, request.keys_schema))
-        frame, table = got
+        return got
+
+    async def fetch(
+        self, request: FetchRequest, keys: list[tuple[str, ...]], timeout: float | None
+    ) -> FetchOutcome:
+        frame, table = self.resolve(request)
         return FetchOutcome(frame, rows=table.positions(keys), missing_row=frame.n - 1)

@@ -4,13 +4,15 @@ Per request: read the key columns as text, build one key per row (parts joined w
 shared by 200 targets is looked up once), never send an empty key (a row with any empty key part stays
 missing), serve what the cache holds, fetch the rest through the backend, then scatter the unique rows back to
 the matrix rows with the inverse index — one numpy operation per block, one ``set_block`` per run of
-same-type scalar features (views of the block), one ``set_column`` per other feature.
+same-type scalar features (views of the block), one ``set_column`` per other feature. The embedded store with
+one key column and no cache takes a shorter road with the same effects (:meth:`FeatureComponent._run_local`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +30,7 @@ from inferflow_core.api import (
     features,
 )
 
-from .backends import Backend, FetchOutcome, FetchRequest
+from .backends import Backend, FetchOutcome, FetchRequest, LocalBackend
 from .config import FeatureComponentConfig, feature_specs
 
 
@@ -108,6 +110,12 @@ class FeatureComponent(Component):
         self._labels = {"model_id": model_id, "component": cfg.component}
         self._plan_slots: tuple[features.Slot, ...] | None = None
         self._plan: list[_Run] = []
+        # the embedded store with no cache and one key column: the key texts are looked up as read (see
+        # _run_local)
+        local = self.cache is None and len(self.key_cols) == 1 and bool(self.specs)
+        self._local = backend if local and isinstance(backend, LocalBackend) else None
+        self._dense_frame: features.FeatureFrame | None = None
+        self._dense = False
 
     def outputs(self) -> list[ColumnSpec]:
         out = [ColumnSpec(s.column, s.dtype) for s in self.specs]
@@ -134,6 +142,8 @@ class FeatureComponent(Component):
 
     # ------------------------------------------------------------------------------------------ run
     async def run(self, ctx: RunContext) -> None:
+        if self._local is not None and self._run_local(ctx, self._local):
+            return
         keys = features.entity_keys(features.read_keys(ctx.matrix, self.key_cols))
         if self.specs:
             await self._features(ctx, keys)
@@ -153,7 +163,7 @@ class FeatureComponent(Component):
             pos, slab, rows = cached[0]
             order = np.empty(distinct, dtype=np.intp)
             order[positions[pos]] = rows
-            self._write(ctx, slab.frame(order[inverse]), row_keys)
+            self._write(ctx, slab.frame(order[inverse]), row_keys.__getitem__)
             return
         parts = [(positions[pos], slab.frame(rows)) for pos, slab, rows in cached]
         if misses:
@@ -161,19 +171,69 @@ class FeatureComponent(Component):
             if outcome.rows is not None and not parts:  # the embedded store: one gather, no merge
                 rows = np.full(distinct, outcome.missing_row, dtype=np.intp)
                 rows[positions[misses]] = outcome.rows
-                self._write(ctx, outcome.frame.take(rows[inverse]), row_keys)
+                self._write(ctx, outcome.frame.take(rows[inverse]), row_keys.__getitem__)
                 return
             parts.append((positions[misses], outcome.per_key()))
         frame = features.assemble(self.request.dtypes, distinct, parts).take(inverse)
-        self._write(ctx, frame, row_keys)
+        self._write(ctx, frame, row_keys.__getitem__)
+
+    def _run_local(self, ctx: RunContext, backend: LocalBackend) -> bool:
+        """:meth:`run` on the embedded store with no cache and one key column, with the same effects
+        (metrics, EXPLAIN, writes) as the general path and less work: the key texts are looked up as they
+        are (no key tuples, no deduplication before the lookup: a repeated key is looked up again, which
+        costs the vectorised lookup nothing); one key for every row (a context key) is looked up once;
+        the distinct keys the metrics count are the distinct rows found when every key is stored, else a
+        ``dict`` of the texts; when every key is stored the dense blocks' validity is not looked at.
+        False (nothing done) when a row has no key or the store cannot answer: the general path handles
+        (and counts, and raises) those."""
+        matrix = ctx.matrix
+        values, valid = matrix.read(self.key_cols[0], DataType.STRING)
+        texts: list[str] = values.tolist()
+        n = len(texts)
+        if not n or np.count_nonzero(valid) != n:  # count_nonzero: a C call, ``all()`` is Python-level
+            return False
+        try:
+            frame, table = backend.resolve(self.request)
+        except Exception:  # the general path raises it, after the same metrics
+            return False
+        index, missing = table.index, frame.n - 1
+        if index.has_empty:  # a stored "" key must not answer the rows with no key
+            return False
+        started = time.perf_counter()
+        one = texts[0]
+        if one == texts[-1] and texts.count(one) == n:  # one key for every row (e.g. a context key)
+            if not one:
+                return False
+            row = index.text_row(one)
+            distinct, present, rows = 1, row < missing, None
+        else:
+            row, rows = -1, index.text_rows(texts)
+            ordered = np.sort(rows)
+            present = int(ordered[-1]) < missing
+            if present:  # every key stored: one row per distinct key
+                distinct = int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
+            else:
+                first = dict.fromkeys(texts)
+                if "" in first:
+                    return False
+                distinct = len(first)
+        if self.metrics is not None:  # Go Inferflow's inferflow.component.feature.count
+            self.metrics.feature_count(self.model_id, self.name, distinct * len(self.specs))
+        self._fetched(ctx, backend.name, distinct, started, 0)
+        if frame is not self._dense_frame:
+            self._dense_frame, self._dense = frame, all(b.dense for b in frame.blocks)
+        taken = frame.repeat(row, n) if rows is None else frame.take(rows, present)
+        self._write(ctx, taken, lambda r: (texts[r],), present and self._dense)
+        if self.cfg.composite_id:  # every key is present and not empty
+            matrix.set_column(self.cfg.component_id, values.copy(), np.ones(n, dtype=bool))
+        return True
 
     def _account_missing(
-        self, ctx: RunContext, frame: features.FeatureFrame, row_keys: list[tuple[str, ...]]
+        self, ctx: RunContext, frame: features.FeatureFrame, key_of: Callable[[int], tuple[str, ...]]
     ) -> None:
         """Count missing entities (rows with no value at all) and missing cells per feature; with
-        ``missing_features: "error"`` the affected targets get a per-target error naming them."""
-        if all(b.valid.all() for b in frame.blocks):
-            return  # the common case: one check per block
+        ``missing_features: "error"`` the affected targets get a per-target error naming them. Called
+        when some cell of ``frame`` is missing."""
         present = np.zeros(frame.n, dtype=bool)
         missing_cells: dict[str, np.ndarray] = {}
         for name, slot in zip(self.columns, frame.slots, strict=True):
@@ -192,8 +252,8 @@ class FeatureComponent(Component):
             return
         label = self.cfg.fs_request.label
         for row in np.flatnonzero(entity_missing).tolist():
-            key = "|".join(row_keys[row])
-            what = f"no key (empty {'/'.join(self.key_cols)})" if not all(row_keys[row]) else f"{key!r}"
+            key = "|".join(key_of(row))
+            what = f"no key (empty {'/'.join(self.key_cols)})" if not all(key_of(row)) else f"{key!r}"
             ctx.target_error(
                 row, f"component {self.name!r}: entity {what} not found in feature store (label {label!r})"
             )
@@ -206,21 +266,32 @@ class FeatureComponent(Component):
                 f" and {len(names) - 5} more" if len(names) > 5 else ""
             )
             ctx.target_error(
-                row, f"component {self.name!r}: feature(s) {shown} missing for {'|'.join(row_keys[row])!r}"
+                row, f"component {self.name!r}: feature(s) {shown} missing for {'|'.join(key_of(row))!r}"
             )
 
-    def _write(self, ctx: RunContext, frame: features.FeatureFrame, row_keys: list[tuple[str, ...]]) -> None:
+    def _write(
+        self,
+        ctx: RunContext,
+        frame: features.FeatureFrame,
+        key_of: Callable[[int], tuple[str, ...]],
+        complete: bool = False,
+    ) -> None:
         """Runs of same-type scalar features: one ``set_block`` each (views of the frame's block); other
         features: one ``set_column`` each. A feature with no value in any row is not written (a typed
-        request value of the same name stays)."""
-        self._account_missing(ctx, frame, row_keys)
-        filled: list[np.ndarray] = [np.asarray(b.valid.any(axis=0)) for b in frame.blocks]
+        request value of the same name stays). ``complete``: the caller knows every cell is valid (nothing
+        missing to count, every feature written). ``key_of(row)``: the row's key, for error messages."""
+        filled: list[np.ndarray] | None = None
+        if not complete and frame.n:  # one check per block (count_nonzero: a C call)
+            complete = all(np.count_nonzero(b.valid) == b.valid.size for b in frame.blocks)
+        if not complete:
+            self._account_missing(ctx, frame, key_of)
+            filled = [np.asarray(b.valid.any(axis=0)) for b in frame.blocks]
         blocks, matrix = frame.blocks, ctx.matrix
         for run in self._write_plan(frame):
             block = blocks[run.block]
             if run.names is not None:
                 stop = run.vcol + len(run.names)
-                if filled[run.block][run.vcol : stop].all():
+                if filled is None or filled[run.block][run.vcol : stop].all():
                     try:
                         values = block.values[:, run.start : run.start + len(run.names)]
                         matrix.set_block(run.names, values, block.valid[:, run.vcol : stop])
@@ -228,7 +299,7 @@ class FeatureComponent(Component):
                     except DataTypeError:  # a column declared with another type: per column below
                         pass
             for name, slot in run.columns:
-                if not filled[slot.block][slot.vcol]:
+                if filled is not None and not filled[slot.block][slot.vcol]:
                     continue
                 valid = block.valid[:, slot.vcol]
                 if not block.fixed:
@@ -274,22 +345,7 @@ class FeatureComponent(Component):
         keys = [unique[i] for i in misses]
         started = time.perf_counter()
         outcome = await self.backend.fetch(self.request, keys, ctx.bound(None))
-        if self.metrics is not None:  # the core's shared names: inferflow_external_* (service featurestore)
-            self.metrics.external_call(
-                "featurestore",
-                self.backend.name,
-                self.model_id,
-                self.name,
-                time.perf_counter() - started,
-                len(keys),
-                outcome.failures[0][0] if outcome.failures else None,
-            )
-        batches = outcome.calls or 1  # the embedded store answers in one lookup
-        ctx.external_call(self.name, self.backend.name, batches, len(keys), time.perf_counter() - started)
-        self._count("onfs_batches", outcome.calls)
-        self._count("onfs_fetched_entities", len(keys))
-        for kind, _message in outcome.failures:
-            self._count("onfs_errors", 1, kind=kind)
+        self._fetched(ctx, self.backend.name, len(keys), started, outcome.calls, outcome.failures)
         if outcome.failures:
             kind, message = outcome.failures[0]
             text = f"model {self.model_id!r} component {self.name!r} ({self.backend.name}): {message}"
@@ -300,6 +356,34 @@ class FeatureComponent(Component):
             self._store(keys, outcome.per_key())
         return outcome
 
+    def _fetched(
+        self,
+        ctx: RunContext,
+        endpoint: str,
+        keys: int,
+        started: float,
+        calls: int,
+        failures: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """Metrics and EXPLAIN of one backend fetch of ``keys`` entities begun at ``started``."""
+        seconds = time.perf_counter() - started
+        if self.metrics is not None:  # the core's shared names: inferflow_external_* (service featurestore)
+            self.metrics.external_call(
+                "featurestore",
+                endpoint,
+                self.model_id,
+                self.name,
+                seconds,
+                keys,
+                failures[0][0] if failures else None,
+            )
+        batches = calls or 1  # the embedded store answers in one lookup
+        ctx.external_call(self.name, endpoint, batches, keys, seconds)
+        self._count("onfs_batches", calls)
+        self._count("onfs_fetched_entities", keys)
+        for kind, _message in failures or ():
+            self._count("onfs_errors", 1, kind=kind)
+
     def _store(self, keys: list[tuple[str, ...]], frame: features.FeatureFrame) -> None:
         """Cache the entities that came back with at least one value (missing ones are asked again)."""
         assert self.cache is not None
@@ -307,4 +391,4 @@ class FeatureComponent(Component):
 
     def _count(self, name: str, amount: float, **labels: str) -> None:
         if self.metrics is not None and amount:
-            self.metrics.count(name, amount, **self._labels, **labels)
+            self.metrics.count(name, amount, **(self._labels | labels if labels else self._labels))

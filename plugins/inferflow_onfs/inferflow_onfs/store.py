@@ -11,8 +11,8 @@ share one contiguous 2-D numpy block (the S1 catalog's 64 FP32 + FP32Vector[32] 
 float32 array), with one extra all-missing last row; the Arrow table is not kept. The key index
 (:class:`KeyIndex`) is a hash directory in numpy arrays (a dict for composite keys). A component's feature
 list is served from views of those blocks when its features are contiguous in the file (no copy), otherwise
-from one copy made once. A lookup is one index pass over the unique keys and one ``take`` per block; an
-unknown entity is the missing last row.
+from one copy made once. A lookup is one index pass over the keys and one ``take`` per block; an unknown
+entity is the missing last row.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import pyarrow as pa
@@ -114,22 +115,30 @@ def _object_cells(arr: pa.Array, dt: DataType) -> np.ndarray:
     return out
 
 
-class KeyIndex:
-    """Entity key -> row. One key column: a *hash directory* over the keys' ``hash()``; composite keys, long
-    keys (the fixed-width text array would be larger than a dict), keys with NUL characters (numpy strips
-    trailing NULs) and pathological hash buckets use a dict. Duplicate keys: the last row wins, as in a dict.
+_GOLDEN = 0x9E3779B97F4A7C15  # odd 64-bit multiplier of the key hash (Fibonacci hashing)
+_U64 = (1 << 64) - 1
 
-    The directory: the keys ordered by bucket (the low bits of their hash; at least as many buckets as
-    keys), each bucket's start offset, and per entry its full hash, its row and its text (one fixed-width
-    numpy array: bytes when every key is ASCII, else unicode at 4 bytes a character). A lookup of many
-    keys is a fixed number of numpy calls whatever their count: one gather of every bucket's (at most
-    ``width``) candidate hashes, the first equal hash per key, then that entry's text compared with the
-    key. Each key costs a few independent memory reads (numpy overlaps them across keys), where a
-    ``searchsorted`` over the sorted keys costs ~17 dependent ones and a dict lookup ~4 dependent ones:
-    measured on the S1 catalog (100k keys, 200 keys a lookup) ~40 µs against ~63 µs (either) with the data
-    in the L3 cache, ~110 µs against ~190-250 µs from DRAM. Memory: ~17 bytes a key plus the text (S1
-    catalog: 2.2 MB; a dict: ~12 MB). ``hash()`` of ``str`` is salted per process: the index is used in the
-    process that built it (or its forks), never pickled."""
+
+class KeyIndex:
+    """Entity key -> row. One key column: a *hash directory* over the keys' fixed-width text; composite
+    keys, long keys (the fixed-width text would be larger than a dict), keys with NUL characters (numpy
+    strips trailing NULs), pathological hash buckets and one hash for two different keys use a dict.
+    Duplicate keys: the last row wins, as in a dict.
+
+    The text: every key as ``words`` little-endian 64-bit words of its fixed-width numpy text (bytes when
+    every key is ASCII, else UCS-4), wide enough that every key's last character slot is empty — a longer
+    query, cut to that width, keeps a character there and matches no key. Its hash: ``w0 * G``, then
+    ``(h ^ w) * G`` per further word (mod 2**64, ``G`` odd), whose top bits pick the bucket (at least as
+    many buckets as keys). The directory: the entries ordered by bucket, each bucket's start offset, and per
+    entry its row and text (its hash too when keys take more than one word). A lookup of many keys is
+    about ten numpy calls whatever their count: the query texts as one fixed-width array (its words are
+    the hash input, no per-key Python ``hash()``), one ``(keys, width)`` gather of every bucket's (at most
+    ``width``) candidates compared with the query (the text itself when it is one word, else the hash),
+    then the first equal candidate's full text compared with the query. Each key costs a few independent
+    memory reads (numpy overlaps them across keys), where a ``searchsorted`` over the sorted keys costs ~17
+    dependent ones and a dict lookup ~4 dependent ones. Memory: the S1 catalog (100k keys of at most 5
+    characters, one word) ~17 bytes a key, 1.7 MB (a dict: ~12 MB). The hash does not depend on the
+    process (unlike ``hash()`` of a ``str``)."""
 
     _MAX_WIDTH = 48  # longest key (characters) kept as fixed-width text
     _MAX_BUCKET = 16  # longer buckets (many duplicate keys): a dict instead
@@ -140,6 +149,7 @@ class KeyIndex:
         self.single = len(parts) == 1
         self.dict: dict | None = None
         first = parts[0]
+        self.has_empty = self.single and "" in first  # a stored empty key (a row with no key is not it)
         if (
             self.single
             and n
@@ -155,71 +165,118 @@ class KeyIndex:
         )
 
     def _directory(self, keys: list[str]) -> bool:
-        """Build the hash directory; False when a bucket would be longer than ``_MAX_BUCKET``."""
+        """Build the hash directory; False when a bucket would be longer than ``_MAX_BUCKET`` or two
+        different keys share a hash."""
         n = self.n
-        hashes = np.fromiter(map(hash, keys), dtype=np.int64, count=n)
-        self.mask = (1 << max(1, (n - 1).bit_length())) - 1
-        bucket = hashes & self.mask
+        self.ascii = all(map(str.isascii, keys))
+        per_word = 8 if self.ascii else 2  # characters in a 64-bit word
+        self.words = max(map(len, keys)) // per_word + 1  # room for at least one empty last character
+        self.query_dtype = np.dtype(f"{'S' if self.ascii else 'U'}{self.words * per_word}")
+        text = np.array(keys, dtype=self.query_dtype).view("<u8").reshape(n, self.words)
+        hashes = self._hash(text)
+        if self.words > 1:  # the candidates are compared by hash: two different keys must not share one
+            by_hash = np.argsort(hashes, kind="stable")
+            same = np.flatnonzero(hashes[by_hash[1:]] == hashes[by_hash[:-1]])  # neighbours, one hash
+            if len(same) and (text[by_hash[same]] != text[by_hash[same + 1]]).any():
+                return False
+            del by_hash, same
+        self.shift = 64 - max(1, (n - 1).bit_length())
+        bucket = hashes >> np.uint64(self.shift)
         # bucket order; within a bucket the later row first, so a duplicate key finds its last row
         order = (n - 1) - np.argsort(bucket[::-1], kind="stable")
-        starts = np.searchsorted(bucket[order], np.arange(self.mask + 2))
+        starts = np.searchsorted(bucket[order], np.arange((1 << (64 - self.shift)) + 1, dtype=np.uint64))
         width = int(np.diff(starts).max())
         if width > self._MAX_BUCKET:
             return False
         self.width = width
         self.starts = starts.astype(np.int32 if n < 2**31 else np.int64)
         self.offsets = np.arange(width, dtype=self.starts.dtype)
-        # one padding entry per candidate slot past the end: hash -1 (``hash()`` never returns -1), no text,
-        # row ``n`` (the missing row)
-        self.hashes = np.concatenate([hashes[order], np.full(width, -1, dtype=np.int64)])
+        # ``width`` padding entries past the end for the candidate gather: all bits set, a text no key
+        # has (its last character slot is not empty) and no query reaches (not ASCII / not a character)
+        pad = np.full((width, self.words), _U64, dtype=np.uint64)
+        self.text = np.concatenate([text[order], pad])
+        del text
+        # one-word keys compare their text with the candidates; longer keys their hash
+        self.probe = self.text[:, 0] if self.words == 1 else np.concatenate([hashes[order], self._hash(pad)])
+        del hashes
         self.rows_ = np.concatenate([order, [n]]).astype(self.starts.dtype)
-        self.ascii = all(map(str.isascii, keys))
-        texts = np.array(keys, dtype="S" if self.ascii else "U")
-        self.texts = np.concatenate([texts[order], np.zeros(1, dtype=texts.dtype)])
-        del texts
-        # queries are cut one character past the longest key: a cut query still matches no key
-        chars = self.texts.dtype.itemsize // (1 if self.ascii else 4)
-        self.query_dtype = np.dtype(f"{'S' if self.ascii else 'U'}{chars + 1}")
+        # numpy scalars of the lookup, made once
+        self._golden, self._shift, self._miss = np.uint64(_GOLDEN), np.uint64(self.shift), np.intp(n)
         return True
+
+    @staticmethod
+    def _hash(text: np.ndarray) -> np.ndarray:
+        """The 64-bit hash of each row of ``text`` (``(m, words)`` uint64), see the class docstring."""
+        gold = np.uint64(_GOLDEN)
+        h = text[:, 0] * gold
+        for j in range(1, text.shape[1]):
+            h ^= text[:, j]
+            h *= gold
+        return h
 
     def rows(self, keys: Sequence[tuple[str, ...]]) -> np.ndarray:
         """Row of each key (``self.n`` when unknown)."""
+        if self.single:
+            return self.text_rows([k[0] for k in keys])
+        get, miss = self.dict.get, self.n  # type: ignore[union-attr]
+        return np.fromiter((get(tuple(k), miss) for k in keys), dtype=np.intp, count=len(keys))
+
+    def text_rows(self, texts: list[str]) -> np.ndarray:
+        """Row of each key of a one-column index, given as the key texts (``self.n`` when unknown)."""
         if self.dict is not None:
             get, miss = self.dict.get, self.n
-            if self.single:
-                return np.fromiter((get(k[0], miss) for k in keys), dtype=np.intp, count=len(keys))
-            return np.fromiter((get(tuple(k), miss) for k in keys), dtype=np.intp, count=len(keys))
-        if len(keys) <= self._FEW:  # e.g. the one user of a request: a loop beats ~15 numpy calls
-            return self._few(keys)
-        texts = [k[0] for k in keys]
+            return np.fromiter(map(get, texts, repeat(miss)), dtype=np.intp, count=len(texts))
+        if len(texts) <= self._FEW:  # e.g. the one user of a request: a loop beats ~10 numpy calls
+            return self._few(texts)
         if "\x00" in "".join(texts):  # no stored key has one, and numpy would strip a trailing one
-            return self._few(keys)
-        want = np.fromiter(map(hash, texts), dtype=np.int64, count=len(texts))
-        first = self.starts[want & self.mask]
-        match = self.hashes[first[:, None] + self.offsets] == want[:, None]
-        at = first + match.argmax(axis=1)  # the first equal hash of each bucket (or its first entry)
+            return self._few(texts)
         try:
-            query = np.array(texts, dtype=self.query_dtype)
+            query = np.array(texts, dtype=self.query_dtype).view("<u8")
         except UnicodeEncodeError:  # a non-ASCII query (an ASCII index: it matches no key)
-            return self._few(keys)
-        hit = self.hashes[at] == want
-        hit &= self.texts[at] == query
-        return np.where(hit, self.rows_[at], np.intp(self.n))
+            return self._few(texts)
+        probe, shift = self.probe, self._shift
+        if self.words == 1:  # the text is the candidate compared: one equal candidate is a hit
+            first = self.starts[(query * self._golden) >> shift]
+            at = first + (probe[first[:, None] + self.offsets] == query[:, None]).argmax(axis=1)
+            return np.where(probe[at] == query, self.rows_[at], self._miss)
+        query = query.reshape(len(texts), self.words)
+        want = self._hash(query)
+        first = self.starts[want >> shift]
+        at = first + (probe[first[:, None] + self.offsets] == want[:, None]).argmax(axis=1)
+        return np.where((self.text[at] == query).all(axis=1), self.rows_[at], self._miss)
 
-    def _few(self, keys: Sequence[tuple[str, ...]]) -> np.ndarray:
-        """``rows`` key by key: the same directory walk in Python (exact ``str`` comparison)."""
-        out = np.full(len(keys), self.n, dtype=np.intp)
-        starts, hashes, texts = self.starts, self.hashes, self.texts
-        for i, key in enumerate(keys):
-            text = key[0]
-            want = hash(text)
-            b = want & self.mask
-            for at in range(int(starts[b]), int(starts[b + 1])):
-                stored = texts[at]
-                if int(hashes[at]) == want and (stored.decode() if self.ascii else str(stored)) == text:
-                    out[i] = self.rows_[at]
-                    break
-        return out
+    def text_row(self, text: str) -> int:
+        """Row of one key of a one-column index (``self.n`` when unknown), with no numpy call."""
+        if self.dict is not None:
+            return int(self.dict.get(text, self.n))
+        if "\x00" in text:
+            return self.n
+        try:
+            raw = text.encode("ascii") if self.ascii else text.encode("utf-32-le", "surrogatepass")
+        except UnicodeEncodeError:
+            return self.n
+        size = self.query_dtype.itemsize
+        if len(raw) >= size:  # no empty last character: longer than every key
+            return self.n
+        # little-endian words of the text padded with NULs (a short or empty slice reads as zeros)
+        if self.words == 1:
+            want = int.from_bytes(raw, "little")
+            bucket, words = ((want * _GOLDEN) & _U64) >> self.shift, [want]
+        else:
+            words = [int.from_bytes(raw[i : i + 8], "little") for i in range(0, size, 8)]
+            want = (words[0] * _GOLDEN) & _U64
+            for w in words[1:]:
+                want = ((want ^ w) * _GOLDEN) & _U64
+            bucket = want >> self.shift
+        probe, text_ = self.probe, self.text
+        for at in range(self.starts.item(bucket), self.starts.item(bucket + 1)):
+            if probe.item(at) == want and (self.words == 1 or text_[at].tolist() == words):
+                return int(self.rows_.item(at))
+        return self.n
+
+    def _few(self, texts: list[str]) -> np.ndarray:
+        """``text_rows`` key by key (:meth:`text_row`)."""
+        return np.fromiter(map(self.text_row, texts), dtype=np.intp, count=len(texts))
 
 
 @dataclass

@@ -57,3 +57,35 @@ def test_dict_for_composite_long_nul_and_crowded_keys() -> None:
     crowded = KeyIndex([["same"] * 100 + ["other"]], 101)  # one bucket of 100: a dict instead
     assert crowded.dict is not None
     assert crowded.rows([("same",)] * 6 + [("other",)]).tolist() == [99] * 6 + [100]
+
+
+def test_every_key_width_and_both_lookup_paths_match_a_dict() -> None:
+    """Keys of 0-40 characters (one to several 64-bit words, at and around the word boundaries), ASCII
+    and not (with a lone surrogate): the vectorised lookup, the per-key walk and a dict agree."""
+    rnd = random.Random(7)
+    alphabets = ("0123456789abcdef", "ab\u00e9\U0001f600\ud800 ")
+    for alphabet in alphabets:
+        for longest in (1, 7, 8, 9, 15, 16, 17, 40):
+            n = rnd.choice([3, 50, 700])
+            keys = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, longest))) for _ in range(n)]
+            keys = list(dict.fromkeys([alphabet[0] * longest, *keys]))  # one key of ``longest``, no repeats
+            n = len(keys)
+            index = KeyIndex([keys], n)
+            assert index.dict is None
+            queries = [rnd.choice(keys) for _ in range(40)] + [
+                "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, longest + 9))) for _ in range(40)
+            ]
+            queries += [keys[0] + alphabet[1], keys[0][:-1], keys[1] + "\x00", "\u00e9" * longest, ""]
+            want = _expect(keys, queries)
+            assert index.text_rows(queries).tolist() == want, (keys, queries)
+            assert [index.text_row(q) for q in queries] == want
+
+
+def test_two_keys_with_one_hash_use_a_dict(monkeypatch) -> None:
+    """The candidate compare of keys longer than one word looks at hashes only: a shared one (made here
+    by a hash keeping only the first word) must not hide the second key."""
+    monkeypatch.setattr(KeyIndex, "_hash", staticmethod(lambda text: text[:, 0].copy()))
+    keys = ["prefix00-a", "prefix00-b", "other"]
+    index = KeyIndex([keys], 3)
+    assert index.dict is not None
+    assert index.text_rows(["prefix00-b", "prefix00-a", "x", "other", "y"]).tolist() == [1, 0, 3, 2, 3]
