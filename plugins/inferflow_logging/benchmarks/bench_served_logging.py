@@ -133,6 +133,30 @@ def child_cpu_seconds(pid: int) -> float:
     return cpu_seconds(pid) - cpu_seconds(pid, children=False)
 
 
+def thread_cpu(pid: int) -> dict[str, tuple[float, float]]:
+    """{thread label: (user, system) CPU seconds} of the server's threads and its children's
+    (label: ``main``, the thread's name, or ``child``); threads of one name are summed."""
+    out: dict[str, tuple[float, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def add(proc: int, prefix: str) -> None:
+        for task in Path(f"/proc/{proc}/task").glob("*"):
+            try:
+                comm, rest = task.joinpath("stat").read_text().split("(", 1)[1].rsplit(")", 1)
+                kids = task.joinpath("children").read_text().split()
+            except OSError:
+                continue
+            fields = rest.split()
+            label = prefix + ("main" if int(task.name) == proc else comm)
+            user, system = out.get(label, (0.0, 0.0))
+            out[label] = (user + int(fields[11]) / tick, system + int(fields[12]) / tick)
+            for kid in kids:
+                add(int(kid), "child:")
+
+    add(pid, "")
+    return out
+
+
 def box_cpu() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far (/proc/stat)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -173,6 +197,7 @@ def run_setting(data: Path, tmp: Path, setting: tuple, args) -> dict:  # type: i
         assert srv.proc is not None
         cpu0 = cpu_seconds(srv.proc.pid)
         child0 = child_cpu_seconds(srv.proc.pid)
+        threads0 = thread_cpu(srv.proc.pid)
         box0 = box_cpu()
         load.start()
         assert load.proc is not None
@@ -183,7 +208,13 @@ def run_setting(data: Path, tmp: Path, setting: tuple, args) -> dict:  # type: i
         time.sleep(0.5)  # let the logging worker catch up before reading its counters
         cpu1 = cpu_seconds(srv.proc.pid)
         child1 = child_cpu_seconds(srv.proc.pid)
+        threads1 = thread_cpu(srv.proc.pid)
         served = res["requests"] + WARMUP
+        res["threads_us_per_req"] = {
+            label: [round(1e6 * (u - threads0.get(label, (0, 0))[0]) / served),
+                    round(1e6 * (k - threads0.get(label, (0, 0))[1]) / served)]
+            for label, (u, k) in threads1.items()
+        }  # fmt: skip
         res["cpu_ms_per_req"] = 1000 * (cpu1 - cpu0) / served
         res["encoder_cpu_ms_per_req"] = 1000 * (child1 - child0) / served
         res["load_cpu_ms_per_req"] = 1000 * res["load_cpu_s"] / max(1, res["requests"])
@@ -239,6 +270,12 @@ def main() -> int:
                     f" (encoder process {res['encoder_cpu_ms_per_req']:.3f})"
                     f" (load {res['load_cpu_ms_per_req']:.3f}, box busy {res['box_busy']:.0%})"
                     f"  errors {res['errors']}",
+                    flush=True,
+                )
+                busy = sorted(res["threads_us_per_req"].items(), key=lambda kv: -sum(kv[1]))
+                print(
+                    "    threads (user+sys us/req): "
+                    + ", ".join(f"{k} {u}+{s}" for k, (u, s) in busy if u + s >= 10),
                     flush=True,
                 )
     base = statistics.median(r["rps"] for r in results["off"])

@@ -10,18 +10,29 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import multiprocessing
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from .procworker import apply_deltas, child_main, enlarge_pipe, pack_frame, pack_request, write_frames
+from .procworker import (
+    apply_deltas,
+    child_main,
+    enlarge_pipe,
+    frame_size,
+    pack_frame,
+    pack_request,
+    write_frames,
+)
 from .records import Extracted
 from .schema import LogSchema
 from .settings import LoggingSettings
 
 log = logging.getLogger("inferflow.logging")
 MAX_BACKOFF_S = 5.0
+RING_BYTES = 8 << 20  # shared-memory ring the request frames are copied into (~80 S1 requests)
 
 
 class EncoderProcess:
@@ -42,6 +53,35 @@ class EncoderProcess:
         self._started_at = 0.0
         self._backoff = 0.25
         self._stopping = False  # set by ``kill``: a dead child is then not restarted
+        self._ring_fd = -1
+        self._ring: memoryview | None = None  # the shared-memory ring (None: frames go through the pipe)
+        self._head = 0  # ring position (bytes ever reserved) where the next frame goes
+        self._tail = 0  # ring position up to which the child has finished every frame
+        self.ring_frames = 0  # request frames sent through the ring ...
+        self.pipe_frames = 0  # ... and through the pipe itself
+
+    def _open_ring(self) -> tuple[int, int, int] | None:
+        """The ring for the child to map: ``(pid, memfd, size)``; None where memfd is unavailable."""
+        if self._ring is None:
+            try:
+                fd = os.memfd_create("inferflow-logging-ring")
+                os.ftruncate(fd, RING_BYTES)
+                self._ring = memoryview(mmap.mmap(fd, RING_BYTES))
+                self._ring_fd = fd
+            except (AttributeError, OSError) as exc:
+                log.info("inference logging: no shared-memory ring (%s), frames go through the pipe", exc)
+                return None
+        self._head = self._tail = 0
+        return os.getpid(), self._ring_fd, RING_BYTES
+
+    def _close_ring(self) -> None:
+        if self._ring is not None:
+            ring, self._ring = self._ring, None
+            with contextlib.suppress(BufferError, ValueError):
+                ring.obj.close()  # type: ignore[union-attr]
+            ring.release()
+            os.close(self._ring_fd)
+            self._ring_fd = -1
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -50,7 +90,7 @@ class EncoderProcess:
         stats_r, stats_w = ctx.Pipe(duplex=False)
         proc = ctx.Process(
             target=child_main,
-            args=(self.settings, self.formats, self.sink, data_r, stats_w),
+            args=(self.settings, self.formats, self.sink, data_r, stats_w, self._open_ring()),
             name="inferflow-logging-encoder",
             daemon=True,
         )
@@ -135,7 +175,14 @@ class EncoderProcess:
                 parts += pack_frame(("schema", sid, schema))
             else:
                 sid = got[1]
-            parts += pack_request(sid, extracted)
+            frame = pack_request(sid, extracted)
+            placed = self._place(frame, parts)
+            if placed is None:
+                self.pipe_frames += 1
+                parts += frame
+            else:
+                self.ring_frames += 1
+                parts += placed
         try:
             write_frames(self._data.fileno(), parts)
         except OSError:  # the child died mid-batch: these were never finished
@@ -144,6 +191,38 @@ class EncoderProcess:
             return
         self.sent += len(items)
         self.pump()
+
+    def _place(self, frame: list[Any], pending: list[Any]) -> list[Any] | None:
+        """Copy ``frame`` into the ring; its ``ring`` descriptor frame, or None to send it inline.
+
+        Waits (this thread only; the bounded queue in front drops when it is full) while the ring
+        has no room, after sending ``pending`` so the child can free some.
+        """
+        ring = self._ring
+        size = frame_size(frame)
+        if ring is None or size > RING_BYTES // 4:
+            return None
+        offset = self._head % RING_BYTES
+        skip = RING_BYTES - offset if offset + size > RING_BYTES else 0  # a frame never wraps
+        end = self._head + skip + size
+        if end - self._tail > RING_BYTES:
+            self.pump()
+            if end - self._tail > RING_BYTES:
+                write_frames(self._data.fileno(), pending)
+                pending.clear()
+                while end - self._tail > RING_BYTES:
+                    if not self.alive():
+                        return None  # the write below fails and the batch is counted as lost
+                    if self._stats.poll(0.05):
+                        self.pump()
+        offset = (self._head + skip) % RING_BYTES
+        pos = offset
+        for part in frame:
+            n = len(part) if not isinstance(part, memoryview) else part.nbytes
+            ring[pos : pos + n] = part
+            pos += n
+        self._head = end
+        return pack_frame(("ring", end, offset))
 
     def pump(self) -> bool:
         """Apply the counter deltas the child sent; True when its final report arrived."""
@@ -156,6 +235,9 @@ class EncoderProcess:
         return final
 
     def _apply(self, msg: tuple) -> bool:
+        if msg[0] == "freed":
+            self._tail = msg[1]
+            return False
         _, done, deltas, final, pending = msg
         self.done = done
         apply_deltas(self.metrics, deltas)
@@ -183,6 +265,7 @@ class EncoderProcess:
         if lost:
             self.metrics.count("logging.dropped", lost, reason="shutdown")
         self._close()
+        self._close_ring()
 
     def kill(self) -> None:
         """Stop the child now (``stop`` overran the grace period)."""

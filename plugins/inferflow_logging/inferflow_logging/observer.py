@@ -52,6 +52,14 @@ METRIC_HELP = {
 }
 
 
+def _name_native_thread(name: bytes) -> None:
+    """Name the calling thread for the OS (``top -H``, ``/proc/<pid>/task/*/comm``; Linux, best effort)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name[:15], 0, 0, 0)  # PR_SET_NAME
+
+
 class InferenceLogger:
     """Registered through ``register_request_observers``. See the module docstring."""
 
@@ -240,6 +248,7 @@ class InferenceLogger:
 
     # -- worker thread ----------------------------------------------------------------------------
     def _run(self) -> None:
+        _name_native_thread(b"inferflow-log")
         while True:
             try:
                 item = self.queue.get(timeout=0.1)
@@ -285,6 +294,7 @@ class InferenceLogger:
 
     def _run_process(self) -> None:
         """Process mode: extract on this thread, encode and write in the encoder process."""
+        _name_native_thread(b"inferflow-logfeed")
         encoder = self.encoder
         assert encoder is not None
         encoder.ensure()

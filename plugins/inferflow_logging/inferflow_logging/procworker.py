@@ -1,10 +1,16 @@
 """The encoder process: formats, envelopes and the sink run in a child process, off the server's GIL.
 
 The server's logging thread only extracts each request's column blocks (:func:`.records.extract_request`,
-mostly views of the matrix) and writes them to a pipe with one ``writev`` per batch (the GIL is released
-while the kernel copies). Frames are pickle protocol 5 with the numpy / Arrow buffers out of band::
+mostly views of the matrix) and copies each request's frame into a ring of shared memory (a ``memfd``
+both processes map: one memcpy per buffer, no pickle of the data, no kernel copy); the pipe carries a
+small ``ring`` descriptor per request (one ``writev`` per batch). Frames are pickle protocol 5 with the
+numpy / Arrow buffers out of band::
 
     u64 payload length | u32 buffer count | u64 length of the pickle and of each buffer | pickle | buffers
+
+The child reads a frame in place in the ring and reports how far it has finished (``freed``) after each
+batch it wrote, which is when the parent may overwrite that part of the ring. Frames too large for the
+ring, schema frames and the stop frame travel through the pipe itself.
 
 The child (started with the ``spawn`` context: it never forks a process running gRPC) rebuilds the
 tables zero-copy over the frame, encodes with the same code as the thread encoder (identical bytes),
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
 import pickle
 import select
@@ -99,8 +106,22 @@ def read_frame(fd: int) -> Any:
     body = _read_exact(fd, total)
     if body is None:
         return None
-    lengths = struct.unpack_from(f"<{nbufs + 1}Q", body)
-    view = memoryview(body)
+    return unpack_body(memoryview(body), nbufs)
+
+
+def frame_size(parts: list[Any]) -> int:
+    return sum(len(p) if not isinstance(p, memoryview) else p.nbytes for p in parts)
+
+
+def read_ring_frame(ring: memoryview, offset: int) -> Any:
+    """The message of the frame at ``offset`` of the ring, its buffers views of the ring (no copy)."""
+    total, nbufs = _HEAD.unpack_from(ring, offset)
+    start = offset + _HEAD.size
+    return unpack_body(ring[start : start + total], nbufs)
+
+
+def unpack_body(view: memoryview, nbufs: int) -> Any:
+    lengths = struct.unpack_from(f"<{nbufs + 1}Q", view)
     pos = 8 * (nbufs + 1)
     pieces = []
     for length in lengths:
@@ -136,8 +157,27 @@ def apply_deltas(metrics: Any, deltas: list[tuple[str, dict[str, str], float]]) 
 
 
 # ------------------------------------------------------------------------------------------ child
+def open_ring(ring: tuple[int, int, int] | None) -> memoryview | None:
+    """The parent's ring (``(parent pid, memfd, size)``) mapped read-only, or None."""
+    if ring is None:
+        return None
+    pid, fd, size = ring
+    own = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY)
+    try:
+        return memoryview(mmap.mmap(own, size, prot=mmap.PROT_READ))
+    finally:
+        os.close(own)
+
+
 class _Child:
-    def __init__(self, settings: LoggingSettings, formats: Mapping[str, Any], sink: Any, stats: Any) -> None:
+    def __init__(
+        self,
+        settings: LoggingSettings,
+        formats: Mapping[str, Any],
+        sink: Any,
+        stats: Any,
+        ring: memoryview | None = None,
+    ) -> None:
         self.settings = settings
         self.formats = formats
         self.metrics: Any = DeltaMetrics()  # duck-types the Metrics calls formats and sinks make
@@ -146,6 +186,8 @@ class _Child:
         self.schemas: dict[int, Any] = {}
         self.done = 0
         self.last_stats = 0.0
+        self.ring = ring
+        self.freed = 0  # ring position up to which every frame is finished
 
     def send_stats(self, final: bool = False, pending: int = 0) -> None:
         deltas = self.metrics.drain()
@@ -187,6 +229,7 @@ class _Child:
                 continue
             messages: list[LogMessage] = []
             finished = 0
+            freed = self.freed
             while ready and finished < 64:  # encode what is there, then one sink write
                 msg = read_frame(fd)
                 if msg is None or msg[0] == "stop":
@@ -194,14 +237,23 @@ class _Child:
                     self.done += finished
                     self.finish(msg[1] if msg is not None else 0.0)
                     return
+                if msg[0] == "ring":
+                    _, position, offset = msg
+                    assert self.ring is not None
+                    msg = read_ring_frame(self.ring, offset)
+                    freed = position
                 if msg[0] == "schema":
                     self.schemas[msg[1]] = msg[2]
                 else:
                     messages += self.encode(msg)
                     finished += 1
                 ready, _, _ = select.select([fd], [], [], 0)
+            msg = None  # no view of the ring is kept past this batch
             self.write(messages)
             self.done += finished
+            if freed != self.freed:
+                self.freed = freed
+                self.stats.send(("freed", freed))
             if time.monotonic() - self.last_stats >= STATS_EVERY_S:
                 self.send_stats()
 
@@ -216,10 +268,15 @@ class _Child:
 
 
 def child_main(
-    settings: LoggingSettings, formats: Mapping[str, Any], sink: Any, data: Any, stats: Any
+    settings: LoggingSettings,
+    formats: Mapping[str, Any],
+    sink: Any,
+    data: Any,
+    stats: Any,
+    ring: tuple[int, int, int] | None = None,
 ) -> None:
     """Entry point of the encoder process (``spawn`` context)."""
     logging.basicConfig(level=logging.WARNING)
-    child = _Child(settings, formats, sink, stats)
+    child = _Child(settings, formats, sink, stats, open_ring(ring))
     with contextlib.suppress(BrokenPipeError, EOFError, KeyboardInterrupt):
         child.run(data.fileno())

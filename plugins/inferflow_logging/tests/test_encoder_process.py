@@ -8,7 +8,10 @@ import time
 from pathlib import Path
 
 from iflog_support import Served, all_types_model
-from inferflow_logging import InferenceLogger, LoggingSettings
+from inferflow_logging import InferenceLogger, LoggingSettings, encoder_process
+from inferflow_logging.procworker import frame_size, pack_request
+from inferflow_logging.records import extract_request
+from inferflow_logging.schema import derive_schema
 from inferflow_logging.sinks import read_delimited
 
 from inferflow_core.api import Metrics
@@ -62,6 +65,32 @@ async def test_process_encoder_writes_the_bytes_the_thread_encoder_writes(tmp_pa
         assert metrics.value("logging.entities", model_id="m1") > 6 * 9
         assert metrics.value("logging.dropped") == 0
     assert len(out["process"]) > len(reqs) * 3  # chunks of 4, plus the slate logs
+    assert out["process"] == out["thread"]
+
+
+async def test_process_encoder_ring_wraps_and_waits_for_room(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A ring holding a few frames: frames wrap around it and wait for the child to free room, a frame
+    over a quarter of it goes through the pipe; every log is written, in order, as the thread writes it."""
+    served = Served(all_types_model(batch=4))
+    small = [await served.request(9, fmt="proto", tracking_id=f"s-{k}") for k in range(40)]
+    big = await served.request(300, fmt="parquet", tracking_id="big")
+    reqs = [*small[:20], big, *small[20:]]
+    frame = frame_size(
+        pack_request(1, extract_request(small[0], derive_schema(served.model), "proto", Metrics()))
+    )
+    monkeypatch.setattr(encoder_process, "RING_BYTES", frame * 5)
+    out: dict[str, list[bytes]] = {}
+    for encoder in ("thread", "process"):
+        logger, metrics = logger_for(tmp_path / encoder, encoder, linger_ms=0)
+        await logger.start()
+        for req in reqs:
+            logger.observe(req)
+        await logger.stop(20)
+        out[encoder] = records(tmp_path / encoder)
+        assert metrics.value("logging.dropped") == 0
+    assert logger.encoder is not None
+    assert logger.encoder.ring_frames == 40
+    assert logger.encoder.pipe_frames == 1
     assert out["process"] == out["thread"]
 
 
