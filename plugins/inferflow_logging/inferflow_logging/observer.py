@@ -29,7 +29,15 @@ from .api import LogMessage, SinkWriter
 from .encoder_process import EncoderProcess
 from .formats import FORMATS
 from .hookspecs import FORMATS_HOOK, SINKS_HOOK
-from .records import Encoded, Extracted, encode_counted, encode_request, extract_request
+from .records import (
+    WRITE_BYTES,
+    Encoded,
+    Extracted,
+    encode_counted,
+    encode_request,
+    extract_request,
+    message_bytes,
+)
 from .registration import format_name, unknown_format, unknown_sink
 from .sampling import should_log
 from .schema import LogSchema, SchemaCache, check_model_config
@@ -266,9 +274,15 @@ class InferenceLogger:
                 batch.append(item)
             self.metrics.gauge("logging.queue_depth", self.queue.qsize())
             messages: list[LogMessage] = []
+            size = 0
             for served in batch:
                 if served is not _STOP:
-                    messages += self.encode(served)
+                    got = self.encode(served)
+                    messages += got
+                    size += message_bytes(got)
+                    if size >= WRITE_BYTES:  # written while the values are in the CPU cache
+                        self.write(messages)
+                        messages, size = [], 0
             self.write(messages)
             if batch[-1] is _STOP:
                 self._idle()

@@ -33,10 +33,12 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from .api import LogMessage
-from .records import Extracted, encode_counted, encode_extracted
+from .records import WRITE_BYTES, Extracted, encode_counted, encode_extracted, message_bytes
 from .settings import LoggingSettings
-from .table import LogTable
+from .table import CellGroup, LogColumn, LogTable, Part
 
 log = logging.getLogger("inferflow.logging")
 _HEAD = struct.Struct("<QI")
@@ -63,9 +65,34 @@ def pack_frame(message: Any) -> list[Any]:
 
 
 def pack_request(schema_id: int, extracted: Extracted) -> list[Any]:
-    """A request frame: the tables travel as (entities, parts, bad) without their schema entries."""
-    tables = [(event, t.entities, t.parts, bad) for event, t, bad in extracted.tables]
+    """A request frame: the tables travel as (entities, parts, bad) without their schema entries, each
+    part a plain tuple (:func:`part_state`), a validity mask or bad-row mask only when some cell or row
+    is missing or bad (the usual request sends none: they are strided views pickle would copy)."""
+    tables = [
+        (event, t.entities, [part_state(p) for p in t.parts], bad if bad.any() else None)
+        for event, t, bad in extracted.tables
+    ]
     return pack_frame(("req", schema_id, extracted.fmt_name, extracted.batch, extracted.common, tables))
+
+
+def part_state(part: Part) -> tuple:
+    """A table part as a tuple of plain values (:func:`part_from_state` rebuilds it)."""
+    valid = None if part.all_valid else part.valid
+    if isinstance(part, CellGroup):
+        return ("g", part.start, part.stop, part.block, valid)
+    return ("c", part.block, part.cells, valid, part.rows)
+
+
+def part_from_state(state: tuple) -> Part:
+    if state[0] == "g":
+        _, start, stop, block, valid = state
+        if valid is None:
+            return CellGroup(start, stop, block, np.ones((block.shape[0], stop - start), bool), True)
+        return CellGroup(start, stop, block, valid)
+    _, block, cells, valid, rows = state
+    if valid is None:
+        return LogColumn(np.ones(rows, bool), block, cells, True)
+    return LogColumn(valid, block, cells)
 
 
 def write_frames(fd: int, parts: list[Any]) -> None:
@@ -201,7 +228,8 @@ class _Child:
         rebuilt = []
         for event, entities, parts, bad in tables:
             entries = schema.slate_entries if event.endswith("slate_logs") else schema.entries
-            rebuilt.append((event, LogTable(entries, entities, parts), bad))
+            table = LogTable(entries, entities, [part_from_state(p) for p in parts])
+            rebuilt.append((event, table, np.zeros(len(entities), bool) if bad is None else bad))
         model_id = common["model_id"]
         extracted = Extracted(fmt_name, batch, common, rebuilt)
         return encode_counted(
@@ -230,7 +258,8 @@ class _Child:
             messages: list[LogMessage] = []
             finished = 0
             freed = self.freed
-            while ready and finished < 64:  # encode what is there, then one sink write
+            size = 0
+            while ready and finished < 64 and size < WRITE_BYTES:  # encode what is there, one sink write
                 msg = read_frame(fd)
                 if msg is None or msg[0] == "stop":
                     self.write(messages)
@@ -245,7 +274,9 @@ class _Child:
                 if msg[0] == "schema":
                     self.schemas[msg[1]] = msg[2]
                 else:
-                    messages += self.encode(msg)
+                    got = self.encode(msg)
+                    size += message_bytes(got)
+                    messages += got
                     finished += 1
                 ready, _, _ = select.select([fd], [], [], 0)
             msg = None  # no view of the ring is kept past this batch
@@ -267,6 +298,18 @@ class _Child:
         self.send_stats(final=True, pending=pending)
 
 
+def keep_heap() -> None:
+    """glibc: keep freed memory in the heap (no trim, no mmap per large buffer). The encoder allocates
+    and frees buffers of a few hundred KB per request; returned to the kernel each time, every one came
+    back as fresh zeroed pages (a page fault per 4 KB). Best effort, this process only."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+
+
 def child_main(
     settings: LoggingSettings,
     formats: Mapping[str, Any],
@@ -277,6 +320,7 @@ def child_main(
 ) -> None:
     """Entry point of the encoder process (``spawn`` context)."""
     logging.basicConfig(level=logging.WARNING)
+    keep_heap()
     child = _Child(settings, formats, sink, stats, open_ring(ring))
     with contextlib.suppress(BrokenPipeError, EOFError, KeyboardInterrupt):
         child.run(data.fileno())
