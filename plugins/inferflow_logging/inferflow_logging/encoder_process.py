@@ -13,6 +13,7 @@ import logging
 import mmap
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -54,9 +55,13 @@ class EncoderProcess:
         self._backoff = 0.25
         self._stopping = False  # set by ``kill``: a dead child is then not restarted
         self._ring_fd = -1
+        self._map: mmap.mmap | None = None
         self._ring: memoryview | None = None  # the shared-memory ring (None: frames go through the pipe)
+        self._ring_size = 0
         self._head = 0  # ring position (bytes ever reserved) where the next frame goes
         self._tail = 0  # ring position up to which the child has finished every frame
+        # held by the logging thread while it uses the child; the event loop only tries it (``offer``)
+        self._lock = threading.RLock()
         self.ring_frames = 0  # request frames sent through the ring ...
         self.pipe_frames = 0  # ... and through the pipe itself
 
@@ -66,22 +71,20 @@ class EncoderProcess:
             try:
                 fd = os.memfd_create("inferflow-logging-ring")
                 os.ftruncate(fd, RING_BYTES)
-                self._ring = memoryview(mmap.mmap(fd, RING_BYTES))
-                self._ring_fd = fd
+                self._map = mmap.mmap(fd, RING_BYTES)
             except (AttributeError, OSError) as exc:
                 log.info("inference logging: no shared-memory ring (%s), frames go through the pipe", exc)
                 return None
+            self._ring, self._ring_fd, self._ring_size = memoryview(self._map), fd, RING_BYTES
         self._head = self._tail = 0
-        return os.getpid(), self._ring_fd, RING_BYTES
+        return os.getpid(), self._ring_fd, self._ring_size
 
     def _close_ring(self) -> None:
-        if self._ring is not None:
-            ring, self._ring = self._ring, None
-            with contextlib.suppress(BufferError, ValueError):
-                ring.obj.close()  # type: ignore[union-attr]
-            ring.release()
+        if self._ring is not None and self._map is not None:
+            self._ring.release()
+            self._map.close()
             os.close(self._ring_fd)
-            self._ring_fd = -1
+            self._ring, self._map, self._ring_fd = None, None, -1
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -98,6 +101,7 @@ class EncoderProcess:
         data_r.close()
         stats_w.close()
         enlarge_pipe(data_w.fileno())
+        os.set_blocking(data_w.fileno(), False)  # ``offer`` on the event loop must never wait
         enlarge_pipe(stats_r.fileno())  # room for the child's reports while this thread is in a writev
         self.proc, self._data, self._stats = proc, data_w, stats_r
         self._schemas.clear()
@@ -110,25 +114,26 @@ class EncoderProcess:
 
     def ensure(self) -> bool:
         """Restart a dead child (counted); False while pausing after a child that died at once."""
-        if self.alive():
-            return True
-        if self._stopping:
+        with self._lock:
+            if self.alive():
+                return True
+            if self._stopping:
+                if self.proc is not None:
+                    self._crashed()
+                return False
             if self.proc is not None:
                 self._crashed()
-            return False
-        if self.proc is not None:
-            self._crashed()
-            quick = time.monotonic() - self._started_at < 2.0
-            self._backoff = min(MAX_BACKOFF_S, self._backoff * 2) if quick else 0.25
-            if quick:
-                time.sleep(self._backoff)
-        try:
-            self.start()
-        except Exception:
-            log.exception("inference logging: cannot start the encoder process")
-            self.proc = None
-            return False
-        return True
+                quick = time.monotonic() - self._started_at < 2.0
+                self._backoff = min(MAX_BACKOFF_S, self._backoff * 2) if quick else 0.25
+                if quick:
+                    time.sleep(self._backoff)
+            try:
+                self.start()
+            except Exception:
+                log.exception("inference logging: cannot start the encoder process")
+                self.proc = None
+                return False
+            return True
 
     def _crashed(self) -> None:
         self.pump()
@@ -158,23 +163,61 @@ class EncoderProcess:
         self.proc = None
 
     # -- work -------------------------------------------------------------------------------------
+    def offer(self, schema: LogSchema, extracted: Extracted) -> bool:
+        """From the event loop: copy one request's frame into the ring and send its descriptor, without
+        ever waiting. False when that cannot be done now (the logging thread holds the encoder, the child
+        is not up, the ring has no room, the frame is too large): the caller then queues the request for
+        the logging thread, which sends it with :meth:`send`."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._ring is None or self._data is None or self._stopping:
+                return False
+            head, known = self._head, dict(self._schemas)
+            sid, schema_frame = self._schema_id(schema)
+            descriptors: list[Any] = []
+            for frame in (schema_frame, pack_request(sid, extracted)):
+                placed = self._place(frame, None) if frame else []
+                if placed is None:  # undo: the child must see every frame it is told of
+                    self._head, self._schemas = head, known
+                    return False
+                descriptors += placed
+            try:  # one write of a few dozen bytes (< PIPE_BUF: all or nothing)
+                os.write(self._data.fileno(), b"".join(descriptors))
+            except OSError:  # full (the child is stuck) or broken (it died): the thread sees to it
+                self._head, self._schemas = head, known
+                return False
+            self.sent += 1
+            self.ring_frames += 1
+            return True
+        finally:
+            self._lock.release()
+
+    def _schema_id(self, schema: LogSchema) -> tuple[int, list[Any]]:
+        """The id the child knows ``schema`` by, and the frame that tells it (empty when it knows)."""
+        got = self._schemas.get(id(schema))
+        if got is not None and got[0] is schema:
+            return got[1], []
+        sid = len(self._schemas) + 1
+        self._schemas[id(schema)] = (schema, sid)
+        return sid, pack_frame(("schema", sid, schema))
+
     def send(self, items: list[tuple[LogSchema, Extracted]]) -> None:
         """Send one batch with one ``writev`` (what cannot be sent is counted as dropped)."""
         if not items:
             return
+        with self._lock:
+            self._send(items)
+
+    def _send(self, items: list[tuple[LogSchema, Extracted]]) -> None:
         if not self.ensure():
             reason = "shutdown" if self._stopping else "worker_down"
             self.metrics.count("logging.dropped", len(items), reason=reason)
             return
         parts: list[Any] = []
         for schema, extracted in items:
-            got = self._schemas.get(id(schema))
-            if got is None or got[0] is not schema:
-                sid = len(self._schemas) + 1
-                self._schemas[id(schema)] = (schema, sid)
-                parts += pack_frame(("schema", sid, schema))
-            else:
-                sid = got[1]
+            sid, schema_frame = self._schema_id(schema)
+            parts += schema_frame
             frame = pack_request(sid, extracted)
             placed = self._place(frame, parts)
             if placed is None:
@@ -192,30 +235,34 @@ class EncoderProcess:
         self.sent += len(items)
         self.pump()
 
-    def _place(self, frame: list[Any], pending: list[Any]) -> list[Any] | None:
+    def _place(self, frame: list[Any], pending: list[Any] | None) -> list[Any] | None:
         """Copy ``frame`` into the ring; its ``ring`` descriptor frame, or None to send it inline.
 
-        Waits (this thread only; the bounded queue in front drops when it is full) while the ring
-        has no room, after sending ``pending`` so the child can free some.
+        Without room in the ring: None at once when ``pending`` is None (the event loop's
+        :meth:`offer`), else (the logging thread; the bounded queue in front drops when it is full)
+        waits for the child to free some, after sending it ``pending``.
         """
-        ring = self._ring
+        ring, ring_size = self._ring, self._ring_size
         size = frame_size(frame)
-        if ring is None or size > RING_BYTES // 4:
+        if ring is None or size > ring_size // 4:
             return None
-        offset = self._head % RING_BYTES
-        skip = RING_BYTES - offset if offset + size > RING_BYTES else 0  # a frame never wraps
+        offset = self._head % ring_size
+        skip = ring_size - offset if offset + size > ring_size else 0  # a frame never wraps
         end = self._head + skip + size
-        if end - self._tail > RING_BYTES:
+        if end - self._tail > ring_size:
             self.pump()
-            if end - self._tail > RING_BYTES:
+            if end - self._tail > ring_size and pending is None:
+                return None
+            if end - self._tail > ring_size:
+                assert pending is not None
                 write_frames(self._data.fileno(), pending)
                 pending.clear()
-                while end - self._tail > RING_BYTES:
+                while end - self._tail > ring_size:
                     if not self.alive():
                         return None  # the write below fails and the batch is counted as lost
                     if self._stats.poll(0.05):
                         self.pump()
-        offset = (self._head + skip) % RING_BYTES
+        offset = (self._head + skip) % ring_size
         pos = offset
         for part in frame:
             n = len(part) if not isinstance(part, memoryview) else part.nbytes
@@ -226,13 +273,14 @@ class EncoderProcess:
 
     def pump(self) -> bool:
         """Apply the counter deltas the child sent; True when its final report arrived."""
-        final = False
-        try:
-            while self._stats is not None and self._stats.poll(0):
-                final |= self._apply(self._stats.recv())
-        except (EOFError, OSError):
-            pass
-        return final
+        with self._lock:
+            final = False
+            try:
+                while self._stats is not None and self._stats.poll(0):
+                    final |= self._apply(self._stats.recv())
+            except (EOFError, OSError):
+                pass
+            return final
 
     def _apply(self, msg: tuple) -> bool:
         if msg[0] == "freed":
@@ -247,25 +295,26 @@ class EncoderProcess:
 
     def stop(self, deadline: float) -> None:
         """Let the child finish what it was sent and flush its sink by ``deadline``; count the rest."""
-        if self.proc is None:
-            return
-        final = False
-        try:
-            remaining = max(0.0, deadline - time.monotonic())
-            write_frames(self._data.fileno(), pack_frame(("stop", max(0.0, remaining - 0.05))))
-            while (
-                not final
-                and time.monotonic() < deadline
-                and self._stats.poll(max(0.0, deadline - time.monotonic()))
-            ):
-                final = self._apply(self._stats.recv())
-        except (EOFError, OSError):
-            pass
-        lost = max(0, self.sent - self.done)
-        if lost:
-            self.metrics.count("logging.dropped", lost, reason="shutdown")
-        self._close()
-        self._close_ring()
+        with self._lock:
+            if self.proc is None:
+                return
+            final = False
+            try:
+                remaining = max(0.0, deadline - time.monotonic())
+                write_frames(self._data.fileno(), pack_frame(("stop", max(0.0, remaining - 0.05))))
+                while (
+                    not final
+                    and time.monotonic() < deadline
+                    and self._stats.poll(max(0.0, deadline - time.monotonic()))
+                ):
+                    final = self._apply(self._stats.recv())
+            except (EOFError, OSError):
+                pass
+            lost = max(0, self.sent - self.done)
+            if lost:
+                self.metrics.count("logging.dropped", lost, reason="shutdown")
+            self._close()
+            self._close_ring()
 
     def kill(self) -> None:
         """Stop the child now (``stop`` overran the grace period)."""

@@ -91,6 +91,8 @@ class InferenceLogger:
         self.encoder: EncoderProcess | None = None  # process mode only
         self._deadline = 0.0  # set by ``stop``: when the process worker must be done
         self._lock = threading.Lock()
+        self._queued = 0  # process mode: lists of extracted requests the event loop queued ...
+        self._handled = 0  # ... and of those, how many the logging thread has sent (one writer each)
         self._warned: set[tuple[str, str]] = set()
 
     def bind(
@@ -126,11 +128,28 @@ class InferenceLogger:
                 return
             if self._thread is None:
                 self._start_worker()
+            if self.encoder is not None:
+                self._offer(served)
+                return
             self.queue.put_nowait(served)
         except queue.Full:
             self.metrics.count("logging.dropped", reason="queue_full")
         except Exception:  # an observer must never break serving
             log.exception("inference logging: observe failed")
+
+    def _offer(self, served: ServedRequest) -> None:
+        """Process mode, on the event loop: extract the request's column blocks (views) and copy them
+        into the encoder's ring, a few dozen microseconds and no hand-off to a thread; what the ring
+        cannot take now goes to the logging thread through the bounded queue (``queue.Full`` when it
+        is full, counted by ``observe``)."""
+        assert self.encoder is not None
+        items = self.extract(served)
+        if self._queued == self._handled:  # never ahead of requests the thread has still to send
+            while items and self.encoder.offer(*items[0]):
+                items.pop(0)
+        if items:
+            self.queue.put_nowait(items)
+            self._queued += 1
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self, host: ObserverHost | None = None) -> None:
@@ -319,8 +338,14 @@ class InferenceLogger:
                 encoder.pump()
                 encoder.ensure()
                 continue
-            items = [got for served in batch if served is not _STOP for got in self.extract(served)]
+            items = [
+                got
+                for served in batch
+                if served is not _STOP
+                for got in (served if isinstance(served, list) else self.extract(served))
+            ]  # extracted on the event loop (what the ring could not take), or requests
             encoder.send(items)
+            self._handled += sum(isinstance(served, list) for served in batch)
             if batch[-1] is _STOP:
                 encoder.stop(self._deadline)
                 self.metrics.gauge("logging.queue_depth", self.queue.qsize())

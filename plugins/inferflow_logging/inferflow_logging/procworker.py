@@ -96,12 +96,16 @@ def part_from_state(state: tuple) -> Part:
 
 
 def write_frames(fd: int, parts: list[Any]) -> None:
-    """``writev`` every part in order (blocking pipe; the GIL is released while the kernel copies)."""
+    """``writev`` every part in order, waiting while the pipe is full (the GIL is released meanwhile)."""
     iov_max = 1024
     start = 0
     while start < len(parts):
         group = parts[start : start + iov_max]
-        written = os.writev(fd, group)
+        try:
+            written = os.writev(fd, group)
+        except BlockingIOError:  # a non-blocking pipe that is full: wait until the reader took some
+            select.select([], [fd], [], 0.1)
+            continue
         for part in group:
             size = len(part) if not isinstance(part, memoryview) else part.nbytes
             if written >= size:
