@@ -58,6 +58,7 @@ class EncoderProcess:
         self._map: mmap.mmap | None = None
         self._ring: memoryview | None = None  # the shared-memory ring (None: frames go through the pipe)
         self._ring_size = 0
+        self._pending = bytearray()  # ``ring`` descriptors offered, to be written in ring order
         self._head = 0  # ring position (bytes ever reserved) where the next frame goes
         self._tail = 0  # ring position up to which the child has finished every frame
         # held by the logging thread while it uses the child; the event loop only tries it (``offer``)
@@ -105,6 +106,7 @@ class EncoderProcess:
         enlarge_pipe(stats_r.fileno())  # room for the child's reports while this thread is in a writev
         self.proc, self._data, self._stats = proc, data_w, stats_r
         self._schemas.clear()
+        self._pending.clear()  # descriptors for the child that died (counted as lost with ``sent``)
         self.sent = self.done = 0
         self.starts += 1
         self._started_at = time.monotonic()
@@ -182,13 +184,34 @@ class EncoderProcess:
                     self._head, self._schemas = head, known
                     return False
                 descriptors += placed
-            try:  # one write of a few dozen bytes (< PIPE_BUF: all or nothing)
-                os.write(self._data.fileno(), b"".join(descriptors))
-            except OSError:  # full (the child is stuck) or broken (it died): the thread sees to it
-                self._head, self._schemas = head, known
-                return False
+            for descriptor in descriptors:
+                self._pending += descriptor
             self.sent += 1
             self.ring_frames += 1
+            return True
+        finally:
+            self._lock.release()
+
+    @property
+    def pending(self) -> int:
+        """Bytes of descriptors :meth:`offer` queued that are not written to the child yet."""
+        return len(self._pending)
+
+    def flush(self) -> bool:
+        """From the event loop: write the descriptors :meth:`offer` queued (one non-blocking write; what
+        the pipe does not take stays queued). False when the logging thread holds the encoder."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._pending and self._data is not None:
+                try:
+                    written = os.write(self._data.fileno(), self._pending)
+                except BlockingIOError:
+                    return True
+                except OSError:  # the child died: the thread counts what it had been sent
+                    self._pending.clear()
+                    return True
+                del self._pending[:written]
             return True
         finally:
             self._lock.release()
@@ -203,18 +226,25 @@ class EncoderProcess:
         return sid, pack_frame(("schema", sid, schema))
 
     def send(self, items: list[tuple[LogSchema, Extracted]]) -> None:
-        """Send one batch with one ``writev`` (what cannot be sent is counted as dropped)."""
-        if not items:
+        """Send one batch with one ``writev`` (what cannot be sent is counted as dropped), after the
+        ring descriptors :meth:`offer` queued (all an empty batch sends)."""
+        if not items and not self._pending:
             return
         with self._lock:
-            self._send(items)
+            if items:
+                self._send(items)
+            elif self._pending and self._data is not None:
+                with contextlib.suppress(OSError):  # a dead child: ``ensure`` counts what it lost
+                    write_frames(self._data.fileno(), [bytes(self._pending)])
+                self._pending.clear()
 
     def _send(self, items: list[tuple[LogSchema, Extracted]]) -> None:
         if not self.ensure():
             reason = "shutdown" if self._stopping else "worker_down"
             self.metrics.count("logging.dropped", len(items), reason=reason)
             return
-        parts: list[Any] = []
+        parts: list[Any] = [bytes(self._pending)] if self._pending else []  # ring order kept
+        self._pending.clear()
         for schema, extracted in items:
             sid, schema_frame = self._schema_id(schema)
             parts += schema_frame
@@ -301,7 +331,9 @@ class EncoderProcess:
             final = False
             try:
                 remaining = max(0.0, deadline - time.monotonic())
-                write_frames(self._data.fileno(), pack_frame(("stop", max(0.0, remaining - 0.05))))
+                stop = pack_frame(("stop", max(0.0, remaining - 0.05)))
+                write_frames(self._data.fileno(), [bytes(self._pending), *stop])
+                self._pending.clear()
                 while (
                     not final
                     and time.monotonic() < deadline

@@ -93,6 +93,7 @@ class InferenceLogger:
         self._lock = threading.Lock()
         self._queued = 0  # process mode: lists of extracted requests the event loop queued ...
         self._handled = 0  # ... and of those, how many the logging thread has sent (one writer each)
+        self._flush_due = False  # process mode: a flush of the ring descriptors is scheduled
         self._warned: set[tuple[str, str]] = set()
 
     def bind(
@@ -142,14 +143,38 @@ class InferenceLogger:
         into the encoder's ring, a few dozen microseconds and no hand-off to a thread; what the ring
         cannot take now goes to the logging thread through the bounded queue (``queue.Full`` when it
         is full, counted by ``observe``)."""
-        assert self.encoder is not None
+        encoder = self.encoder
+        assert encoder is not None
         items = self.extract(served)
         if self._queued == self._handled:  # never ahead of requests the thread has still to send
-            while items and self.encoder.offer(*items[0]):
+            while items and encoder.offer(*items[0]):
                 items.pop(0)
+        if encoder.pending and not self._flush_due:
+            self._schedule_flush()
         if items:
             self.queue.put_nowait(items)
             self._queued += 1
+
+    def _schedule_flush(self) -> None:
+        """Write the ring descriptors once per linger period, not per request: one pipe write (and one
+        wake-up of the child) per batch; at once when there is no running loop or no linger."""
+        delay = self.settings.linger_ms / 1000.0
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or not delay:
+            if self.encoder is not None:
+                self.encoder.flush()  # else the logging thread writes them within 0.1 s
+            return
+        self._flush_due = True
+        loop.call_later(delay, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        encoder = self.encoder
+        if encoder is not None and (not encoder.flush() or encoder.pending):
+            self._schedule_flush()  # the thread holds the encoder, or the pipe was full: later
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self, host: ObserverHost | None = None) -> None:
@@ -337,6 +362,7 @@ class InferenceLogger:
                 self.metrics.gauge("logging.queue_depth", self.queue.qsize())
                 encoder.pump()
                 encoder.ensure()
+                encoder.send([])  # ring descriptors the event loop has not written yet
                 continue
             items = [
                 got
