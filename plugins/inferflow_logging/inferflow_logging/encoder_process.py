@@ -1,9 +1,11 @@
 """The server side of the encoder process (:mod:`.procworker`): start, feed, read counters, restart, stop.
 
-Owned by the logger's thread (never the event loop): starting a child and writing to its pipe may
-block. A child that dies is restarted (``logging.worker_restarts``) with a growing pause when it dies
-right after starting; the requests it had been sent but not finished are counted as dropped
-(``reason=worker_crash``). Never raises into the logger.
+Owned by the logger's thread: starting a child and writing frames to its pipe may block. The event
+loop only calls :meth:`EncoderProcess.offer` and :meth:`EncoderProcess.flush`, which try the encoder's
+lock, copy into the shared-memory ring and write descriptors without ever waiting. A child that dies
+is restarted (``logging.worker_restarts``) with a growing pause when it dies right after starting; the
+requests it had been sent but not finished are counted as dropped (``reason=worker_crash``). Never
+raises into the logger.
 """
 
 from __future__ import annotations

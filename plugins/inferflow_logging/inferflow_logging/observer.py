@@ -2,13 +2,14 @@
 worker thread (and, with ``INFERFLOW_LOG_ENCODER=process``, a worker process), so a request never waits on
 encoding or on a sink.
 
-``observe`` only decides (sampling, tracking id, format) and ``put_nowait``s the finished request on a
-bounded queue; a full queue drops the request's log and counts it. The worker thread derives (and
-caches) the model's schema and then either (``INFERFLOW_LOG_ENCODER=thread``, the default) encodes, wraps
-and hands message values to the sink itself, or (``process``) only extracts the request's column
-blocks and pipes them to the encoder process (:mod:`.encoder_process`), which encodes and owns the
-sink, so encoding does not compete with the event loop for the server's GIL. ``stop`` drains the
-queue within the grace period; what is left is counted as dropped.
+``observe`` decides (sampling, tracking id, format). With ``INFERFLOW_LOG_ENCODER=thread`` (the default)
+it ``put_nowait``s the finished request on a bounded queue (a full queue drops the request's log and
+counts it); the worker thread derives (and caches) the model's schema, encodes, wraps and hands message
+values to the sink. With ``process`` it extracts the request's column blocks itself (views) and copies
+them into the encoder process's shared-memory ring (:mod:`.encoder_process`), which encodes and owns the
+sink, so encoding does not compete with the event loop for the server's GIL; what the ring cannot take
+at once goes to the worker thread through the same bounded queue. ``stop`` drains the queue within the
+grace period; what is left is counted as dropped.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class InferenceLogger:
         self._queued = 0  # process mode: lists of extracted requests the event loop queued ...
         self._handled = 0  # ... and of those, how many the logging thread has sent (one writer each)
         self._flush_due = False  # process mode: a flush of the ring descriptors is scheduled
+        self.offered = 0  # process mode: logs the event loop put in the encoder's ring itself
         self._warned: set[tuple[str, str]] = set()
 
     def bind(
@@ -149,6 +151,7 @@ class InferenceLogger:
         if self._queued == self._handled:  # never ahead of requests the thread has still to send
             while items and encoder.offer(*items[0]):
                 items.pop(0)
+                self.offered += 1
         if encoder.pending and not self._flush_due:
             self._schedule_flush()
         if items:

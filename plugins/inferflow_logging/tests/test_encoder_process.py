@@ -4,6 +4,7 @@ the parent's registry, a killed child restarted and counted, a stop that overrun
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from pathlib import Path
 
@@ -65,6 +66,33 @@ async def test_process_encoder_writes_the_bytes_the_thread_encoder_writes(tmp_pa
         assert metrics.value("logging.entities", model_id="m1") > 6 * 9
         assert metrics.value("logging.dropped") == 0
     assert len(out["process"]) > len(reqs) * 3  # chunks of 4, plus the slate logs
+    assert out["process"] == out["thread"]
+
+
+async def test_event_loop_feeds_the_ring_once_the_child_is_up(tmp_path: Path) -> None:
+    """With the child running, observe() puts each log in the ring itself (no hand-off to the thread)
+    and the descriptors reach the child within the linger period; the bytes are the thread encoder's."""
+    served = Served(all_types_model(batch=4))
+    reqs = [
+        await served.request(9, fmt=f, tracking_id=f"e-{k}") for k, f in enumerate(["proto", "parquet"] * 5)
+    ]
+    out: dict[str, list[bytes]] = {}
+    for encoder in ("thread", "process"):
+        logger, metrics = logger_for(tmp_path / encoder, encoder)
+        await logger.start()
+        if encoder == "process":
+            enc = logger.encoder
+            assert enc is not None
+            assert await wait_for(enc.alive)
+        for req in reqs:
+            logger.observe(req)
+        if encoder == "process":
+            assert logger.offered == len(reqs)
+            logged = functools.partial(metrics.value, "logging.logged", model_id="m1", sink="file")
+            assert await wait_for(lambda f=logged: f() >= 30)  # before stop: the scheduled flush sent them
+        await logger.stop(20)
+        out[encoder] = records(tmp_path / encoder)
+        assert metrics.value("logging.dropped") == 0
     assert out["process"] == out["thread"]
 
 
