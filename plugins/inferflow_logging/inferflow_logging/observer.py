@@ -42,7 +42,7 @@ from .records import (
 from .registration import format_name, unknown_format, unknown_sink
 from .sampling import should_log
 from .schema import LogSchema, SchemaCache, check_model_config
-from .settings import LoggingSettings
+from .settings import PROCESS_FORMATS, LoggingSettings
 from .sinks import SINKS
 
 log = logging.getLogger("inferflow.logging")
@@ -96,6 +96,7 @@ class InferenceLogger:
         self._handled = 0  # ... and of those, how many the logging thread has sent (one writer each)
         self._flush_due = False  # process mode: a flush of the ring descriptors is scheduled
         self.offered = 0  # process mode: logs the event loop put in the encoder's ring itself
+        self._all_in_process = False  # INFERFLOW_LOG_ENCODER=process (``auto``: only PROCESS_FORMATS)
         self._warned: set[tuple[str, str]] = set()
 
     def bind(
@@ -131,7 +132,7 @@ class InferenceLogger:
                 return
             if self._thread is None:
                 self._start_worker()
-            if self.encoder is not None:
+            if self.encoder is not None and (self._all_in_process or fmt in PROCESS_FORMATS):
                 self._offer(served)
                 return
             self.queue.put_nowait(served)
@@ -200,15 +201,17 @@ class InferenceLogger:
             if name != "none" and name not in self.sinks:
                 raise unknown_sink(name, self.sinks)
             self.encoder = self._make_encoder()
-            if self.encoder is None:
+            self._all_in_process = self.encoder is not None and self.settings.encoder == "process"
+            if not self._all_in_process:
                 self.writer = self._make_writer()
             run = self._run if self.encoder is None else self._run_process
             self._thread = threading.Thread(target=run, name="inferflow-logging", daemon=True)
             self._thread.start()
 
     def _make_encoder(self) -> EncoderProcess | None:
-        """The process encoder when configured and its formats and sink can be sent to a child."""
-        if self.settings.encoder != "process":
+        """The process encoder when configured (``process``, or ``auto`` for :data:`PROCESS_FORMATS`) and
+        its formats and sink can be sent to a child; ``auto`` starts the child with the first such log."""
+        if self.settings.encoder == "thread":
             return None
         name = self.settings.effective_sink()
         sink = None if name == "none" else self.sinks[name]
@@ -217,7 +220,12 @@ class InferenceLogger:
         except Exception as exc:
             log.warning("inference logging: encoding in the server process (%s cannot go to a child)", exc)
             return None
-        if sink is None:
+        if self.settings.encoder == "auto":
+            if sink is not None:
+                log.info(
+                    "inference logging: %s logs are encoded in a child process", "/".join(PROCESS_FORMATS)
+                )
+        elif sink is None:
             log.warning("inference logging is disabled (INFERFLOW_LOG_SINK=none)")
         else:
             log.info(
@@ -320,20 +328,24 @@ class InferenceLogger:
                     break
                 batch.append(item)
             self.metrics.gauge("logging.queue_depth", self.queue.qsize())
-            messages: list[LogMessage] = []
-            size = 0
-            for served in batch:
-                if served is not _STOP:
-                    got = self.encode(served)
-                    messages += got
-                    size += message_bytes(got)
-                    if size >= WRITE_BYTES:  # written while the values are in the CPU cache
-                        self.write(messages)
-                        messages, size = [], 0
-            self.write(messages)
+            self._encode_and_write(batch)
             if batch[-1] is _STOP:
                 self._idle()
                 return
+
+    def _encode_and_write(self, batch: list[Any]) -> None:
+        """Encode the requests of ``batch`` here and write them, a sink call per ~1 MiB encoded."""
+        messages: list[LogMessage] = []
+        size = 0
+        for served in batch:
+            if served is not _STOP and not isinstance(served, list):
+                got = self.encode(served)
+                messages += got
+                size += message_bytes(got)
+                if size >= WRITE_BYTES:  # written while the values are in the CPU cache
+                    self.write(messages)
+                    messages, size = [], 0
+        self.write(messages)
 
     def _take_batch(self) -> list[Any] | None:
         """The next batch of queued requests (``_STOP`` last when stopping); None after an idle wait."""
@@ -358,23 +370,23 @@ class InferenceLogger:
         _name_native_thread(b"inferflow-logfeed")
         encoder = self.encoder
         assert encoder is not None
-        encoder.ensure()
+        if self._all_in_process:
+            encoder.ensure()
         while True:
             batch = self._take_batch()
             if batch is None:
-                self.metrics.gauge("logging.queue_depth", self.queue.qsize())
-                encoder.pump()
-                encoder.ensure()
-                encoder.send([])  # ring descriptors the event loop has not written yet
+                self._idle()
+                if encoder.starts:
+                    encoder.pump()
+                    encoder.ensure()
+                    encoder.send([])  # ring descriptors the event loop has not written yet
                 continue
-            items = [
-                got
-                for served in batch
-                if served is not _STOP
-                for got in (served if isinstance(served, list) else self.extract(served))
-            ]  # extracted on the event loop (what the ring could not take), or requests
+            # extracted on the event loop (what the ring could not take); with ``auto``, requests in
+            # the formats encoded here
+            items = [got for served in batch if isinstance(served, list) for got in served]
             encoder.send(items)
             self._handled += sum(isinstance(served, list) for served in batch)
+            self._encode_and_write(batch)
             if batch[-1] is _STOP:
                 encoder.stop(self._deadline)
                 self.metrics.gauge("logging.queue_depth", self.queue.qsize())

@@ -160,3 +160,33 @@ async def test_process_encoder_stop_is_bounded_by_the_grace_period(tmp_path: Pat
     logged = metrics.value("logging.logged", model_id="m1", sink="file")
     assert logged + metrics.value("logging.dropped", reason="shutdown") == 64
     assert logger.encoder is None or not logger.encoder.alive()
+
+
+async def test_auto_encodes_parquet_and_arrow_in_the_child_and_proto_here(tmp_path: Path) -> None:
+    """The default (auto): no child while only proto is logged; the first parquet log starts it; the
+    mix is written with the thread encoder's bytes (files differ: two writers, each in order)."""
+    served = Served(all_types_model(batch=4))
+    protos = [await served.request(9, fmt="proto", tracking_id=f"p-{k}") for k in range(4)]
+    heavy = [await served.request(9, fmt=f, tracking_id=f"h-{k}") for k, f in enumerate(["parquet", "arrow"])]
+    out: dict[str, list[bytes]] = {}
+    for encoder in ("thread", "auto"):
+        logger, metrics = logger_for(tmp_path / encoder, encoder)
+        assert LoggingSettings().encoder == "auto"
+        await logger.start()
+        for req in protos:
+            logger.observe(req)
+        logged = functools.partial(metrics.value, "logging.logged", model_id="m1", sink="file")
+        assert await wait_for(lambda f=logged: f() >= 12)
+        if encoder == "auto":
+            assert logger.encoder is not None
+            assert logger.encoder.starts == 0
+        for req in heavy:
+            logger.observe(req)
+        await logger.stop(20)
+        out[encoder] = records(tmp_path / encoder)
+        assert metrics.value("logging.dropped") == 0
+        if encoder == "auto":
+            assert logger.encoder is not None
+            assert logger.encoder.starts == 1
+    assert sorted(out["auto"]) == sorted(out["thread"])
+    assert len(out["auto"]) == 18
