@@ -2,14 +2,15 @@
 worker thread (and, with ``INFERFLOW_LOG_ENCODER=process``, a worker process), so a request never waits on
 encoding or on a sink.
 
-``observe`` decides (sampling, tracking id, format). With ``INFERFLOW_LOG_ENCODER=thread`` (the default)
-it ``put_nowait``s the finished request on a bounded queue (a full queue drops the request's log and
-counts it); the worker thread derives (and caches) the model's schema, encodes, wraps and hands message
-values to the sink. With ``process`` it extracts the request's column blocks itself (views) and copies
-them into the encoder process's shared-memory ring (:mod:`.encoder_process`), which encodes and owns the
+``observe`` decides (sampling, tracking id, format). With ``INFERFLOW_LOG_ENCODER=thread`` it
+``put_nowait``s the finished request on a bounded queue (a full queue drops the request's log and counts
+it); the worker thread derives (and caches) the model's schema, encodes, wraps and hands message values
+to the sink. With ``process`` it extracts the request's column blocks itself (views) and copies them
+into the encoder process's shared-memory ring (:mod:`.encoder_process`), which encodes and owns the
 sink, so encoding does not compete with the event loop for the server's GIL; what the ring cannot take
-at once goes to the worker thread through the same bounded queue. ``stop`` drains the queue within the
-grace period; what is left is counted as dropped.
+at once goes to the worker thread through the same bounded queue. With ``auto`` (the default) a request
+in one of :data:`.settings.PROCESS_FORMATS` goes the process way, any other the thread way. ``stop``
+drains the queue within the grace period; what is left is counted as dropped.
 """
 
 from __future__ import annotations
@@ -366,8 +367,10 @@ class InferenceLogger:
         return batch
 
     def _run_process(self) -> None:
-        """Process mode: extract on this thread, encode and write in the encoder process."""
-        _name_native_thread(b"inferflow-logfeed")
+        """Process and auto modes: send what the event loop could not put in the ring to the encoder
+        process (starting it, restarting it when it died), and with ``auto`` encode and write the
+        other formats' requests here."""
+        _name_native_thread(b"inferflow-logfeed" if self._all_in_process else b"inferflow-log")
         encoder = self.encoder
         assert encoder is not None
         if self._all_in_process:
