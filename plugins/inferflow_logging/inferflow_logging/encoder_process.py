@@ -168,10 +168,11 @@ class EncoderProcess:
 
     # -- work -------------------------------------------------------------------------------------
     def offer(self, schema: LogSchema, extracted: Extracted) -> bool:
-        """From the event loop: copy one request's frame into the ring and send its descriptor, without
-        ever waiting. False when that cannot be done now (the logging thread holds the encoder, the child
-        is not up, the ring has no room, the frame is too large): the caller then queues the request for
-        the logging thread, which sends it with :meth:`send`."""
+        """From the event loop: copy one request's frame into the ring and queue its descriptor (written
+        by :meth:`flush`, or by the thread before anything else it sends), without ever waiting. False
+        when that cannot be done now (the logging thread holds the encoder, the child is not up, the ring
+        has no room, the frame is too large): the caller then queues the request for the logging thread,
+        which sends it with :meth:`send`."""
         if not self._lock.acquire(blocking=False):
             return False
         try:
