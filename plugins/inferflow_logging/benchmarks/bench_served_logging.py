@@ -5,7 +5,9 @@ ONNX Runtime, numpy) with ``inferflow serve`` in a subprocess, one worker, and d
 (200 targets, every request with a ``tracking_id``) at concurrency 16 from a separate load-generator
 process for ``--seconds`` per setting: logging 0 %, and 100 % in proto and in parquet to the file sink.
 Settings are run in interleaved rounds so a noisy machine affects them alike; the table shows req/s
-per setting, the ratio to logging off, and what the logger wrote (entities, dropped, bytes on disk).
+per setting, the ratio to logging off, and what the logger wrote (entities, dropped, bytes on disk);
+each setting's line also gives the user + system CPU per request of every server thread (by OS thread
+name; ``main`` is the event loop) and of the encoder child.
 
     /work/venv/bin/python plugins/inferflow_logging/benchmarks/bench_served_logging.py [--seconds 10]
 """
@@ -36,6 +38,7 @@ SETTINGS = (
     ("proto-nosink", 100, "proto"),  # encode everything, write nothing (--nosink): logging's own CPU
 )
 ENCODERS = ("process", "thread")  # INFERFLOW_LOG_ENCODER; a setting "proto/thread" runs that encoder
+# (``auto``, the default, runs parquet / arrow as ``process`` and proto as ``thread``: --encoders auto)
 
 
 def _load(path: Path, name: str) -> ModuleType:
@@ -237,7 +240,7 @@ def main() -> int:
     parser.add_argument("--sink", choices=("file", "none"), default="file")
     parser.add_argument("--nosink", action="store_true", help="also run proto with INFERFLOW_LOG_SINK=none")
     parser.add_argument("--only", nargs="*", help="run only these settings (off, proto, parquet)")
-    parser.add_argument("--encoders", nargs="*", default=list(ENCODERS), choices=ENCODERS)
+    parser.add_argument("--encoders", nargs="*", default=list(ENCODERS), choices=(*ENCODERS, "auto"))
     parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
