@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .procworker import (
+    RingHandle,
     apply_deltas,
     child_main,
     enlarge_pipe,
@@ -68,8 +69,8 @@ class EncoderProcess:
         self.ring_frames = 0  # request frames sent through the ring ...
         self.pipe_frames = 0  # ... and through the pipe itself
 
-    def _open_ring(self) -> tuple[int, int, int] | None:
-        """The ring for the child to map: ``(pid, memfd, size)``; None where memfd is unavailable."""
+    def _open_ring(self) -> RingHandle | None:
+        """The ring for the child to map; None where memfd is unavailable."""
         if self._ring is None:
             try:
                 fd = os.memfd_create("inferflow-logging-ring")
@@ -80,7 +81,7 @@ class EncoderProcess:
                 return None
             self._ring, self._ring_fd, self._ring_size = memoryview(self._map), fd, RING_BYTES
         self._head = self._tail = 0
-        return os.getpid(), self._ring_fd, self._ring_size
+        return RingHandle(self._ring_fd, self._ring_size)
 
     def _close_ring(self) -> None:
         if self._ring is not None and self._map is not None:

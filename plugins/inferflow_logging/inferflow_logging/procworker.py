@@ -188,16 +188,31 @@ def apply_deltas(metrics: Any, deltas: list[tuple[str, dict[str, str], float]]) 
 
 
 # ------------------------------------------------------------------------------------------ child
-def open_ring(ring: tuple[int, int, int] | None) -> memoryview | None:
-    """The parent's ring (``(parent pid, memfd, size)``) mapped read-only, or None."""
+class RingHandle:
+    """The ring's memfd and size as an argument of the child process: pickled while the child is
+    spawned, the descriptor itself is handed to the child (as ``multiprocessing`` hands it a pipe)."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd, self.size = fd, size
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, int]]:
+        from multiprocessing import reduction
+
+        return _rebuild_ring, (reduction.DupFd(self.fd), self.size)
+
+
+def _rebuild_ring(dup: Any, size: int) -> RingHandle:
+    return RingHandle(dup.detach(), size)
+
+
+def open_ring(ring: RingHandle | None) -> memoryview | None:
+    """The parent's ring mapped read-only, or None."""
     if ring is None:
         return None
-    pid, fd, size = ring
-    own = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY)
     try:
-        return memoryview(mmap.mmap(own, size, prot=mmap.PROT_READ))
+        return memoryview(mmap.mmap(ring.fd, ring.size, prot=mmap.PROT_READ))
     finally:
-        os.close(own)
+        os.close(ring.fd)
 
 
 class _Child:
@@ -320,7 +335,7 @@ def child_main(
     sink: Any,
     data: Any,
     stats: Any,
-    ring: tuple[int, int, int] | None = None,
+    ring: RingHandle | None = None,
 ) -> None:
     """Entry point of the encoder process (``spawn`` context)."""
     logging.basicConfig(level=logging.WARNING)
