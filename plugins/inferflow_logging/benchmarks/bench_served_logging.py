@@ -5,7 +5,9 @@ ONNX Runtime, numpy) with ``inferflow serve`` in a subprocess, one worker, and d
 (200 targets, every request with a ``tracking_id``) at concurrency 16 from a separate load-generator
 process for ``--seconds`` per setting: logging 0 %, and 100 % in proto and in parquet to the file sink.
 Settings are run in interleaved rounds so a noisy machine affects them alike; the table shows req/s
-per setting, the ratio to logging off, and what the logger wrote (entities, dropped, bytes on disk).
+per setting, the ratio to logging off, and what the logger wrote (entities, dropped, bytes on disk);
+each setting's line also gives the user + system CPU per request of every server thread (by OS thread
+name; ``main`` is the event loop) and of the encoder child.
 
     /work/venv/bin/python plugins/inferflow_logging/benchmarks/bench_served_logging.py [--seconds 10]
 """
@@ -36,6 +38,7 @@ SETTINGS = (
     ("proto-nosink", 100, "proto"),  # encode everything, write nothing (--nosink): logging's own CPU
 )
 ENCODERS = ("process", "thread")  # INFERFLOW_LOG_ENCODER; a setting "proto/thread" runs that encoder
+# (``auto``, the default, runs parquet / arrow as ``process`` and proto as ``thread``: --encoders auto)
 
 
 def _load(path: Path, name: str) -> ModuleType:
@@ -133,6 +136,30 @@ def child_cpu_seconds(pid: int) -> float:
     return cpu_seconds(pid) - cpu_seconds(pid, children=False)
 
 
+def thread_cpu(pid: int) -> dict[str, tuple[float, float]]:
+    """{thread label: (user, system) CPU seconds} of the server's threads and its children's
+    (label: ``main``, the thread's name, or ``child``); threads of one name are summed."""
+    out: dict[str, tuple[float, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def add(proc: int, prefix: str) -> None:
+        for task in Path(f"/proc/{proc}/task").glob("*"):
+            try:
+                comm, rest = task.joinpath("stat").read_text().split("(", 1)[1].rsplit(")", 1)
+                kids = task.joinpath("children").read_text().split()
+            except OSError:
+                continue
+            fields = rest.split()
+            label = prefix + ("main" if int(task.name) == proc else comm)
+            user, system = out.get(label, (0.0, 0.0))
+            out[label] = (user + int(fields[11]) / tick, system + int(fields[12]) / tick)
+            for kid in kids:
+                add(int(kid), "child:")
+
+    add(pid, "")
+    return out
+
+
 def box_cpu() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far (/proc/stat)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -173,6 +200,7 @@ def run_setting(data: Path, tmp: Path, setting: tuple, args) -> dict:  # type: i
         assert srv.proc is not None
         cpu0 = cpu_seconds(srv.proc.pid)
         child0 = child_cpu_seconds(srv.proc.pid)
+        threads0 = thread_cpu(srv.proc.pid)
         box0 = box_cpu()
         load.start()
         assert load.proc is not None
@@ -183,7 +211,13 @@ def run_setting(data: Path, tmp: Path, setting: tuple, args) -> dict:  # type: i
         time.sleep(0.5)  # let the logging worker catch up before reading its counters
         cpu1 = cpu_seconds(srv.proc.pid)
         child1 = child_cpu_seconds(srv.proc.pid)
+        threads1 = thread_cpu(srv.proc.pid)
         served = res["requests"] + WARMUP
+        res["threads_us_per_req"] = {
+            label: [round(1e6 * (u - threads0.get(label, (0, 0))[0]) / served),
+                    round(1e6 * (k - threads0.get(label, (0, 0))[1]) / served)]
+            for label, (u, k) in threads1.items()
+        }  # fmt: skip
         res["cpu_ms_per_req"] = 1000 * (cpu1 - cpu0) / served
         res["encoder_cpu_ms_per_req"] = 1000 * (child1 - child0) / served
         res["load_cpu_ms_per_req"] = 1000 * res["load_cpu_s"] / max(1, res["requests"])
@@ -206,7 +240,7 @@ def main() -> int:
     parser.add_argument("--sink", choices=("file", "none"), default="file")
     parser.add_argument("--nosink", action="store_true", help="also run proto with INFERFLOW_LOG_SINK=none")
     parser.add_argument("--only", nargs="*", help="run only these settings (off, proto, parquet)")
-    parser.add_argument("--encoders", nargs="*", default=list(ENCODERS), choices=ENCODERS)
+    parser.add_argument("--encoders", nargs="*", default=list(ENCODERS), choices=(*ENCODERS, "auto"))
     parser.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -239,6 +273,12 @@ def main() -> int:
                     f" (encoder process {res['encoder_cpu_ms_per_req']:.3f})"
                     f" (load {res['load_cpu_ms_per_req']:.3f}, box busy {res['box_busy']:.0%})"
                     f"  errors {res['errors']}",
+                    flush=True,
+                )
+                busy = sorted(res["threads_us_per_req"].items(), key=lambda kv: -sum(kv[1]))
+                print(
+                    "    threads (user+sys us/req): "
+                    + ", ".join(f"{k} {u}+{s}" for k, (u, s) in busy if u + s >= 10),
                     flush=True,
                 )
     base = statistics.median(r["rps"] for r in results["off"])

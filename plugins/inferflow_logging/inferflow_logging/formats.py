@@ -264,10 +264,12 @@ def plain_values(table: LogTable) -> np.ndarray | None:
         if isinstance(part, CellGroup):
             k, w = part.stop - part.start, part.width
             if part.all_valid:  # (n, k, 4 + w): prefix and cell interleaved with two strided copies
-                cells = np.empty((n, k, 4 + w), dtype=np.uint8)
-                cells[:, :, :4] = np.frombuffer(struct.pack("<I", w), dtype=np.uint8)
-                cells[:, :, 4:] = part.block.reshape(n, k, w)
-                segments.append(Segment(block=cells.reshape(n, k * (4 + w))))
+                cells = np.empty((n, k * (4 + w)), dtype=np.uint8)
+                if w % 4 or not _plain_words(cells, [(part, k, w)]):
+                    view = cells.reshape(n, k, 4 + w)
+                    view[:, :, :4] = np.frombuffer(struct.pack("<I", w), dtype=np.uint8)
+                    view[:, :, 4:] = part.block.reshape(n, k, w)
+                segments.append(Segment(block=cells))
             else:  # cells missing here and there: a per-byte layout, pyarrow's writer is as fast
                 return None
             continue
@@ -296,6 +298,8 @@ def _plain_fixed(table: LogTable) -> np.ndarray:
             assert part.block is not None
             spans.append((part, 1, part.block.shape[1]))
     out = np.empty((n, sum(k * (4 + w) for _, k, w in spans)), dtype=np.uint8)
+    if all(w % 4 == 0 for _, _, w in spans) and _plain_words(out, spans):
+        return out.reshape(-1)
     pos = 0
     for part, k, w in spans:
         view = out[:, pos : pos + k * (4 + w)].reshape(n, k, 4 + w)
@@ -304,6 +308,25 @@ def _plain_fixed(table: LogTable) -> np.ndarray:
         view[:, :, 4:] = part.block.reshape(n, k, w)
         pos += k * (4 + w)
     return out.reshape(-1)
+
+
+def _plain_words(out: np.ndarray, spans: list[tuple[Part, int, int]]) -> bool:
+    """:func:`_plain_fixed`'s layout written as 4-byte words when every cell width is a multiple of 4:
+    numpy copies word by word instead of running a 4-byte inner loop per cell (several times faster).
+    False (nothing written that matters) when a block cannot be viewed as words."""
+    n = out.shape[0]
+    words = out.view("<u4")  # (n, row bytes / 4): every part starts on a word
+    pos = 0
+    for part, k, w in spans:
+        assert part.block is not None
+        block = part.block
+        if block.strides[-1] != 1 or block.ctypes.data % 4 or block.strides[0] % 4:
+            return False
+        view = words[:, pos : pos + k * (1 + w // 4)].reshape(n, k, 1 + w // 4)
+        view[:, :, 0] = w
+        view[:, :, 1:] = block.view("<u4").reshape(n, k, w // 4)
+        pos += k * (1 + w // 4)
+    return True
 
 
 _PARQUET_SCHEMA = pa.schema([pa.field(PARQUET_COLUMN, PARQUET_MAP, nullable=False)])

@@ -2,13 +2,15 @@
 worker thread (and, with ``INFERFLOW_LOG_ENCODER=process``, a worker process), so a request never waits on
 encoding or on a sink.
 
-``observe`` only decides (sampling, tracking id, format) and ``put_nowait``s the finished request on a
-bounded queue; a full queue drops the request's log and counts it. The worker thread derives (and
-caches) the model's schema and then either (``INFERFLOW_LOG_ENCODER=thread``, the default) encodes, wraps
-and hands message values to the sink itself, or (``process``) only extracts the request's column
-blocks and pipes them to the encoder process (:mod:`.encoder_process`), which encodes and owns the
-sink, so encoding does not compete with the event loop for the server's GIL. ``stop`` drains the
-queue within the grace period; what is left is counted as dropped.
+``observe`` decides (sampling, tracking id, format). With ``INFERFLOW_LOG_ENCODER=thread`` it
+``put_nowait``s the finished request on a bounded queue (a full queue drops the request's log and counts
+it); the worker thread derives (and caches) the model's schema, encodes, wraps and hands message values
+to the sink. With ``process`` it extracts the request's column blocks itself (views) and copies them
+into the encoder process's shared-memory ring (:mod:`.encoder_process`), which encodes and owns the
+sink, so encoding does not compete with the event loop for the server's GIL; what the ring cannot take
+at once goes to the worker thread through the same bounded queue. With ``auto`` (the default) a request
+in one of :data:`.settings.PROCESS_FORMATS` goes the process way, any other the thread way. ``stop``
+drains the queue within the grace period; what is left is counted as dropped.
 """
 
 from __future__ import annotations
@@ -29,11 +31,19 @@ from .api import LogMessage, SinkWriter
 from .encoder_process import EncoderProcess
 from .formats import FORMATS
 from .hookspecs import FORMATS_HOOK, SINKS_HOOK
-from .records import Encoded, Extracted, encode_counted, encode_request, extract_request
+from .records import (
+    WRITE_BYTES,
+    Encoded,
+    Extracted,
+    encode_counted,
+    encode_request,
+    extract_request,
+    message_bytes,
+)
 from .registration import format_name, unknown_format, unknown_sink
 from .sampling import should_log
 from .schema import LogSchema, SchemaCache, check_model_config
-from .settings import LoggingSettings
+from .settings import PROCESS_FORMATS, LoggingSettings
 from .sinks import SINKS
 
 log = logging.getLogger("inferflow.logging")
@@ -50,6 +60,14 @@ METRIC_HELP = {
     "logging.sink_errors": "Writes to the log sink that failed",
     "logging.worker_restarts": "Restarts of the inference-log encoder process after it died",
 }
+
+
+def _name_native_thread(name: bytes) -> None:
+    """Name the calling thread for the OS (``top -H``, ``/proc/<pid>/task/*/comm``; Linux, best effort)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name[:15], 0, 0, 0)  # PR_SET_NAME
 
 
 class InferenceLogger:
@@ -75,6 +93,11 @@ class InferenceLogger:
         self.encoder: EncoderProcess | None = None  # process mode only
         self._deadline = 0.0  # set by ``stop``: when the process worker must be done
         self._lock = threading.Lock()
+        self._queued = 0  # process mode: lists of extracted requests the event loop queued ...
+        self._handled = 0  # ... and of those, how many the logging thread has sent (one writer each)
+        self._flush_due = False  # process mode: a flush of the ring descriptors is scheduled
+        self.offered = 0  # process mode: logs the event loop put in the encoder's ring itself
+        self._all_in_process = False  # INFERFLOW_LOG_ENCODER=process (``auto``: only PROCESS_FORMATS)
         self._warned: set[tuple[str, str]] = set()
 
     def bind(
@@ -110,11 +133,53 @@ class InferenceLogger:
                 return
             if self._thread is None:
                 self._start_worker()
+            if self.encoder is not None and (self._all_in_process or fmt in PROCESS_FORMATS):
+                self._offer(served)
+                return
             self.queue.put_nowait(served)
         except queue.Full:
             self.metrics.count("logging.dropped", reason="queue_full")
         except Exception:  # an observer must never break serving
             log.exception("inference logging: observe failed")
+
+    def _offer(self, served: ServedRequest) -> None:
+        """Process mode, on the event loop: extract the request's column blocks (views) and copy them
+        into the encoder's ring, a few dozen microseconds and no hand-off to a thread; what the ring
+        cannot take now goes to the logging thread through the bounded queue (``queue.Full`` when it
+        is full, counted by ``observe``)."""
+        encoder = self.encoder
+        assert encoder is not None
+        items = self.extract(served)
+        if self._queued == self._handled:  # never ahead of requests the thread has still to send
+            while items and encoder.offer(*items[0]):
+                items.pop(0)
+                self.offered += 1
+        if encoder.pending and not self._flush_due:
+            self._schedule_flush()
+        if items:
+            self.queue.put_nowait(items)
+            self._queued += 1
+
+    def _schedule_flush(self) -> None:
+        """Write the ring descriptors once per linger period, not per request: one pipe write (and one
+        wake-up of the child) per batch; at once when there is no running loop or no linger."""
+        delay = self.settings.linger_ms / 1000.0
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or not delay:
+            if self.encoder is not None:
+                self.encoder.flush()  # else the logging thread writes them within 0.1 s
+            return
+        self._flush_due = True
+        loop.call_later(delay, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        encoder = self.encoder
+        if encoder is not None and (not encoder.flush() or encoder.pending):
+            self._schedule_flush()  # the thread holds the encoder, or the pipe was full: later
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self, host: ObserverHost | None = None) -> None:
@@ -137,15 +202,17 @@ class InferenceLogger:
             if name != "none" and name not in self.sinks:
                 raise unknown_sink(name, self.sinks)
             self.encoder = self._make_encoder()
-            if self.encoder is None:
+            self._all_in_process = self.encoder is not None and self.settings.encoder == "process"
+            if not self._all_in_process:
                 self.writer = self._make_writer()
             run = self._run if self.encoder is None else self._run_process
             self._thread = threading.Thread(target=run, name="inferflow-logging", daemon=True)
             self._thread.start()
 
     def _make_encoder(self) -> EncoderProcess | None:
-        """The process encoder when configured and its formats and sink can be sent to a child."""
-        if self.settings.encoder != "process":
+        """The process encoder when configured (``process``, or ``auto`` for :data:`PROCESS_FORMATS`) and
+        its formats and sink can be sent to a child; ``auto`` starts the child with the first such log."""
+        if self.settings.encoder == "thread":
             return None
         name = self.settings.effective_sink()
         sink = None if name == "none" else self.sinks[name]
@@ -154,7 +221,12 @@ class InferenceLogger:
         except Exception as exc:
             log.warning("inference logging: encoding in the server process (%s cannot go to a child)", exc)
             return None
-        if sink is None:
+        if self.settings.encoder == "auto":
+            if sink is not None:
+                log.info(
+                    "inference logging: %s logs are encoded in a child process", "/".join(PROCESS_FORMATS)
+                )
+        elif sink is None:
             log.warning("inference logging is disabled (INFERFLOW_LOG_SINK=none)")
         else:
             log.info(
@@ -240,6 +312,7 @@ class InferenceLogger:
 
     # -- worker thread ----------------------------------------------------------------------------
     def _run(self) -> None:
+        _name_native_thread(b"inferflow-log")
         while True:
             try:
                 item = self.queue.get(timeout=0.1)
@@ -256,14 +329,24 @@ class InferenceLogger:
                     break
                 batch.append(item)
             self.metrics.gauge("logging.queue_depth", self.queue.qsize())
-            messages: list[LogMessage] = []
-            for served in batch:
-                if served is not _STOP:
-                    messages += self.encode(served)
-            self.write(messages)
+            self._encode_and_write(batch)
             if batch[-1] is _STOP:
                 self._idle()
                 return
+
+    def _encode_and_write(self, batch: list[Any]) -> None:
+        """Encode the requests of ``batch`` here and write them, a sink call per ~1 MiB encoded."""
+        messages: list[LogMessage] = []
+        size = 0
+        for served in batch:
+            if served is not _STOP and not isinstance(served, list):
+                got = self.encode(served)
+                messages += got
+                size += message_bytes(got)
+                if size >= WRITE_BYTES:  # written while the values are in the CPU cache
+                    self.write(messages)
+                    messages, size = [], 0
+        self.write(messages)
 
     def _take_batch(self) -> list[Any] | None:
         """The next batch of queued requests (``_STOP`` last when stopping); None after an idle wait."""
@@ -284,19 +367,29 @@ class InferenceLogger:
         return batch
 
     def _run_process(self) -> None:
-        """Process mode: extract on this thread, encode and write in the encoder process."""
+        """Process and auto modes: send what the event loop could not put in the ring to the encoder
+        process (starting it, restarting it when it died), and with ``auto`` encode and write the
+        other formats' requests here."""
+        _name_native_thread(b"inferflow-logfeed" if self._all_in_process else b"inferflow-log")
         encoder = self.encoder
         assert encoder is not None
-        encoder.ensure()
+        if self._all_in_process:
+            encoder.ensure()
         while True:
             batch = self._take_batch()
             if batch is None:
-                self.metrics.gauge("logging.queue_depth", self.queue.qsize())
-                encoder.pump()
-                encoder.ensure()
+                self._idle()
+                if encoder.starts:
+                    encoder.pump()
+                    encoder.ensure()
+                    encoder.send([])  # ring descriptors the event loop has not written yet
                 continue
-            items = [got for served in batch if served is not _STOP for got in self.extract(served)]
+            # extracted on the event loop (what the ring could not take); with ``auto``, requests in
+            # the formats encoded here
+            items = [got for served in batch if isinstance(served, list) for got in served]
             encoder.send(items)
+            self._handled += sum(isinstance(served, list) for served in batch)
+            self._encode_and_write(batch)
             if batch[-1] is _STOP:
                 encoder.stop(self._deadline)
                 self.metrics.gauge("logging.queue_depth", self.queue.qsize())

@@ -1,10 +1,16 @@
 """The encoder process: formats, envelopes and the sink run in a child process, off the server's GIL.
 
 The server's logging thread only extracts each request's column blocks (:func:`.records.extract_request`,
-mostly views of the matrix) and writes them to a pipe with one ``writev`` per batch (the GIL is released
-while the kernel copies). Frames are pickle protocol 5 with the numpy / Arrow buffers out of band::
+mostly views of the matrix) and copies each request's frame into a ring of shared memory (a ``memfd``
+both processes map: one memcpy per buffer, no pickle of the data, no kernel copy); the pipe carries a
+small ``ring`` descriptor per request (one ``writev`` per batch). Frames are pickle protocol 5 with the
+numpy / Arrow buffers out of band::
 
     u64 payload length | u32 buffer count | u64 length of the pickle and of each buffer | pickle | buffers
+
+The child reads a frame in place in the ring and reports how far it has finished (``freed``) after each
+batch it wrote, which is when the parent may overwrite that part of the ring. Frames too large for the
+ring, schema frames and the stop frame travel through the pipe itself.
 
 The child (started with the ``spawn`` context: it never forks a process running gRPC) rebuilds the
 tables zero-copy over the frame, encodes with the same code as the thread encoder (identical bytes),
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
 import pickle
 import select
@@ -26,10 +33,12 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from .api import LogMessage
-from .records import Extracted, encode_counted, encode_extracted
+from .records import WRITE_BYTES, Extracted, encode_counted, encode_extracted, message_bytes
 from .settings import LoggingSettings
-from .table import LogTable
+from .table import CellGroup, LogColumn, LogTable, Part
 
 log = logging.getLogger("inferflow.logging")
 _HEAD = struct.Struct("<QI")
@@ -56,18 +65,47 @@ def pack_frame(message: Any) -> list[Any]:
 
 
 def pack_request(schema_id: int, extracted: Extracted) -> list[Any]:
-    """A request frame: the tables travel as (entities, parts, bad) without their schema entries."""
-    tables = [(event, t.entities, t.parts, bad) for event, t, bad in extracted.tables]
+    """A request frame: the tables travel as (entities, parts, bad) without their schema entries, each
+    part a plain tuple (:func:`part_state`), a validity mask or bad-row mask only when some cell or row
+    is missing or bad (the usual request sends none: they are strided views pickle would copy)."""
+    tables = [
+        (event, t.entities, [part_state(p) for p in t.parts], bad if bad.any() else None)
+        for event, t, bad in extracted.tables
+    ]
     return pack_frame(("req", schema_id, extracted.fmt_name, extracted.batch, extracted.common, tables))
 
 
+def part_state(part: Part) -> tuple:
+    """A table part as a tuple of plain values (:func:`part_from_state` rebuilds it)."""
+    valid = None if part.all_valid else part.valid
+    if isinstance(part, CellGroup):
+        return ("g", part.start, part.stop, part.block, valid)
+    return ("c", part.block, part.cells, valid, part.rows)
+
+
+def part_from_state(state: tuple) -> Part:
+    if state[0] == "g":
+        _, start, stop, block, valid = state
+        if valid is None:
+            return CellGroup(start, stop, block, np.ones((block.shape[0], stop - start), bool), True)
+        return CellGroup(start, stop, block, valid)
+    _, block, cells, valid, rows = state
+    if valid is None:
+        return LogColumn(np.ones(rows, bool), block, cells, True)
+    return LogColumn(valid, block, cells)
+
+
 def write_frames(fd: int, parts: list[Any]) -> None:
-    """``writev`` every part in order (blocking pipe; the GIL is released while the kernel copies)."""
+    """``writev`` every part in order, waiting while the pipe is full (the GIL is released meanwhile)."""
     iov_max = 1024
     start = 0
     while start < len(parts):
         group = parts[start : start + iov_max]
-        written = os.writev(fd, group)
+        try:
+            written = os.writev(fd, group)
+        except BlockingIOError:  # a non-blocking pipe that is full: wait until the reader took some
+            select.select([], [fd], [], 0.1)
+            continue
         for part in group:
             size = len(part) if not isinstance(part, memoryview) else part.nbytes
             if written >= size:
@@ -99,8 +137,22 @@ def read_frame(fd: int) -> Any:
     body = _read_exact(fd, total)
     if body is None:
         return None
-    lengths = struct.unpack_from(f"<{nbufs + 1}Q", body)
-    view = memoryview(body)
+    return unpack_body(memoryview(body), nbufs)
+
+
+def frame_size(parts: list[Any]) -> int:
+    return sum(len(p) if not isinstance(p, memoryview) else p.nbytes for p in parts)
+
+
+def read_ring_frame(ring: memoryview, offset: int) -> Any:
+    """The message of the frame at ``offset`` of the ring, its buffers views of the ring (no copy)."""
+    total, nbufs = _HEAD.unpack_from(ring, offset)
+    start = offset + _HEAD.size
+    return unpack_body(ring[start : start + total], nbufs)
+
+
+def unpack_body(view: memoryview, nbufs: int) -> Any:
+    lengths = struct.unpack_from(f"<{nbufs + 1}Q", view)
     pos = 8 * (nbufs + 1)
     pieces = []
     for length in lengths:
@@ -136,8 +188,42 @@ def apply_deltas(metrics: Any, deltas: list[tuple[str, dict[str, str], float]]) 
 
 
 # ------------------------------------------------------------------------------------------ child
+class RingHandle:
+    """The ring's memfd and size as an argument of the child process: pickled while the child is
+    spawned, the descriptor itself is handed to the child (as ``multiprocessing`` hands it a pipe)."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd, self.size = fd, size
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, int]]:
+        from multiprocessing import reduction
+
+        return _rebuild_ring, (reduction.DupFd(self.fd), self.size)
+
+
+def _rebuild_ring(dup: Any, size: int) -> RingHandle:
+    return RingHandle(dup.detach(), size)
+
+
+def open_ring(ring: RingHandle | None) -> memoryview | None:
+    """The parent's ring mapped read-only, or None."""
+    if ring is None:
+        return None
+    try:
+        return memoryview(mmap.mmap(ring.fd, ring.size, prot=mmap.PROT_READ))
+    finally:
+        os.close(ring.fd)
+
+
 class _Child:
-    def __init__(self, settings: LoggingSettings, formats: Mapping[str, Any], sink: Any, stats: Any) -> None:
+    def __init__(
+        self,
+        settings: LoggingSettings,
+        formats: Mapping[str, Any],
+        sink: Any,
+        stats: Any,
+        ring: memoryview | None = None,
+    ) -> None:
         self.settings = settings
         self.formats = formats
         self.metrics: Any = DeltaMetrics()  # duck-types the Metrics calls formats and sinks make
@@ -146,6 +232,8 @@ class _Child:
         self.schemas: dict[int, Any] = {}
         self.done = 0
         self.last_stats = 0.0
+        self.ring = ring
+        self.freed = 0  # ring position up to which every frame is finished
 
     def send_stats(self, final: bool = False, pending: int = 0) -> None:
         deltas = self.metrics.drain()
@@ -159,7 +247,8 @@ class _Child:
         rebuilt = []
         for event, entities, parts, bad in tables:
             entries = schema.slate_entries if event.endswith("slate_logs") else schema.entries
-            rebuilt.append((event, LogTable(entries, entities, parts), bad))
+            table = LogTable(entries, entities, [part_from_state(p) for p in parts])
+            rebuilt.append((event, table, np.zeros(len(entities), bool) if bad is None else bad))
         model_id = common["model_id"]
         extracted = Extracted(fmt_name, batch, common, rebuilt)
         return encode_counted(
@@ -187,21 +276,34 @@ class _Child:
                 continue
             messages: list[LogMessage] = []
             finished = 0
-            while ready and finished < 64:  # encode what is there, then one sink write
+            freed = self.freed
+            size = 0
+            while ready and finished < 64 and size < WRITE_BYTES:  # encode what is there, one sink write
                 msg = read_frame(fd)
                 if msg is None or msg[0] == "stop":
                     self.write(messages)
                     self.done += finished
                     self.finish(msg[1] if msg is not None else 0.0)
                     return
+                if msg[0] == "ring":
+                    _, position, offset = msg
+                    assert self.ring is not None
+                    msg = read_ring_frame(self.ring, offset)
+                    freed = position
                 if msg[0] == "schema":
                     self.schemas[msg[1]] = msg[2]
                 else:
-                    messages += self.encode(msg)
+                    got = self.encode(msg)
+                    size += message_bytes(got)
+                    messages += got
                     finished += 1
                 ready, _, _ = select.select([fd], [], [], 0)
+            msg = None  # no view of the ring is kept past this batch
             self.write(messages)
             self.done += finished
+            if freed != self.freed:
+                self.freed = freed
+                self.stats.send(("freed", freed))
             if time.monotonic() - self.last_stats >= STATS_EVERY_S:
                 self.send_stats()
 
@@ -215,11 +317,29 @@ class _Child:
         self.send_stats(final=True, pending=pending)
 
 
+def keep_heap() -> None:
+    """glibc: keep freed memory in the heap (no trim, no mmap per large buffer). The encoder allocates
+    and frees buffers of a few hundred KB per request; returned to the kernel each time, every one came
+    back as fresh zeroed pages (a page fault per 4 KB). Best effort, this process only."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+
+
 def child_main(
-    settings: LoggingSettings, formats: Mapping[str, Any], sink: Any, data: Any, stats: Any
+    settings: LoggingSettings,
+    formats: Mapping[str, Any],
+    sink: Any,
+    data: Any,
+    stats: Any,
+    ring: RingHandle | None = None,
 ) -> None:
     """Entry point of the encoder process (``spawn`` context)."""
     logging.basicConfig(level=logging.WARNING)
-    child = _Child(settings, formats, sink, stats)
+    keep_heap()
+    child = _Child(settings, formats, sink, stats, open_ring(ring))
     with contextlib.suppress(BrokenPipeError, EOFError, KeyboardInterrupt):
         child.run(data.fileno())

@@ -23,6 +23,15 @@ from .sampling import RETRIEVE_MODEL_SCORE
 from .schema import LogSchema, metadata_byte
 from .table import LogTable, build_table, slate_entities
 
+# Encoders hand the sink what they have encoded once it reaches this size, so the kernel copies the values
+# into the page cache (or the producer into its queue) while they are still in the CPU cache: a whole batch
+# of 64 parquet requests is ~22 MB.
+WRITE_BYTES = 1 << 20
+
+
+def message_bytes(messages: list[LogMessage]) -> int:
+    return sum(len(m.value) for m in messages)
+
 
 @dataclass
 class Encoded:

@@ -8,6 +8,9 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TOPIC = "inferflow_inference_logs"
+# Formats INFERFLOW_LOG_ENCODER=auto encodes in the child process: the ones it measured cheaper there (the
+# served S1 bench, benchmarks/RESULTS.md: parquet keeps up without drops; proto costs less on the thread)
+PROCESS_FORMATS = frozenset({"parquet", "arrow"})
 
 
 def _env(*names: str) -> AliasChoices:
@@ -44,9 +47,10 @@ class LoggingSettings(BaseSettings):
     linger_ms: float = Field(
         10.0, ge=0, le=1000, validation_alias=_env("INFERFLOW_LOG_LINGER_MS", "linger_ms")
     )  # the worker collects requests this long before encoding a batch (fewer GIL hand-offs)
-    encoder: Literal["process", "thread"] = Field(
-        "thread", validation_alias=_env("INFERFLOW_LOG_ENCODER", "encoder")
-    )  # process: formats and sink run in a child process (off the server's GIL); thread: in the server
+    encoder: Literal["auto", "process", "thread"] = Field(
+        "auto", validation_alias=_env("INFERFLOW_LOG_ENCODER", "encoder")
+    )  # process: formats and sink run in a child process (off the server's GIL); thread: in the server;
+    # auto: PROCESS_FORMATS in a child process (started with the first such log), others in the server
     log_slates: bool = Field(True, validation_alias=_env("INFERFLOW_LOG_SLATES", "log_slates"))
 
     @field_validator("sink")

@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from iflog_support import ALL_TYPES, typed_values
 from inferflow_logging.envelope import frame_entities, frame_features, wrap, wrap_framed
-from inferflow_logging.formats import ParquetFormat, _pyarrow_file, plain_values
+from inferflow_logging.formats import ParquetFormat, _plain_words, _pyarrow_file, plain_values
 from inferflow_logging.parquet_file import ParquetChunkWriter, Template, _Reader, encode_struct
 from inferflow_logging.schema import SchemaEntry
-from inferflow_logging.table import CellGroup, LogTable, build_table
+from inferflow_logging.table import CellGroup, LogColumn, LogTable, build_table
 
 from inferflow_core.api import ComponentMatrix, DataType
 
@@ -176,3 +176,28 @@ def test_templates_kept_are_the_most_recently_used() -> None:
     for rows in (2, 2, 3, 3, 2, 4, 4):  # 3 is the least recently used when 4 gets its template
         write(rows)
     assert [shape[0] for shape in writer._templates] == [2, 4]
+
+
+@pytest.mark.parametrize(("pad", "offset"), [(0, 0), (4, 4), (3, 0), (4, 1), (4, 2)])
+def test_word_layout_and_its_fallback_for_unaligned_blocks(pad: int, offset: int) -> None:
+    """Cells of 4-byte multiples are laid out as words; a block that is not word-aligned (a view at an
+    odd offset or with an odd row stride) takes the byte layout: the chunk file is pyarrow's either way."""
+    rows, k = 9, 3
+    rng = np.random.default_rng(pad + offset)
+    raw = rng.integers(0, 256, size=(rows, k * 4 + pad), dtype=np.uint8)
+    block = raw[:, offset : offset + k * 4]
+    vector = rng.integers(0, 256, size=(rows, 8), dtype=np.uint8)
+    entries = (
+        *(SchemaEntry(f"f{j}", DataType.FP32) for j in range(k)),
+        SchemaEntry("v", DataType.FP32_VECTOR),
+    )
+    parts = [CellGroup(0, k, block, np.ones((rows, k), bool)), LogColumn(np.ones(rows, bool), vector)]
+    table = LogTable(entries, [f"e{i}" for i in range(rows)], parts)
+    aligned = (k * 4 + pad) % 4 == 0 and offset % 4 == 0
+    spans = [(parts[0], k, 4), (parts[1], 1, 8)]
+    assert _plain_words(np.empty((rows, k * 8 + 12), np.uint8), spans) is aligned
+    expected = _pyarrow_file(table)
+    fmt = ParquetFormat()
+    for _ in range(3):  # pyarrow's file, then the template's (verified, then trusted)
+        (chunk,) = fmt.encode(table, rows)
+        assert chunk.features == [expected]
