@@ -43,9 +43,10 @@ SERVICE_NAMES = (*PREDICT_SERVICES, INFERFLOW_SERVICE)
 Handler = Callable[[bytes, Any], Awaitable[bytes]]
 
 
-def _metadata(context: Any) -> dict[str, list[str]]:
+def _metadata(pairs: Any) -> dict[str, list[str]]:
+    """The call's metadata (``invocation_metadata()``, as ``_guard`` read it once) by lower-case key."""
     out: dict[str, list[str]] = {}
-    for key, value in context.invocation_metadata() or ():
+    for key, value in pairs or ():
         if isinstance(value, str):
             out.setdefault(key.lower(), []).append(value)
     return out
@@ -313,7 +314,7 @@ class InferflowService:
                 return request, model, plan, decoded, slates
 
             async def work(served: _Served) -> bytes:
-                meta = _metadata(context)
+                meta = _metadata(served.metadata)
                 explain = self._explainer(api, meta)
                 snap = self.runtime.store.current
                 inline = len(raw) <= self.settings.offload_bytes  # small: no thread hand-off
@@ -355,7 +356,7 @@ class InferflowService:
     # -- RetrieveModelScore ----------------------------------------------------------------------
     async def retrieve_model_score(self, raw: bytes, context: Any) -> bytes:
         async def work(served: _Served) -> bytes:
-            meta = _metadata(context)
+            meta = _metadata(served.metadata)
             explain = self._explainer("retrieve_model_score", meta)
             snap = self.runtime.store.current
 
