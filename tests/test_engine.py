@@ -154,8 +154,6 @@ async def test_a_stage_member_waits_for_the_member_it_depends_on(first: str) -> 
 
 async def test_nodes_that_never_wait_run_in_order_in_the_request_task_with_no_timer() -> None:
     # no node waits: every node runs in the request's task, in the order, and no deadline timer is armed
-    rt = _serve(DIAMOND, _probes())
-    TRACE.clear()
     loop = asyncio.get_running_loop()
     armed: list[float] = []
     call_at = loop.call_at
@@ -164,22 +162,21 @@ async def test_nodes_that_never_wait_run_in_order_in_the_request_task_with_no_ti
         armed.append(when)
         return call_at(when, *args, **kwargs)
 
-    loop.call_at = counting_call_at  # type: ignore[method-assign]
-    try:
-        ctx = await _run(rt, deadline=loop.time() + 5)
-    finally:
-        del loop.call_at
+    async def run_counting_timers(probes: list[dict]):  # type: ignore[no-untyped-def]
+        rt = _serve(DIAMOND, probes)
+        TRACE.clear()
+        loop.call_at = counting_call_at  # type: ignore[method-assign]
+        try:
+            return await _run(rt, deadline=loop.time() + 5)
+        finally:
+            del loop.call_at
+
+    ctx = await run_counting_timers(_probes())
     assert not ctx.failures
     assert [(n, k) for n, k, _ in TRACE] == [(n, k) for n in "abcde" for k in ("start", "end")]
     assert armed == []
     # a node that waits arms the deadline, and the stage's next node starts while it waits
-    rt = _serve(DIAMOND, _probes(b={"sleep_ms": 30}))
-    TRACE.clear()
-    loop.call_at = counting_call_at  # type: ignore[method-assign]
-    try:
-        ctx = await _run(rt, deadline=loop.time() + 5)
-    finally:
-        del loop.call_at
+    ctx = await run_counting_timers(_probes(b={"sleep_ms": 30}))
     assert not ctx.failures
     order = [(n, k) for n, k, _ in TRACE]
     assert order.index(("c", "start")) < order.index(("b", "end"))

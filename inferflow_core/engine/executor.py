@@ -7,7 +7,7 @@ import contextvars
 import logging
 import random
 import time
-from collections.abc import Coroutine, Generator, Sequence
+from collections.abc import Awaitable, Coroutine, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..components.base import Component, ComponentFailure, RunContext
@@ -139,21 +139,31 @@ async def _rest_of_stage(
         other: loop.create_task(_run_node(model.nodes[other], (), ctx, metrics, traced), context=base.copy())
         for other in rest
     }
+    await _finish_stage(tasks, done, _Resume(coro, step), name)
+
+
+async def _finish_stage(
+    tasks: dict[str, asyncio.Task[None]], done: set[str], own: Awaitable[None] | None, own_name: str
+) -> None:
+    """Await ``own`` (the node this task runs, if any), then the stage's ``tasks``; on any exception (the
+    deadline, as CancelledError turned into TimeoutError above, or the caller's cancel) cancel the tasks
+    and wait for them. The nodes that finished are added to ``done``."""
     try:
-        await _Resume(coro, step)
-        done.add(name)
+        if own is not None:
+            await own
+            done.add(own_name)
         if len(tasks) == 1:
             for task in tasks.values():
                 await task
         else:
             await asyncio.gather(*tasks.values())
-    except BaseException:  # deadline (CancelledError turned into TimeoutError above) or caller cancel
+    except BaseException:
         for task in tasks.values():
             task.cancel()
         await asyncio.gather(*tasks.values(), return_exceptions=True)
         raise
     finally:
-        done.update(other for other, task in tasks.items() if task.done() and not task.cancelled())
+        done.update(name for name, task in tasks.items() if task.done() and not task.cancelled())
 
 
 class _Resume:
@@ -209,22 +219,8 @@ async def _run_group(
     for name in stage[1:] if inline else stage:
         prereqs = [tasks[p] for p in prerequisites[name] if p in members]
         tasks[name] = loop.create_task(_run_node(model.nodes[name], prereqs, ctx, metrics, traced))
-    try:
-        if inline:
-            await _run_node(model.nodes[first], (), ctx, metrics, traced)
-            done.add(first)
-        if len(tasks) == 1:
-            for task in tasks.values():
-                await task
-        else:
-            await asyncio.gather(*tasks.values())
-    except BaseException:  # deadline (CancelledError turned into TimeoutError above) or caller cancel
-        for task in tasks.values():
-            task.cancel()
-        await asyncio.gather(*tasks.values(), return_exceptions=True)
-        raise
-    finally:
-        done.update(name for name, task in tasks.items() if task.done() and not task.cancelled())
+    own = _run_node(model.nodes[first], (), ctx, metrics, traced) if inline else None
+    await _finish_stage(tasks, done, own, first)
 
 
 async def _run_node(
