@@ -106,12 +106,11 @@ class NumerixClient:
         """All rows in parallel batches -> ``(scores, valid, failures)``; failed batches stay invalid."""
         rows, size = len(ids), self.settings.batch_size
         spans = [(a, min(a + size, rows)) for a in range(0, rows, size)]
-        results = await asyncio.gather(
-            *(
+        results = await net.gather_calls(
+            [
                 self.compute(compute_id, schema, ids[a:b], [c[a:b] for c in columns], dtype, timeout)
                 for a, b in spans
-            ),
-            return_exceptions=True,
+            ]
         )
         scores = np.zeros(rows, dtype=dtype.numpy_dtype)
         valid = np.zeros(rows, dtype=bool)

@@ -114,7 +114,7 @@ class OnfsClient:
         bound = self.deadline_s if timeout is None else min(self.deadline_s, timeout)
         starts = list(range(0, len(keys), size))
         calls = [self._call(request, keys[s : s + size], bound) for s in starts]
-        results = await asyncio.gather(*calls, return_exceptions=True)
+        results = await net.gather_calls(calls)
         parts: list[tuple[np.ndarray, features.FeatureFrame]] = []
         failures: list[tuple[str, str]] = []
         for start, res in zip(starts, results, strict=True):
