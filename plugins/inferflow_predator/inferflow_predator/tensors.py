@@ -190,8 +190,18 @@ def from_raw(datatype: str, shape: list[int], raw: bytes) -> np.ndarray:
     return arr
 
 
+_KSERVE_OF: dict[np.dtype, str] = {}  # numpy dtype -> its KServe datatype, filled by datatype_of
+
+
 def datatype_of(arr: np.ndarray) -> str:
     """KServe datatype of a numpy array (ONNX Runtime outputs)."""
+    known = _KSERVE_OF.get(arr.dtype)
+    if known is None:
+        known = _KSERVE_OF[arr.dtype] = _datatype_of(arr)
+    return known
+
+
+def _datatype_of(arr: np.ndarray) -> str:
     if arr.dtype == object or arr.dtype.kind in "US":
         return "BYTES"
     if arr.dtype == np.bool_:
