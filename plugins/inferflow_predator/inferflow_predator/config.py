@@ -155,6 +155,11 @@ class OutputSpec:
     name: str
     slices: tuple[ScoreSlice, ...]
 
+    @functools.cached_property
+    def sizes(self) -> tuple[int, ...]:
+        """Elements per row of each slice (-1: resolved from the response)."""
+        return tuple(s.size for s in self.slices)
+
 
 def _input_dtype(spelling: str) -> DataType:
     try:
