@@ -72,6 +72,7 @@ class NumerixComponent(Component):
         self.programs = programs
         self.client = client
         self._column_of = {v.name: v.column for v in checked.variables}
+        self._planned: tuple[Program | None, tuple[str, ...]] = (None, ())  # last program, its mapped names
 
     def outputs(self) -> Sequence[ColumnSpec]:
         return (ColumnSpec(self.cfg.score_col, self.data_type, slate=self.cfg.slate_component),)
@@ -141,7 +142,7 @@ class NumerixComponent(Component):
         rows = ctx.matrix.rows
         if self.client is None:
             program = self._program(ctx)
-            columns = self._read(ctx.matrix, [n for n in program.names if n in self._column_of])
+            columns = self._read(ctx.matrix, self._mapped(program))
             scores = self._evaluate(program, columns, rows)
             self._write(ctx.matrix, scores, None)
             return
@@ -234,6 +235,14 @@ class NumerixComponent(Component):
             return self.programs.get(self.compute_id, ctx.config.get(self.expression_key))
         except ExpressionError as exc:
             raise ComponentError(f"{exc} (config key {self.expression_key!r})", "expression-error") from None
+
+    def _mapped(self, program: Program) -> tuple[str, ...]:
+        """The program's variable names that ``score_mapping`` maps, planned once per program."""
+        planned, names = self._planned
+        if planned is not program:
+            names = tuple(n for n in program.names if n in self._column_of)
+            self._planned = (program, names)
+        return names
 
     def _evaluate(self, program: Program, columns: dict[str, np.ndarray], rows: int) -> np.ndarray:
         try:

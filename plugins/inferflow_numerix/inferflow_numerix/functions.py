@@ -62,13 +62,13 @@ class OpError(ValueError):
 
 
 def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if np.any(b == 0):
+    if (b == 0).any():
         raise OpError("division by zero")
     return a / b
 
 
 def _log(x: np.ndarray) -> np.ndarray:
-    if not np.all(x > 0):  # also rejects NaN
+    if not (x > 0).all():  # also rejects NaN
         raise OpError("log of a non-positive value")
     return np.log(x)
 

@@ -55,6 +55,22 @@ class Program:
         self.expression = expression
         self.steps = steps
         self.names = tuple(dict.fromkeys(s.token for s in steps if s.kind == _PUSH_NAME))
+        # planned once: each step with its function looked up; literals per evaluation dtype on first use
+        self._code = tuple(
+            (
+                s.kind,
+                s,
+                UNARY_OPS[s.token]
+                if s.kind == _UNARY
+                else BINARY_OPS[s.token]
+                if s.kind == _BINARY
+                else None,
+                s.kind == _UNARY and s.token in COLUMN_OPS,
+            )
+            for s in steps
+        )
+        self._literals: dict[np.dtype, tuple[np.ndarray | None, ...]] = {}
+        self._copy_out = bool(steps) and steps[-1].kind == _PUSH_NAME
 
     def __repr__(self) -> str:
         return f"Program({self.expression!r})"
@@ -64,43 +80,56 @@ class Program:
 
         Columns not of ``dtype`` are converted. Raises :class:`ExpressionError` on any rule violation.
         """
-        dt = np.dtype(dtype)
+        dt = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
+        literals = self._literals.get(dt)
+        if literals is None:
+            literals = self._literals[dt] = tuple(_literal(s, dt) for s in self.steps)
         stack: list[np.ndarray] = []
+        push, pop = stack.append, stack.pop
         with np.errstate(all="ignore"):
-            for step in self.steps:
-                if step.kind == _PUSH_NAME:
+            for (kind, step, fn, column_op), literal in zip(self._code, literals, strict=True):
+                if kind == _PUSH_NAME:
                     col = columns.get(step.token)
                     if col is None:
                         raise ExpressionError(
                             f"unknown token {step.token!r} at position {step.position}: "
                             "not an operator, a numeric literal or a column of the request"
                         )
-                    stack.append(np.asarray(col, dtype=dt))
-                elif step.kind == _PUSH_LITERAL:
-                    stack.append(np.asarray(step.value, dtype=dt))
-                elif step.kind == _UNARY:
-                    x = stack.pop()
-                    if step.token in COLUMN_OPS and x.ndim == 0:
+                    push(np.asarray(col, dtype=dt))
+                    continue
+                if kind == _PUSH_LITERAL:
+                    push(literal)  # type: ignore[arg-type]
+                    continue
+                if kind == _UNARY:
+                    x = pop()
+                    if column_op and x.ndim == 0:
                         x = np.full(rows, x, dtype=dt)
-                    stack.append(self._apply(step, UNARY_OPS[step.token], x, dt=dt))
+                    args: tuple[np.ndarray, ...] = (x,)
                 else:
-                    b = stack.pop()
-                    a = stack.pop()
-                    stack.append(self._apply(step, BINARY_OPS[step.token], a, b, dt=dt))
+                    b = pop()
+                    args = (pop(), b)
+                try:
+                    result = np.asarray(fn(*args))  # type: ignore[misc]
+                except OpError as exc:
+                    raise ExpressionError(
+                        f"token {step.token!r} at position {step.position}: {exc}"
+                    ) from None
+                push(result if result.dtype == dt else result.astype(dt))
         out = stack[0]
         if out.ndim == 0:
             return np.full(rows, out, dtype=dt)
         if out.shape != (rows,):
             raise ExpressionError(f"columns have {out.shape[0]} values for {rows} rows")
-        return out.copy() if self.steps[-1].kind == _PUSH_NAME else out  # never alias an input column
+        return out.copy() if self._copy_out else out  # never alias an input column
 
-    @staticmethod
-    def _apply(step: _Step, fn: object, *args: np.ndarray, dt: np.dtype) -> np.ndarray:
-        try:
-            result = np.asarray(fn(*args))  # type: ignore[operator]
-        except OpError as exc:
-            raise ExpressionError(f"token {step.token!r} at position {step.position}: {exc}") from None
-        return result if result.dtype == dt else result.astype(dt)
+
+def _literal(step: _Step, dt: np.dtype) -> np.ndarray | None:
+    """A literal step's value as a read-only 0-d array of ``dt`` (shared by every evaluation)."""
+    if step.kind != _PUSH_LITERAL:
+        return None
+    value = np.asarray(step.value, dtype=dt)
+    value.flags.writeable = False
+    return value
 
 
 def parse(expression: str) -> Program:

@@ -213,9 +213,10 @@ class PredatorComponent(Component):
         started = time.perf_counter()
         results = await self._calls(ctx, backend, endpoint, batches, [b - a for a, b in bounds])
         ctx.external_call(self.name, endpoint, len(results), matrix.rows, time.perf_counter() - started)
+        whole = len(bounds) == 1
         for (start, stop), scores in zip(bounds, results, strict=True):
             if isinstance(scores, list):
-                self._write(matrix, np.arange(start, stop), scores)
+                self._write(matrix, None if whole else np.arange(start, stop), scores)
         if self.shadow_runner is not None:
             self.shadow_runner.schedule(ctx, tensors)
         self._report(ctx, [r for r in results if isinstance(r, ComponentError)], len(results), "batches")
@@ -309,11 +310,16 @@ class PredatorComponent(Component):
             )
         return scores
 
-    def _write(self, matrix: ComponentMatrix, rows: np.ndarray, scores: Scores) -> None:
+    def _write(self, matrix: ComponentMatrix, rows: np.ndarray | None, scores: Scores) -> None:
+        """Scores into ``rows`` of their columns; ``None``: the batch is every row of the matrix, and a
+        scalar column takes the values as its whole column (one ``set_column``, no row scatter)."""
         for spec, per_slice in zip(self.output_specs, scores, strict=True):
             for sl, values in zip(spec.slices, per_slice, strict=True):
                 matrix.declare(sl.column, sl.dtype)
-                matrix.set_rows(sl.column, rows, values)
+                if rows is None and not sl.dtype.is_vector:
+                    matrix.set_column(sl.column, np.ascontiguousarray(values))
+                else:
+                    matrix.set_rows(sl.column, np.arange(matrix.rows) if rows is None else rows, values)
 
     def _report(self, ctx: RunContext, errors: list[ComponentError], total: int, what: str) -> None:
         if not errors:

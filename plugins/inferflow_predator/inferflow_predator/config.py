@@ -7,6 +7,7 @@ prefixes ``component_config.predator_components[i]``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -132,7 +133,7 @@ class InputSpec:
     kserve: str  # datatype sent on the wire
     vector: DataType  # the vector form of ``dtype`` (precomputed: the request path compares it per column)
 
-    @property
+    @functools.cached_property
     def known_elements(self) -> int:
         return math.prod(d for d in self.shape if d > 0)
 
@@ -143,7 +144,7 @@ class ScoreSlice:
     dims: tuple[int, ...]
     dtype: DataType  # column type: scalar when dims are () or (1,), else the vector type
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
         """Elements per row; -1 when the dims hold a -1 (resolved from the response)."""
         return -1 if -1 in self.dims else math.prod(self.dims) if self.dims else 1
@@ -153,6 +154,11 @@ class ScoreSlice:
 class OutputSpec:
     name: str
     slices: tuple[ScoreSlice, ...]
+
+    @functools.cached_property
+    def sizes(self) -> tuple[int, ...]:
+        """Elements per row of each slice (-1: resolved from the response)."""
+        return tuple(s.size for s in self.slices)
 
 
 def _input_dtype(spelling: str) -> DataType:

@@ -217,10 +217,13 @@ class OnnxBackend:
     ) -> list[Outcome]:
         """Run every batch (inline or as one job on a worker thread); per batch its outputs or its error.
         A failure of the whole call (model not loadable, timeout) raises ComponentError."""
-        sess = await self.session(model, version)
-        key, names = (model, version), list(outputs)
+        key = (model, version)
+        sess = self._sessions.get(key)
+        if sess is None:
+            sess = await self.session(model, version)
+        names = outputs if isinstance(outputs, list) else list(outputs)
         feeds = [{t.name: _feed(t) for t in batch} for batch in batches]
-        rows = sum(len(batch[0].array) if batch else 0 for batch in batches) or 1
+        rows = sum([len(batch[0].array) if batch else 0 for batch in batches]) or 1
         rate = self._rate.get(key)
         if self.inline_us > 0 and rate is not None and rate * rows <= self.inline_us:
             if timeout is not None and timeout <= 0:
@@ -258,6 +261,8 @@ class OnnxBackend:
                 timer.cancel()
 
     def _outcome(self, model: str, names: list[str], got: Any) -> Outcome:
+        if isinstance(got, list):  # ONNX Runtime's outputs, in ``names`` order
+            return {name: Tensor(name, datatype_of(arr), arr) for name, arr in zip(names, got, strict=True)}
         if isinstance(got, ComponentError):
             return got
         if isinstance(got, Exception):

@@ -190,8 +190,18 @@ def from_raw(datatype: str, shape: list[int], raw: bytes) -> np.ndarray:
     return arr
 
 
+_KSERVE_OF: dict[np.dtype, str] = {}  # numpy dtype -> its KServe datatype, filled by datatype_of
+
+
 def datatype_of(arr: np.ndarray) -> str:
     """KServe datatype of a numpy array (ONNX Runtime outputs)."""
+    known = _KSERVE_OF.get(arr.dtype)
+    if known is None:
+        known = _KSERVE_OF[arr.dtype] = _datatype_of(arr)
+    return known
+
+
+def _datatype_of(arr: np.ndarray) -> str:
     if arr.dtype == object or arr.dtype.kind in "US":
         return "BYTES"
     if arr.dtype == np.bool_:
@@ -214,6 +224,9 @@ def datatype_of(arr: np.ndarray) -> str:
     raise ComponentError(f"model returned an unsupported element type {arr.dtype}")
 
 
+_SOURCE: dict[str, DataType] = {}  # KServe datatype of an output -> its element type, filled by split_output
+
+
 def split_output(spec: OutputSpec, tensor: Tensor, rows: int) -> list[np.ndarray]:
     """Per configured score slice, the values of ``rows`` rows converted to the column type."""
     arr = tensor.array
@@ -221,16 +234,19 @@ def split_output(spec: OutputSpec, tensor: Tensor, rows: int) -> list[np.ndarray
         raise ComponentError(f"output {spec.name!r}: {arr.size} elements cannot be split over {rows} rows")
     per_row = arr.size // rows
     flat = arr.reshape(rows, per_row)
-    sizes = [s.size for s in spec.slices]
+    sizes = spec.sizes
     if -1 in sizes:
         rest = per_row - sum(s for s in sizes if s > 0)
-        sizes = [rest if s == -1 else s for s in sizes]
+        sizes = tuple(rest if s == -1 else s for s in sizes)
     if sum(sizes) != per_row or min(sizes) <= 0:
         raise ComponentError(
             f"output {spec.name!r}: model returned {per_row} values per row, "
             f"model_scores_dims need {sum(s for s in sizes if s > 0)}"
         )
-    src = DataType.STRING if tensor.datatype == "BYTES" else codecs.from_kserve(tensor.datatype)
+    src = _SOURCE.get(tensor.datatype)
+    if src is None:
+        src = DataType.STRING if tensor.datatype == "BYTES" else codecs.from_kserve(tensor.datatype)
+        _SOURCE[tensor.datatype] = src
     out, start = [], 0
     for sl, size in zip(spec.slices, sizes, strict=True):
         part = flat[:, start : start + size]
