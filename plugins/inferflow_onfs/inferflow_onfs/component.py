@@ -222,9 +222,13 @@ class FeatureComponent(Component):
                 if "" in first:
                     return False
                 distinct = len(first)
-        if self._m is not None:  # Go Inferflow's inferflow.component.feature.count
-            self._m.features(distinct * len(self.specs))
-        self._fetched(ctx, backend.name, distinct, started, 0)
+        seconds = time.perf_counter() - started
+        m = self._m
+        if m is not None:  # the metrics of the general path (_features, _fetched) with one lookup call
+            m.features(distinct * len(self.specs))  # Go Inferflow's inferflow.component.feature.count
+            m.external_call("featurestore", backend.name, seconds, distinct)
+            m.count("onfs_fetched_entities", distinct)
+        ctx.external_call(self.name, backend.name, 1, distinct, seconds)
         if frame is not self._dense_frame:
             self._dense_frame, self._dense = frame, all(b.dense for b in frame.blocks)
         taken = frame.repeat(row, n) if rows is None else frame.take(rows, present)
