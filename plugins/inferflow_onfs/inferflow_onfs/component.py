@@ -212,7 +212,7 @@ class FeatureComponent(Component):
             row = index.text_row(one)
             distinct, present, rows = 1, row < missing, None
         else:
-            row, rows = -1, index.text_rows(texts)
+            row, rows = -1, index.text_rows(texts, values)
             ordered = np.sort(rows)
             present = int(ordered[-1]) < missing
             if present:  # every key stored: one row per distinct key
