@@ -47,7 +47,7 @@ from .hookspecs import (
     hookspec,
 )
 from .matrix import ComponentMatrix
-from .observability.metrics import Metrics
+from .observability.metrics import ComponentMetrics, ExternalCallMetrics, Metrics
 from .observability.tracing import external_span
 from .runtime import Runtime
 
@@ -60,10 +60,12 @@ __all__ = [
     "ComponentConfig",
     "ComponentError",
     "ComponentMatrix",
+    "ComponentMetrics",
     "ComponentType",
     "ConfigError",
     "DataType",
     "DataTypeError",
+    "ExternalCallMetrics",
     "InferflowClient",
     "InitialData",
     "Metrics",

@@ -324,3 +324,23 @@ def test_set_block_over_stand_ins_checks_what_set_block_over_columns_does() -> N
     block = m2.set_block(["a", "b"], np.array([[1, 2], [3, 4]]), np.array([True, False]))  # ints cast once
     assert block.values.dtype == np.float32
     assert m2.read("b")[1].tolist() == [True, False]
+
+
+def test_set_block_on_declared_stand_ins_checks_every_call_alike() -> None:
+    """The (names, type) checks set_block caches answer the second call as the first."""
+    for _ in range(2):
+        m = ComponentMatrix(2)
+        m.declare_missing({"p": DataType.FP32, "q": DataType.FP32, "v": DataType.FP32_VECTOR})
+        m.declare_missing({"w": DataType.FP32_VECTOR})
+        with pytest.raises(ValueError, match="repeated column names"):
+            m.set_block(("p", "p"), np.zeros((2, 2), dtype=np.float32))
+        with pytest.raises(DataTypeError, match="one fixed-width scalar type"):
+            m.set_block(("v", "w"), np.zeros((2, 2), dtype=np.float32))
+        with pytest.raises(ValueError, match="valid"):
+            m.set_block(("p", "q"), np.zeros((2, 2), dtype=np.float32), np.ones((2, 3), dtype=bool))
+        with pytest.raises(ValueError, match="values"):
+            m.set_block(("p", "q"), np.zeros((3, 2), dtype=np.float32), np.ones((3, 2), dtype=bool))
+        block = m.set_block(("p", "q"), np.array([[1, 2], [3, 4]]), np.array([[True, False], [True, True]]))
+        assert block.values.dtype == np.float32
+        assert m.read("p")[0].tolist() == [1.0, 3.0]
+        assert m.read("q")[1].tolist() == [False, True]

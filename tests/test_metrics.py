@@ -186,3 +186,48 @@ def test_lock_free_metric_classes_expose_what_prometheus_client_does(monkeypatch
     assert text(fast) == text(stock)
     assert any(line.startswith(b"inferflow_component_latency_seconds_bucket{") for line in text(fast))
     assert fast.value("api_requests", api="pointwise") == stock.value("api_requests", api="pointwise") == 10
+
+
+class _StatsdCalls:
+    """Records the StatsD calls Metrics makes (name, value, tags), in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def count(self, name: str, value: float, tags: tuple = ()) -> None:
+        self.calls.append(("count", name, value, tuple(tags)))
+
+    def timing(self, name: str, ms: float, tags: tuple = ()) -> None:
+        self.calls.append(("timing", name, ms, tuple(tags)))
+
+    def gauge(self, name: str, value: float, tags: tuple = ()) -> None:
+        self.calls.append(("gauge", name, value, tuple(tags)))
+
+
+def test_bound_component_metrics_record_what_the_unbound_calls_do() -> None:
+    unbound, bound = Metrics(statsd=_StatsdCalls()), Metrics(statsd=_StatsdCalls())  # type: ignore[arg-type]
+    handles = {c: bound.component_metrics("m1", c) for c in ("c0", "c1")}
+    assert bound.component_metrics("m1", "c0") is handles["c0"]
+    for i in range(12):
+        c, seconds, kind = f"c{i % 2}", 0.0003 * i, "error" if i % 5 == 4 else None
+        unbound.component_run("m1", c, seconds, kind)
+        unbound.feature_count("m1", c, i)
+        unbound.external_call("featurestore", f"/e{i % 3}", "m1", c, seconds, i, kind)
+        unbound.count("onfs_batches", i + 1, model_id="m1", component=c)
+        h = handles[c]
+        h.run(seconds, kind)
+        h.features(i)
+        h.external_call("featurestore", f"/e{i % 3}", seconds, i, kind)
+        h.count("onfs_batches", i + 1)
+
+    def text(m: Metrics) -> list[bytes]:  # the process's own collectors left out (CPU time moves)
+        return [line for line in m.exposition().splitlines() if b"inferflow_" in line]
+
+    assert text(bound) == text(unbound)
+    assert b'inferflow_external_errors_total{component="c0",endpoint="/e1",kind="error"' in b"\n".join(
+        text(bound)
+    )
+    assert bound.statsd.calls == unbound.statsd.calls  # type: ignore[union-attr]
+    assert (
+        len(bound.statsd.calls) == 1 + 12 * 7 + 2 * 2
+    )  # build_info, 7 per round, 2 per error; type: ignore[union-attr]

@@ -27,9 +27,17 @@ class Block:
 
     __slots__ = ("dense", "dtype", "fixed", "valid", "values")
 
-    def __init__(self, dtype: DataType, values: np.ndarray, valid: np.ndarray, dense: bool = False) -> None:
+    def __init__(
+        self,
+        dtype: DataType,
+        values: np.ndarray,
+        valid: np.ndarray,
+        dense: bool = False,
+        fixed: bool | None = None,
+    ) -> None:
+        """``fixed``: ``dtype.is_fixed_width`` when the caller has it (a block made from another)."""
         self.dtype, self.values, self.valid = dtype, values, valid
-        self.fixed = dtype.is_fixed_width
+        self.fixed = dtype.is_fixed_width if fixed is None else fixed
         self.dense = dense
 
 
@@ -135,7 +143,7 @@ class FeatureFrame:
                     valid[idx == last] = False
             else:
                 valid = b.valid.take(idx, axis=0)
-            blocks.append(Block(b.dtype, b.values.take(idx, axis=0), valid))
+            blocks.append(Block(b.dtype, b.values.take(idx, axis=0), valid, False, b.fixed))
         return FeatureFrame(n, blocks, self.slots)
 
     def repeat(self, row: int, n: int) -> FeatureFrame:
@@ -147,7 +155,7 @@ class FeatureFrame:
                 valid = np.zeros((n, k), dtype=bool) if row == self.n - 1 else _all_valid(n, k)
             else:
                 valid = b.valid[row : row + 1].repeat(n, axis=0)
-            blocks.append(Block(b.dtype, b.values[row : row + 1].repeat(n, axis=0), valid))
+            blocks.append(Block(b.dtype, b.values[row : row + 1].repeat(n, axis=0), valid, False, b.fixed))
         return FeatureFrame(n, blocks, self.slots)
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from operator import attrgetter
 
 import numpy as np
@@ -14,6 +15,22 @@ from .table import ColumnTable
 __all__ = ["ComponentMatrix"]
 
 _DTYPE = attrgetter("dtype")
+
+# set_block's checks that depend only on (names, type): distinct names of one fixed-width scalar type
+# -> the type's numpy dtype, else False. Names come from configs; the cap bounds odd callers.
+_BLOCK_PLANS: dict[tuple[tuple[str, ...], DataType], np.dtype | bool] = {}
+_BLOCK_PLANS_MAX = 4096
+
+
+def _block_plan(key: tuple[str, ...], dtype: DataType) -> np.dtype | bool:
+    plan = (
+        dtype.numpy_dtype
+        if len(set(key)) == len(key) and dtype.is_fixed_width and not dtype.is_vector
+        else False
+    )
+    if len(_BLOCK_PLANS) < _BLOCK_PLANS_MAX:
+        _BLOCK_PLANS[(key, dtype)] = plan
+    return plan
 
 
 class ComponentMatrix(ColumnTable):
@@ -66,17 +83,25 @@ class ComponentMatrix(ColumnTable):
         first = got[0] if k else None
         # the usual case: every column declared by declare_missing and not touched since (all the same
         # stand-in type): the block goes in as their stand-in, no Column made
-        if (
-            isinstance(first, DataType)
-            and got.count(first) == k
-            and len(set(key)) == k
-            and first.is_fixed_width
-            and not first.is_vector
-        ):
-            values, valid2 = self._block_arrays(key, first, values, valid)
-            block = ColumnBlock(first, values, valid2, key)
-            cols.update(dict.fromkeys(key, block))
-            return block
+        if isinstance(first, DataType) and got.count(first) == k:
+            np_dtype = _BLOCK_PLANS.get((key, first))
+            if np_dtype is None:
+                np_dtype = _block_plan(key, first)
+            if np_dtype is not False:
+                rows = self.rows
+                if (  # arrays as the plan needs them (the usual case): kept as they are
+                    type(values) is np.ndarray
+                    and type(valid) is np.ndarray
+                    and values.dtype == np_dtype
+                    and valid.dtype == np.bool_
+                    and values.shape == (rows, k)
+                    and valid.shape == (rows, k)
+                ):
+                    block = ColumnBlock(first, values, valid, key)
+                else:
+                    block = ColumnBlock(first, *self._block_arrays(key, first, values, valid), key)
+                cols.update(zip(key, repeat(block)))  # every name is in cols: values replaced in place
+                return block
         columns = [self.column(n) for n in key]  # raises, naming a missing column
         if len(set(key)) != k:
             raise ValueError(f"set_block: repeated column names in {list(key)}")

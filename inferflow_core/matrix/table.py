@@ -118,6 +118,15 @@ class ColumnTable:
         Missing typed cells fall back to the request text where one was sent. Cells that cannot be
         converted are returned invalid. A column that does not exist raises KeyError.
         """
+        col = self._cols.get(name)
+        if (  # its own arrays, no conversion, no text fallback to look at: returned as they are
+            type(col) is Column
+            and (dtype is None or dtype is col.dtype)
+            and col._values is not None
+            and col._valid is not None
+            and (col._text is None or col.dtype is DataType.STRING)
+        ):
+            return col._values, col._valid
         col = self.column(name)
         want = dtype or col.dtype
         if want is DataType.STRING and col.dtype is not DataType.STRING:

@@ -218,8 +218,7 @@ class Metrics:
         self._metrics: dict[str, Any] = {}
         self._children: dict[tuple, Any] = {}
         self._api: dict[tuple[str, str, str, str], tuple] = {}
-        self._comp: dict[tuple[str, str], tuple] = {}
-        self._ext: dict[tuple[str, str, str, str], tuple] = {}
+        self._comp: dict[tuple[str, str], ComponentMetrics] = {}
         self._cache: dict[tuple[str, str, str], tuple] = {}
         self._in_flight: dict[str, Any] = {}
         self._fast = _fast_classes()
@@ -378,33 +377,24 @@ class Metrics:
         sd.timing(prefix + ".latency", ms, model_tags)
         sd.count(prefix + ".batch.size", rows, model_tags)
 
-    def component_run(self, model_id: str, component: str, seconds: float, error_kind: str | None) -> None:
-        """One DAG node run (the engine calls this for every node)."""
+    def component_metrics(self, model_id: str, component: str) -> ComponentMetrics:
+        """The metric calls of one (model, component), bound: its labelled children are resolved once
+        (on first use of each), so a call only adds. The same series, names and StatsD lines as
+        :meth:`component_run`, :meth:`feature_count`, :meth:`external_call` and :meth:`count` with
+        ``model_id`` and ``component`` labels. One object per (model, component), for plugins."""
         key = (model_id, component)
         got = self._comp.get(key)
         if got is None:
-            labels = {"model_id": model_id, "component": component}
-            got = (
-                self._child(Counter, "component_runs", labels),
-                self._child(Histogram, "component_latency_seconds", labels),
-                (f"model-id:{model_id}", f"component-name:{component}"),
-            )
-            self._comp[key] = got
-        got[0].inc()
-        got[1].observe(seconds)
-        if error_kind:
-            self._child(
-                Counter,
-                "component_errors",
-                {"model_id": model_id, "component": component, "kind": error_kind},
-            ).inc()
-        sd = self.statsd
-        if sd is not None:
-            tags = got[2]
-            sd.count("inferflow.component.execution.total", 1, tags)
-            sd.timing("inferflow.component.execution.latency", seconds * 1000.0, tags)
-            if error_kind:
-                sd.count("inferflow.component.execution.error", 1, (*tags, f"error-type:{error_kind}"))
+            with self._lock:
+                got = self._comp.setdefault(key, ComponentMetrics(self, model_id, component))
+        return got
+
+    def component_run(self, model_id: str, component: str, seconds: float, error_kind: str | None) -> None:
+        """One DAG node run (the engine calls this for every node)."""
+        got = self._comp.get((model_id, component))
+        if got is None:
+            got = self.component_metrics(model_id, component)
+        got.run(seconds, error_kind)
 
     def external_call(
         self,
@@ -417,44 +407,18 @@ class Metrics:
         error_kind: str | None = None,
     ) -> None:
         """One call to an external service (OnFS, Predator, Numerix ...), for plugins."""
-        key = (service, endpoint, model_id, component)
-        got = self._ext.get(key)
+        got = self._comp.get((model_id, component))
         if got is None:
-            labels = {"service": service, "endpoint": endpoint, "model_id": model_id, "component": component}
-            got = self._ext[key] = (
-                self._child(Counter, "external_requests", labels),
-                self._child(Histogram, "external_latency_seconds", labels),
-                self._child(Histogram, "external_batch_size", labels, SIZE_BUCKETS),
-                (
-                    f"model-id:{model_id}",
-                    f"component-name:{component}",
-                    f"ext-service:{service}",
-                    f"endpoint:{endpoint}",
-                ),
-            )
-        requests, latency, batches, tags = got
-        requests.inc()
-        latency.observe(seconds)
-        batches.observe(batch)
-        if error_kind:
-            labels = {"service": service, "endpoint": endpoint, "model_id": model_id, "component": component}
-            self._child(Counter, "external_errors", {**labels, "kind": error_kind}).inc()
-        sd = self.statsd
-        if sd is not None:
-            sd.count("inferflow.external.api.request.total", 1, tags)
-            sd.timing("inferflow.external.api.request.latency", seconds * 1000.0, tags)
-            sd.count("inferflow.external.api.request.batch", batch, tags)
-            if error_kind:
-                sd.count("inferflow.external.api.request.error", 1, (*tags, f"error-type:{error_kind}"))
+            got = self.component_metrics(model_id, component)
+        got.external(service, endpoint).call(seconds, batch, error_kind)
 
     def feature_count(self, model_id: str, component: str, count: int) -> None:
         """Feature values a component fetched for one request (unique entities x features), for plugins:
         Prometheus ``inferflow_component_features_total``, StatsD ``inferflow.component.feature.count``."""
-        labels = {"model_id": model_id, "component": component}
-        self._child(Counter, "component_features", labels).inc(count)
-        if self.statsd is not None:
-            tags = (f"model-id:{model_id}", f"component-name:{component}")
-            self.statsd.count("inferflow.component.feature.count", count, tags)
+        got = self._comp.get((model_id, component))
+        if got is None:
+            got = self.component_metrics(model_id, component)
+        got.features(count)
 
     def cache_lookup(self, cache: str, model_id: str, component: str, hits: int, misses: int) -> None:
         """Hits and misses of a cache lookup batch (e.g. the feature cache), for plugins."""
@@ -521,6 +485,143 @@ class Metrics:
             child = metric.labels(**{k: str(v) for k, v in labels.items()}) if labels else metric
             self._children[key] = child
         return child
+
+
+class ExternalCallMetrics:
+    """The metrics of one (model, component, service, endpoint)'s calls to an external service, bound
+    (see :meth:`Metrics.component_metrics`; its series appear when it is made): :meth:`call` records
+    one call."""
+
+    __slots__ = ("_batches", "_errors", "_labels", "_latency", "_metrics", "_requests", "_tags")
+
+    def __init__(self, metrics: Metrics, labels: dict[str, str]) -> None:
+        self._metrics = metrics
+        self._labels = labels
+        self._requests = metrics._child(Counter, "external_requests", labels)
+        self._latency = metrics._child(Histogram, "external_latency_seconds", labels)
+        self._batches = metrics._child(Histogram, "external_batch_size", labels, SIZE_BUCKETS)
+        self._errors: dict[str, Any] = {}
+        self._tags = (
+            f"model-id:{labels['model_id']}",
+            f"component-name:{labels['component']}",
+            f"ext-service:{labels['service']}",
+            f"endpoint:{labels['endpoint']}",
+        )
+
+    def call(self, seconds: float, batch: int, error_kind: str | None = None) -> None:
+        """One call of ``seconds`` carrying ``batch`` rows or keys; ``error_kind`` when it failed."""
+        self._requests.inc()
+        self._latency.observe(seconds)
+        self._batches.observe(batch)
+        if error_kind:
+            errors = self._errors.get(error_kind)
+            if errors is None:
+                labels = {**self._labels, "kind": error_kind}
+                errors = self._errors[error_kind] = self._metrics._child(Counter, "external_errors", labels)
+            errors.inc()
+        sd = self._metrics.statsd
+        if sd is not None:
+            tags = self._tags
+            sd.count("inferflow.external.api.request.total", 1, tags)
+            sd.timing("inferflow.external.api.request.latency", seconds * 1000.0, tags)
+            sd.count("inferflow.external.api.request.batch", batch, tags)
+            if error_kind:
+                sd.count("inferflow.external.api.request.error", 1, (*tags, f"error-type:{error_kind}"))
+
+
+class ComponentMetrics:
+    """The metric calls of one (model, component) with their labelled children bound, from
+    :meth:`Metrics.component_metrics`. Each child is resolved on its first use (a series appears when
+    first recorded, as with the unbound calls); later calls only add."""
+
+    __slots__ = (
+        "_counts",
+        "_errors",
+        "_external",
+        "_features",
+        "_labels",
+        "_metrics",
+        "_run",
+        "_tags",
+        "component",
+        "model_id",
+    )
+
+    def __init__(self, metrics: Metrics, model_id: str, component: str) -> None:
+        self._metrics = metrics
+        self.model_id = model_id
+        self.component = component
+        self._labels = {"model_id": model_id, "component": component}
+        self._tags = (f"model-id:{model_id}", f"component-name:{component}")
+        self._run: tuple[Any, Any] | None = None
+        self._errors: dict[str, Any] = {}
+        self._features: Any = None
+        self._counts: dict[str, Any] = {}
+        self._external: dict[tuple[str, str], ExternalCallMetrics] = {}
+
+    def run(self, seconds: float, error_kind: str | None = None) -> None:
+        """One run of the component (the engine records every node's)."""
+        got = self._run
+        if got is None:
+            m = self._metrics
+            got = self._run = (
+                m._child(Counter, "component_runs", self._labels),
+                m._child(Histogram, "component_latency_seconds", self._labels),
+            )
+        got[0].inc()
+        got[1].observe(seconds)
+        if error_kind:
+            errors = self._errors.get(error_kind)
+            if errors is None:
+                labels = {**self._labels, "kind": error_kind}
+                errors = self._errors[error_kind] = self._metrics._child(Counter, "component_errors", labels)
+            errors.inc()
+        sd = self._metrics.statsd
+        if sd is not None:
+            tags = self._tags
+            sd.count("inferflow.component.execution.total", 1, tags)
+            sd.timing("inferflow.component.execution.latency", seconds * 1000.0, tags)
+            if error_kind:
+                sd.count("inferflow.component.execution.error", 1, (*tags, f"error-type:{error_kind}"))
+
+    def features(self, count: int) -> None:
+        """Feature values fetched for one request (as :meth:`Metrics.feature_count`)."""
+        child = self._features
+        if child is None:
+            child = self._features = self._metrics._child(Counter, "component_features", self._labels)
+        child.inc(count)
+        sd = self._metrics.statsd
+        if sd is not None:
+            sd.count("inferflow.component.feature.count", count, self._tags)
+
+    def count(self, name: str, amount: float = 1.0) -> None:
+        """Add ``amount`` to counter ``name`` labelled with the model and component (as
+        ``Metrics.count(name, amount, model_id=..., component=...)``)."""
+        child = self._counts.get(name)
+        if child is None:
+            child = self._counts[name] = self._metrics._child(Counter, name, self._labels)
+        child.inc(amount)
+        sd = self._metrics.statsd
+        if sd is not None:
+            sd.count("inferflow." + name, amount, self._tags)
+
+    def external(self, service: str, endpoint: str) -> ExternalCallMetrics:
+        """The bound metrics of this component's calls to ``service`` at ``endpoint``."""
+        got = self._external.get((service, endpoint))
+        if got is None:
+            labels = {"service": service, "endpoint": endpoint, "model_id": self.model_id}
+            labels["component"] = self.component
+            got = self._external[(service, endpoint)] = ExternalCallMetrics(self._metrics, labels)
+        return got
+
+    def external_call(
+        self, service: str, endpoint: str, seconds: float, batch: int, error_kind: str | None = None
+    ) -> None:
+        """One call to an external service (as :meth:`Metrics.external_call`)."""
+        got = self._external.get((service, endpoint))
+        if got is None:
+            got = self.external(service, endpoint)
+        got.call(seconds, batch, error_kind)
 
 
 class _Forward:

@@ -130,8 +130,8 @@ class NumerixComponent(Component):
             raise
         finally:
             rows = ctx.matrix.rows
-            self.metrics.external_call(
-                "numerix", self.endpoint, self.model_id, self.name, time.perf_counter() - started, rows, kind
+            self.metrics.component_metrics(self.model_id, self.name).external_call(
+                "numerix", self.endpoint, time.perf_counter() - started, rows, kind
             )
 
     async def _run(self, ctx: RunContext) -> None:

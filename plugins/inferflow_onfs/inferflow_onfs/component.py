@@ -23,6 +23,7 @@ from inferflow_core.api import (
     Component,
     ComponentConfig,
     ComponentError,
+    ComponentMetrics,
     DataType,
     DataTypeError,
     Metrics,
@@ -108,6 +109,10 @@ class FeatureComponent(Component):
             )
             metrics.describe("onfs_errors", "Failed feature-store calls by a feature component, by kind")
         self._labels = {"model_id": model_id, "component": cfg.component}
+        # the metric calls with their labelled children bound once
+        self._m: ComponentMetrics | None = (
+            metrics.component_metrics(model_id, cfg.component) if metrics is not None else None
+        )
         self._plan_slots: tuple[features.Slot, ...] | None = None
         self._plan: list[_Run] = []
         # the embedded store with no cache and one key column: the key texts are looked up as read (see
@@ -153,8 +158,8 @@ class FeatureComponent(Component):
     async def _features(self, ctx: RunContext, keys: features.EntityKeys) -> None:
         row_keys, inverse, unique, positions = keys.rows, keys.inverse, keys.unique, keys.positions
         distinct = keys.distinct
-        if self.metrics is not None:  # Go Inferflow's inferflow.component.feature.count
-            self.metrics.feature_count(self.model_id, self.name, len(unique) * len(self.specs))
+        if self._m is not None:  # Go Inferflow's inferflow.component.feature.count
+            self._m.features(len(unique) * len(self.specs))
         cached, misses = await self._from_cache(unique, positions)
         if self.cache is not None:  # EXPLAIN (no-op unless the request asked)
             ctx.note(self.name, "cache_hits", len(unique) - len(misses))
@@ -207,7 +212,7 @@ class FeatureComponent(Component):
             row = index.text_row(one)
             distinct, present, rows = 1, row < missing, None
         else:
-            row, rows = -1, index.text_rows(texts)
+            row, rows = -1, index.text_rows(texts, values)
             ordered = np.sort(rows)
             present = int(ordered[-1]) < missing
             if present:  # every key stored: one row per distinct key
@@ -217,9 +222,13 @@ class FeatureComponent(Component):
                 if "" in first:
                     return False
                 distinct = len(first)
-        if self.metrics is not None:  # Go Inferflow's inferflow.component.feature.count
-            self.metrics.feature_count(self.model_id, self.name, distinct * len(self.specs))
-        self._fetched(ctx, backend.name, distinct, started, 0)
+        seconds = time.perf_counter() - started
+        m = self._m
+        if m is not None:  # the metrics of the general path (_features, _fetched) with one lookup call
+            m.features(distinct * len(self.specs))  # Go Inferflow's inferflow.component.feature.count
+            m.external_call("featurestore", backend.name, seconds, distinct)
+            m.count("onfs_fetched_entities", distinct)
+        ctx.external_call(self.name, backend.name, 1, distinct, seconds)
         if frame is not self._dense_frame:
             self._dense_frame, self._dense = frame, all(b.dense for b in frame.blocks)
         taken = frame.repeat(row, n) if rows is None else frame.take(rows, present)
@@ -367,15 +376,9 @@ class FeatureComponent(Component):
     ) -> None:
         """Metrics and EXPLAIN of one backend fetch of ``keys`` entities begun at ``started``."""
         seconds = time.perf_counter() - started
-        if self.metrics is not None:  # the core's shared names: inferflow_external_* (service featurestore)
-            self.metrics.external_call(
-                "featurestore",
-                endpoint,
-                self.model_id,
-                self.name,
-                seconds,
-                keys,
-                failures[0][0] if failures else None,
+        if self._m is not None:  # the core's shared names: inferflow_external_* (service featurestore)
+            self._m.external_call(
+                "featurestore", endpoint, seconds, keys, failures[0][0] if failures else None
             )
         batches = calls or 1  # the embedded store answers in one lookup
         ctx.external_call(self.name, endpoint, batches, keys, seconds)
@@ -390,5 +393,10 @@ class FeatureComponent(Component):
         self.cache.put_present(self.cache_prefix, ["|".join(k) for k in keys], self.layout, frame, self.ttl)
 
     def _count(self, name: str, amount: float, **labels: str) -> None:
-        if self.metrics is not None and amount:
-            self.metrics.count(name, amount, **(self._labels | labels if labels else self._labels))
+        if self._m is None or not amount:
+            return
+        if labels:
+            assert self.metrics is not None
+            self.metrics.count(name, amount, **(self._labels | labels))
+        else:
+            self._m.count(name, amount)

@@ -221,8 +221,9 @@ class KeyIndex:
         get, miss = self.dict.get, self.n  # type: ignore[union-attr]
         return np.fromiter((get(tuple(k), miss) for k in keys), dtype=np.intp, count=len(keys))
 
-    def text_rows(self, texts: list[str]) -> np.ndarray:
-        """Row of each key of a one-column index, given as the key texts (``self.n`` when unknown)."""
+    def text_rows(self, texts: list[str], array: np.ndarray | None = None) -> np.ndarray:
+        """Row of each key of a one-column index, given as the key texts (``self.n`` when unknown).
+        ``array``: the same texts as an object array (a matrix column), converted in one C loop."""
         if self.dict is not None:
             get, miss = self.dict.get, self.n
             return np.fromiter(map(get, texts, repeat(miss)), dtype=np.intp, count=len(texts))
@@ -231,7 +232,10 @@ class KeyIndex:
         if "\x00" in "".join(texts):  # no stored key has one, and numpy would strip a trailing one
             return self._few(texts)
         try:
-            query = np.array(texts, dtype=self.query_dtype).view("<u8")
+            fixed = (
+                np.array(texts, dtype=self.query_dtype) if array is None else array.astype(self.query_dtype)
+            )
+            query = fixed.view("<u8")
         except UnicodeEncodeError:  # a non-ASCII query (an ASCII index: it matches no key)
             return self._few(texts)
         probe, shift = self.probe, self._shift

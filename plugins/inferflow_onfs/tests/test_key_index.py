@@ -78,6 +78,8 @@ def test_every_key_width_and_both_lookup_paths_match_a_dict() -> None:
             queries += [keys[0] + alphabet[1], keys[0][:-1], keys[1] + "\x00", "\u00e9" * longest, ""]
             want = _expect(keys, queries)
             assert index.text_rows(queries).tolist() == want, (keys, queries)
+            as_column = np.array(queries, dtype=object)
+            assert index.text_rows(queries, as_column).tolist() == want, (keys, queries)
             assert [index.text_row(q) for q in queries] == want
 
 

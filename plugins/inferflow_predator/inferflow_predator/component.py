@@ -259,11 +259,12 @@ class PredatorComponent(Component):
             got = [error] * len(batches)
         seconds = time.perf_counter() - started
         out: list[Scores | ComponentError] = []
+        bound = self.metrics.component_metrics(self.model_id, self.name)
         for outputs, n in zip(got, rows, strict=True):
             result = outputs if isinstance(outputs, ComponentError) else self._scores(outputs, n)
             out.append(result)
             kind = result.kind if isinstance(result, ComponentError) else None
-            self.metrics.external_call("predator", endpoint, self.model_id, self.name, seconds, n, kind)
+            bound.external_call("predator", endpoint, seconds, n, kind)
         return out
 
     def _scores(self, got: dict[str, Tensor], rows: int) -> Scores | ComponentError:
@@ -305,8 +306,8 @@ class PredatorComponent(Component):
             kind = "predator-api-error"
             return ComponentError(f"{endpoint}: {type(exc).__name__}: {exc}", kind)
         finally:
-            self.metrics.external_call(
-                "predator", endpoint, self.model_id, self.name, time.perf_counter() - started, rows, kind
+            self.metrics.component_metrics(self.model_id, self.name).external_call(
+                "predator", endpoint, time.perf_counter() - started, rows, kind
             )
         return scores
 
