@@ -514,11 +514,7 @@ class ExternalCallMetrics:
         self._latency.observe(seconds)
         self._batches.observe(batch)
         if error_kind:
-            errors = self._errors.get(error_kind)
-            if errors is None:
-                labels = {**self._labels, "kind": error_kind}
-                errors = self._errors[error_kind] = self._metrics._child(Counter, "external_errors", labels)
-            errors.inc()
+            _error_counter(self._metrics, self._errors, "external_errors", self._labels, error_kind).inc()
         sd = self._metrics.statsd
         if sd is not None:
             tags = self._tags
@@ -527,6 +523,16 @@ class ExternalCallMetrics:
             sd.count("inferflow.external.api.request.batch", batch, tags)
             if error_kind:
                 sd.count("inferflow.external.api.request.error", 1, (*tags, f"error-type:{error_kind}"))
+
+
+def _error_counter(
+    metrics: Metrics, bound: dict[str, Any], name: str, labels: dict[str, str], kind: str
+) -> Any:
+    """The ``name`` counter child for ``labels`` + ``kind``, resolved once into ``bound``."""
+    errors = bound.get(kind)
+    if errors is None:
+        errors = bound[kind] = metrics._child(Counter, name, {**labels, "kind": kind})
+    return errors
 
 
 class ComponentMetrics:
@@ -571,11 +577,7 @@ class ComponentMetrics:
         got[0].inc()
         got[1].observe(seconds)
         if error_kind:
-            errors = self._errors.get(error_kind)
-            if errors is None:
-                labels = {**self._labels, "kind": error_kind}
-                errors = self._errors[error_kind] = self._metrics._child(Counter, "component_errors", labels)
-            errors.inc()
+            _error_counter(self._metrics, self._errors, "component_errors", self._labels, error_kind).inc()
         sd = self._metrics.statsd
         if sd is not None:
             tags = self._tags
