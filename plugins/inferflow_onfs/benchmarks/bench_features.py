@@ -294,10 +294,14 @@ def main() -> None:
         asyncio.run(_replay_serve(args.replay_serve, args.port))
         return
     root = args.data or tempfile.mkdtemp(prefix="onfs_bench_")
-    os.makedirs(root, exist_ok=True)
-    if not os.path.exists(os.path.join(root, "catalog.parquet")):
-        write_data(root)
-    result = asyncio.run(main_async(args, root))
+    try:
+        os.makedirs(root, exist_ok=True)
+        if not os.path.exists(os.path.join(root, "catalog.parquet")):
+            write_data(root)
+        result = asyncio.run(main_async(args, root))
+    finally:
+        if not args.data:  # generated here (~50 MB): not left behind
+            shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(result, indent=2))
 
 

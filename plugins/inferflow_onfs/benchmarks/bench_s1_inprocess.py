@@ -60,9 +60,10 @@ async def main_async(args: argparse.Namespace) -> dict:
 
     data = example.ensure_data(demo=False, progress=None)
     os.environ.update(example.embedded_env(data))
-    cfg = example.write_config(Path(tempfile.mkdtemp(prefix="s1-inproc-")) / "cfg", data, cache=args.cache)
-    runtime = Runtime()
-    runtime.apply_tree(sources.read_config_dir(cfg, runtime.prefixes))
+    with tempfile.TemporaryDirectory(prefix="s1-inproc-") as tmp:
+        cfg = example.write_config(Path(tmp) / "cfg", data, cache=args.cache)
+        runtime = Runtime()
+        runtime.apply_tree(sources.read_config_dir(cfg, runtime.prefixes))
     service = InProcessService(runtime)
 
     spent: dict[str, float] = defaultdict(float)
