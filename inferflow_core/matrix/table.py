@@ -345,4 +345,6 @@ class ColumnTable:
     def texts(self, name: str) -> list[str]:
         """Per-row text form of column ``name`` ("" where missing)."""
         values, valid = self.read(name, DataType.STRING)
+        if valid.all():
+            return values.tolist()
         return [v if ok else "" for v, ok in zip(values.tolist(), valid.tolist(), strict=True)]
