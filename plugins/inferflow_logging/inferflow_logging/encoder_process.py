@@ -20,10 +20,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from .procworker import (
     RingHandle,
     apply_deltas,
     child_main,
+    contiguous,
     enlarge_pipe,
     frame_size,
     pack_frame,
@@ -256,7 +259,7 @@ class EncoderProcess:
             placed = self._place(frame, parts)
             if placed is None:
                 self.pipe_frames += 1
-                parts += frame
+                parts += contiguous(frame)
             else:
                 self.ring_frames += 1
                 parts += placed
@@ -299,6 +302,10 @@ class EncoderProcess:
         offset = (self._head + skip) % ring_size
         pos = offset
         for part in frame:
+            if isinstance(part, np.ndarray):  # a column block or mask, strided or not: one copy
+                np.ndarray(part.shape, part.dtype, ring, pos)[...] = part
+                pos += part.nbytes
+                continue
             n = len(part) if not isinstance(part, memoryview) else part.nbytes
             ring[pos : pos + n] = part
             pos += n

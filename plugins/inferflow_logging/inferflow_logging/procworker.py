@@ -8,6 +8,10 @@ numpy / Arrow buffers out of band::
 
     u64 payload length | u32 buffer count | u64 length of the pickle and of each buffer | pickle | buffers
 
+A request frame's pickle holds plain tuples only (numpy's pickling costs microseconds per array): its
+column blocks and masks are raw buffers after the pickle's own, named by position, copied into the ring
+straight from the matrix's (possibly strided) views (:func:`pack_request`).
+
 The child reads a frame in place in the ring and reports how far it has finished (``freed``) after each
 batch it wrote, which is when the parent may overwrite that part of the ring. Frames too large for the
 ring, schema frames and the stop frame travel through the pipe itself.
@@ -53,46 +57,94 @@ def enlarge_pipe(fd: int, size: int = 1 << 20) -> None:
         fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
 
 
-def pack_frame(message: Any) -> list[Any]:
-    """One frame as a list of buffers for ``writev`` (numpy / Arrow data not copied when contiguous)."""
+def pack_frame(message: Any, raw: list[np.ndarray] | None = None) -> list[Any]:
+    """One frame as a list of buffers for ``writev`` (numpy / Arrow data not copied when contiguous).
+
+    ``raw`` arrays travel after the pickle's own out-of-band buffers, as they are (a strided one is
+    copied once, straight into the ring or for the pipe); the message refers to them by position
+    (:func:`unpack_body` hands them to :func:`request_from_wire`)."""
     bufs: list[pickle.PickleBuffer] = []
     head = pickle.dumps(message, protocol=5, buffer_callback=bufs.append)
-    raws = [b.raw() for b in bufs]
+    raws: list[Any] = [b.raw() for b in bufs]
+    if raw:
+        raws += raw
     lengths = [len(head), *(r.nbytes for r in raws)]
     table = struct.pack(f"<{len(lengths)}Q", *lengths)
     total = len(table) + sum(lengths)
     return [_HEAD.pack(total, len(raws)) + table, head, *raws]
 
 
+_SEP = "\x1f"  # joins a table's entity ids in a request frame (unit separator)
+
+
 def pack_request(schema_id: int, extracted: Extracted) -> list[Any]:
-    """A request frame: the tables travel as (entities, parts, bad) without their schema entries, each
-    part a plain tuple (:func:`part_state`), a validity mask or bad-row mask only when some cell or row
-    is missing or bad (the usual request sends none: they are strided views pickle would copy)."""
-    tables = [
-        (event, t.entities, [part_state(p) for p in t.parts], bad if bad.any() else None)
-        for event, t, bad in extracted.tables
-    ]
-    return pack_frame(("req", schema_id, extracted.fmt_name, extracted.batch, extracted.common, tables))
+    """A request frame: plain tuples, no array in the pickle. Each table is (event, entity ids joined
+    by :data:`_SEP` (a list when an id holds it), its parts (:func:`part_state`), the position of its
+    bad-row mask or -1); the column blocks and masks follow as raw buffers. A validity or bad-row mask
+    is sent only when some cell or row is missing or bad."""
+    raw: list[np.ndarray] = []
+    tables = []
+    for event, t, bad in extracted.tables:
+        ids: str | list[str] = _SEP.join(t.entities)
+        if ids.count(_SEP) != max(0, len(t.entities) - 1):
+            ids = t.entities
+        parts = [part_state(p, raw) for p in t.parts]
+        tables.append((event, len(t.entities), ids, parts, _raw(bad, raw) if bad.any() else -1))
+    msg = ("req", schema_id, extracted.fmt_name, extracted.batch, extracted.common, tables, len(raw))
+    return pack_frame(msg, raw)
 
 
-def part_state(part: Part) -> tuple:
-    """A table part as a tuple of plain values (:func:`part_from_state` rebuilds it)."""
-    valid = None if part.all_valid else part.valid
+def _raw(array: np.ndarray, raw: list[np.ndarray]) -> int:
+    raw.append(array)
+    return len(raw) - 1
+
+
+def part_state(part: Part, raw: list[np.ndarray]) -> tuple:
+    """A table part as a tuple of plain values, its arrays appended to ``raw`` and named by position
+    (:func:`part_from_state` rebuilds it)."""
+    valid = -1 if part.all_valid else _raw(part.valid, raw)
     if isinstance(part, CellGroup):
-        return ("g", part.start, part.stop, part.block, valid)
-    return ("c", part.block, part.cells, valid, part.rows)
+        return ("g", part.start, part.stop, _raw(part.block, raw), part.block.shape, valid)
+    if part.block is None:
+        return ("a", part.cells, valid, part.rows)
+    return ("c", _raw(part.block, raw), part.block.shape, valid, part.rows)
 
 
-def part_from_state(state: tuple) -> Part:
-    if state[0] == "g":
-        _, start, stop, block, valid = state
-        if valid is None:
-            return CellGroup(start, stop, block, np.ones((block.shape[0], stop - start), bool), True)
-        return CellGroup(start, stop, block, valid)
-    _, block, cells, valid, rows = state
-    if valid is None:
+def part_from_state(state: tuple, raw: list[Any]) -> Part:
+    kind = state[0]
+    if kind == "g":
+        _, start, stop, at, shape, valid_at = state
+        group = np.frombuffer(raw[at], np.uint8).reshape(shape)
+        if valid_at < 0:
+            return CellGroup(start, stop, group, np.ones((shape[0], stop - start), bool), True)
+        return CellGroup(start, stop, group, np.frombuffer(raw[valid_at], bool).reshape(shape[0], -1))
+    block: np.ndarray | None = None
+    cells = None
+    if kind == "c":
+        _, at, shape, valid_at, rows = state
+        block = np.frombuffer(raw[at], np.uint8).reshape(shape)
+    else:
+        _, cells, valid_at, rows = state
+    if valid_at < 0:
         return LogColumn(np.ones(rows, bool), block, cells, True)
-    return LogColumn(valid, block, cells)
+    return LogColumn(np.frombuffer(raw[valid_at], bool), block, cells)
+
+
+def request_from_wire(msg: tuple, buffers: list[Any]) -> tuple:
+    """A ``req`` frame's message with its tables rebuilt: (event, entity ids, parts, bad-row mask)."""
+    tag, schema_id, fmt_name, batch, common, tables, nraw = msg
+    raw = buffers[len(buffers) - nraw :]
+    rebuilt = []
+    for event, count, ids, parts, bad_at in tables:
+        entities = ids if isinstance(ids, list) else (ids.split(_SEP) if count else [])
+        bad = None if bad_at < 0 else np.frombuffer(raw[bad_at], bool)
+        rebuilt.append((event, entities, [part_from_state(p, raw) for p in parts], bad))
+    return (tag, schema_id, fmt_name, batch, common, rebuilt)
+
+
+def contiguous(parts: list[Any]) -> list[Any]:
+    """``parts`` with every strided array copied into one piece (what ``writev`` needs)."""
+    return [np.ascontiguousarray(p) if isinstance(p, np.ndarray) else p for p in parts]
 
 
 def write_frames(fd: int, parts: list[Any]) -> None:
@@ -141,7 +193,7 @@ def read_frame(fd: int) -> Any:
 
 
 def frame_size(parts: list[Any]) -> int:
-    return sum(len(p) if not isinstance(p, memoryview) else p.nbytes for p in parts)
+    return sum(p.nbytes if isinstance(p, memoryview | np.ndarray) else len(p) for p in parts)
 
 
 def read_ring_frame(ring: memoryview, offset: int) -> Any:
@@ -158,7 +210,8 @@ def unpack_body(view: memoryview, nbufs: int) -> Any:
     for length in lengths:
         pieces.append(view[pos : pos + length])
         pos += length
-    return pickle.loads(pieces[0], buffers=pieces[1:])
+    msg = pickle.loads(pieces[0], buffers=pieces[1:])
+    return request_from_wire(msg, pieces[1:]) if msg[0] == "req" else msg
 
 
 class DeltaMetrics:
@@ -247,7 +300,7 @@ class _Child:
         rebuilt = []
         for event, entities, parts, bad in tables:
             entries = schema.slate_entries if event.endswith("slate_logs") else schema.entries
-            table = LogTable(entries, entities, [part_from_state(p) for p in parts])
+            table = LogTable(entries, entities, parts)
             rebuilt.append((event, table, np.zeros(len(entities), bool) if bad is None else bad))
         model_id = common["model_id"]
         extracted = Extracted(fmt_name, batch, common, rebuilt)
@@ -329,6 +382,15 @@ def keep_heap() -> None:
         libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
 
 
+def lower_priority(increment: int) -> None:
+    """Run this process ``increment`` nice levels below its parent: on a busy machine the scheduler gives
+    the server's threads the CPU first and the encoder what they leave idle (the ring and the bounded
+    queue absorb the bursts; what they cannot is dropped and counted, never waited for)."""
+    if increment > 0:
+        with contextlib.suppress(OSError, AttributeError):
+            os.nice(increment)
+
+
 def child_main(
     settings: LoggingSettings,
     formats: Mapping[str, Any],
@@ -340,6 +402,7 @@ def child_main(
     """Entry point of the encoder process (``spawn`` context)."""
     logging.basicConfig(level=logging.WARNING)
     keep_heap()
+    lower_priority(settings.encoder_nice)
     child = _Child(settings, formats, sink, stats, open_ring(ring))
     with contextlib.suppress(BrokenPipeError, EOFError, KeyboardInterrupt):
         child.run(data.fileno())

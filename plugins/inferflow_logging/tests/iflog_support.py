@@ -162,8 +162,10 @@ class Served:
         metadata: dict[str, list[str]] | None = None,
         slates: list[np.ndarray] | None = None,
         user_id: str = "",
+        ids: list[str] | None = None,
     ) -> ServedRequest:
-        initial = InitialData(rows=rows, texts={"id": [f"t{i}" for i in range(rows)]})
+        ids = ids if ids is not None else [f"t{i}" for i in range(rows)]
+        initial = InitialData(rows=rows, texts={"id": ids})
         info = RequestInfo(api=api, tracking_id=tracking_id, metadata=metadata or {}, user_id=user_id)
         ctx = await self.rt.execute(self.model_id, initial, info, slates=slates)
         service = ServiceConfig.model_validate({"v2-logging-type": fmt})

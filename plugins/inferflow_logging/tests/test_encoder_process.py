@@ -69,6 +69,41 @@ async def test_process_encoder_writes_the_bytes_the_thread_encoder_writes(tmp_pa
     assert out["process"] == out["thread"]
 
 
+async def test_request_frames_carry_any_entity_id_and_strided_blocks(tmp_path: Path) -> None:
+    """Entity ids travel joined by a separator unless one holds it; blocks that are strided views of
+    the matrix and validity masks are copied into the frame as they are: the child writes what the
+    thread writes, for every format, with missing cells and the ids of a slate."""
+    cfg = all_types_model(batch=3)
+    cfg["dag_execution_config"]["component_dependency"]["sl"] = ["feature_initializer"]
+    cfg["component_config"]["numerix_components"] = [
+        {"component": "sl", "slate": True, "outputs": [{"name": "s", "data_type": "FP32"}]}
+    ]
+    served = Served(cfg)
+    odd = ["a\x1fb", "", "ünï\u00e9", "x\ny", "t4", "5", "t\x1f", "7", "8"]
+    plain = [f"id-{i}" for i in range(9)]
+    reqs = []
+    for k, fmt in enumerate(("proto", "arrow", "parquet") * 2):
+        slates = [[0, 1], [2, 3, 4]] if k % 2 else None
+        reqs.append(
+            await served.request(
+                9, fmt=fmt, tracking_id=f"odd-{k}", api="slatewise" if slates else "pointwise",
+                slates=slates, ids=odd if k < 3 else plain,
+            )
+        )  # fmt: skip
+    out: dict[str, list[bytes]] = {}
+    for encoder in ("thread", "process"):
+        logger, metrics = logger_for(tmp_path / encoder, encoder)
+        await logger.start()
+        for req in reqs:
+            logger.observe(req)
+        await logger.stop(20)
+        out[encoder] = records(tmp_path / encoder)
+        assert metrics.value("logging.dropped") == 0
+    assert len(out["process"]) >= 6 * 3
+    assert out["process"] == out["thread"]
+    assert any(b"a\x1fb" in r for r in out["process"])
+
+
 async def test_event_loop_feeds_the_ring_once_the_child_is_up(tmp_path: Path) -> None:
     """With the child running, observe() puts each log in the ring itself (no hand-off to the thread)
     and the descriptors reach the child within the linger period; the bytes are the thread encoder's."""
