@@ -256,12 +256,39 @@ def build_table(
     """
     bad = np.zeros(matrix.rows, dtype=bool)
     parts: list[Part] = []
-    for start, stop, dtype in _plan(entries):
-        if dtype is None:
+    for start, stop, names in _leaves(matrix, entries):
+        if names is None:
             parts.append(_entry_column(matrix, entries[start], bad))
         else:
-            _add_run(matrix, entries, start, stop, parts, bad)
+            _add_piece(matrix, entries, start, stop, names, parts, bad)
     return LogTable(entries, entities, parts), bad
+
+
+_LEAVES: dict[int, tuple[tuple[SchemaEntry, ...], list[tuple[int, int, tuple[str, ...] | None]]]] = {}
+
+
+def _leaves(
+    matrix: ComponentMatrix, entries: tuple[SchemaEntry, ...]
+) -> list[tuple[int, int, tuple[str, ...] | None]]:
+    """:func:`_plan` with each run cut by :func:`_block_runs` and its names: ``(start, stop, names)``
+    for a run read with one ``read_many``, ``(i, i + 1, None)`` for an entry read on its own. Found
+    with the first matrix of a schema (an empty one is not kept), like the block runs."""
+    got = _LEAVES.get(id(entries))
+    if got is not None and got[0] is entries:
+        return got[1]
+    leaves: list[tuple[int, int, tuple[str, ...] | None]] = []
+    for start, stop, dtype in _plan(entries):
+        if dtype is None:
+            leaves.append((start, stop, None))
+            continue
+        pieces = _block_runs(matrix, entries, start, stop) if matrix.rows and stop - start > 1 else []
+        for a, b in pieces if len(pieces) > 1 else [(start, stop)]:
+            leaves.append((a, b, tuple(e.name for e in entries[a:b])))
+    if matrix.rows:
+        if len(_LEAVES) > 1024:
+            _LEAVES.clear()
+        _LEAVES[id(entries)] = (entries, leaves)
+    return leaves
 
 
 _PLANS: dict[int, tuple[tuple[SchemaEntry, ...], list[tuple[int, int, DataType | None]]]] = {}
@@ -302,14 +329,27 @@ def _add_run(
     bad: np.ndarray,
 ) -> None:
     """Append the parts of the same-type fixed scalar entries ``start:stop``."""
-    rows, first = matrix.rows, entries[start]
-    if rows and stop - start > 1:
+    if matrix.rows and stop - start > 1:
         pieces = _block_runs(matrix, entries, start, stop)
         if len(pieces) > 1:  # one read per column block: views, no copy of the run
             for a, b in pieces:
                 _add_run(matrix, entries, a, b, out, bad)
             return
-    names = [e.name for e in entries[start:stop]]
+    _add_piece(matrix, entries, start, stop, tuple(e.name for e in entries[start:stop]), out, bad)
+
+
+def _add_piece(
+    matrix: ComponentMatrix,
+    entries: tuple[SchemaEntry, ...],
+    start: int,
+    stop: int,
+    names: tuple[str, ...],
+    out: list[Part],
+    bad: np.ndarray,
+) -> None:
+    """Append the part(s) of the same-type fixed scalar entries ``start:stop`` (named ``names``) read
+    with one ``read_many``; entry by entry when that fails."""
+    rows, first = matrix.rows, entries[start]
     if rows:
         try:
             values, valid = matrix.read_many(names, first.dtype)
