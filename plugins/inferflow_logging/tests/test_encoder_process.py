@@ -225,3 +225,20 @@ async def test_auto_encodes_parquet_and_arrow_in_the_child_and_proto_here(tmp_pa
             assert logger.encoder.starts == 1
     assert sorted(out["auto"]) == sorted(out["thread"])
     assert len(out["auto"]) == 18
+
+
+async def test_encoder_process_runs_below_the_server_priority(tmp_path: Path) -> None:
+    """The child takes INFERFLOW_LOG_ENCODER_NICE nice levels (default 10; 0 = the server's own)."""
+    import os
+
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    for nice, expected in ((None, min(19, own + 10)), (3, min(19, own + 3)), (0, own)):
+        kw = {} if nice is None else {"encoder_nice": nice}
+        logger, _ = logger_for(tmp_path / f"nice-{nice}", "process", **kw)
+        await logger.start()
+        enc = logger.encoder
+        assert enc is not None
+        assert await wait_for(enc.alive)
+        priority = functools.partial(os.getpriority, os.PRIO_PROCESS, enc.proc.pid)
+        assert await wait_for(lambda p=priority, x=expected: p() == x, 10)
+        await logger.stop(5)
