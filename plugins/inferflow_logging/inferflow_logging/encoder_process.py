@@ -57,6 +57,7 @@ class EncoderProcess:
         self.sent = 0  # requests sent to the current child
         self.done = 0  # ... of which it reported finished
         self.starts = 0
+        self.ready = False  # the current child has reported (it is up and reading its pipe)
         self._started_at = 0.0
         self._backoff = 0.25
         self._stopping = False  # set by ``kill``: a dead child is then not restarted
@@ -114,6 +115,7 @@ class EncoderProcess:
         self._schemas.clear()
         self._pending.clear()  # descriptors for the child that died (counted as lost with ``sent``)
         self.sent = self.done = 0
+        self.ready = False
         self.starts += 1
         self._started_at = time.monotonic()
 
@@ -324,6 +326,7 @@ class EncoderProcess:
             return final
 
     def _apply(self, msg: tuple) -> bool:
+        self.ready = True
         if msg[0] == "freed":
             self._tail = msg[1]
             return False

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import pickle
 import queue
@@ -36,6 +37,7 @@ from .records import (
     Encoded,
     Extracted,
     encode_counted,
+    encode_extracted,
     encode_request,
     extract_request,
     message_bytes,
@@ -387,6 +389,9 @@ class InferenceLogger:
             # extracted on the event loop (what the ring could not take); with ``auto``, requests in
             # the formats encoded here
             items = [got for served in batch if isinstance(served, list) for got in served]
+            if items and self.writer is not None and not self._child_ready(encoder):
+                self._encode_extracted(items)  # ``auto`` while the child starts: no wait, no drop
+                items = []
             encoder.send(items)
             self._handled += sum(isinstance(served, list) for served in batch)
             self._encode_and_write(batch)
@@ -394,6 +399,30 @@ class InferenceLogger:
                 encoder.stop(self._deadline)
                 self.metrics.gauge("logging.queue_depth", self.queue.qsize())
                 return
+
+    @staticmethod
+    def _child_ready(encoder: EncoderProcess) -> bool:
+        """Whether the child has reported since it started (starting it when there is none yet)."""
+        encoder.pump()
+        if not encoder.starts:
+            encoder.ensure()
+        return encoder.ready
+
+    def _encode_extracted(self, items: list[tuple[LogSchema, Extracted]]) -> None:
+        """Encode extracted requests here and write them with this process's writer (``auto``)."""
+        messages: list[LogMessage] = []
+        size = 0
+        for schema, extracted in items:
+            encode = functools.partial(
+                encode_extracted, extracted, schema, self.formats[extracted.fmt_name], self.metrics
+            )
+            got = encode_counted(str(extracted.common["model_id"]), self.metrics, encode)
+            messages += got
+            size += message_bytes(got)
+            if size >= WRITE_BYTES:
+                self.write(messages)
+                messages, size = [], 0
+        self.write(messages)
 
     def extract(self, served: ServedRequest) -> list[tuple[LogSchema, Extracted]]:
         """The schema and column blocks of one request ([] when it cannot be logged). Never raises."""

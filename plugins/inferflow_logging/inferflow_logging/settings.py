@@ -8,9 +8,9 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TOPIC = "inferflow_inference_logs"
-# Formats INFERFLOW_LOG_ENCODER=auto encodes in the child process: the ones it measured cheaper there (the
-# served S1 bench, benchmarks/RESULTS.md: parquet keeps up without drops; proto costs less on the thread)
-PROCESS_FORMATS = frozenset({"parquet", "arrow"})
+# Formats INFERFLOW_LOG_ENCODER=auto encodes in the child process: the built-in ones, which measured
+# cheaper there (the served S1 bench, benchmarks/RESULTS.md); formats from plugins stay in the server
+PROCESS_FORMATS = frozenset({"proto", "parquet", "arrow"})
 
 
 def _env(*names: str) -> AliasChoices:
@@ -52,7 +52,7 @@ class LoggingSettings(BaseSettings):
     )  # process: formats and sink run in a child process (off the server's GIL); thread: in the server;
     # auto: PROCESS_FORMATS in a child process (started with the first such log), others in the server
     encoder_nice: int = Field(
-        10, ge=0, le=19, validation_alias=_env("INFERFLOW_LOG_ENCODER_NICE", "encoder_nice")
+        0, ge=0, le=19, validation_alias=_env("INFERFLOW_LOG_ENCODER_NICE", "encoder_nice")
     )  # the encoder process's CPU priority below the server's (nice increment): it uses the CPU requests
     # leave idle instead of competing with the event loop for it; 0 = the server's priority
     log_slates: bool = Field(True, validation_alias=_env("INFERFLOW_LOG_SLATES", "log_slates"))

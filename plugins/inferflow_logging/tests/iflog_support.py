@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from inferflow_logging.formats import ArrowFormat
 from pydantic import BaseModel, ConfigDict
 
 from inferflow_core import testing
@@ -282,3 +283,10 @@ def consume(bootstrap: str, topic: str, count: int, timeout: float = 20.0) -> li
     finally:
         consumer.close()
     return out
+
+
+class FeatherFormat(ArrowFormat):
+    """Arrow's encoding under another name and no code: a format as a plugin would register it."""
+
+    name = "feather"  # type: ignore[assignment]
+    code = None  # type: ignore[assignment]

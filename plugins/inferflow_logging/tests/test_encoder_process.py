@@ -8,8 +8,9 @@ import functools
 import time
 from pathlib import Path
 
-from iflog_support import Served, all_types_model
+from iflog_support import FeatherFormat, Served, all_types_model
 from inferflow_logging import InferenceLogger, LoggingSettings, encoder_process
+from inferflow_logging.formats import FORMATS
 from inferflow_logging.procworker import frame_size, pack_request
 from inferflow_logging.records import extract_request
 from inferflow_logging.schema import derive_schema
@@ -197,42 +198,61 @@ async def test_process_encoder_stop_is_bounded_by_the_grace_period(tmp_path: Pat
     assert logger.encoder is None or not logger.encoder.alive()
 
 
-async def test_auto_encodes_parquet_and_arrow_in_the_child_and_proto_here(tmp_path: Path) -> None:
-    """The default (auto): no child while only proto is logged; the first parquet log starts it; the
-    mix is written with the thread encoder's bytes (files differ: two writers, each in order)."""
+async def test_auto_encodes_built_in_formats_in_the_child_and_plugin_formats_here(tmp_path: Path) -> None:
+    """The default (auto): no child while only a plugin's format is logged (encoded here); the first
+    built-in format log starts the child, and what arrives while it starts is encoded here rather
+    than waited for; once it reported, the event loop feeds its ring. Bytes are the thread encoder's
+    (files differ: two writers, each in order); nothing is dropped."""
     served = Served(all_types_model(batch=4))
-    protos = [await served.request(9, fmt="proto", tracking_id=f"p-{k}") for k in range(4)]
-    heavy = [await served.request(9, fmt=f, tracking_id=f"h-{k}") for k, f in enumerate(["parquet", "arrow"])]
+    plugin = [await served.request(9, fmt="feather", tracking_id=f"p-{k}") for k in range(4)]
+    burst = [
+        await served.request(9, fmt=f, tracking_id=f"b-{k}")
+        for k, f in enumerate(["proto", "parquet", "arrow"] * 10)
+    ]
+    later = [await served.request(9, fmt=f, tracking_id=f"l-{k}") for k, f in enumerate(["proto", "parquet"])]
+    formats = {**FORMATS, "feather": FeatherFormat()}
     out: dict[str, list[bytes]] = {}
     for encoder in ("thread", "auto"):
-        logger, metrics = logger_for(tmp_path / encoder, encoder)
+        metrics = Metrics()
+        settings = LoggingSettings(sink="file", log_dir=str(tmp_path / encoder), encoder=encoder)  # type: ignore[arg-type]
+        logger = InferenceLogger(settings, metrics=metrics, formats=formats)
         assert LoggingSettings().encoder == "auto"
         await logger.start()
-        for req in protos:
+        for req in plugin:
             logger.observe(req)
         logged = functools.partial(metrics.value, "logging.logged", model_id="m1", sink="file")
         assert await wait_for(lambda f=logged: f() >= 12)
+        enc = logger.encoder
         if encoder == "auto":
-            assert logger.encoder is not None
-            assert logger.encoder.starts == 0
-        for req in heavy:
+            assert enc is not None
+            assert enc.starts == 0
+        for req in burst:
             logger.observe(req)
+        if enc is not None:
+            assert await wait_for(lambda e=enc: e.ready)
+            assert enc.ring_frames + enc.pipe_frames < len(burst)  # some encoded here meanwhile
+            for req in later:
+                logger.observe(req)
+            assert logger.offered >= len(later)
+        else:
+            for req in later:
+                logger.observe(req)
         await logger.stop(20)
         out[encoder] = records(tmp_path / encoder)
         assert metrics.value("logging.dropped") == 0
         if encoder == "auto":
-            assert logger.encoder is not None
-            assert logger.encoder.starts == 1
+            assert enc is not None
+            assert enc.starts == 1
     assert sorted(out["auto"]) == sorted(out["thread"])
-    assert len(out["auto"]) == 18
+    assert len(out["auto"]) == 3 * (len(plugin) + len(burst) + len(later))
 
 
 async def test_encoder_process_runs_below_the_server_priority(tmp_path: Path) -> None:
-    """The child takes INFERFLOW_LOG_ENCODER_NICE nice levels (default 10; 0 = the server's own)."""
+    """The child takes INFERFLOW_LOG_ENCODER_NICE nice levels below the server (default 0: its own)."""
     import os
 
     own = os.getpriority(os.PRIO_PROCESS, 0)
-    for nice, expected in ((None, min(19, own + 10)), (3, min(19, own + 3)), (0, own)):
+    for nice, expected in ((None, own), (3, min(19, own + 3)), (10, min(19, own + 10))):
         kw = {} if nice is None else {"encoder_nice": nice}
         logger, _ = logger_for(tmp_path / f"nice-{nice}", "process", **kw)
         await logger.start()
