@@ -262,3 +262,31 @@ async def test_encoder_process_runs_below_the_server_priority(tmp_path: Path) ->
         priority = functools.partial(os.getpriority, os.PRIO_PROCESS, enc.proc.pid)
         assert await wait_for(lambda p=priority, x=expected: p() == x, 10)
         await logger.stop(5)
+
+
+def test_a_frame_through_the_pipe_survives_partial_writes_of_strided_blocks() -> None:
+    """A frame sent through the pipe (too large for the ring) with a strided block: the pipe takes it
+    in pieces (non-blocking, a reader slower than the writer) and the bytes arrive whole and in order."""
+    import os
+    import threading
+
+    import numpy as np
+    from inferflow_logging.procworker import contiguous, write_frames
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    block = np.arange(600_000, dtype=np.uint32).astype(np.uint8).reshape(2000, 300)[:, ::2]
+    got = bytearray()
+
+    def reader() -> None:
+        while chunk := os.read(r, 4096):
+            got.extend(chunk)
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    write_frames(w, contiguous([b"head", block, b"tail"]))
+    os.close(w)
+    thread.join(10)
+    os.close(r)
+    assert bytes(got) == b"head" + np.ascontiguousarray(block).tobytes() + b"tail"
