@@ -145,7 +145,7 @@ def request_from_wire(msg: tuple, buffers: list[Any]) -> tuple:
 def contiguous(parts: list[Any]) -> list[Any]:
     """``parts`` with every array as a byte view of one contiguous piece (what ``writev`` needs; a
     strided array is copied)."""
-    return [memoryview(np.ascontiguousarray(p)).cast("B") if isinstance(p, np.ndarray) else p for p in parts]
+    return [np.ascontiguousarray(p).data.cast("B") if isinstance(p, np.ndarray) else p for p in parts]
 
 
 def write_frames(fd: int, parts: list[Any]) -> None:
