@@ -219,10 +219,17 @@ class RowTemplate:
         n, size = cols.shape
         blocks = []
         for (elem, start, end, k), runs in zip(self.blocks, self.runs, strict=True):
-            raw = np.empty((n, end - start), dtype=np.uint8)
-            for cell, at, count, step, dst in runs:
-                out = raw[:, dst : dst + count * cell.itemsize].view(cell)
-                out[...] = np.ndarray((n, count), dtype=cell, buffer=cols, offset=at, strides=(size, step))
+            if len(runs) == 1:  # the block is one run: its copy is the block
+                cell, at, count, step, _dst = runs[0]
+                cells = np.ndarray((n, count), dtype=cell, buffer=cols, offset=at, strides=(size, step))
+                raw = cells.copy().view(np.uint8)
+            else:
+                raw = np.empty((n, end - start), dtype=np.uint8)
+                for cell, at, count, step, dst in runs:
+                    out = raw[:, dst : dst + count * cell.itemsize].view(cell)
+                    out[...] = np.ndarray(
+                        (n, count), dtype=cell, buffer=cols, offset=at, strides=(size, step)
+                    )
             blocks.append(
                 features.Block(
                     elem,
