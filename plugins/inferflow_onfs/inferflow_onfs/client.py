@@ -21,7 +21,7 @@ from ._proto import retrieve_pb2 as pb
 from .backends import FetchOutcome, FetchRequest
 from .codec import decode_rows
 from .settings import OnfsSettings
-from .wire import RowTemplate, cell_widths, key_bytes, rows_region, varint
+from .wire import RowTemplate, cell_widths, encode_keys, rows_region
 
 METHOD = "/retrieve.FeatureService/RetrieveFeatures"
 CALLER_ID_HEADER = "online-feature-store-caller-id"
@@ -136,8 +136,8 @@ class OnfsClient:
     ) -> tuple[np.ndarray, features.FeatureFrame, tuple[str, str] | None]:
         if timeout <= 0:
             raise TimeoutError("no time left for the OnFS call")
-        kbs = [key_bytes(k) for k in batch]
-        body = self._template(request) + b"".join([b"\x22" + varint(len(kb)) + kb for kb in kbs])
+        keys = encode_keys(batch)
+        body = self._template(request) + keys.body
         with external_span("featurestore", "RetrieveFeatures", keys=len(batch)) as span:
             metadata = self.metadata + span.metadata  # W3C traceparent/tracestate when tracing is on
             raw: bytes = await self._method()(body, timeout=timeout, metadata=metadata)
@@ -145,7 +145,7 @@ class OnfsClient:
         if template is not None:
             start = rows_region(raw)
             if start is not None:
-                frame = template.decode(memoryview(raw)[start:], kbs)
+                frame = template.decode(memoryview(raw)[start:], keys)
                 if frame is not None:
                     return np.arange(len(batch), dtype=np.intp), frame, None
         pos, frame, problem = match_rows(request, batch, pb.Result.FromString(raw))

@@ -5,15 +5,24 @@ serializers write). When every feature is fixed width and present, the columns p
 shape: for feature ``j`` the tag ``0x12``, ``varint(w_j)`` and ``w_j`` bytes. :class:`RowTemplate` holds that
 shape once: the server writes the columns of ``n`` rows with one numpy scatter, and the client checks a whole
 response against the rows it expects (row tags, lengths and keys in one bytes comparison, every cell header in
-one masked numpy comparison) and takes the values of all rows with one ``np.take`` — no per-cell Python, no
-protobuf row objects.
+one masked numpy comparison) and copies the values of all rows with one strided copy per run of equal cells —
+no per-cell Python, no protobuf row objects.
 Anything else (missing cells, strings, other widths, rows in another order) takes the general path.
+
+:func:`encode_keys` serializes a batch's keys once, for the query and for the check of the answer. When
+a batch has at least :data:`FAST_MIN` keys and every key is one ASCII column shorter than :data:`SHORT_KEY`
+characters (every varint of a key's fields then fits one byte), the query body is one ``str.join`` of
+table-looked-up field heads and key strings, the rows' heads are checked with one gather and one bytes
+comparison, and the rows' columns are one fancy index of a sliding-window view: the per-key steps are C-level
+``map``s, no Python bytecode per key. Other batches serialize key by key.
 """
 
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 
@@ -48,6 +57,43 @@ def key_bytes(key: Sequence[str]) -> bytes:
     return b"".join(b"\x0a" + varint(len(p)) + p for p in parts)
 
 
+SHORT_KEY = 126  # a key of fewer bytes has one-byte varints in ``Keys`` (its length) and in ``Query.keys``
+FAST_MIN = 16  # batches of fewer keys serialize key by key (cheaper than the fixed cost of the batch path)
+# ``Query.keys`` field of a one-column key of ``m`` bytes: tag, length, then ``Keys.cols`` tag and length.
+# Code points below 128 (m + 2 <= 127): encoding the joined string as ASCII writes exactly these bytes.
+_QUERY_HEADS = [f"\x22{chr(m + 2)}\x0a{chr(m)}" for m in range(SHORT_KEY)]
+
+
+class Keys:
+    """One batch's keys, serialized once: ``body`` is their ``Query.keys`` fields (append it to the query
+    template). ``short`` is the key strings when the batch was written by the batch path (every key one
+    ASCII column shorter than :data:`SHORT_KEY`), else None and ``kbs`` holds each key's ``Keys`` message."""
+
+    __slots__ = ("body", "kbs", "n", "short")
+
+    def __init__(self, n: int, body: bytes, short: list[str] | None, kbs: list[bytes] | None) -> None:
+        self.n, self.body, self.short, self.kbs = n, body, short, kbs
+
+
+def encode_keys(batch: Sequence[Sequence[str]], min_fast: int = FAST_MIN) -> Keys:
+    """Serialize ``batch``; byte-identical to ``Query(keys=[Keys(cols=k) for k in batch])`` without the
+    header fields. Batches of at least ``min_fast`` short ASCII one-column keys take the batch path."""
+    n = len(batch)
+    if n >= min_fast:
+        flat = list(chain.from_iterable(batch))
+        # as many strings as keys and no empty key: every key has exactly one column
+        if len(flat) == n and all(batch):
+            try:  # a head per key length: a key of SHORT_KEY characters or more has none (IndexError)
+                text = "".join(map(operator.add, map(_QUERY_HEADS.__getitem__, map(len, flat)), flat))
+            except (IndexError, TypeError):  # too long, or not a string: key by key (which raises for these)
+                pass
+            else:
+                if text.isascii():  # the heads are ASCII: so are the keys, and their UTF-8 is the text
+                    return Keys(n, text.encode("ascii"), flat, None)
+    kbs = [key_bytes(k) for k in batch]
+    return Keys(n, b"".join([b"\x22" + varint(len(kb)) + kb for kb in kbs]), None, kbs)
+
+
 class RowTemplate:
     """The columns part of a complete row for ``dtypes`` with cell widths ``widths`` (bytes)."""
 
@@ -55,8 +101,10 @@ class RowTemplate:
         self.dtypes, self.widths = tuple(dtypes), tuple(int(w) for w in widths)
         template = bytearray()
         data_pos: list[np.ndarray] = []
+        value_at: list[int] = []  # first value byte of each cell
         for w in self.widths:
             template += b"\x12" + varint(w)
+            value_at.append(len(template))
             data_pos.append(np.arange(len(template), len(template) + w))
             template += bytes(w)
         self.template = bytes(template)
@@ -82,6 +130,29 @@ class RowTemplate:
             offset += w
             self.blocks[-1] = (b_elem, b_start, offset, k + 1)
         self.slots = tuple(slots)
+        # per block, runs of consecutive cells of one width (equal cells lie at a constant distance, their
+        # width plus their header): (void dtype of a cell, first value byte in the columns, cells, distance
+        # between cells, first byte in the block); each run is one strided copy of all rows
+        self.runs: list[list[tuple[np.dtype, int, int, int, int]]] = []
+        first = 0
+        for _elem, _start, _end, k in self.blocks:
+            runs: list[tuple[np.dtype, int, int, int, int]] = []
+            dst = 0
+            for w, at in zip(self.widths[first : first + k], value_at[first : first + k], strict=True):
+                if runs and runs[-1][0].itemsize == w:
+                    cell, a0, count, step, d0 = runs[-1]
+                    runs[-1] = (cell, a0, count + 1, step, d0)
+                else:
+                    runs.append((np.dtype(f"V{w}"), at, 1, w + 1 + len(varint(w)), dst))
+                dst += w
+            self.runs.append(runs)
+            first += k
+        # row heads of one-column keys of m < SHORT_KEY bytes, as latin-1 text (one code point per byte)
+        self._key_heads = [
+            (_ROW_TAG + varint(m + 2 + self.size) + b"\x0a" + bytes((m,))).decode("latin-1")
+            for m in range(SHORT_KEY)
+        ]
+        self._key_head_lens = np.array([len(h) for h in self._key_heads], dtype=np.intp)
 
     @staticmethod
     def usable(dtypes: Sequence[DataType], widths: Sequence[int]) -> bool:
@@ -96,16 +167,19 @@ class RowTemplate:
         return out
 
     # ---------------------------------------------------------------------------- client side
-    def decode(self, region: bytes | memoryview, keys: Sequence[bytes]) -> features.FeatureFrame | None:
-        """The frame of the serialized ``keys`` when ``region`` (the serialized rows) is exactly their rows,
-        in order, with complete cells of the template's widths; None otherwise (use the general path).
+    def decode(self, region: bytes | memoryview, keys: Keys) -> features.FeatureFrame | None:
+        """The frame of ``keys`` when ``region`` (the serialized rows) is exactly their rows, in order, with
+        complete cells of the template's widths; None otherwise (use the general path).
 
         Checked byte for byte: every row's tag, length and keys (one bytes comparison), and every cell
         header (one masked numpy comparison over the ``(n, size)`` columns matrix)."""
-        n, size = len(keys), self.size
-        if not n:
+        if not keys.n:
             return None
-        heads = [_ROW_TAG + varint(len(kb) + size) + kb for kb in keys]
+        if keys.short is not None:
+            return self._decode_short(region, keys.short)
+        assert keys.kbs is not None
+        n, size = keys.n, self.size
+        heads = [_ROW_TAG + varint(len(kb) + size) + kb for kb in keys.kbs]
         lens = np.fromiter(map(len, heads), dtype=np.intp, count=n)
         ends = np.cumsum(lens + size)
         if len(region) != int(ends[-1]):
@@ -116,12 +190,46 @@ class RowTemplate:
         cols = np.frombuffer(b"".join([region[a : a + size] for a in starts]), dtype=np.uint8).reshape(
             n, size
         )
+        return self._frame(cols)
+
+    def _decode_short(self, region: bytes | memoryview, short: list[str]) -> features.FeatureFrame | None:
+        """:meth:`decode` of one-column ASCII keys shorter than :data:`SHORT_KEY`: the expected row heads
+        are one ``str.join`` (a head per key length, from a table), compared with the region's head bytes
+        in one gather; the columns of all rows are one fancy index of a sliding-window view."""
+        n, size = len(short), self.size
+        key_lens = np.fromiter(map(len, short), dtype=np.intp, count=n)
+        heads = self._key_head_lens[key_lens] + key_lens
+        ends = np.cumsum(heads + size)
+        total = int(ends[-1])
+        if len(region) != total:
+            return None
+        expect = "".join(map(operator.add, map(self._key_heads.__getitem__, map(len, short)), short))
+        buf = np.frombuffer(region, dtype=np.uint8)
+        # the region without its columns is the heads, back to back
+        at = np.arange(len(expect)) + np.repeat(np.arange(0, n * size, size), heads)
+        if buf[at].tobytes() != expect.encode("latin-1"):
+            return None
+        windows = np.ndarray((total - size + 1, size), dtype=np.uint8, buffer=region, strides=(1, 1))
+        return self._frame(windows[ends - size])
+
+    def _frame(self, cols: np.ndarray) -> features.FeatureFrame | None:
+        """The frame of an ``(n, size)`` columns matrix, None when a cell header differs from the template."""
         if ((cols ^ self._head) & self._header_mask).any():
             return None
-        data = np.take(cols, self.data_pos, axis=1)
+        n, size = cols.shape
         blocks = []
-        for elem, start, end, k in self.blocks:
-            raw = data if start == 0 and end == data.shape[1] else np.ascontiguousarray(data[:, start:end])
+        for (elem, start, end, k), runs in zip(self.blocks, self.runs, strict=True):
+            if len(runs) == 1:  # the block is one run: its copy is the block
+                cell, at, count, step, _dst = runs[0]
+                cells = np.ndarray((n, count), dtype=cell, buffer=cols, offset=at, strides=(size, step))
+                raw = cells.copy().view(np.uint8)
+            else:
+                raw = np.empty((n, end - start), dtype=np.uint8)
+                for cell, at, count, step, dst in runs:
+                    out = raw[:, dst : dst + count * cell.itemsize].view(cell)
+                    out[...] = np.ndarray(
+                        (n, count), dtype=cell, buffer=cols, offset=at, strides=(size, step)
+                    )
             blocks.append(
                 features.Block(
                     elem,

@@ -54,7 +54,7 @@ def test_row_template_encodes_protobuf_rows_and_decodes_them_back() -> None:
     assert [tuple(r.keys) for r in parsed.rows] == keys
     assert np.frombuffer(parsed.rows[1].columns[1], np.float32).tolist() == frame.column(1)[0][1].tolist()
     template = wire.RowTemplate(DTYPES, wire.cell_widths(DTYPES, frame.slots))
-    kbs = [wire.key_bytes(k) for k in keys]
+    kbs = wire.encode_keys(keys)
     _same(template.decode(region, kbs), frame)  # type: ignore[arg-type]
 
 
@@ -62,9 +62,9 @@ def test_row_template_steps_aside_when_the_answer_is_not_the_expected_shape() ->
     keys = [("a",), ("b",), ("c",)]
     frame = _frame(3)
     template = wire.RowTemplate(DTYPES, wire.cell_widths(DTYPES, frame.slots))
-    kbs = [wire.key_bytes(k) for k in keys]
+    kbs = wire.encode_keys(keys)
     region = b"".join(encode_rows(keys, frame, DTYPES))
-    assert template.decode(region, kbs[::-1]) is None  # rows in another order
+    assert template.decode(region, wire.encode_keys(keys[::-1])) is None  # rows in another order
     assert template.decode(region + b"\x22\x00", kbs) is None  # an extra row
     assert template.decode(region[:-1], kbs) is None  # truncated
     holed = b"".join(encode_rows(keys, _frame(3, missing_row=1), DTYPES))
@@ -77,7 +77,8 @@ def test_row_template_steps_aside_when_the_answer_is_not_the_expected_shape() ->
 
 
 @pytest.mark.integration
-async def test_client_fast_path_equals_the_store(server_port, store_dir) -> None:
+@pytest.mark.parametrize("batch_size", [5, 32])  # 32: the 20-key batch takes encode_keys' batch path
+async def test_client_fast_path_equals_the_store(server_port, store_dir, batch_size) -> None:
     component = {
         "component": "fixed", "component_id": "user_id", "fs_keys": [{"schema": "user_id", "col": "user_id"}],
         "fs_request": {"label": "user", "featureGroups": [
@@ -88,21 +89,23 @@ async def test_client_fast_path_equals_the_store(server_port, store_dir) -> None
     }  # fmt: skip
     request = fetch_request(component)
     decoded: list[bool] = []
+    batch_path: list[bool] = []
     original = wire.RowTemplate.decode
 
     def spy(self, region, keys):  # type: ignore[no-untyped-def]
         got = original(self, region, keys)
         decoded.append(got is not None)
+        batch_path.append(got is not None and keys.short is not None)
         return got
 
     client = OnfsClient(
         OnfsSettings(fs_host="127.0.0.1", fs_port=server_port, fs_plaintext=True, caller_id="inferflow",
-                     caller_token="secret", deadline_ms=2000, batch_size=5)
+                     caller_token="secret", deadline_ms=2000, batch_size=batch_size)
     )  # fmt: skip
     local = LocalBackend(LocalStore(str(store_dir[0])))
     wire.RowTemplate.decode = spy  # type: ignore[method-assign]
     try:
-        for ids in (["u1", "u2"], [f"u{i}" for i in range(3, 15)], ["u5", "ghost", "u6"]):
+        for ids in (["u1", "u2"], [f"u{i}" for i in range(3, 23)], ["u5", "ghost", "u6"]):
             keys = [(i,) for i in ids]
             outcome = await client.fetch(request, keys, None)
             assert not outcome.failures
@@ -118,6 +121,7 @@ async def test_client_fast_path_equals_the_store(server_port, store_dir) -> None
         await client.close()
     assert any(decoded), "complete batches after the first must take the template path"
     assert not all(decoded), "a batch with a missing entity must fall back to the protobuf path"
+    assert any(batch_path) == (batch_size > wire.FAST_MIN), batch_path
 
 
 def test_store_serves_views_and_copies_correctly(store_dir) -> None:
