@@ -25,7 +25,7 @@ from inferflow_core.api import DataType, codecs
 
 from .api import FORMAT_CODES, Chunk, LogTable, SchemaEntry
 from .parquet_file import ParquetChunkWriter
-from .rowpack import Segment, frame_heads, pack, split_rows
+from .rowpack import Segment, frame_heads, pack, repeated_row, split_rows
 from .table import CellGroup, LogColumn, Part
 
 MAX_VAR_LEN = 0xFFFF
@@ -98,7 +98,9 @@ class ProtoFormat:
         head = frame_heads(0x2A, sizes, inner_tag=0x0A)
         buf, offsets = pack([head, *segments], n)
         head_lengths = head.row_lengths(n)
-        return buf, offsets, np.broadcast_to(np.asarray(head_lengths, dtype=np.int64), (n,))
+        if isinstance(head_lengths, int):
+            return buf, offsets, np.full(n, head_lengths, dtype=np.int64)
+        return buf, offsets, np.asarray(head_lengths, dtype=np.int64)
 
     def segments(self, table: LogTable) -> list[Segment]:
         """The row layout: flag byte, then each entry's cells (see the class docstring)."""
@@ -247,8 +249,7 @@ def _pyarrow_file(table: LogTable) -> bytes:
 def _u32_block(lengths: np.ndarray | int, n: int) -> np.ndarray:
     """(n, 4) uint8: each row's length as u32 little-endian (PLAIN byte_array's prefix)."""
     if isinstance(lengths, int):
-        one = np.frombuffer(struct.pack("<I", lengths), dtype=np.uint8)
-        return np.broadcast_to(one, (n, 4))
+        return repeated_row(struct.pack("<I", lengths), n)
     return np.asarray(lengths, dtype="<u4").view(np.uint8).reshape(n, 4)
 
 
