@@ -264,13 +264,8 @@ def plain_values(table: LogTable) -> np.ndarray | None:
     for part in table.parts:
         if isinstance(part, CellGroup):
             k, w = part.stop - part.start, part.width
-            if part.all_valid:  # (n, k, 4 + w): prefix and cell interleaved with two strided copies
-                cells = np.empty((n, k * (4 + w)), dtype=np.uint8)
-                if w % 4 or not _plain_words(cells, [(part, k, w)]):
-                    view = cells.reshape(n, k, 4 + w)
-                    view[:, :, :4] = np.frombuffer(struct.pack("<I", w), dtype=np.uint8)
-                    view[:, :, 4:] = part.block.reshape(n, k, w)
-                segments.append(Segment(block=cells))
+            if part.all_valid:  # (n, k, 4 + w): prefix and cell interleaved
+                segments.append(Segment(block=_plain_block(n, [(part, k, w)])))
             else:  # cells missing here and there: a per-byte layout, pyarrow's writer is as fast
                 return None
             continue
@@ -290,7 +285,6 @@ def plain_values(table: LogTable) -> np.ndarray | None:
 def _plain_fixed(table: LogTable) -> np.ndarray:
     """:func:`plain_values` when every cell is present and fixed-width: every row has the same layout,
     so each part is written into its columns of one ``(rows, row bytes)`` buffer (strided copies)."""
-    n = table.rows
     spans: list[tuple[Part, int, int]] = []  # part, cells per row, cell width
     for part in table.parts:
         if isinstance(part, CellGroup):
@@ -298,25 +292,46 @@ def _plain_fixed(table: LogTable) -> np.ndarray:
         else:
             assert part.block is not None
             spans.append((part, 1, part.block.shape[1]))
+    return _plain_block(table.rows, spans).reshape(-1)
+
+
+def _plain_block(n: int, spans: list[tuple[Part, int, int]]) -> np.ndarray:
+    """``(n, row bytes)``: per row, every span's ``k`` cells of ``w`` bytes each after its u32-LE length
+    ``w``. The lengths come with one broadcast copy of a cached row that holds them; then the cells."""
     out = np.empty((n, sum(k * (4 + w) for _, k, w in spans)), dtype=np.uint8)
+    out[...] = _prefix_row(tuple((k, w) for _, k, w in spans))
     if all(w % 4 == 0 for _, _, w in spans) and _plain_words(out, spans):
-        return out.reshape(-1)
+        return out
     pos = 0
     for part, k, w in spans:
         view = out[:, pos : pos + k * (4 + w)].reshape(n, k, 4 + w)
-        view[:, :, :4] = np.frombuffer(struct.pack("<I", w), dtype=np.uint8)
         assert part.block is not None
         view[:, :, 4:] = part.block.reshape(n, k, w)
         pos += k * (4 + w)
-    return out.reshape(-1)
+    return out
+
+
+_PREFIX_ROWS: dict[tuple[tuple[int, int], ...], np.ndarray] = {}
+
+
+def _prefix_row(layout: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """One row of :func:`_plain_block`'s layout (``(k, w)`` per span) holding the length prefixes
+    (cells zero); the same for every chunk of a schema, so cached."""
+    got = _PREFIX_ROWS.get(layout)
+    if got is None:
+        if len(_PREFIX_ROWS) > 256:
+            _PREFIX_ROWS.clear()
+        row = b"".join((struct.pack("<I", w) + bytes(w)) * k for k, w in layout)
+        got = _PREFIX_ROWS[layout] = np.frombuffer(row, dtype=np.uint8)
+    return got
 
 
 def _plain_words(out: np.ndarray, spans: list[tuple[Part, int, int]]) -> bool:
-    """:func:`_plain_fixed`'s layout written as 4-byte words when every cell width is a multiple of 4:
-    numpy copies word by word instead of running a 4-byte inner loop per cell (~10x faster). A block
-    need not be word-aligned (the encoder process reads blocks at any offset of its frame): numpy
-    copies from an unaligned word view as fast. False (nothing written that matters) when a block's
-    rows are not contiguous, so it cannot be viewed as words."""
+    """The cells of :func:`_plain_block`'s layout written as 4-byte words when every cell width is a
+    multiple of 4: numpy copies word by word instead of running a 4-byte inner loop per cell (~10x
+    faster). A block need not be word-aligned (the encoder process reads blocks at any offset of its
+    frame): numpy copies from an unaligned word view as fast. False (nothing written that matters)
+    when a block's rows are not contiguous, so it cannot be viewed as words."""
     n = out.shape[0]
     words = out.view("<u4")  # (n, row bytes / 4): every part starts on a word
     pos = 0
@@ -326,7 +341,6 @@ def _plain_words(out: np.ndarray, spans: list[tuple[Part, int, int]]) -> bool:
         if block.strides[-1] != 1:
             return False
         view = words[:, pos : pos + k * (1 + w // 4)].reshape(n, k, 1 + w // 4)
-        view[:, :, 0] = w
         view[:, :, 1:] = block.view("<u4").reshape(n, k, w // 4)
         pos += k * (1 + w // 4)
     return True
