@@ -12,6 +12,12 @@ round of each::
     .venv/bin/python plugins/inferflow_logging/benchmarks/bench_encoder_child.py [--rounds 7]
         [--formats proto,parquet] [--passes 3] [--sink file|none] [--no-keep-heap] [--digest]
 
+``--process RATE`` runs the real encoder process instead (``EncoderProcess``: spawned child, ring, pipe,
+its own run loop), fed with ``offer`` + ``flush`` as the event loop feeds it (descriptors written once per
+``INFERFLOW_LOG_LINGER_MS``), ``RATE`` requests per second
+for ``--seconds`` per round, and reports the child's CPU per request from ``/proc`` (what the served
+benchmark measures, without the server and the load generator competing for the cores).
+
 ``--digest`` prints a hash of every message the replay wrote per format (byte-identical output across
 versions gives the same digests). ``--loop SECONDS`` replays one format for that long without reporting
 (for a profiler: ``py-spy record --native -- python ... --loop 20 --formats parquet``).
@@ -159,6 +165,110 @@ class Replay:
             shutil.rmtree(self.log_dir)
 
 
+def proc_cpu(pid: int) -> tuple[float, float, float]:
+    """(user, system, total on CPU) seconds of process ``pid``; the total from schedstat (ns precision)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    on_cpu = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    return int(fields[11]) / tick, int(fields[12]) / tick, on_cpu
+
+
+class ProcessReplay:
+    """One format's requests fed to a real encoder process (``EncoderProcess``) at a fixed rate."""
+
+    def __init__(self, fmt: str, items: list[tuple[Any, Any]], log_dir: Path, sink: str) -> None:
+        from inferflow_logging import LoggingSettings
+        from inferflow_logging.encoder_process import EncoderProcess
+        from inferflow_logging.formats import FORMATS
+        from inferflow_logging.sinks import SINKS
+
+        from inferflow_core.api import Metrics
+
+        self.fmt, self.items, self.log_dir = fmt, items, log_dir
+        settings = LoggingSettings(sink=sink, log_dir=str(log_dir))
+        self.metrics = Metrics()
+        self.encoder = EncoderProcess(settings, FORMATS, SINKS.get(sink), self.metrics)
+        self.encoder.start()
+        self.fed = 0
+        self.linger_s = settings.linger_ms / 1000.0
+        self.run(0.3, 300.0)  # warm-up: schema, templates
+
+    def run(self, seconds: float, rate: float) -> int:
+        """Feed requests at ``rate`` per second for ``seconds``; wait until the child finished them."""
+        encoder = self.encoder
+        start = time.perf_counter()
+        flush_at = start
+        n = 0
+        while True:
+            due = start + n / rate
+            now = time.perf_counter()
+            if now - start >= seconds:
+                break
+            if due > now:
+                time.sleep(due - now)
+            schema, extracted = self.items[self.fed % len(self.items)]
+            self.fed += 1
+            n += 1
+            if not encoder.pending:  # the first descriptor of a batch: written one linger period later
+                flush_at = now + self.linger_s
+            if not encoder.offer(schema, extracted):
+                encoder.send([(schema, extracted)])  # what the logging thread does then
+            if now >= flush_at:  # the descriptors go once per linger period, as the logger writes them
+                encoder.flush()
+            encoder.pump()
+        encoder.send([])
+        deadline = time.monotonic() + 30
+        while encoder.done < encoder.sent and time.monotonic() < deadline:
+            encoder.pump()
+            time.sleep(0.005)
+        return n
+
+    def pid(self) -> int:
+        return int(self.encoder.proc.pid)
+
+    def clean(self) -> None:
+        if self.log_dir.exists():
+            shutil.rmtree(self.log_dir)
+
+    def stop(self) -> None:
+        self.encoder.stop(time.monotonic() + 10)
+
+
+def process_mode(args: argparse.Namespace, formats: list[str], tmp: Path) -> None:
+    replays = {
+        f: ProcessReplay(f, capture(f, args.requests, tmp), tmp / f"logs-{f}", args.sink) for f in formats
+    }
+    try:
+        rounds: dict[str, list[tuple[float, float, float, float]]] = {f: [] for f in formats}
+        for r in range(args.rounds):
+            for fmt in formats if r % 2 == 0 else formats[::-1]:
+                replay = replays[fmt]
+                pid = replay.pid()
+                (u0, s0, c0), w0 = proc_cpu(pid), time.perf_counter()
+                n = replay.run(args.seconds, args.process)
+                (u1, s1, c1), w1 = proc_cpu(pid), time.perf_counter()
+                rounds[fmt].append(
+                    ((u1 - u0) / n * 1e6, (s1 - s0) / n * 1e6, (c1 - c0) / n * 1e6, n / (w1 - w0))
+                )
+                replay.clean()
+        print(
+            f"encoder process: {args.requests} S1 requests fed at {args.process:.0f}/s"
+            f" for {args.seconds:.0f} s"
+            f" x {args.rounds} rounds, sink {args.sink}; load {os.getloadavg()[0]:.2f};"
+            " child CPU per request, median of rounds"
+        )
+        head = ("format", "user µs", "sys µs", "cpu µs", "req/s")
+        print("{:10} {:>8} {:>7} {:>7} {:>8}".format(*head))
+        for fmt in formats:
+            med = [statistics.median(r[i] for r in rounds[fmt]) for i in range(4)]
+            print(f"{fmt:10} {med[0]:8.0f} {med[1]:7.0f} {med[2]:7.0f} {med[3]:8.0f}")
+        if args.json:
+            args.json.write_text(json.dumps(rounds))
+    finally:
+        for replay in replays.values():
+            replay.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -171,6 +281,8 @@ def main() -> None:
     parser.add_argument("--no-keep-heap", action="store_true", help="leave glibc's malloc trimming on")
     parser.add_argument("--digest", action="store_true", help="hash every message written")
     parser.add_argument("--loop", type=float, default=0.0, help="replay the first format for this long")
+    parser.add_argument("--process", type=float, default=0.0, help="run the encoder process at this rate")
+    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per round with --process")
     parser.add_argument("--json", type=Path, help="write the per-round numbers here")
     args = parser.parse_args()
 
@@ -181,6 +293,9 @@ def main() -> None:
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     tmp = Path(tempfile.mkdtemp(prefix="bench-encoder-child-"))
     try:
+        if args.process:
+            process_mode(args, formats, tmp)
+            return
         replays = {}
         for fmt in formats:
             items = capture(fmt, args.requests, tmp)
