@@ -25,7 +25,7 @@ from inferflow_core.api import DataType, codecs
 
 from .api import FORMAT_CODES, Chunk, LogTable, SchemaEntry
 from .parquet_file import ParquetChunkWriter
-from .rowpack import Segment, frame_heads, pack, repeated_row, split_rows
+from .rowpack import Segment, frame_head, frame_heads, pack, repeated_row, split_rows
 from .table import CellGroup, LogColumn, Part
 
 MAX_VAR_LEN = 0xFFFF
@@ -92,6 +92,8 @@ class ProtoFormat:
         ``InferflowLog.features`` element (``0x2a len {0x0a len row}``), all rows in one buffer."""
         n = table.rows
         segments = self.segments(table)
+        if all(seg.block is not None and seg.valid is None for seg in segments):
+            return _framed_fixed([seg.block for seg in segments if seg.block is not None], n)
         sizes = np.zeros(n, dtype=np.int64)
         for seg in segments:
             sizes += seg.row_lengths(n)
@@ -134,6 +136,16 @@ class ProtoFormat:
                 raise ValueError(f"proto log row has {len(blob) - pos} bytes beyond its schema")
             rows.append(cells)
         return rows
+
+
+def _framed_fixed(blocks: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`ProtoFormat.encode_framed` when every row is the same blocks' bytes (every cell fixed-width
+    and present): one head for all rows and one concatenation."""
+    width = sum(block.shape[1] for block in blocks)
+    head = frame_head(0x2A, width, inner_tag=0x0A)
+    buf = np.concatenate([repeated_row(head, n), *blocks], axis=1).reshape(-1)
+    offsets = np.arange(n + 1, dtype=np.int64) * (len(head) + width)
+    return buf, offsets, np.full(n, len(head), dtype=np.int64)
 
 
 def _proto_column(entry: SchemaEntry, col: LogColumn, n: int) -> list[Segment]:

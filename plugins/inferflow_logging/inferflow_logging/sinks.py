@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from inferflow_core.api import Metrics
+from inferflow_core.api import Metrics, codecs
 
 from .api import LoggingSettings, LogMessage
 
@@ -28,12 +28,8 @@ def _sink_error(metrics: Metrics, sink: str, kind: str, count: int = 1) -> None:
 
 # ------------------------------------------------------------------------------------------- file
 def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+    """The base-128 varint of a non-negative int (a record's length prefix)."""
+    return codecs.varint(n)
 
 
 def read_delimited(path: str | Path) -> Iterator[bytes]:
