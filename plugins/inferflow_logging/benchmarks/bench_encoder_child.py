@@ -68,6 +68,12 @@ def capture(fmt: str, count: int, tmp: Path) -> list[tuple[Any, Any]]:
         def observe(self, served: Any) -> None:
             captured.append(served)
 
+        async def start(self, host: Any) -> None:
+            pass
+
+        async def stop(self, grace_s: float) -> None:
+            pass
+
     svc._service.observers = [Capture()]
 
     async def serve() -> None:
@@ -165,12 +171,13 @@ class Replay:
             shutil.rmtree(self.log_dir)
 
 
-def proc_cpu(pid: int) -> tuple[float, float, float]:
-    """(user, system, total on CPU) seconds of process ``pid``; the total from schedstat (ns precision)."""
+def proc_cpu(pid: int) -> tuple[float, float, float, int]:
+    """(user, system, total on CPU) seconds of process ``pid`` (the total from schedstat, ns precision)
+    and its minor page faults so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     on_cpu = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
-    return int(fields[11]) / tick, int(fields[12]) / tick, on_cpu
+    return int(fields[11]) / tick, int(fields[12]) / tick, on_cpu, int(fields[7])
 
 
 class ProcessReplay:
@@ -239,17 +246,16 @@ def process_mode(args: argparse.Namespace, formats: list[str], tmp: Path) -> Non
         f: ProcessReplay(f, capture(f, args.requests, tmp), tmp / f"logs-{f}", args.sink) for f in formats
     }
     try:
-        rounds: dict[str, list[tuple[float, float, float, float]]] = {f: [] for f in formats}
+        rounds: dict[str, list[tuple[float, ...]]] = {f: [] for f in formats}
         for r in range(args.rounds):
             for fmt in formats if r % 2 == 0 else formats[::-1]:
                 replay = replays[fmt]
                 pid = replay.pid()
-                (u0, s0, c0), w0 = proc_cpu(pid), time.perf_counter()
+                (u0, s0, c0, f0), w0 = proc_cpu(pid), time.perf_counter()
                 n = replay.run(args.seconds, args.process)
-                (u1, s1, c1), w1 = proc_cpu(pid), time.perf_counter()
-                rounds[fmt].append(
-                    ((u1 - u0) / n * 1e6, (s1 - s0) / n * 1e6, (c1 - c0) / n * 1e6, n / (w1 - w0))
-                )
+                (u1, s1, c1, f1), w1 = proc_cpu(pid), time.perf_counter()
+                per = [(u1 - u0) / n * 1e6, (s1 - s0) / n * 1e6, (c1 - c0) / n * 1e6, n / (w1 - w0)]
+                rounds[fmt].append((*per, (f1 - f0) / n))
                 replay.clean()
         print(
             f"encoder process: {args.requests} S1 requests fed at {args.process:.0f}/s"
@@ -257,11 +263,11 @@ def process_mode(args: argparse.Namespace, formats: list[str], tmp: Path) -> Non
             f" x {args.rounds} rounds, sink {args.sink}; load {os.getloadavg()[0]:.2f};"
             " child CPU per request, median of rounds"
         )
-        head = ("format", "user µs", "sys µs", "cpu µs", "req/s")
-        print("{:10} {:>8} {:>7} {:>7} {:>8}".format(*head))
+        head = ("format", "user µs", "sys µs", "cpu µs", "req/s", "faults")
+        print("{:10} {:>8} {:>7} {:>7} {:>8} {:>7}".format(*head))
         for fmt in formats:
-            med = [statistics.median(r[i] for r in rounds[fmt]) for i in range(4)]
-            print(f"{fmt:10} {med[0]:8.0f} {med[1]:7.0f} {med[2]:7.0f} {med[3]:8.0f}")
+            med = [statistics.median(r[i] for r in rounds[fmt]) for i in range(5)]
+            print(f"{fmt:10} {med[0]:8.0f} {med[1]:7.0f} {med[2]:7.0f} {med[3]:8.0f} {med[4]:7.1f}")
         if args.json:
             args.json.write_text(json.dumps(rounds))
     finally:
