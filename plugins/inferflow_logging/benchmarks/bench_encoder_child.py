@@ -6,17 +6,18 @@ with ``logging_perc=100``, captures the served requests, extracts them as the se
 child's own code over those frames in a loop, as ``procworker._Child.run`` does: each frame read in place
 from a shared-memory ring (``read_ring_frame``), ``_Child.encode``, and one sink write per batch (up to 64
 requests or ``WRITE_BYTES``) to the file sink in a temporary directory. It reports user and system CPU
-per request (``os.times``) per format, rounds alternating between the formats, and the median and best
-round of each::
+per request (``getrusage``), minor page faults and bytes written per request, per format, rounds
+alternating between the formats (median of the rounds, and the best round)::
 
     .venv/bin/python plugins/inferflow_logging/benchmarks/bench_encoder_child.py [--rounds 7]
-        [--formats proto,parquet] [--passes 3] [--sink file|none] [--no-keep-heap] [--digest]
+        [--formats proto,parquet] [--passes 2] [--sink file|none] [--no-keep-heap] [--digest]
 
 ``--process RATE`` runs the real encoder process instead (``EncoderProcess``: spawned child, ring, pipe,
 its own run loop), fed with ``offer`` + ``flush`` as the event loop feeds it (descriptors written once per
-``INFERFLOW_LOG_LINGER_MS``), ``RATE`` requests per second
-for ``--seconds`` per round, and reports the child's CPU per request from ``/proc`` (what the served
-benchmark measures, without the server and the load generator competing for the cores).
+``INFERFLOW_LOG_LINGER_MS``), ``RATE`` requests per second for ``--seconds`` per round, and reports the
+child's CPU per request from ``/proc`` (what the served benchmark measures, without the server and the
+load generator competing for the cores). The log files are deleted after every round: rounds of a few
+seconds stay within what the page cache absorbs, long ones (GBs of parquet) run into writeback.
 
 ``--digest`` prints a hash of every message the replay wrote per format (byte-identical output across
 versions gives the same digests). ``--loop SECONDS`` replays one format for that long without reporting
@@ -41,7 +42,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
