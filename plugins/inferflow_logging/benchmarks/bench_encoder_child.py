@@ -134,7 +134,7 @@ class Replay:
         from inferflow_logging.records import WRITE_BYTES, message_bytes
 
         child = self.child
-        done = 0
+        done = written = 0
         for _ in range(passes):
             messages: list[Any] = []
             size = finished = 0
@@ -142,6 +142,7 @@ class Replay:
                 msg = read_ring_frame(self.ring, offset)
                 got = child.encode(msg)
                 msg = None
+                written += message_bytes(got)
                 size += message_bytes(got)
                 messages += got
                 finished += 1
@@ -154,10 +155,10 @@ class Replay:
             if digest:
                 self._digest(messages)
             child.write(messages)
+        self.bytes_per_request = written / max(1, done)
         return done
 
     def _digest(self, messages: list[Any]) -> None:
-        self.bytes_per_request += sum(len(m.value) for m in messages) / len(self.offsets)
         for m in messages:
             self.digest.update(len(m.value).to_bytes(8, "little"))
             self.digest.update(m.value)
