@@ -25,7 +25,7 @@ from inferflow_core.api import DataType, codecs
 
 from .api import FORMAT_CODES, Chunk, LogTable, SchemaEntry
 from .parquet_file import ParquetChunkWriter
-from .rowpack import Segment, frame_heads, pack, split_rows
+from .rowpack import Segment, frame_head, frame_heads, pack, repeated_row, split_rows
 from .table import CellGroup, LogColumn, Part
 
 MAX_VAR_LEN = 0xFFFF
@@ -92,13 +92,17 @@ class ProtoFormat:
         ``InferflowLog.features`` element (``0x2a len {0x0a len row}``), all rows in one buffer."""
         n = table.rows
         segments = self.segments(table)
+        if all(seg.block is not None and seg.valid is None for seg in segments):
+            return _framed_fixed([seg.block for seg in segments if seg.block is not None], n)
         sizes = np.zeros(n, dtype=np.int64)
         for seg in segments:
             sizes += seg.row_lengths(n)
         head = frame_heads(0x2A, sizes, inner_tag=0x0A)
         buf, offsets = pack([head, *segments], n)
         head_lengths = head.row_lengths(n)
-        return buf, offsets, np.broadcast_to(np.asarray(head_lengths, dtype=np.int64), (n,))
+        if isinstance(head_lengths, int):
+            return buf, offsets, np.full(n, head_lengths, dtype=np.int64)
+        return buf, offsets, np.asarray(head_lengths, dtype=np.int64)
 
     def segments(self, table: LogTable) -> list[Segment]:
         """The row layout: flag byte, then each entry's cells (see the class docstring)."""
@@ -132,6 +136,16 @@ class ProtoFormat:
                 raise ValueError(f"proto log row has {len(blob) - pos} bytes beyond its schema")
             rows.append(cells)
         return rows
+
+
+def _framed_fixed(blocks: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:meth:`ProtoFormat.encode_framed` when every row is the same blocks' bytes (every cell fixed-width
+    and present): one head for all rows and one concatenation."""
+    width = sum(block.shape[1] for block in blocks)
+    head = frame_head(0x2A, width, inner_tag=0x0A)
+    buf = np.concatenate([repeated_row(head, n), *blocks], axis=1).reshape(-1)
+    offsets = np.arange(n + 1, dtype=np.int64) * (len(head) + width)
+    return buf, offsets, np.full(n, len(head), dtype=np.int64)
 
 
 def _proto_column(entry: SchemaEntry, col: LogColumn, n: int) -> list[Segment]:
@@ -247,8 +261,7 @@ def _pyarrow_file(table: LogTable) -> bytes:
 def _u32_block(lengths: np.ndarray | int, n: int) -> np.ndarray:
     """(n, 4) uint8: each row's length as u32 little-endian (PLAIN byte_array's prefix)."""
     if isinstance(lengths, int):
-        one = np.frombuffer(struct.pack("<I", lengths), dtype=np.uint8)
-        return np.broadcast_to(one, (n, 4))
+        return repeated_row(struct.pack("<I", lengths), n)
     return np.asarray(lengths, dtype="<u4").view(np.uint8).reshape(n, 4)
 
 
@@ -263,13 +276,8 @@ def plain_values(table: LogTable) -> np.ndarray | None:
     for part in table.parts:
         if isinstance(part, CellGroup):
             k, w = part.stop - part.start, part.width
-            if part.all_valid:  # (n, k, 4 + w): prefix and cell interleaved with two strided copies
-                cells = np.empty((n, k * (4 + w)), dtype=np.uint8)
-                if w % 4 or not _plain_words(cells, [(part, k, w)]):
-                    view = cells.reshape(n, k, 4 + w)
-                    view[:, :, :4] = np.frombuffer(struct.pack("<I", w), dtype=np.uint8)
-                    view[:, :, 4:] = part.block.reshape(n, k, w)
-                segments.append(Segment(block=cells))
+            if part.all_valid:  # (n, k, 4 + w): prefix and cell interleaved
+                segments.append(Segment(block=_plain_block(n, [(part, k, w)])))
             else:  # cells missing here and there: a per-byte layout, pyarrow's writer is as fast
                 return None
             continue
@@ -289,7 +297,6 @@ def plain_values(table: LogTable) -> np.ndarray | None:
 def _plain_fixed(table: LogTable) -> np.ndarray:
     """:func:`plain_values` when every cell is present and fixed-width: every row has the same layout,
     so each part is written into its columns of one ``(rows, row bytes)`` buffer (strided copies)."""
-    n = table.rows
     spans: list[tuple[Part, int, int]] = []  # part, cells per row, cell width
     for part in table.parts:
         if isinstance(part, CellGroup):
@@ -297,33 +304,55 @@ def _plain_fixed(table: LogTable) -> np.ndarray:
         else:
             assert part.block is not None
             spans.append((part, 1, part.block.shape[1]))
+    return _plain_block(table.rows, spans).reshape(-1)
+
+
+def _plain_block(n: int, spans: list[tuple[Part, int, int]]) -> np.ndarray:
+    """``(n, row bytes)``: per row, every span's ``k`` cells of ``w`` bytes each after its u32-LE length
+    ``w``. The lengths come with one broadcast copy of a cached row that holds them; then the cells."""
     out = np.empty((n, sum(k * (4 + w) for _, k, w in spans)), dtype=np.uint8)
+    out[...] = _prefix_row(tuple((k, w) for _, k, w in spans))
     if all(w % 4 == 0 for _, _, w in spans) and _plain_words(out, spans):
-        return out.reshape(-1)
+        return out
     pos = 0
     for part, k, w in spans:
         view = out[:, pos : pos + k * (4 + w)].reshape(n, k, 4 + w)
-        view[:, :, :4] = np.frombuffer(struct.pack("<I", w), dtype=np.uint8)
         assert part.block is not None
         view[:, :, 4:] = part.block.reshape(n, k, w)
         pos += k * (4 + w)
-    return out.reshape(-1)
+    return out
+
+
+_PREFIX_ROWS: dict[tuple[tuple[int, int], ...], np.ndarray] = {}
+
+
+def _prefix_row(layout: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """One row of :func:`_plain_block`'s layout (``(k, w)`` per span) holding the length prefixes
+    (cells zero); the same for every chunk of a schema, so cached."""
+    got = _PREFIX_ROWS.get(layout)
+    if got is None:
+        if len(_PREFIX_ROWS) > 256:
+            _PREFIX_ROWS.clear()
+        row = b"".join((struct.pack("<I", w) + bytes(w)) * k for k, w in layout)
+        got = _PREFIX_ROWS[layout] = np.frombuffer(row, dtype=np.uint8)
+    return got
 
 
 def _plain_words(out: np.ndarray, spans: list[tuple[Part, int, int]]) -> bool:
-    """:func:`_plain_fixed`'s layout written as 4-byte words when every cell width is a multiple of 4:
-    numpy copies word by word instead of running a 4-byte inner loop per cell (several times faster).
-    False (nothing written that matters) when a block cannot be viewed as words."""
+    """The cells of :func:`_plain_block`'s layout written as 4-byte words when every cell width is a
+    multiple of 4: numpy copies word by word instead of running a 4-byte inner loop per cell (~10x
+    faster). A block need not be word-aligned (the encoder process reads blocks at any offset of its
+    frame): numpy copies from an unaligned word view as fast. False (nothing written that matters)
+    when a block's rows are not contiguous, so it cannot be viewed as words."""
     n = out.shape[0]
     words = out.view("<u4")  # (n, row bytes / 4): every part starts on a word
     pos = 0
     for part, k, w in spans:
         assert part.block is not None
         block = part.block
-        if block.strides[-1] != 1 or block.ctypes.data % 4 or block.strides[0] % 4:
+        if block.strides[-1] != 1:
             return False
         view = words[:, pos : pos + k * (1 + w // 4)].reshape(n, k, 1 + w // 4)
-        view[:, :, 0] = w
         view[:, :, 1:] = block.view("<u4").reshape(n, k, w // 4)
         pos += k * (1 + w // 4)
     return True

@@ -300,6 +300,7 @@ class Template:
             raise ValueError("parquet template: a size field is not an integer")
         self._header = _Pieces(self.page_header, self._header_sizes)
         self._footer = _Pieces(self.footer, slots)
+        self._last: tuple[tuple[int, int], tuple[bytes, bytes]] = ((-1, -1), (b"", b""))
 
     def write(self, values: bytes | memoryview, cells: int) -> bytes:
         """The file of a chunk of this shape whose PLAIN values are ``values`` (``cells`` cells)."""
@@ -308,6 +309,15 @@ class Template:
     def pieces(self, values: bytes | memoryview, cells: int) -> list[bytes | memoryview]:
         """:meth:`write` as the file's consecutive pieces (``values`` not copied)."""
         length = len(values)
+        if self._last[0] == (length, cells):  # the sizes of the previous chunk (fixed-width cells)
+            header, footer = self._last[1]
+        else:
+            header, footer = self._sized(length, cells)
+            self._last = ((length, cells), (header, footer))
+        return [self.head, header, self.levels, values, footer]
+
+    def _sized(self, length: int, cells: int) -> tuple[bytes, bytes]:
+        """(page header, footer with its length and the magic) of a chunk of ``length`` value bytes."""
         page_size = len(self.levels) + length
         header = self._header.encode({id(f): page_size for f in self._header_sizes})
         delta = len(header) + page_size - self.chunk_size
@@ -315,8 +325,7 @@ class Template:
         if self.unencoded is not None:
             sizes[id(self.unencoded)] = length - 4 * cells
         footer = self._footer.encode(sizes)
-        tail = struct.pack("<I", len(footer)) + _MAGIC
-        return [self.head, header, self.levels, values, footer + tail]
+        return header, footer + struct.pack("<I", len(footer)) + _MAGIC
 
 
 class ParquetChunkWriter:

@@ -220,9 +220,19 @@ class DeltaMetrics:
 
     def __init__(self) -> None:
         self._counts: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(float)
+        self._keys: dict[tuple[Any, ...], tuple[str, tuple[tuple[str, str], ...]]] = {}
 
     def count(self, name: str, amount: float = 1.0, **labels: object) -> None:
-        self._counts[(name, tuple(sorted((k, str(v)) for k, v in labels.items())))] += amount
+        try:  # the labels as given -> their sorted text form, worked out once per combination
+            raw = (name, *labels.items())
+            key = self._keys.get(raw)
+        except TypeError:  # a label value that cannot be hashed
+            raw, key = None, None
+        if key is None:
+            key = (name, tuple(sorted((k, str(v)) for k, v in labels.items())))
+            if raw is not None and len(self._keys) < 4096:
+                self._keys[raw] = key
+        self._counts[key] += amount
 
     def gauge(self, name: str, value: float, **labels: object) -> None:
         pass  # the parent owns the queue-depth gauge

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 from pathlib import Path
 from typing import Any
 
 import pytest
 from iflog_support import Broker, consume
-from inferflow_logging.api import LoggingSettings, SchemaEntry
+from inferflow_logging.api import LoggingSettings, LogMessage, SchemaEntry
 from inferflow_logging.formats import FORMATS
-from inferflow_logging.sinks import SINKS, read_delimited
+from inferflow_logging.sinks import PREALLOCATE_BYTES, SINKS, FileWriter, read_delimited, varint
 from inferflow_logging.testing import FormatConformance, SinkConformance
 
-from inferflow_core.api import DataType
+from inferflow_core.api import DataType, Metrics
 
 
 class TestProtoFormat(FormatConformance):
@@ -49,6 +50,46 @@ class TestFileSink(SinkConformance):
     def failing_settings(self, tmp_path: Path) -> LoggingSettings | None:
         (tmp_path / "a-file").write_text("not a directory")
         return LoggingSettings(sink="file", log_dir=str(tmp_path / "a-file" / "logs"))
+
+
+def _message(size: int, k: int) -> LogMessage:
+    return LogMessage(bytes([k % 256]) * size, "m", "m", [["f", "FP32"]])
+
+
+def test_file_sink_reserves_space_ahead_and_releases_it_at_close(tmp_path: Path) -> None:
+    """The file's size is what was written; the disk blocks reserved past it are released at close."""
+    writer = FileWriter(LoggingSettings(sink="file", log_dir=str(tmp_path)), Metrics())
+    messages = [_message(300_000, k) for k in range(3)]
+    writer.write(messages)
+    (path,) = writer.paths
+    if writer._reserved <= 0:
+        pytest.skip(f"no fallocate on the file system of {tmp_path}")
+    written = path.stat().st_size
+    assert written == sum(len(varint(len(m.value))) + len(m.value) for m in messages)
+    assert path.stat().st_blocks * 512 >= PREALLOCATE_BYTES  # reserved ahead ...
+    assert list(read_delimited(path)) == [m.value for m in messages]  # ... but never read
+    writer.close()
+    assert path.stat().st_size == written
+    assert path.stat().st_blocks * 512 < written + (1 << 20)  # released
+
+
+def test_file_sink_without_fallocate_writes_plainly(tmp_path: Path) -> None:
+    """A file system that refuses ``fallocate`` is written without reservation, as before."""
+    writer = FileWriter(LoggingSettings(sink="file", log_dir=str(tmp_path)), Metrics())
+    calls = []
+
+    def refuse(fd: int, offset: int, length: int) -> None:
+        calls.append(offset)
+        raise OSError(errno.EOPNOTSUPP, "not supported")
+
+    writer._fallocate = refuse  # type: ignore[assignment]
+    messages = [_message(1000, k) for k in range(5)]
+    writer.write(messages[:2])
+    writer.write(messages[2:])
+    writer.close()
+    assert calls == [0]  # tried once, then never again
+    assert writer._fallocate is None
+    assert list(read_delimited(writer.paths[0])) == [m.value for m in messages]
 
 
 _topics = itertools.count()

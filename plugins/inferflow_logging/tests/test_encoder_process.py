@@ -11,7 +11,7 @@ from pathlib import Path
 from iflog_support import FeatherFormat, Served, all_types_model
 from inferflow_logging import InferenceLogger, LoggingSettings, encoder_process
 from inferflow_logging.formats import FORMATS
-from inferflow_logging.procworker import frame_size, pack_request
+from inferflow_logging.procworker import DeltaMetrics, frame_size, pack_request
 from inferflow_logging.records import extract_request
 from inferflow_logging.schema import derive_schema
 from inferflow_logging.sinks import read_delimited
@@ -290,3 +290,24 @@ def test_a_frame_through_the_pipe_survives_partial_writes_of_strided_blocks() ->
     thread.join(10)
     os.close(r)
     assert bytes(got) == b"head" + np.ascontiguousarray(block).tobytes() + b"tail"
+
+
+def test_child_counters_are_summed_per_label_set_in_any_order() -> None:
+    """The child's counter deltas: one entry per name and label set (labels as text, in any order)."""
+    metrics = DeltaMetrics()
+    metrics.count("logging.logged", model_id="m", sink="file")
+    metrics.count("logging.logged", 2, sink="file", model_id="m")
+    metrics.count("logging.logged", model_id="n", sink="file")
+    metrics.count("logging.error", model_id=["m"], error_type="x")  # a value that cannot be hashed
+    metrics.count("logging.error", model_id=["m"], error_type="x")
+    metrics.count("logging.entities", 5, count=3)
+    assert sorted(metrics.drain(), key=repr) == sorted(
+        [
+            ("logging.logged", {"model_id": "m", "sink": "file"}, 3.0),
+            ("logging.logged", {"model_id": "n", "sink": "file"}, 1.0),
+            ("logging.error", {"model_id": "['m']", "error_type": "x"}, 2.0),
+            ("logging.entities", {"count": "3"}, 5.0),
+        ],
+        key=repr,
+    )
+    assert metrics.drain() == []

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from inferflow_logging.envelope import unwrap, wrap, wrap_with_messages
+from inferflow_logging._proto import inferflow_logging_pb2 as log_pb2
+from inferflow_logging.envelope import frame_entities, unwrap, wrap, wrap_with_messages
 
 CASES = [
     {
@@ -50,3 +51,19 @@ def test_hand_written_envelope_matches_generated_classes(case: dict) -> None:
     assert [f.encoded_features for f in log.features] == case["features"]
     assert list(log.entities) == case["entities"]
     assert log.model_config_id == case["model_id"]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [],
+        ["", "1", "123456"],
+        ["x" * 127, "y"],  # the longest id with a one-byte length
+        ["x" * 128, "y"],  # a two-byte length
+        ["c1", "é", "c3"],  # not ASCII: UTF-8 bytes, longer than the text
+        ["\x7f\x00", "a" * 100],
+        ["ü" * 64, "a"],  # 64 characters, 128 bytes
+    ],
+)
+def test_framed_entities_are_the_generated_classes_bytes(ids: list[str]) -> None:
+    assert frame_entities(ids) == log_pb2.InferflowLog(entities=ids).SerializeToString()

@@ -179,9 +179,10 @@ def test_templates_kept_are_the_most_recently_used() -> None:
 
 
 @pytest.mark.parametrize(("pad", "offset"), [(0, 0), (4, 4), (3, 0), (4, 1), (4, 2)])
-def test_word_layout_and_its_fallback_for_unaligned_blocks(pad: int, offset: int) -> None:
-    """Cells of 4-byte multiples are laid out as words; a block that is not word-aligned (a view at an
-    odd offset or with an odd row stride) takes the byte layout: the chunk file is pyarrow's either way."""
+def test_word_layout_of_aligned_and_unaligned_blocks(pad: int, offset: int) -> None:
+    """Cells of 4-byte multiples are laid out as words, also from a block that is not word-aligned (a
+    view at an odd offset or with an odd row stride, as the encoder process reads them from its frame):
+    the chunk file is pyarrow's either way."""
     rows, k = 9, 3
     rng = np.random.default_rng(pad + offset)
     raw = rng.integers(0, 256, size=(rows, k * 4 + pad), dtype=np.uint8)
@@ -193,11 +194,27 @@ def test_word_layout_and_its_fallback_for_unaligned_blocks(pad: int, offset: int
     )
     parts = [CellGroup(0, k, block, np.ones((rows, k), bool)), LogColumn(np.ones(rows, bool), vector)]
     table = LogTable(entries, [f"e{i}" for i in range(rows)], parts)
-    aligned = (k * 4 + pad) % 4 == 0 and offset % 4 == 0
     spans = [(parts[0], k, 4), (parts[1], 1, 8)]
-    assert _plain_words(np.empty((rows, k * 8 + 12), np.uint8), spans) is aligned
+    assert _plain_words(np.empty((rows, k * 8 + 12), np.uint8), spans)
     expected = _pyarrow_file(table)
     fmt = ParquetFormat()
     for _ in range(3):  # pyarrow's file, then the template's (verified, then trusted)
+        (chunk,) = fmt.encode(table, rows)
+        assert chunk.features == [expected]
+
+
+def test_byte_layout_for_blocks_whose_cells_are_not_contiguous() -> None:
+    """A block whose last axis is strided cannot be viewed as words: the byte layout writes the same
+    chunk file (pyarrow's)."""
+    rows, k = 7, 2
+    rng = np.random.default_rng(5)
+    block = rng.integers(0, 256, size=(rows, k * 8), dtype=np.uint8)[:, ::2]  # byte stride 2
+    entries = tuple(SchemaEntry(f"f{j}", DataType.FP32) for j in range(k))
+    parts = [CellGroup(0, k, block, np.ones((rows, k), bool))]
+    table = LogTable(entries, [f"e{i}" for i in range(rows)], parts)
+    assert not _plain_words(np.empty((rows, k * 8), np.uint8), [(parts[0], k, 4)])
+    expected = _pyarrow_file(table)
+    fmt = ParquetFormat()
+    for _ in range(3):
         (chunk,) = fmt.encode(table, rows)
         assert chunk.features == [expected]

@@ -88,6 +88,31 @@ def test_framed_proto_chunks_equal_the_generic_envelope() -> None:
         assert framed == wrap(entities=chunk.entities, features=chunk.features, created_at=0, **common)
 
 
+@pytest.mark.parametrize("copies", [1, 6])  # rows of ~100 bytes (one-byte heads) and of ~600
+def test_rows_of_present_fixed_width_cells_match_the_reference(copies: int) -> None:
+    """Every cell present and fixed-width (scalars, vectors of one dim): every row has one layout, framed
+    with one head for all rows; the bytes are the per-cell reference's, the envelope the generic one."""
+    fixed = [dt for dt in ALL_TYPES if dt.is_vector or dt is not DataType.STRING]
+    fixed = [dt for dt in fixed if dt not in (DataType.STRING_VECTOR,)] * copies
+    m = ComponentMatrix(ROWS)
+    entries = []
+    for k, dt in enumerate(fixed):
+        m.declare(f"c{k}", dt)
+        m.set_column(f"c{k}", *typed_values(dt, ROWS, missing_every=0))
+        entries.append(SchemaEntry(f"c{k}", dt))
+    table, _ = build_table(m, tuple(entries), [f"e{i}" for i in range(ROWS)])
+    assert all(p.all_valid and p.block is not None for p in table.parts)
+    common = {"user_id": "u", "tracking_id": "t", "model_id": "m", "metadata": b"\x00", "parents": []}
+    chunks = FORMATS["proto"].encode(table, 4)
+    assert [f for c in chunks for f in c.features] == reference_proto(m, tuple(entries))
+    for chunk in chunks:
+        assert chunk.framed is not None
+        framed = wrap_framed(
+            entities=frame_entities(chunk.entities), features=chunk.framed, created_at=0, **common
+        )
+        assert framed == wrap(entities=chunk.entities, features=chunk.features, created_at=0, **common)
+
+
 @pytest.mark.parametrize("sizes", [[0, 0], [0, 5, 127], [128, 1, 0], [16383, 16384, 2**21], [300, 300]])
 def test_vectorised_heads_match_protobuf_framing(sizes: list[int]) -> None:
     head = frame_heads(0x2A, np.array(sizes), inner_tag=0x0A)
