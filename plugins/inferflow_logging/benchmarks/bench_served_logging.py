@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -234,6 +235,9 @@ def run_setting(data: Path, tmp: Path, setting: tuple, args) -> dict:  # type: i
     finally:
         srv.stop()
     res["log_bytes"] = sum(p.stat().st_size for p in log_dir.glob("*.binpb")) if log_dir.exists() else 0
+    # a parquet setting writes GBs: removed at once, its dirty pages are dropped rather than written back
+    # while the next setting runs (the kernel's writeback would take CPU from it)
+    shutil.rmtree(log_dir, ignore_errors=True)
     return res
 
 
