@@ -16,7 +16,7 @@ from inferflow_logging.records import extract_request
 from inferflow_logging.schema import derive_schema
 from inferflow_logging.sinks import read_delimited
 
-from inferflow_core.api import Metrics
+from inferflow_core.api import Metrics, ServedRequest
 
 
 def logger_for(tmp: Path, encoder: str, **kw: object) -> tuple[InferenceLogger, Metrics]:
@@ -38,8 +38,9 @@ async def wait_for(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no
     return bool(predicate())
 
 
-async def test_process_encoder_writes_the_bytes_the_thread_encoder_writes(tmp_path: Path) -> None:
-    cfg = all_types_model(batch=4)
+def slate_model(batch: int) -> dict:
+    """Every type's columns plus a slate component: target and slate logs."""
+    cfg = all_types_model(batch=batch)
     cfg["dag_execution_config"]["component_dependency"]["sl"] = ["feature_initializer"]
     cfg["component_config"]["numerix_components"] = [
         {
@@ -49,23 +50,37 @@ async def test_process_encoder_writes_the_bytes_the_thread_encoder_writes(tmp_pa
             "outputs": [{"name": "s", "data_type": "FP32"}],
         }
     ]
-    served = Served(cfg)
+    return cfg
+
+
+async def encode_both(
+    tmp: Path, reqs: list[ServedRequest]
+) -> tuple[dict[str, list[bytes]], dict[str, Metrics]]:
+    """The records the thread and the process encoder write for ``reqs`` (nothing dropped by either)."""
+    out: dict[str, list[bytes]] = {}
+    counted: dict[str, Metrics] = {}
+    for encoder in ("thread", "process"):
+        logger, metrics = logger_for(tmp / encoder, encoder)
+        await logger.start()
+        for req in reqs:
+            logger.observe(req)
+        await logger.stop(20)
+        out[encoder], counted[encoder] = records(tmp / encoder), metrics
+        assert metrics.value("logging.dropped") == 0
+    return out, counted
+
+
+async def test_process_encoder_writes_the_bytes_the_thread_encoder_writes(tmp_path: Path) -> None:
+    served = Served(slate_model(batch=4))
     reqs = []
     for k, fmt in enumerate(("proto", "arrow", "parquet") * 2):
         slates = [[0, 1], [2, 3, 4]] if k % 2 else None
         api = "slatewise" if slates else "pointwise"
         reqs.append(await served.request(9, fmt=fmt, tracking_id=f"trk-{k}", api=api, slates=slates))
-    out: dict[str, list[bytes]] = {}
-    for encoder in ("thread", "process"):
-        logger, metrics = logger_for(tmp_path / encoder, encoder)
-        await logger.start()
-        for req in reqs:
-            logger.observe(req)
-        await logger.stop(20)
-        out[encoder] = records(tmp_path / encoder)
+    out, counted = await encode_both(tmp_path, reqs)
+    for encoder, metrics in counted.items():
         assert metrics.value("logging.logged", model_id="m1", sink="file") == len(out[encoder])
         assert metrics.value("logging.entities", model_id="m1") > 6 * 9
-        assert metrics.value("logging.dropped") == 0
     assert len(out["process"]) > len(reqs) * 3  # chunks of 4, plus the slate logs
     assert out["process"] == out["thread"]
 
@@ -74,12 +89,7 @@ async def test_request_frames_carry_any_entity_id_and_strided_blocks(tmp_path: P
     """Entity ids travel joined by a separator unless one holds it; blocks that are strided views of
     the matrix and validity masks are copied into the frame as they are: the child writes what the
     thread writes, for every format, with missing cells and the ids of a slate."""
-    cfg = all_types_model(batch=3)
-    cfg["dag_execution_config"]["component_dependency"]["sl"] = ["feature_initializer"]
-    cfg["component_config"]["numerix_components"] = [
-        {"component": "sl", "slate": True, "outputs": [{"name": "s", "data_type": "FP32"}]}
-    ]
-    served = Served(cfg)
+    served = Served(slate_model(batch=3))
     odd = ["a\x1fb", "", "ünï\u00e9", "x\ny", "t4", "5", "t\x1f", "7", "8"]
     plain = [f"id-{i}" for i in range(9)]
     reqs = []
@@ -91,15 +101,7 @@ async def test_request_frames_carry_any_entity_id_and_strided_blocks(tmp_path: P
                 slates=slates, ids=odd if k < 3 else plain,
             )
         )  # fmt: skip
-    out: dict[str, list[bytes]] = {}
-    for encoder in ("thread", "process"):
-        logger, metrics = logger_for(tmp_path / encoder, encoder)
-        await logger.start()
-        for req in reqs:
-            logger.observe(req)
-        await logger.stop(20)
-        out[encoder] = records(tmp_path / encoder)
-        assert metrics.value("logging.dropped") == 0
+    out, _ = await encode_both(tmp_path, reqs)
     assert len(out["process"]) >= 6 * 3
     assert out["process"] == out["thread"]
     assert any(b"a\x1fb" in r for r in out["process"])
