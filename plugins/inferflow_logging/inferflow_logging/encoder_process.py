@@ -61,6 +61,7 @@ class EncoderProcess:
         self._started_at = 0.0
         self._backoff = 0.25
         self._stopping = False  # set by ``kill``: a dead child is then not restarted
+        self._retry_at = 0.0  # after a start that failed: not tried again before this (monotonic)
         self._ring_fd = -1
         self._map: mmap.mmap | None = None
         self._ring: memoryview | None = None  # the shared-memory ring (None: frames go through the pipe)
@@ -123,7 +124,8 @@ class EncoderProcess:
         return self.proc is not None and self.proc.is_alive()
 
     def ensure(self) -> bool:
-        """Restart a dead child (counted); False while pausing after a child that died at once."""
+        """Restart a dead child (counted); False while pausing after a child that died at once, and for
+        :data:`MAX_BACKOFF_S` after a start that failed (each batch does not try again)."""
         with self._lock:
             if self.alive():
                 return True
@@ -137,11 +139,16 @@ class EncoderProcess:
                 self._backoff = min(MAX_BACKOFF_S, self._backoff * 2) if quick else 0.25
                 if quick:
                     time.sleep(self._backoff)
+            if time.monotonic() < self._retry_at:
+                return False
             try:
                 self.start()
             except Exception:
-                log.exception("inference logging: cannot start the encoder process")
+                log.exception(
+                    "inference logging: cannot start the encoder process (next try in %.0fs)", MAX_BACKOFF_S
+                )
                 self.proc = None
+                self._retry_at = time.monotonic() + MAX_BACKOFF_S
                 return False
             return True
 

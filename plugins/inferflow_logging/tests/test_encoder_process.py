@@ -313,3 +313,33 @@ def test_child_counters_are_summed_per_label_set_in_any_order() -> None:
         key=repr,
     )
     assert metrics.drain() == []
+
+
+async def test_auto_encodes_here_when_the_child_cannot_start(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A child that cannot be started: auto encodes every log in the server (nothing dropped, the
+    thread encoder's bytes) and tries to start one again only after a pause, not per batch."""
+    attempts = []
+
+    def refuse(self) -> None:  # type: ignore[no-untyped-def]
+        attempts.append(time.monotonic())
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(encoder_process.EncoderProcess, "start", refuse)
+    served = Served(all_types_model(batch=4))
+    reqs = [
+        await served.request(9, fmt=f, tracking_id=f"n-{k}") for k, f in enumerate(["proto", "parquet"] * 6)
+    ]
+    out: dict[str, list[bytes]] = {}
+    for encoder in ("thread", "auto"):
+        settings = LoggingSettings(sink="file", log_dir=str(tmp_path / encoder), encoder=encoder, linger_ms=0)  # type: ignore[arg-type]
+        metrics = Metrics()
+        logger = InferenceLogger(settings, metrics=metrics)
+        await logger.start()
+        for req in reqs:
+            logger.observe(req)
+            await asyncio.sleep(0.02)  # separate batches for the logging thread
+        await logger.stop(20)
+        out[encoder] = records(tmp_path / encoder)
+        assert metrics.value("logging.dropped") == 0
+    assert sorted(out["auto"]) == sorted(out["thread"])
+    assert len(attempts) == 1  # the batches after the failure within the pause did not try again
