@@ -26,7 +26,6 @@ from .procworker import (
     RingHandle,
     apply_deltas,
     child_main,
-    contiguous,
     enlarge_pipe,
     frame_size,
     pack_frame,
@@ -268,7 +267,7 @@ class EncoderProcess:
             placed = self._place(frame, parts)
             if placed is None:
                 self.pipe_frames += 1
-                parts += contiguous(frame)
+                parts += frame
             else:
                 self.ring_frames += 1
                 parts += placed

@@ -149,7 +149,9 @@ def contiguous(parts: list[Any]) -> list[Any]:
 
 
 def write_frames(fd: int, parts: list[Any]) -> None:
-    """``writev`` every part in order, waiting while the pipe is full (the GIL is released meanwhile)."""
+    """``writev`` every part in order, waiting while the pipe is full (the GIL is released meanwhile).
+    A numpy part is written as its bytes (a strided one copied first)."""
+    parts = contiguous(parts)
     iov_max = 1024
     start = 0
     while start < len(parts):

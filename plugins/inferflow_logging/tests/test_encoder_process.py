@@ -273,7 +273,7 @@ def test_a_frame_through_the_pipe_survives_partial_writes_of_strided_blocks() ->
     import threading
 
     import numpy as np
-    from inferflow_logging.procworker import contiguous, write_frames
+    from inferflow_logging.procworker import write_frames
 
     r, w = os.pipe()
     os.set_blocking(w, False)
@@ -287,7 +287,7 @@ def test_a_frame_through_the_pipe_survives_partial_writes_of_strided_blocks() ->
 
     thread = threading.Thread(target=reader)
     thread.start()
-    write_frames(w, contiguous([b"head", block, b"tail"]))
+    write_frames(w, [b"head", block, b"tail"])
     os.close(w)
     thread.join(10)
     os.close(r)
