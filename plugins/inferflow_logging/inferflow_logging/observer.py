@@ -23,7 +23,7 @@ import pickle
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from inferflow_core.api import Metrics, ObserverHost, ServedRequest
@@ -337,17 +337,21 @@ class InferenceLogger:
                 return
 
     def _encode_and_write(self, batch: list[Any]) -> None:
-        """Encode the requests of ``batch`` here and write them, a sink call per ~1 MiB encoded."""
+        """Encode the requests of ``batch`` here and write them (:meth:`_write_chunked`)."""
+        self._write_chunked(
+            self.encode(served) for served in batch if served is not _STOP and not isinstance(served, list)
+        )
+
+    def _write_chunked(self, encoded: Iterable[list[LogMessage]]) -> None:
+        """Write the messages of ``encoded`` (one list per request), a sink call per ~1 MiB."""
         messages: list[LogMessage] = []
         size = 0
-        for served in batch:
-            if served is not _STOP and not isinstance(served, list):
-                got = self.encode(served)
-                messages += got
-                size += message_bytes(got)
-                if size >= WRITE_BYTES:  # written while the values are in the CPU cache
-                    self.write(messages)
-                    messages, size = [], 0
+        for got in encoded:
+            messages += got
+            size += message_bytes(got)
+            if size >= WRITE_BYTES:  # written while the values are in the CPU cache
+                self.write(messages)
+                messages, size = [], 0
         self.write(messages)
 
     def _take_batch(self) -> list[Any] | None:
@@ -410,19 +414,16 @@ class InferenceLogger:
 
     def _encode_extracted(self, items: list[tuple[LogSchema, Extracted]]) -> None:
         """Encode extracted requests here and write them with this process's writer (``auto``)."""
-        messages: list[LogMessage] = []
-        size = 0
-        for schema, extracted in items:
-            encode = functools.partial(
-                encode_extracted, extracted, schema, self.formats[extracted.fmt_name], self.metrics
+        self._write_chunked(
+            encode_counted(
+                str(extracted.common["model_id"]),
+                self.metrics,
+                functools.partial(
+                    encode_extracted, extracted, schema, self.formats[extracted.fmt_name], self.metrics
+                ),
             )
-            got = encode_counted(str(extracted.common["model_id"]), self.metrics, encode)
-            messages += got
-            size += message_bytes(got)
-            if size >= WRITE_BYTES:
-                self.write(messages)
-                messages, size = [], 0
-        self.write(messages)
+            for schema, extracted in items
+        )
 
     def extract(self, served: ServedRequest) -> list[tuple[LogSchema, Extracted]]:
         """The schema and column blocks of one request ([] when it cannot be logged). Never raises."""
