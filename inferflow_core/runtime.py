@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .components.base import RequestInfo, RunContext
+from .components.base import Executing, RequestInfo, RunContext
 from .components.feature_init import InitialData
 from .config.settings import ServiceSettings
 from .engine.compile import CompiledModel, ModelCompiler
@@ -49,6 +49,7 @@ class Runtime:
             self.metrics,
             self.host.validate_service_config,
         )
+        self.executing = Executing()  # requests inside ``execute`` now (RunContext.concurrent_requests)
 
     @property
     def prefixes(self) -> list[str]:
@@ -87,6 +88,11 @@ class Runtime:
             deadline=deadline,
             initial=initial,
             lifecycle=lifecycle,
+            executing=self.executing,
         )
-        await run_dag(model, ctx, self.metrics)
+        self.executing.count += 1
+        try:
+            await run_dag(model, ctx, self.metrics)
+        finally:
+            self.executing.count -= 1
         return ctx

@@ -44,6 +44,7 @@ class ProbeConfig(BaseModel):
 
 
 TRACE: list[tuple[str, str, float]] = []  # (component, "start"/"end", perf_counter)
+CONCURRENT: list[int] = []  # ctx.concurrent_requests() as each probe started
 
 
 class ProbeComponent(Component):
@@ -71,6 +72,7 @@ class ProbeComponent(Component):
 
     async def run(self, ctx: RunContext) -> None:
         TRACE.append((self.name, "start", time.perf_counter()))
+        CONCURRENT.append(ctx.concurrent_requests())
         try:
             if self.cfg.sleep_ms:
                 await asyncio.sleep(self.cfg.sleep_ms / 1000)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from inferflow_core.api import InitialData, RequestInfo
-from tests.helpers import TRACE, model_json, probe_runtime
+from tests.helpers import CONCURRENT, TRACE, model_json, probe_runtime
 
 DIAMOND = {
     "a": ["feature_initializer"],
@@ -217,3 +217,24 @@ async def test_a_stepped_coroutine_resumed_in_a_task_stays_in_that_task() -> Non
         await cancelled
     assert seen[0] is cancelled
     assert "end" not in seen
+
+
+async def test_components_see_how_many_requests_the_process_executes() -> None:
+    rt = _serve({"a": ["feature_initializer"]}, [{"component": "a", "sleep_ms": 50}])
+    CONCURRENT.clear()
+    await _run(rt)
+    assert CONCURRENT == [1]  # alone
+    CONCURRENT.clear()
+    await asyncio.gather(*(_run(rt) for _ in range(3)))
+    assert CONCURRENT == [1, 2, 3]  # each started while the earlier ones still ran
+    assert rt.executing.count == 0
+    task = asyncio.ensure_future(_run(rt))
+    await asyncio.sleep(0.01)
+    assert rt.executing.count == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert rt.executing.count == 0  # a cancelled request is not counted any more
+    CONCURRENT.clear()
+    await _run(rt)
+    assert CONCURRENT == [1]

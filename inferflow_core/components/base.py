@@ -75,6 +75,15 @@ class ConfigView(Protocol):
     def get(self, key: str) -> str | None: ...
 
 
+class Executing:
+    """How many requests a process is executing (running a DAG) now; the runtime counts them."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 @dataclass
 class RunContext:
     """Everything a component's ``run`` gets. Components write disjoint columns of ``matrix``."""
@@ -92,6 +101,7 @@ class RunContext:
     # a node-lifecycle adapter (engine/explain.py) when the request asked for EXPLAIN; None costs nothing
     lifecycle: NodeLifecycle | None = None
     deferred: list[Callable[[], Awaitable[None]]] | None = None  # see ``after_response``
+    executing: Executing | None = None  # the runtime's count, see ``concurrent_requests``
 
     def after_response(self, job: Callable[[], Awaitable[None]]) -> None:
         """Run ``job()`` once the response has been sent, never on the request's critical path (e.g. a
@@ -101,6 +111,13 @@ class RunContext:
         if self.deferred is None:
             self.deferred = []
         self.deferred.append(job)
+
+    def concurrent_requests(self) -> int:
+        """Requests this process is executing now, this one included: 1 when it serves nothing else. A
+        component may then do on the event loop work it hands to a thread under load (nothing else is
+        waiting for the loop, and the hand-off's two thread wake-ups are saved)."""
+        executing = self.executing
+        return 1 if executing is None else max(1, executing.count)
 
     def remaining(self) -> float | None:
         """Seconds left of the request's budget (None = unbounded). Never negative."""
