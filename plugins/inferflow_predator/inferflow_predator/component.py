@@ -213,10 +213,13 @@ class PredatorComponent(Component):
         started = time.perf_counter()
         results = await self._calls(ctx, backend, endpoint, batches, [b - a for a, b in bounds])
         ctx.external_call(self.name, endpoint, len(results), matrix.rows, time.perf_counter() - started)
-        whole = len(bounds) == 1
-        for (start, stop), scores in zip(bounds, results, strict=True):
-            if isinstance(scores, list):
-                self._write(matrix, None if whole else np.arange(start, stop), scores)
+        merged = results[0] if len(results) == 1 else _concatenated(results)
+        if isinstance(merged, list):  # every row scored: one write per column, no row scatter
+            self._write(matrix, None, merged)
+        else:
+            for (start, stop), scores in zip(bounds, results, strict=True):
+                if isinstance(scores, list):
+                    self._write(matrix, np.arange(start, stop), scores)
         if self.shadow_runner is not None:
             self.shadow_runner.schedule(ctx, tensors)
         self._report(ctx, [r for r in results if isinstance(r, ComponentError)], len(results), "batches")
@@ -250,7 +253,12 @@ class PredatorComponent(Component):
         try:
             timeout = ctx.bound(self.deadline_s)
             got = await backend.infer_many(
-                self.cfg.model_name, self.cfg.model_version, batches, self.output_names, timeout
+                self.cfg.model_name,
+                self.cfg.model_version,
+                batches,
+                self.output_names,
+                timeout,
+                alone=ctx.concurrent_requests() == 1,
             )
         except ComponentError as exc:
             got = [exc] * len(batches)
@@ -258,14 +266,30 @@ class PredatorComponent(Component):
             error = ComponentError(f"{endpoint}: {type(exc).__name__}: {exc}", "predator-api-error")
             got = [error] * len(batches)
         seconds = time.perf_counter() - started
-        out: list[Scores | ComponentError] = []
+        out = self._split_all(got, rows)
         bound = self.metrics.component_metrics(self.model_id, self.name)
-        for outputs, n in zip(got, rows, strict=True):
-            result = outputs if isinstance(outputs, ComponentError) else self._scores(outputs, n)
-            out.append(result)
+        for result, n in zip(out, rows, strict=True):
             kind = result.kind if isinstance(result, ComponentError) else None
             bound.external_call("predator", endpoint, seconds, n, kind)
         return out
+
+    def _split_all(self, got: list[Any], rows: list[int]) -> list[Scores | ComponentError]:
+        """Per batch its scores (or error). When every batch answered with outputs of its own rows and of
+        one type and row shape, they are joined and split once, and each batch gets views of its rows."""
+        joined = _joined_outputs(got, rows) if len(got) > 1 else None
+        if joined is not None:
+            whole = self._scores(joined, sum(rows))
+            if not isinstance(whole, ComponentError):
+                out: list[Scores | ComponentError] = []
+                start = 0
+                for n in rows:
+                    out.append([[values[start : start + n] for values in per_slice] for per_slice in whole])
+                    start += n
+                return out
+        return [
+            outputs if isinstance(outputs, ComponentError) else self._scores(outputs, n)
+            for outputs, n in zip(got, rows, strict=True)
+        ]
 
     def _scores(self, got: dict[str, Tensor], rows: int) -> Scores | ComponentError:
         """Per output spec, its slices' values; a missing or misshapen output is the batch's error."""
@@ -372,6 +396,42 @@ class PredatorComponent(Component):
         sizes = [len(rows) for (_, rows), r in zip(jobs, results, strict=True) if r is None]
         scores = iter(await self._calls(ctx, backend, endpoint, batches, sizes) if batches else [])
         return [next(scores) if r is None else r for r in results]
+
+
+def _joined_outputs(got: list[Any], rows: list[int]) -> dict[str, Tensor] | None:
+    """Each output of every batch joined along the rows; None when a batch failed or an output's first
+    dimension is not its batch's rows, or its type or row shape differs between batches (those are split
+    batch by batch, so each error names its own batch)."""
+    first = got[0]
+    if not isinstance(first, dict):
+        return None
+    joined: dict[str, Tensor] = {}
+    for name, tensor in first.items():
+        arrays = []
+        for outputs, n in zip(got, rows, strict=True):
+            part = outputs.get(name) if isinstance(outputs, dict) else None
+            if (
+                part is None
+                or part.datatype != tensor.datatype
+                or part.array.ndim == 0
+                or part.array.shape[0] != n
+                or part.array.shape[1:] != tensor.array.shape[1:]
+            ):
+                return None
+            arrays.append(part.array)
+        joined[name] = Tensor(name, tensor.datatype, np.concatenate(arrays))
+    return joined
+
+
+def _concatenated(results: list[Scores | ComponentError]) -> Scores | None:
+    """The batches' scores as one set over all rows (batches are consecutive), or None when one failed."""
+    if not all(isinstance(r, list) for r in results):
+        return None
+    batches: list[Scores] = results  # type: ignore[assignment]
+    return [
+        [np.concatenate([b[i][j] for b in batches]) for j in range(len(per_slice))]
+        for i, per_slice in enumerate(batches[0])
+    ]
 
 
 class PredatorType:

@@ -96,6 +96,7 @@ class BackendPool:
                 self.shadow_executor if shadow else self.executor,
                 self.settings.onnx_intra_op_threads,
                 0.0 if shadow else self.settings.onnx_inline_us,
+                0.0 if shadow else self.settings.onnx_idle_inline_us,
             )
         else:
             backend = KServeClient(

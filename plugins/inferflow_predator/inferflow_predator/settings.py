@@ -45,6 +45,14 @@ class PredatorSettings(BaseSettings):
     )
     """An embedded model call expected to take at most this many microseconds (the session's measured
     rate x the request's rows) runs inline on the event loop instead of on an ONNX thread; 0: never."""
+    onnx_idle_inline_us: float = Field(
+        1000.0,
+        ge=0,
+        validation_alias=AliasChoices("INFERFLOW_PREDATOR_ONNX_IDLE_INLINE_US", "onnx_idle_inline_us"),
+    )
+    """The same limit when the worker executes no other request (nothing waits for the event loop): the
+    call skips the hand-off's two thread wake-ups. A request arriving meanwhile waits at most this long to
+    start. Never below ``onnx_inline_us``; 0 (with ``onnx_inline_us`` 0): never inline."""
     shadow_max_inflight: int = Field(
         4,
         ge=1,

@@ -48,12 +48,22 @@ def _columns(rows: int) -> dict[str, Any]:
 
 
 async def _scores(
-    make_runtime: Any, monkeypatch: pytest.MonkeyPatch, inline_us: str, requests: int
+    make_runtime: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    inline_us: str,
+    requests: int,
+    idle_inline_us: str = "0",
+    batch_size: int = 64,
+    busy: int = 0,
 ) -> list[bytes]:
+    """pctr of ``requests`` requests (200 rows), with ``busy`` other requests counted as executing."""
     monkeypatch.setenv("INFERFLOW_PREDATOR_ONNX_INLINE_US", inline_us)
-    rt = make_runtime(
-        [predator("ranker", f"onnx://{cf.EXAMPLE_REPO}", [DENSE, EMB], [PROB], model="s1_mlp", batch_size=64)]
+    monkeypatch.setenv("INFERFLOW_PREDATOR_ONNX_IDLE_INLINE_US", idle_inline_us)
+    ranker = predator(
+        "ranker", f"onnx://{cf.EXAMPLE_REPO}", [DENSE, EMB], [PROB], model="s1_mlp", batch_size=batch_size
     )
+    rt = make_runtime([ranker])
+    rt.executing.count += busy
     out = []
     for _ in range(requests):
         ctx = await run(rt, 200, **_columns(200))
@@ -62,7 +72,8 @@ async def _scores(
         assert ok.all()
         out.append(values.tobytes())
     labels = {"model_id": "m", "component": "ranker", "endpoint": f"onnx://{cf.EXAMPLE_REPO}"}
-    assert rt.metrics.value("external_requests", **labels) == 4 * requests  # still counted per batch
+    batches = -(-200 // batch_size) if batch_size else 1
+    assert rt.metrics.value("external_requests", **labels) == batches * requests  # counted per batch
     return out
 
 
@@ -76,6 +87,20 @@ async def test_one_job_per_request_and_inline_scores_are_identical(
     assert jobs == [4]  # the first call measures the session on its thread, the next ones run inline
     assert threaded == inline
     assert len(set(inline)) == 1
+    jobs.clear()
+    whole = await _scores(make_runtime, monkeypatch, "1e9", 2, batch_size=0)
+    assert whole[0] == inline[0]  # batches joined into one write give what one call over all rows gives
+
+
+async def test_idle_process_runs_calls_inline_and_a_busy_one_hands_them_off(
+    make_runtime: Any, monkeypatch: pytest.MonkeyPatch, jobs: list[int]
+) -> None:
+    alone = await _scores(make_runtime, monkeypatch, "0", 3, idle_inline_us="1e9")
+    assert jobs == [4]  # measured on the thread once, then inline: no other request executes
+    jobs.clear()
+    busy = await _scores(make_runtime, monkeypatch, "0", 3, idle_inline_us="1e9", busy=1)
+    assert jobs == [4, 4, 4]  # another request executes: every call goes to the thread
+    assert alone == busy
 
 
 async def test_failed_batch_leaves_its_rows_missing_inline_too(
@@ -117,3 +142,24 @@ async def test_inline_call_past_its_deadline_times_out_and_shadows_never_inline(
     assert pool.get(f"onnx://{tmp_path}").inline_us == 1e9  # type: ignore[attr-defined]
     assert pool.get(f"onnx://{tmp_path}", shadow=True).inline_us == 0  # type: ignore[attr-defined]
     await pool.aclose()
+
+
+def test_batches_are_joined_only_when_each_answered_its_own_rows_alike() -> None:
+    from inferflow_predator.component import _concatenated, _joined_outputs
+
+    def out(*shape: int, dtype: Any = np.float32) -> dict[str, Tensor]:
+        arr = np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape)
+        return {"prob": Tensor("prob", "FP32" if dtype == np.float32 else "FP64", arr)}
+
+    joined = _joined_outputs([out(2, 1), out(3, 1)], [2, 3])
+    assert joined is not None
+    assert joined["prob"].array.ravel().tolist() == [0, 1, 0, 1, 2]
+    assert _joined_outputs([out(2, 1), out(2, 1)], [2, 3]) is None  # a batch answered other rows
+    assert _joined_outputs([out(2, 1), out(3, 2)], [2, 3]) is None  # another row shape
+    assert _joined_outputs([out(2, 1), out(3, 1, dtype=np.float64)], [2, 3]) is None  # another type
+    assert _joined_outputs([out(2, 1), ComponentError("boom")], [2, 3]) is None  # a failed batch
+    assert _joined_outputs([out(2, 1), {}], [2, 3]) is None  # an output missing
+
+    a, b = np.array([1.0, 2.0]), np.array([3.0])
+    assert [[v.tolist() for v in s] for s in _concatenated([[[a]], [[b]]])] == [[[1.0, 2.0, 3.0]]]
+    assert _concatenated([[[a]], ComponentError("boom")]) is None
