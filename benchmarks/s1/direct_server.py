@@ -88,8 +88,10 @@ def _request(raw: bytes) -> tuple[str, list[str]]:
 class EmbeddedS1:
     """The S1 work in process: dict look-ups, ONNX Runtime, the expression in numpy."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, batch: int = 0) -> None:
         import onnxruntime as ort
+
+        self.batch = batch  # rows per model call (0: all)
         import pyarrow.parquet as pq
 
         users = pq.read_table(data / "features" / "user.parquet")
@@ -118,7 +120,13 @@ class EmbeddedS1:
         dense = np.empty((len(ids), uvec.shape[0] + self.dense.shape[1]), np.float32)
         dense[:, : uvec.shape[0]] = uvec
         dense[:, uvec.shape[0] :] = self.dense[rows]
-        (prob,) = self.session.run(["prob"], {"dense": dense, "emb": self.emb[rows]})
+        emb = self.emb[rows]
+        step = self.batch or len(ids)
+        probs = [
+            self.session.run(["prob"], {"dense": dense[a : a + step], "emb": emb[a : a + step]})[0]
+            for a in range(0, len(ids), step)
+        ]
+        prob = probs[0] if len(probs) == 1 else np.concatenate(probs)
         pctr = prob[:, 0].astype("<f4")
         final = pctr / np.log(self.price[rows] + np.float32(2))
         return pointwise_response(ids, pctr, final)
@@ -142,7 +150,7 @@ async def serve(args: argparse.Namespace) -> None:
     import grpc
 
     work = (
-        EmbeddedS1(Path(args.data))
+        EmbeddedS1(Path(args.data), args.ranker_batch)
         if args.mode == "embedded"
         else RemoteS1(args.onfs, args.kserve, args.numerix)
     )
@@ -188,6 +196,7 @@ def main() -> int:
     p.add_argument("--onfs", help="OnFS-protocol server host:port (remote mode)")
     p.add_argument("--kserve", help="KServe v2 server host:port (remote mode)")
     p.add_argument("--numerix", help="Numerix server host:port (remote mode)")
+    p.add_argument("--ranker-batch", type=int, default=0, help="rows per model call (embedded; 0: all)")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args()

@@ -105,7 +105,7 @@ class Bench:
         cmd = [PY, str(HERE / "direct_server.py"), "--mode", mode, "--port", str(port)]
         cmd += ["--workers", str(workers)]
         if mode == "embedded":
-            cmd += ["--data", str(self.data)]
+            cmd += ["--data", str(self.data), "--ranker-batch", str(self.args.ranker_batch)]
         else:
             assert ports is not None
             cmd += [f"--{k}=127.0.0.1:{v}" for k, v in ports.items()]
@@ -135,6 +135,7 @@ class Bench:
             logging_perc=0,
             predator_endpoint=f"127.0.0.1:{ports['kserve']}" if ports else None,
             models=("bench_ctr",),
+            ranker_batch=self.args.ranker_batch or None,
         )
         env = example.embedded_env(self.data)
         if ports:
@@ -199,12 +200,14 @@ def run(args: argparse.Namespace) -> dict:
     results: dict = {
         "scenario": "S1",
         "quick": args.quick,
+        "ranker_batch": args.ranker_batch,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "load_average_at_start": os.getloadavg()[0],
         "targets": TARGETS,
         "modes": {},
     }
-    print(f"S1 {'quick' if args.quick else 'full'} run; work dir {bench.tmp}", flush=True)
+    batch = f", ranker batch {args.ranker_batch}" if args.ranker_batch else ""
+    print(f"S1 {'quick' if args.quick else 'full'} run{batch}; work dir {bench.tmp}", flush=True)
     modes = args.modes.split(",")
     bar = _phases(len(modes) * len(bench.workers) * (1 + len(bench.caches)))
     for mode in modes:
@@ -384,7 +387,19 @@ def main(argv: list[str] | None = None) -> int:
         "--json", action="store_true", help="print the results JSON on stdout (the rest on stderr)"
     )
     p.add_argument("--no-check", action="store_true", help="exit 0 even when a target is missed")
+    p.add_argument(
+        "--ranker-batch",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the ranker scores N rows per model call, in Inferflow (Predator batch_size) and in the direct "
+        "baseline alike (embedded mode only; default 0: all rows in one call)",
+    )
     args = p.parse_args(argv)
+    if args.ranker_batch < 0:
+        p.error("--ranker-batch must be >= 0")
+    if args.ranker_batch and "remote" in args.modes.split(","):
+        p.error("--ranker-batch is measured in embedded mode only: add --modes embedded")
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         results = run(args)
         out = Path(args.out)

@@ -34,8 +34,10 @@ def write_config(
     cache: bool = False,
     logging_perc: int | None = None,
     models: Sequence[str] = MODELS,
+    ranker_batch: int | None = None,
 ) -> Path:
-    """Copy the example config tree to ``dest`` with endpoints pointing at ``data_dir`` (or a server)."""
+    """Copy the example config tree to ``dest`` with endpoints pointing at ``data_dir`` (or a server);
+    ``ranker_batch``: the models' Predator ``batch_size`` (rows per model call)."""
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(CONFIG_DIR, dest)
@@ -50,6 +52,8 @@ def write_config(
         for comp in cc.get("predator_components", []):
             if comp.get("model_end_point") == ONNX_PLACEHOLDER:
                 comp["model_end_point"] = endpoint
+            if ranker_batch is not None:
+                comp["batch_size"] = ranker_batch
         if logging_perc is not None:
             model["response_config"]["logging_perc"] = logging_perc
         path.write_text(json.dumps(model, indent=2))
