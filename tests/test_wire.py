@@ -23,12 +23,22 @@ def _case(rng: random.Random) -> tuple[int, list[wire.Cells]]:
             cols.append(np.frombuffer(rng.randbytes(rows * width), np.uint8).reshape(rows, width))
         else:
             longest = rng.choice([0, 3, 10, 60, 140])
-            cols.append([rng.randbytes(rng.randint(0, longest)) for _ in range(rows)])
+            cells = [rng.randbytes(rng.randint(0, longest)) for _ in range(rows)]
+            kind = rng.random()
+            if kind < 0.3:  # the same cells as one buffer
+                sizes = np.array([len(c) for c in cells], dtype=np.int64)
+                cols.append(wire.Joined(np.frombuffer(b"".join(cells), np.uint8), sizes))
+            elif kind < 0.5 and longest < 128:  # as request fields: tag, length, cell (tag rewritten)
+                data = b"".join(bytes([0x0A, len(c)]) + c for c in cells)
+                sizes = np.array([len(c) for c in cells], dtype=np.int64)
+                cols.append(wire.Fields(np.frombuffer(data, np.uint8), sizes))
+            else:
+                cols.append(cells)
     return rows, cols
 
 
 def _expected(cols: list[wire.Cells], rows: int) -> bytes:
-    plain = [c.cells() if isinstance(c, wire.Fields) else c for c in cols]
+    plain = [c.cells() if isinstance(c, wire.Fields | wire.Joined) else c for c in cols]
     cells = [[bytes(c[r]) if isinstance(c, np.ndarray) else c[r] for c in plain] for r in range(rows)]
     msg = predict_pb2.PointWiseResponse(
         target_scores=[predict_pb2.TargetScore(output_values=row) for row in cells]
@@ -107,7 +117,11 @@ def test_string_cells_echo_request_fields_only_while_the_column_holds_the_reques
     known = ("id", got[0], got[1])
     assert responses._string_cells(matrix, "id", known) is got[1]
     matrix.set_text("id", ["7", "9"])  # rewritten: the cells come from the column
-    assert responses._string_cells(matrix, "id", known) == [b"7", b"9"]
+    cells = responses._string_cells(matrix, "id", known)
+    assert isinstance(cells, wire.Joined)  # ASCII text: one buffer, no bytes object per cell
+    assert cells.cells() == [b"7", b"9"]
+    matrix.set_text("id", ["7", "ü"])
+    assert responses._string_cells(matrix, "id", known) == [b"7", "ü".encode()]
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ from ..wireformat import length_delimited
 from .adapters import Decoded
 from .budget import Budget
 from .responses import Part, ResponsePlan, grouped_parts, pointwise_parts
-from .wire import Fields
+from .wire import Fields, Joined
 
 P = predict_pb2
 COMMON = {"targets", "features", "context", "types", "tracking_id", "tenant_id"}
@@ -304,7 +304,7 @@ def _table(part: Part) -> Table:
             values[name] = decode_array(cells.tobytes(), dtype, dim)
             valid[name] = np.ones(part.rows, dtype=bool)
         else:
-            plain = cells.cells() if isinstance(cells, Fields) else cells
+            plain = cells.cells() if isinstance(cells, Fields | Joined) else cells
             values[name], valid[name] = cells_to_array(plain, dtype)
     errors = [part.errors.get(r, "") for r in range(part.rows)] if part.errors else [""] * part.rows
     return Table(part.schema, values, valid, errors)

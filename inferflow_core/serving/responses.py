@@ -152,8 +152,8 @@ def _string_cells(
         if ids is not None and ids[0] == name and texts == ids[1]:
             return ids[2]
         try:
-            return [v.encode("utf-8", "surrogateescape") for v in texts]
-        except AttributeError:  # a non-str cell (bytes): let the converter handle it
+            return wire.Joined.of_ascii(texts) or [v.encode("utf-8", "surrogateescape") for v in texts]
+        except (AttributeError, TypeError):  # a non-str cell (bytes): let the converter handle it
             pass
     return matrix.cells(name, DataType.STRING)
 
@@ -201,7 +201,7 @@ def _item_errors(
         if isinstance(cells, np.ndarray | wire.Fields):  # a block (the request's ids) has every cell
             continue
         text = f"{_failure_text(f)}; output {name!r} missing"
-        for r, cell in enumerate(cells):
+        for r, cell in enumerate(cells.cells() if isinstance(cells, wire.Joined) else cells):
             if not cell and r not in errors:
                 errors[r] = text
     return errors

@@ -46,8 +46,35 @@ class Fields:
         return [buf[end - n : end] for end, n in zip(ends, sizes, strict=True)]
 
 
-# per-row cells, a (rows, width) uint8 block of fixed-width cells, or the fields the cells came in
-Cells = list[bytes] | np.ndarray | Fields
+class Joined:
+    """A column's variable-width cells as one buffer (``data``: the cells back to back, ``sizes``: each
+    cell's length): a text column written into a response with no per-cell bytes objects."""
+
+    __slots__ = ("data", "sizes")
+
+    def __init__(self, data: np.ndarray, sizes: np.ndarray) -> None:
+        self.data = data  # uint8
+        self.sizes = sizes  # int64, one per row
+
+    @classmethod
+    def of_ascii(cls, texts: list[str]) -> Joined | None:
+        """The UTF-8 cells of ``texts`` (str only) when every one is ASCII (a character is then a
+        byte, so the lengths are the texts' own); else None."""
+        joined = "".join(texts)
+        if not joined.isascii():
+            return None
+        sizes = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        return cls(np.frombuffer(joined.encode("ascii"), dtype=np.uint8), sizes)
+
+    def cells(self) -> list[bytes]:
+        buf = self.data.tobytes()
+        ends = np.cumsum(self.sizes).tolist()
+        return [buf[end - n : end] for end, n in zip(ends, self.sizes.tolist(), strict=True)]
+
+
+# per-row cells, a (rows, width) uint8 block of fixed-width cells, the fields the cells came in, or the
+# cells as one buffer
+Cells = list[bytes] | np.ndarray | Fields | Joined
 
 _VALUE_HEAD = [b"\x12" + n for n in _SMALL]  # ``output_values`` tag + length, for cells < 128 bytes
 
@@ -139,6 +166,9 @@ def _packed(field: int, columns: Sequence[Cells], rows: int) -> bytes | None:
         if isinstance(cells, Fields):
             body += cells.sizes + 2
             segments.append((cells.sizes, cells.data, -1))
+        elif isinstance(cells, Joined):
+            body += cells.sizes + 2
+            segments.append((cells.sizes, cells.data, 0))
         elif cells is not None:
             lens = np.fromiter(map(len, cells), dtype=np.int64, count=rows)
             body += lens + 2
@@ -195,7 +225,7 @@ def score_messages(field: int, columns: Sequence[Cells], errors: dict[int, str],
         packed = _packed(field, columns, rows)
         if packed is not None:
             return packed
-    plain = [c.cells() if isinstance(c, Fields) else c for c in columns]
+    plain = [c.cells() if isinstance(c, Fields | Joined) else c for c in columns]
     pieces: list[list[bytes]] = []
     variable: list[list[bytes]] = []  # the pieces whose fields vary in length
     longest = fixed = 0  # longest message body; bytes per row of the fixed-width pieces
