@@ -24,6 +24,7 @@ def _expected(rows: list[tuple[str, ...]]) -> tuple[int, list[int], list[tuple[s
         [("a",), ("b",), ("a",), ("",), ("b",)],  # repeats and an empty key
         [("a", "x"), ("a", ""), ("b", "y"), ("a", "x")],  # two key columns, one with an empty part
         [("", "x"), ("a", "")],  # two key columns, every key with an empty part
+        [("a", "x"), ("b", "y"), ("a", "x")],  # two key columns, no empty part
         [],
     ],
 )

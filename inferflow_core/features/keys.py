@@ -60,8 +60,10 @@ def entity_keys(rows: list[tuple[str, ...]]) -> EntityKeys:
         unique = list(first)
         if ("",) in first:
             unique.remove(("",))
-    else:
+    elif "" in itertools.chain.from_iterable(first):  # (a C-level scan of every part)
         unique = [k for k in first if all(k)]  # a key with an empty part is never sent
+    else:
+        unique = list(first)
     if len(unique) == distinct:
         positions = np.arange(distinct, dtype=np.intp)
     else:

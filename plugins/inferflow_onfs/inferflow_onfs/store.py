@@ -219,7 +219,7 @@ class KeyIndex:
         if self.single:
             return self.text_rows([k[0] for k in keys])
         get, miss = self.dict.get, self.n  # type: ignore[union-attr]
-        return np.fromiter((get(tuple(k), miss) for k in keys), dtype=np.intp, count=len(keys))
+        return np.fromiter(map(get, map(tuple, keys), repeat(miss)), dtype=np.intp, count=len(keys))
 
     def text_rows(self, texts: list[str], array: np.ndarray | None = None) -> np.ndarray:
         """Row of each key of a one-column index, given as the key texts (``self.n`` when unknown).
