@@ -5,7 +5,7 @@ shared by 200 targets is looked up once), never send an empty key (a row with an
 missing), serve what the cache holds, fetch the rest through the backend, then scatter the unique rows back to
 the matrix rows with the inverse index — one numpy operation per block, one ``set_block`` per run of
 same-type scalar features (views of the block), one ``set_column`` per other feature. The embedded store with
-one key column and no cache takes a shorter road with the same effects (:meth:`FeatureComponent._run_local`).
+no cache takes a shorter road with the same effects (:meth:`FeatureComponent._run_local`).
 """
 
 from __future__ import annotations
@@ -115,9 +115,10 @@ class FeatureComponent(Component):
         )
         self._plan_slots: tuple[features.Slot, ...] | None = None
         self._plan: list[_Run] = []
-        # the embedded store with no cache and one key column: the key texts are looked up as read (see
-        # _run_local)
-        local = self.cache is None and len(self.key_cols) == 1 and bool(self.specs)
+        # the embedded store with no cache: the keys are looked up as read (see _run_local); with several
+        # key columns only when no composite id is asked for
+        local = self.cache is None and bool(self.specs)
+        local = local and (len(self.key_cols) == 1 or not self.cfg.composite_id)
         self._local = backend if local and isinstance(backend, LocalBackend) else None
         self._dense_frame: features.FeatureFrame | None = None
         self._dense = False
@@ -183,10 +184,11 @@ class FeatureComponent(Component):
         self._write(ctx, frame, row_keys.__getitem__)
 
     def _run_local(self, ctx: RunContext, backend: LocalBackend) -> bool:
-        """:meth:`run` on the embedded store with no cache and one key column, with the same effects
-        (metrics, EXPLAIN, writes) as the general path and less work: the key texts are looked up as they
-        are (no key tuples, no deduplication before the lookup: a repeated key is looked up again, which
-        costs the vectorised lookup nothing); one key for every row (a context key) is looked up once;
+        """:meth:`run` on the embedded store with no cache, with the same effects (metrics, EXPLAIN,
+        writes) as the general path and less work: the key texts are looked up as they are (one key
+        column: no key tuples; several: one tuple a row, no composite id; no deduplication before the
+        lookup: a repeated key is looked up again, which costs the lookup nothing); one key for every
+        row (a context key) is looked up once;
         the distinct keys the metrics count are the distinct rows found when every key is stored, else a
         ``dict`` of the texts; when every key is stored the dense blocks' validity is not looked at.
         False (nothing done) when a row has no key or the store cannot answer: the general path handles
@@ -197,6 +199,17 @@ class FeatureComponent(Component):
         n = len(texts)
         if not n or np.count_nonzero(valid) != n:  # count_nonzero: a C call, ``all()`` is Python-level
             return False
+        keys: list[tuple[str, ...]] | None = None  # several key columns: each row's key
+        if len(self.key_cols) > 1:
+            parts = [texts]
+            for col in self.key_cols[1:]:
+                more, ok = matrix.read(col, DataType.STRING)
+                if np.count_nonzero(ok) != n:
+                    return False
+                parts.append(more.tolist())
+            if any("" in part for part in parts):  # a key with an empty part is never looked up
+                return False
+            keys = list(zip(*parts, strict=True))
         try:
             frame, table = backend.resolve(self.request)
         except Exception:  # the general path raises it, after the same metrics
@@ -206,19 +219,19 @@ class FeatureComponent(Component):
             return False
         started = time.perf_counter()
         one = texts[0]
-        if one == texts[-1] and texts.count(one) == n:  # one key for every row (e.g. a context key)
+        if keys is None and one == texts[-1] and texts.count(one) == n:  # one key for every row
             if not one:
                 return False
             row = index.text_row(one)
             distinct, present, rows = 1, row < missing, None
         else:
-            row, rows = -1, index.text_rows(texts, values)
+            row, rows = -1, index.text_rows(texts, values) if keys is None else index.rows(keys)
             ordered = np.sort(rows)
             present = int(ordered[-1]) < missing
             if present:  # every key stored: one row per distinct key
                 distinct = int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
             else:
-                first = dict.fromkeys(texts)
+                first = dict.fromkeys(texts if keys is None else keys)
                 if "" in first:
                     return False
                 distinct = len(first)
@@ -232,8 +245,9 @@ class FeatureComponent(Component):
         if frame is not self._dense_frame:
             self._dense_frame, self._dense = frame, all(b.dense for b in frame.blocks)
         taken = frame.repeat(row, n) if rows is None else frame.take(rows, present)
-        self._write(ctx, taken, lambda r: (texts[r],), present and self._dense)
-        if self.cfg.composite_id:  # every key is present and not empty
+        key_of = (lambda r: (texts[r],)) if keys is None else keys.__getitem__
+        self._write(ctx, taken, key_of, present and self._dense)
+        if self.cfg.composite_id:  # one key column (see __init__), every key present and not empty
             matrix.set_column(self.cfg.component_id, values.copy(), np.ones(n, dtype=bool))
         return True
 

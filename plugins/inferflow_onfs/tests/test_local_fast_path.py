@@ -1,5 +1,5 @@
-"""The embedded store's fast path (one key column, no cache) has exactly the general path's effects: the
-same matrix, metrics series, EXPLAIN notes, per-target errors and failures, for every key layout."""
+"""The embedded store's fast path (no cache) has exactly the general path's effects: the same matrix, metrics
+series, EXPLAIN notes, per-target errors and failures, for every key layout, with one key column or two."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 from inferflow_onfs.component import FeatureComponent
-from onfs_support import all_types_component, model_json
+from onfs_support import all_types_component, model_json, pair_component
 
 from inferflow_core.api import InitialData, RequestInfo, Runtime
 
@@ -85,15 +85,18 @@ def _matrix(ctx) -> dict:  # type: ignore[no-untyped-def]
     return out
 
 
-async def _serve(users_per_request: list[list[str]], component: dict) -> tuple[list, list[str]]:
+async def _serve(
+    users_per_request: list[list[str]], component: dict, catalogs_per_request: list[list[str]] | None = None
+) -> tuple[list, list[str]]:
     rt = Runtime()
     components = [component]
     rt.apply_tree({rt.settings.config_map_prefix + "m": model_json(components)})
     assert not rt.store.current.errors, rt.store.current.errors
     seen = []
-    for users in users_per_request:
+    for i, users in enumerate(users_per_request):
         notes = _Notes()
-        initial = InitialData(rows=len(users), texts={"catalog_id": ["c1"] * len(users), "user_id": users})
+        catalogs = ["c1"] * len(users) if catalogs_per_request is None else catalogs_per_request[i]
+        initial = InitialData(rows=len(users), texts={"catalog_id": catalogs, "user_id": users})
         ctx = await rt.execute("m", initial, RequestInfo(api="pointwise"), lifecycle=notes)  # type: ignore[arg-type]
         failures = [(f.component, f.kind, f.message) for f in ctx.failures]
         seen.append((_matrix(ctx), dict(ctx.target_errors), failures, notes.seen))
@@ -129,3 +132,56 @@ async def test_fast_path_has_the_general_paths_effects(local_env, monkeypatch, b
     features = sum(len(g["features"]) for g in component["fs_request"]["featureGroups"])
     assert f"inferflow_component_features_total{labels} {float(asked * features)}" in text, text
     assert "inferflow_feature_missing_entities_total" in text, text
+
+
+PAIR_LAYOUTS = {
+    "stored pairs": (["u0", "u1", "u2", "u0"], ["c1", "c2", "c1", "c2"]),
+    "repeats and unknowns": (["u0", "u9", "u0", "u1"], ["c1", "c1", "c1", "c9"]),
+    "one pair for every row": (["u1"] * 3, ["c2"] * 3),
+    "an empty part": (["u0", "", "u1"], ["c1", "c2", ""]),
+    "none stored": (["x", "y"], ["c1", "c2"]),
+}
+
+
+@pytest.mark.parametrize("extra", [{}, {"missing_features": "error"}])
+async def test_fast_path_with_two_key_columns_has_the_general_paths_effects(
+    local_env, monkeypatch, extra
+) -> None:
+    used: list[bool] = []
+    run_local = FeatureComponent._run_local
+
+    def counted(self, ctx, backend):  # type: ignore[no-untyped-def]
+        done = run_local(self, ctx, backend)
+        used.append(done)
+        return done
+
+    monkeypatch.setattr(FeatureComponent, "_run_local", counted)
+    component = pair_component(composite_id=False, **extra)
+    users = [u for u, _ in PAIR_LAYOUTS.values()]
+    catalogs = [c for _, c in PAIR_LAYOUTS.values()]
+    fast, fast_series = await _serve(users, component, catalogs)
+    # a row with an empty key part: the general path
+    assert used == [all(u) and all(c) for u, c in PAIR_LAYOUTS.values()]
+    monkeypatch.setattr(FeatureComponent, "_run_local", lambda self, ctx, backend: False)
+    general, general_series = await _serve(users, component, catalogs)
+    for name, got, want in zip(PAIR_LAYOUTS, fast, general, strict=True):
+        assert json.dumps(got, default=str) == json.dumps(want, default=str), name
+    assert fast_series == general_series
+    used.clear()
+    monkeypatch.setattr(FeatureComponent, "_run_local", counted)
+    await _serve(users, pair_component(), catalogs)  # a composite id is asked for: the general path
+    assert used == []
+
+
+async def test_a_key_with_an_empty_part_is_never_looked_up_by_the_fast_path(local_env) -> None:
+    """A component may write a present but empty key part; the general path never asks for such a key."""
+    from inferflow_core.testing import make_context
+
+    rt = Runtime()
+    rt.apply_tree({rt.settings.config_map_prefix + "m": model_json([pair_component(composite_id=False)])})
+    component = rt.store.current.model("m").components["pair_features"]
+    ctx = make_context(component, rows=2, texts={"user_id": ["u0", "u1"]}, model_id="m")
+    ctx.matrix.set_column("catalog_id", np.array(["c1", ""], dtype=object), np.ones(2, dtype=bool))
+    assert component._run_local(ctx, component._local) is False  # type: ignore[attr-defined]
+    ctx.matrix.set_column("catalog_id", np.array(["c1", "c2"], dtype=object), np.ones(2, dtype=bool))
+    assert component._run_local(ctx, component._local) is True  # type: ignore[attr-defined]
