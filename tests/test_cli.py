@@ -196,3 +196,20 @@ def test_bench_exits_1_on_a_missed_target_unless_no_check(
     assert json.loads(capsys.readouterr().out)["summary"] == summary
     fake["summary"] = {"x": {"value": 1.0, "target": 1.5, "met": True}}
     assert run.main(out) == 0
+
+
+def test_bench_ranker_batch_is_embedded_only(capsys: pytest.CaptureFixture[str]) -> None:
+    run = _bench_module()
+    with pytest.raises(SystemExit):
+        run.main(["--ranker-batch", "32"])  # the default modes include remote
+    assert "--ranker-batch is measured in embedded mode only" in capsys.readouterr().err
+
+
+def test_second_scenario_runs_in_process(tmp_path: Path) -> None:
+    """S2's model config loads without errors and every node of its DAG runs (a few requests)."""
+    cmd = [sys.executable, str(ROOT / "benchmarks/second_scenario.py"), "--no-served", "--requests", "5"]
+    got = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=180, check=False)
+    assert got.returncode == 0, got.stderr[-2000:]
+    result = json.loads(got.stdout)
+    assert result["in_process"]["p50_us"] > 0
+    assert set(result["in_process"]["nodes_us"]) >= {"user_f", "product_f", "pair_f", "ranker", "final"}
