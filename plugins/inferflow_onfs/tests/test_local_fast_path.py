@@ -103,9 +103,8 @@ async def _serve(
     return seen, _series(rt)
 
 
-@pytest.mark.parametrize("build", [all_types_component, dense_component])
-@pytest.mark.parametrize("extra", [{}, {"missing_features": "error", "composite_id": True}])
-async def test_fast_path_has_the_general_paths_effects(local_env, monkeypatch, build, extra) -> None:
+def _count_fast_path(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record whether each run took the fast path (its return value), from now on."""
     used: list[bool] = []
     run_local = FeatureComponent._run_local
 
@@ -115,6 +114,13 @@ async def test_fast_path_has_the_general_paths_effects(local_env, monkeypatch, b
         return done
 
     monkeypatch.setattr(FeatureComponent, "_run_local", counted)
+    return used
+
+
+@pytest.mark.parametrize("build", [all_types_component, dense_component])
+@pytest.mark.parametrize("extra", [{}, {"missing_features": "error", "composite_id": True}])
+async def test_fast_path_has_the_general_paths_effects(local_env, monkeypatch, build, extra) -> None:
+    used = _count_fast_path(monkeypatch)
     component = build(component_id="user_key", **extra)
     requests = list(LAYOUTS.values())
     fast, fast_series = await _serve(requests, component)
@@ -147,15 +153,7 @@ PAIR_LAYOUTS = {
 async def test_fast_path_with_two_key_columns_has_the_general_paths_effects(
     local_env, monkeypatch, extra
 ) -> None:
-    used: list[bool] = []
-    run_local = FeatureComponent._run_local
-
-    def counted(self, ctx, backend):  # type: ignore[no-untyped-def]
-        done = run_local(self, ctx, backend)
-        used.append(done)
-        return done
-
-    monkeypatch.setattr(FeatureComponent, "_run_local", counted)
+    used = _count_fast_path(monkeypatch)
     component = pair_component(composite_id=False, **extra)
     users = [u for u, _ in PAIR_LAYOUTS.values()]
     catalogs = [c for _, c in PAIR_LAYOUTS.values()]
@@ -167,8 +165,7 @@ async def test_fast_path_with_two_key_columns_has_the_general_paths_effects(
     for name, got, want in zip(PAIR_LAYOUTS, fast, general, strict=True):
         assert json.dumps(got, default=str) == json.dumps(want, default=str), name
     assert fast_series == general_series
-    used.clear()
-    monkeypatch.setattr(FeatureComponent, "_run_local", counted)
+    used = _count_fast_path(monkeypatch)
     await _serve(users, pair_component(), catalogs)  # a composite id is asked for: the general path
     assert used == []
 
