@@ -205,15 +205,20 @@ class PredatorComponent(Component):
         tensors = [assemble_input(matrix, spec) for spec in self.inputs]
         size = self.cfg.batch_size or matrix.rows
         bounds = [(s, min(s + size, matrix.rows)) for s in range(0, matrix.rows, size)]
-        batches = (
-            [tensors]
-            if len(bounds) == 1
-            else [[Tensor(t.name, t.datatype, t.array[a:b]) for t in tensors] for a, b in bounds]
-        )
         started = time.perf_counter()
-        results = await self._calls(ctx, backend, endpoint, batches, [b - a for a, b in bounds])
-        ctx.external_call(self.name, endpoint, len(results), matrix.rows, time.perf_counter() - started)
-        merged = results[0] if len(results) == 1 else _concatenated(results)
+        merged: Scores | None
+        if isinstance(backend, OnnxBackend):  # row ranges of the whole inputs, no tensor per batch
+            merged, results = await self._embedded_rows(ctx, backend, endpoint, tensors, bounds)
+        else:
+            batches = (
+                [tensors]
+                if len(bounds) == 1
+                else [[Tensor(t.name, t.datatype, t.array[a:b]) for t in tensors] for a, b in bounds]
+            )
+            results = await self._calls(ctx, backend, endpoint, batches, [b - a for a, b in bounds])
+            first = results[0] if len(results) == 1 else _concatenated(results)
+            merged = first if isinstance(first, list) else None
+        ctx.external_call(self.name, endpoint, len(bounds), matrix.rows, time.perf_counter() - started)
         if isinstance(merged, list):  # every row scored: one write per column, no row scatter
             self._write(matrix, None, merged)
         else:
@@ -222,7 +227,7 @@ class PredatorComponent(Component):
                     self._write(matrix, np.arange(start, stop), scores)
         if self.shadow_runner is not None:
             self.shadow_runner.schedule(ctx, tensors)
-        self._report(ctx, [r for r in results if isinstance(r, ComponentError)], len(results), "batches")
+        self._report(ctx, [r for r in results if isinstance(r, ComponentError)], len(bounds), "batches")
 
     async def _calls(
         self, ctx: RunContext, backend: Backend, endpoint: str, batches: list[list[Tensor]], rows: list[int]
@@ -247,49 +252,68 @@ class PredatorComponent(Component):
         batches: list[list[Tensor]],
         rows: list[int],
     ) -> list[Scores | ComponentError]:
-        """``_call`` for all batches of an embedded model at once; metrics per batch as ``_call`` records."""
+        """``_call`` for all batches of an embedded model at once (a slate each): their inputs joined and
+        run as row ranges (:meth:`_embedded_rows`); each batch's scores are views of all rows' scores."""
+        joined = [
+            Tensor(t.name, t.datatype, np.concatenate([batch[i].array for batch in batches]))
+            for i, t in enumerate(batches[0])
+        ]
+        ends = np.cumsum(rows).tolist()
+        bounds = [(end - n, end) for end, n in zip(ends, rows, strict=True)]
+        merged, results = await self._embedded_rows(ctx, backend, endpoint, joined, bounds)
+        if merged is None:
+            return results
+        return [[[values[a:b] for values in per_slice] for per_slice in merged] for a, b in bounds]
+
+    async def _embedded_rows(
+        self,
+        ctx: RunContext,
+        backend: OnnxBackend,
+        endpoint: str,
+        tensors: list[Tensor],
+        bounds: list[tuple[int, int]],
+    ) -> tuple[Scores | None, list[Scores | ComponentError]]:
+        """The embedded model over ``tensors`` cut into the row ranges ``bounds``, in one call: the scores of
+        all rows when every batch answered alike (then no per-batch list), else per batch its scores or its
+        error. Metrics per batch, as ``_call`` records them."""
+        rows = [b - a for a, b in bounds]
         started = time.perf_counter()
-        got: list[Any]
+        got: dict[str, Tensor] | list[Any]
         try:
-            timeout = ctx.bound(self.deadline_s)
-            got = await backend.infer_many(
+            got = await backend.infer_rows(
                 self.cfg.model_name,
                 self.cfg.model_version,
-                batches,
+                tensors,
+                bounds,
                 self.output_names,
-                timeout,
+                ctx.bound(self.deadline_s),
                 alone=ctx.concurrent_requests() == 1,
             )
         except ComponentError as exc:
-            got = [exc] * len(batches)
+            got = [exc] * len(bounds)
         except Exception as exc:
             error = ComponentError(f"{endpoint}: {type(exc).__name__}: {exc}", "predator-api-error")
-            got = [error] * len(batches)
+            got = [error] * len(bounds)
         seconds = time.perf_counter() - started
-        out = self._split_all(got, rows)
+        merged: Scores | None = None
+        results: list[Scores | ComponentError] = []
+        if isinstance(got, dict):
+            whole = self._scores(got, bounds[-1][1])
+            if isinstance(whole, ComponentError):  # split batch by batch: each error names its batch
+                got = [{k: Tensor(k, t.datatype, t.array[a:b]) for k, t in got.items()} for a, b in bounds]
+            else:
+                merged = whole
+        if merged is None:
+            results = [
+                outputs if isinstance(outputs, ComponentError) else self._scores(outputs, n)
+                for outputs, n in zip(got, rows, strict=True)
+            ]
         bound = self.metrics.component_metrics(self.model_id, self.name)
-        for result, n in zip(out, rows, strict=True):
+        for i, n in enumerate(rows):
+            result = results[i] if results else None
             kind = result.kind if isinstance(result, ComponentError) else None
             bound.external_call("predator", endpoint, seconds, n, kind)
-        return out
-
-    def _split_all(self, got: list[Any], rows: list[int]) -> list[Scores | ComponentError]:
-        """Per batch its scores (or error). When every batch answered with outputs of its own rows and of
-        one type and row shape, they are joined and split once, and each batch gets views of its rows."""
-        joined = _joined_outputs(got, rows) if len(got) > 1 else None
-        if joined is not None:
-            whole = self._scores(joined, sum(rows))
-            if not isinstance(whole, ComponentError):
-                out: list[Scores | ComponentError] = []
-                start = 0
-                for n in rows:
-                    out.append([[values[start : start + n] for values in per_slice] for per_slice in whole])
-                    start += n
-                return out
-        return [
-            outputs if isinstance(outputs, ComponentError) else self._scores(outputs, n)
-            for outputs, n in zip(got, rows, strict=True)
-        ]
+        return merged, results
 
     def _scores(self, got: dict[str, Tensor], rows: int) -> Scores | ComponentError:
         """Per output spec, its slices' values; a missing or misshapen output is the batch's error."""
@@ -396,31 +420,6 @@ class PredatorComponent(Component):
         sizes = [len(rows) for (_, rows), r in zip(jobs, results, strict=True) if r is None]
         scores = iter(await self._calls(ctx, backend, endpoint, batches, sizes) if batches else [])
         return [next(scores) if r is None else r for r in results]
-
-
-def _joined_outputs(got: list[Any], rows: list[int]) -> dict[str, Tensor] | None:
-    """Each output of every batch joined along the rows; None when a batch failed or an output's first
-    dimension is not its batch's rows, or its type or row shape differs between batches (those are split
-    batch by batch, so each error names its own batch)."""
-    first = got[0]
-    if not isinstance(first, dict):
-        return None
-    joined: dict[str, Tensor] = {}
-    for name, tensor in first.items():
-        arrays = []
-        for outputs, n in zip(got, rows, strict=True):
-            part = outputs.get(name) if isinstance(outputs, dict) else None
-            if (
-                part is None
-                or part.datatype != tensor.datatype
-                or part.array.ndim == 0
-                or part.array.shape[0] != n
-                or part.array.shape[1:] != tensor.array.shape[1:]
-            ):
-                return None
-            arrays.append(part.array)
-        joined[name] = Tensor(name, tensor.datatype, np.concatenate(arrays))
-    return joined
 
 
 def _concatenated(results: list[Scores | ComponentError]) -> Scores | None:

@@ -229,13 +229,52 @@ class OnnxBackend:
         """Run every batch (inline or as one job on a worker thread); per batch its outputs or its error.
         ``alone``: the process executes no other request (the larger inline limit applies). A failure of
         the whole call (model not loadable, timeout) raises ComponentError."""
+        names = outputs if isinstance(outputs, list) else list(outputs)
+        feeds = [{t.name: _feed(t) for t in batch} for batch in batches]
+        rows = sum([len(batch[0].array) if batch else 0 for batch in batches])
+        results = await self._run(model, version, names, feeds, rows, timeout, alone)
+        return [self._outcome(model, names, got) for got in results]
+
+    async def infer_rows(
+        self,
+        model: str,
+        version: str,
+        inputs: Sequence[Tensor],
+        bounds: Sequence[tuple[int, int]],
+        outputs: Sequence[str],
+        timeout: float | None,
+        alone: bool = False,
+    ) -> dict[str, Tensor] | list[Outcome]:
+        """:meth:`infer_many` of ``inputs`` cut into the consecutive row ranges ``bounds``, with no tensor
+        per batch: every output of every batch joined along the rows when each batch answered its own rows
+        alike (one tensor per output); else, per batch, its outputs or its error."""
+        names = outputs if isinstance(outputs, list) else list(outputs)
+        arrays = [(t.name, _feed(t)) for t in inputs]
+        feeds = [{name: arr[a:b] for name, arr in arrays} for a, b in bounds]
+        results = await self._run(
+            model, version, names, feeds, bounds[-1][1] if bounds else 0, timeout, alone
+        )
+        joined = _joined(names, results, bounds)
+        if joined is not None:
+            return joined
+        return [self._outcome(model, names, got) for got in results]
+
+    async def _run(
+        self,
+        model: str,
+        version: str,
+        names: list[str],
+        feeds: list[dict[str, np.ndarray]],
+        rows: int,
+        timeout: float | None,
+        alone: bool,
+    ) -> list[Any]:
+        """ONNX Runtime's outputs (or the exception) of every feed, inline or on a worker thread."""
         key = (model, version)
         sess = self._sessions.get(key)
         if sess is None:
             sess = await self.session(model, version)
-        names = outputs if isinstance(outputs, list) else list(outputs)
-        feeds = [{t.name: _feed(t) for t in batch} for batch in batches]
-        rows = sum([len(batch[0].array) if batch else 0 for batch in batches]) or 1
+        rows = rows or 1
         rate = self._rate.get(key)
         limit = self.idle_inline_us if alone else self.inline_us
         if limit > 0 and rate is not None and rate * rows <= limit:
@@ -246,7 +285,7 @@ class OnnxBackend:
             seconds, results = await self._off_loop(model, sess, names, feeds, timeout)
         per_row = seconds * 1e6 / rows
         self._rate[key] = per_row if rate is None else rate + self._SMOOTH * (per_row - rate)
-        return [self._outcome(model, names, got) for got in results]
+        return results
 
     async def _off_loop(
         self,
@@ -286,6 +325,26 @@ class OnnxBackend:
 
     async def close(self) -> None:
         self._sessions.clear()
+
+
+def _joined(
+    names: list[str], results: list[Any], bounds: Sequence[tuple[int, int]]
+) -> dict[str, Tensor] | None:
+    """Each output of every batch joined along the rows, as one tensor; None when a batch failed, or an
+    output is not an array whose first dimension is its batch's rows, of one type and row shape."""
+    joined: dict[str, Tensor] = {}
+    for k, name in enumerate(names):
+        parts: list[np.ndarray] = []
+        for got, (a, b) in zip(results, bounds, strict=True):
+            arr = got[k] if isinstance(got, list) and len(got) == len(names) else None
+            if not isinstance(arr, np.ndarray) or arr.ndim == 0 or arr.shape[0] != b - a:
+                return None
+            if parts and (arr.dtype != parts[0].dtype or arr.shape[1:] != parts[0].shape[1:]):
+                return None
+            parts.append(arr)
+        values = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        joined[name] = Tensor(name, datatype_of(values), values)
+    return joined
 
 
 def _feed(tensor: Tensor) -> np.ndarray:

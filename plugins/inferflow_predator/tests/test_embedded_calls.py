@@ -145,21 +145,52 @@ async def test_inline_call_past_its_deadline_times_out_and_shadows_never_inline(
 
 
 def test_batches_are_joined_only_when_each_answered_its_own_rows_alike() -> None:
-    from inferflow_predator.component import _concatenated, _joined_outputs
+    from inferflow_predator.component import _concatenated
+    from inferflow_predator.embedded import _joined
 
-    def out(*shape: int, dtype: Any = np.float32) -> dict[str, Tensor]:
-        arr = np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape)
-        return {"prob": Tensor("prob", "FP32" if dtype == np.float32 else "FP64", arr)}
+    def out(*shape: int, dtype: Any = np.float32) -> list[np.ndarray]:  # ONNX Runtime's outputs of a batch
+        return [np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape)]
 
-    joined = _joined_outputs([out(2, 1), out(3, 1)], [2, 3])
+    bounds = [(0, 2), (2, 5)]
+    joined = _joined(["prob"], [out(2, 1), out(3, 1)], bounds)
     assert joined is not None
+    assert joined["prob"].datatype == "FP32"
     assert joined["prob"].array.ravel().tolist() == [0, 1, 0, 1, 2]
-    assert _joined_outputs([out(2, 1), out(2, 1)], [2, 3]) is None  # a batch answered other rows
-    assert _joined_outputs([out(2, 1), out(3, 2)], [2, 3]) is None  # another row shape
-    assert _joined_outputs([out(2, 1), out(3, 1, dtype=np.float64)], [2, 3]) is None  # another type
-    assert _joined_outputs([out(2, 1), ComponentError("boom")], [2, 3]) is None  # a failed batch
-    assert _joined_outputs([out(2, 1), {}], [2, 3]) is None  # an output missing
+    assert _joined(["prob"], [out(2, 1), out(2, 1)], bounds) is None  # a batch answered other rows
+    assert _joined(["prob"], [out(2, 1), out(3, 2)], bounds) is None  # another row shape
+    assert _joined(["prob"], [out(2, 1), out(3, 1, dtype=np.float64)], bounds) is None  # another type
+    assert _joined(["prob"], [out(2, 1), RuntimeError("boom")], bounds) is None  # a failed batch
+    assert _joined(["prob"], [out(2, 1), []], bounds) is None  # an output missing
+    assert _joined(["prob"], [out(2, 1), [np.float32(1)]], bounds) is None  # not an array of rows
 
     a, b = np.array([1.0, 2.0]), np.array([3.0])
     assert [[v.tolist() for v in s] for s in _concatenated([[[a]], [[b]]])] == [[[1.0, 2.0, 3.0]]]
     assert _concatenated([[[a]], ComponentError("boom")]) is None
+
+
+async def test_an_output_every_batch_answers_wrong_fails_each_batch_with_its_reason(
+    make_runtime: Any, tmp_path: Path
+) -> None:
+    from onnx import TensorProto, helper, numpy_helper
+    from predator_support import save
+
+    # score = table[idx] with idx [N, M]: the score's width is the input's, known only when it runs (1 here,
+    # not the 2 configured)
+    table = numpy_helper.from_array(np.arange(10, dtype=np.float32) * 10, "table")
+    save(
+        tmp_path,
+        "dynamic",
+        [helper.make_node("Gather", ["table", "idx"], ["score"], axis=0)],
+        [helper.make_tensor_value_info("idx", TensorProto.INT64, ["N", "M"])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N", "M"])],
+        [table],
+    )
+    idx = {"name": "idx", "features": ["i"], "shape": [1], "data_type": "INT64"}
+    score = {"name": "score", "model_scores": ["s"], "model_scores_dims": [[2]], "data_type": "FP32"}
+    rt = make_runtime([predator("dyn", f"onnx://{tmp_path}", [idx], [score], model="dynamic", batch_size=2)])
+    ctx = await run(rt, 7, i=typed(DataType.INT64, np.array([0, 1, 2, 3, 4, 5, 6])))
+    assert [(f.component, f.kind) for f in ctx.failures] == [("dyn", "error")]
+    message = ctx.failures[0].message
+    assert "4/4 batches failed" in message  # 7 rows in batches of 2, each with its reason
+    assert "model returned 1 values per row, model_scores_dims need 2" in message
+    assert not ctx.matrix.read("s")[1].any()
