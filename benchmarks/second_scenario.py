@@ -40,7 +40,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from serving_overhead import PATH, _echo_server  # noqa: E402
+from serving_overhead import PATH, _echo_server, run_load  # noqa: E402
 
 from inferflow_core.testing import example, pick_free_port, write_config_dir  # noqa: E402
 
@@ -218,18 +218,6 @@ def config_tree(root: Path, batch: int) -> dict[str, str]:
     }
 
 
-def embedded_env(root: Path) -> dict[str, str]:
-    """This environment with every backend in process: the store over ``root/features``, no log sink."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("EXTERNAL_SERVICE_ONFS_FS_HOST", "NUMERIX_CLIENT_V1_HOST", "ETCD_SERVER")
-    }
-    env.update({"INFERFLOW_ONFS_LOCAL_DIR": str(root / "features"), "INFERFLOW_LOG_SINK": "none"})
-    env.setdefault("APP_LOG_LEVEL", "WARNING")
-    return env
-
-
 def requests(n: int, targets: int = 200, seed: int = 1) -> list[bytes]:
     from inferflow_core.testing.protos import predict_pb2
 
@@ -278,54 +266,13 @@ def _node_seconds(runtime: Any) -> dict[str, float]:
     return out
 
 
-def _load(address: str, q: Any) -> None:
-    import grpc
-
-    reqs = requests(900)
-    lat = []
-    with grpc.insecure_channel(address) as channel:
-        call = channel.unary_unary(PATH)
-        for raw in reqs[:100]:
-            call(raw, timeout=10)
-        for raw in reqs[100:700]:
-            t0 = time.perf_counter()
-            call(raw, timeout=10)
-            lat.append(time.perf_counter() - t0)
-
-    async def c16(seconds: float = 4.0) -> float:
-        async with grpc.aio.insecure_channel(address) as channel:
-            call = channel.unary_unary(PATH)
-            done, stop = 0, time.perf_counter() + seconds
-
-            async def worker(k: int) -> None:
-                nonlocal done
-                while time.perf_counter() < stop:
-                    await call(reqs[k % len(reqs)], timeout=10)
-                    done += 1
-                    k += 16
-
-            await asyncio.gather(*(worker(k) for k in range(16)))
-        return done / seconds
-
-    q.put({"p50_ms": 1e3 * statistics.median(lat), "rps_c16": asyncio.run(c16())})
-
-
-def load(address: str) -> dict:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    proc = ctx.Process(target=_load, args=(address, q))
-    proc.start()
-    got = q.get(timeout=600)
-    proc.join(30)
-    return got
-
-
 def served(root: Path, batch: int, work: Path) -> dict:
     """``inferflow serve`` (1 worker, embedded backends) against an echo of its own response bytes."""
     import grpc
 
     write_config_dir(work / "config", config_tree(root, batch))
-    env = embedded_env(root)
+    env = example.embedded_env(root)
+    load = requests(900)
     port, http = pick_free_port(), pick_free_port()
     cmd = example.inferflow_serve(work / "config", port, http, 1)
     server = example.ServerProcess("s2", cmd, env, work / "server.log")
@@ -333,7 +280,7 @@ def served(root: Path, batch: int, work: Path) -> dict:
     try:
         server.wait_http(f"http://127.0.0.1:{http}/health/ready", 90)
         time.sleep(0.5)
-        result = {"inferflow": load(f"127.0.0.1:{port}")}
+        result = {"inferflow": run_load(f"127.0.0.1:{port}", load, 600, 4.0)}
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             response = channel.unary_unary(PATH)(requests(1)[0], timeout=10)
     finally:
@@ -345,7 +292,7 @@ def served(root: Path, batch: int, work: Path) -> dict:
     echo.start()
     ready.wait(30)
     try:
-        result["echo"] = load(f"127.0.0.1:{echo_port}")
+        result["echo"] = run_load(f"127.0.0.1:{echo_port}", load, 600, 4.0)
     finally:
         echo.kill()
     result["response_bytes"] = len(response)
@@ -364,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         make_data(root / "data", args.hidden)
         results: dict[str, Any] = {"batch": args.batch, "hidden": args.hidden, "load": os.getloadavg()[0]}
-        env = embedded_env(root / "data")
+        env = example.embedded_env(root / "data")
         os.environ.clear()
         os.environ.update(env)  # the in-process runtime reads its settings from the environment
         results["in_process"] = asyncio.run(in_process(root / "data", args.batch, args.requests))

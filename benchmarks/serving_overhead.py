@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,16 +94,17 @@ def _echo_server(port: int, response: bytes, ready: mp.Event) -> None:  # type: 
 
 
 # ------------------------------------------------------------------------------------- load generator
-def _load(address: str, payload: bytes, requests: int, seconds: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _load(address: str, payloads: list[bytes], requests: int, seconds: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
     import grpc
 
     async def main() -> dict:
         async with grpc.aio.insecure_channel(address) as channel:
             call = channel.unary_unary(PATH)
-            for _ in range(200):
-                await call(payload, timeout=10)
+            for i in range(200):
+                await call(payloads[i % len(payloads)], timeout=10)
             lat = []
-            for _ in range(requests):
+            for i in range(requests):
+                payload = payloads[i % len(payloads)]
                 t0 = time.perf_counter()
                 await call(payload, timeout=10)
                 lat.append(time.perf_counter() - t0)
@@ -113,7 +115,7 @@ def _load(address: str, payload: bytes, requests: int, seconds: float, out: mp.Q
             async def worker() -> None:
                 nonlocal done
                 while time.perf_counter() < stop_at:
-                    await call(payload, timeout=10)
+                    await call(payloads[done % len(payloads)], timeout=10)
                     done += 1
 
             t0 = time.perf_counter()
@@ -129,10 +131,13 @@ def _load(address: str, payload: bytes, requests: int, seconds: float, out: mp.Q
     out.put(asyncio.run(main()))
 
 
-def run_load(address: str, payload: bytes, requests: int, seconds: float) -> dict:
+def run_load(address: str, payload: bytes | Sequence[bytes], requests: int, seconds: float) -> dict:
+    """From another process: p50/p99/max ms of ``requests`` calls at concurrency 1 (after 200 warm-up
+    calls), then req/s at concurrency 16 for ``seconds``. ``payload``: one request, or several in turn."""
+    payloads = [payload] if isinstance(payload, bytes) else list(payload)
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_load, args=(address, payload, requests, seconds, q))
+    p = ctx.Process(target=_load, args=(address, payloads, requests, seconds, q))
     p.start()
     result = q.get(timeout=600)
     p.join(30)
