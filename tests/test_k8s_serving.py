@@ -8,8 +8,10 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -140,6 +142,26 @@ def test_supervisor_gives_up_on_a_crash_loop() -> None:
     assert sup.run() == EXIT_CRASH_LOOP
     assert len(restarts) == 3
     assert time.monotonic() - t0 < 30
+
+
+def _ignore_stop(ready: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a worker whose shutdown hangs
+    ready.set()
+    time.sleep(120)
+
+
+def test_supervisor_kills_a_worker_that_does_not_stop() -> None:
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    sup = WorkerSupervisor(lambda i: ctx.Process(target=_ignore_stop, args=(ready,)), 1, kill_after_s=1.0)
+    timer = threading.Timer(0.0, lambda: (ready.wait(60), sup.request_stop()))
+    timer.start()
+    t0 = time.monotonic()
+    code = sup.run()
+    timer.join()
+    assert code == 1  # not a clean stop
+    assert 1.0 <= time.monotonic() - t0 < 20
+    assert len(sup.killed) == 1
 
 
 def test_supervisor_does_not_restart_a_startup_error() -> None:

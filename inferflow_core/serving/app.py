@@ -186,6 +186,9 @@ def _run_workers(settings: ServiceSettings, port: int, http_port: int, workers: 
         window_s=settings.worker_restart_window_s,
         on_restart=lambda index, code: metrics.count("worker_restarts", exit_code=code),
         on_exit=exited,
+        # a worker's stop is bounded by the grace period, plus its observers' and plugins' closing: one
+        # still running well after that hangs, and is killed
+        kill_after_s=settings.shutdown_grace_s + 10.0,
     )
     signal.signal(signal.SIGTERM, lambda signum, _frame: supervisor.request_stop(signum))
     signal.signal(signal.SIGINT, lambda signum, _frame: supervisor.request_stop(signum))

@@ -6,11 +6,14 @@ again after a backoff (0.5 s doubling to 10 s; reset once a worker has lived 60 
 (more than ``max_restarts`` restarts within ``window_s``) the supervisor stops the others and exits
 non-zero, so Kubernetes restarts the pod instead of it serving at reduced capacity. A worker that exits
 with code 2 (a start-up error such as an unusable TLS setting) is not restarted: that error would repeat.
-SIGTERM/SIGINT are forwarded to every worker; the exit code is the worst worker exit code.
+SIGTERM/SIGINT are forwarded to every worker; the exit code is the worst worker exit code. A worker still
+running ``kill_after_s`` after the stop (its shutdown is bounded by the grace period, so it hangs) is
+killed and logged, and the exit code is then non-zero: a stop never waits forever.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -41,6 +44,7 @@ class WorkerSupervisor:
         max_backoff_s: float = 10.0,
         on_restart: Callable[[int, int | None], Any] | None = None,
         on_exit: Callable[[BaseProcess], Any] | None = None,
+        kill_after_s: float | None = None,
     ) -> None:
         self.make = make
         self.count = count
@@ -50,6 +54,8 @@ class WorkerSupervisor:
         self.max_backoff_s = max_backoff_s
         self.on_restart = on_restart
         self.on_exit = on_exit
+        self.kill_after_s = kill_after_s  # after a stop: workers still running then are killed
+        self.stop_at: float | None = None  # monotonic time of the first stop request
         self.procs: list[BaseProcess | None] = [None] * count
         self.started_at = [0.0] * count
         self.delay = [backoff_s] * count
@@ -57,6 +63,7 @@ class WorkerSupervisor:
         self.restarts: deque[float] = deque()
         self.stopping = False
         self.forwarded: set[int] = set()  # signals sent to the workers to stop them
+        self.killed: set[int] = set()  # pids killed for not stopping in time
         self.exit_code = 0
 
     def _start(self, index: int) -> None:
@@ -71,6 +78,8 @@ class WorkerSupervisor:
                 os.kill(proc.pid, signum)
 
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
+        if self.stop_at is None:
+            self.stop_at = time.monotonic()
         self.stopping = True
         self.forwarded.add(signum)
         self.due.clear()
@@ -124,6 +133,24 @@ class WorkerSupervisor:
         if self.on_restart is not None:
             self.on_restart(index, code)
 
+    def _kill_hung(self, now: float) -> None:
+        """After ``kill_after_s`` from the stop request, SIGKILL the workers still running (once each)."""
+        if self.stop_at is None or self.kill_after_s is None or now < self.stop_at + self.kill_after_s:
+            return
+        for index, proc in enumerate(self.procs):
+            if proc is None or proc.pid is None or not proc.is_alive() or proc.pid in self.killed:
+                continue
+            log.error(
+                "worker %d (pid %s) has not stopped %.0fs after the stop request; killing it",
+                index,
+                proc.pid,
+                self.kill_after_s,
+                extra={"worker": index},
+            )
+            self.killed.add(proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+
     def run(self) -> int:
         """Start the workers, supervise until all have exited after a stop. Returns the exit code."""
         for index in range(self.count):
@@ -138,6 +165,7 @@ class WorkerSupervisor:
                 return self.exit_code
             now = time.monotonic()
             timeout = max(0.0, min(self.due.values()) - now) if self.due else 1.0
+            self._kill_hung(now)
             for sentinel in wait(list(alive), timeout=min(timeout, 1.0)):
                 index, proc = alive[sentinel]  # type: ignore[index]
                 proc.join()
