@@ -24,6 +24,7 @@ from typing import Any
 from ..config.settings import ServiceSettings
 from ..errors import InferflowError
 from ..observability.logs import setup_logging
+from . import eventloop
 
 log = logging.getLogger("inferflow.app")
 
@@ -123,7 +124,7 @@ def _worker(settings_json: str, port: int, http_port: int) -> None:
     settings = ServiceSettings.model_validate_json(settings_json)
     setup_logging(settings.app_log_level, settings.log_json)
     try:
-        sys.exit(asyncio.run(serve(settings, port, http_port, reuse_port=True)))
+        sys.exit(eventloop.run(serve(settings, port, http_port, reuse_port=True), settings.idle_spin_us))
     except StartupError as exc:
         print(f"inferflow serve: error: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -140,7 +141,7 @@ def main(args: argparse.Namespace) -> int:
     workers = max(1, int(getattr(args, "workers", 1) or 1))
     if workers == 1:
         try:
-            return asyncio.run(serve(settings, port, http_port))
+            return eventloop.run(serve(settings, port, http_port), settings.idle_spin_us)
         except StartupError as exc:
             print(f"inferflow serve: error: {exc}", file=sys.stderr)
             return 1

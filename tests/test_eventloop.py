@@ -1,0 +1,120 @@
+"""The worker's event loop polls before it sleeps only while I/O is arriving, and never past a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import pytest
+from pydantic import ValidationError
+
+from inferflow_core.config.settings import ServiceSettings
+from inferflow_core.serving import eventloop
+from inferflow_core.serving.eventloop import SpinningSelector
+
+
+@pytest.fixture
+def pair():
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def _cpu_of(fn):
+    started = time.thread_time()
+    result = fn()
+    return result, time.thread_time() - started
+
+
+def test_idle_selector_sleeps_without_polling(pair):
+    a, _ = pair
+    sel = SpinningSelector(0.05)  # 50 ms of polling, if it polled
+    sel.register(a, 1)
+    ready, cpu = _cpu_of(lambda: sel.select(0.1))
+    assert ready == []
+    assert cpu < 0.02  # no I/O yet: it slept (polling would have used ~50 ms of CPU)
+    sel.close()
+
+
+def test_after_io_it_polls_then_sleeps(pair):
+    a, b = pair
+    sel = SpinningSelector(0.05)
+    sel.register(a, 1)
+    b.send(b"x")
+    assert sel.select(1.0)  # I/O arrived: the next idle wait polls first
+    a.recv(1)
+    ready, cpu = _cpu_of(lambda: sel.select(0.2))
+    assert ready == []
+    assert 0.03 < cpu < 0.15  # ~50 ms polling, then asleep for the rest of the 200 ms
+    sel.close()
+
+
+def test_polling_never_outlasts_the_timeout(pair):
+    a, b = pair
+    sel = SpinningSelector(5.0)
+    sel.register(a, 1)
+    b.send(b"x")
+    sel.select(1.0)
+    a.recv(1)
+    started = time.perf_counter()
+    assert sel.select(0.02) == []
+    assert time.perf_counter() - started < 1.0  # the 20 ms timeout, not the 5 s of polling
+    sel.close()
+
+
+def test_io_arriving_while_polling_is_returned(pair):
+    a, b = pair
+    sel = SpinningSelector(2.0)
+    sel.register(a, 1)
+    b.send(b"x")
+    sel.select(1.0)
+    a.recv(1)
+    threading.Timer(0.01, b.send, (b"y",)).start()
+    ready = sel.select(None)
+    assert [key.fileobj for key, _ in ready] == [a]
+    sel.close()
+
+
+def test_run_serves_a_coroutine_on_the_polling_loop():
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop._selector, SpinningSelector)  # type: ignore[attr-defined]
+        reader, writer = await asyncio.open_connection(*server_address)
+        writer.write(b"ping\n")
+        await writer.drain()
+        answer = await reader.readline()
+        writer.close()
+        return answer.decode()
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    server_address = listener.getsockname()
+
+    def echo() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(conn.recv(16))
+
+    threading.Thread(target=echo, daemon=True).start()
+    try:
+        assert eventloop.run(main(), 500) == "ping\n"
+    finally:
+        listener.close()
+
+
+def test_zero_is_asyncio_default_loop():
+    loop = eventloop.new_loop(0)
+    try:
+        assert not isinstance(getattr(loop, "_selector", None), SpinningSelector)
+    finally:
+        loop.close()
+
+
+def test_setting_is_validated(monkeypatch):
+    monkeypatch.setenv("INFERFLOW_IDLE_SPIN_US", "-1")
+    with pytest.raises(ValidationError, match="INFERFLOW_IDLE_SPIN_US"):
+        ServiceSettings()
+    monkeypatch.setenv("INFERFLOW_IDLE_SPIN_US", "0")
+    assert ServiceSettings().idle_spin_us == 0
