@@ -373,6 +373,9 @@ async def test_inferflow_serve_with_two_workers_over_mtls_and_tokens(pki, tmp_pa
         "INFERFLOW_TLS_CLIENT_CA_FILE": pki["ca"].ca_file,
         "INFERFLOW_HTTP_TLS": "off",  # ServeProcess polls /health/ready over plain HTTP
         "INFERFLOW_AUTH_TOKENS": "cli-token",
+        # not a shutdown test: a worker that hung at its stop (seen once in CI, never reproduced) is killed
+        # by the supervisor 10 s after this grace, well within the wait below
+        "INFERFLOW_SHUTDOWN_GRACE_S": "3",
     }
     server = ServeProcess(
         cfg, workers=2, env=env, pythonpath=[str(_plugin_dir(tmp_path)), str(REPO)], log_path=tmp_path / "log"
