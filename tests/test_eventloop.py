@@ -23,6 +23,17 @@ def pair():
     b.close()
 
 
+def _active(pair, spin_s: float) -> SpinningSelector:
+    """A selector over ``pair[0]`` that has just seen I/O (so its next idle wait polls first)."""
+    a, b = pair
+    sel = SpinningSelector(spin_s)
+    sel.register(a, 1)
+    b.send(b"x")
+    assert sel.select(1.0)
+    a.recv(1)
+    return sel
+
+
 def _cpu_of(fn):
     started = time.thread_time()
     result = fn()
@@ -40,12 +51,7 @@ def test_idle_selector_sleeps_without_polling(pair):
 
 
 def test_after_io_it_polls_then_sleeps(pair):
-    a, b = pair
-    sel = SpinningSelector(0.05)
-    sel.register(a, 1)
-    b.send(b"x")
-    assert sel.select(1.0)  # I/O arrived: the next idle wait polls first
-    a.recv(1)
+    sel = _active(pair, 0.05)
     ready, cpu = _cpu_of(lambda: sel.select(0.2))
     assert ready == []
     assert 0.03 < cpu < 0.15  # ~50 ms polling, then asleep for the rest of the 200 ms
@@ -53,12 +59,7 @@ def test_after_io_it_polls_then_sleeps(pair):
 
 
 def test_polling_never_outlasts_the_timeout(pair):
-    a, b = pair
-    sel = SpinningSelector(5.0)
-    sel.register(a, 1)
-    b.send(b"x")
-    sel.select(1.0)
-    a.recv(1)
+    sel = _active(pair, 5.0)
     started = time.perf_counter()
     assert sel.select(0.02) == []
     assert time.perf_counter() - started < 1.0  # the 20 ms timeout, not the 5 s of polling
@@ -67,11 +68,7 @@ def test_polling_never_outlasts_the_timeout(pair):
 
 def test_io_arriving_while_polling_is_returned(pair):
     a, b = pair
-    sel = SpinningSelector(2.0)
-    sel.register(a, 1)
-    b.send(b"x")
-    sel.select(1.0)
-    a.recv(1)
+    sel = _active(pair, 2.0)
     threading.Timer(0.01, b.send, (b"y",)).start()
     ready = sel.select(None)
     assert [key.fileobj for key, _ in ready] == [a]
