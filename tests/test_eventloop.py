@@ -40,13 +40,22 @@ def _cpu_of(fn):
     return result, time.thread_time() - started
 
 
-def test_idle_selector_sleeps_without_polling(pair):
-    a, _ = pair
-    sel = SpinningSelector(0.05)  # 50 ms of polling, if it polled
+def test_long_waits_bring_the_window_to_zero_and_quick_ones_back(pair):
+    a, b = pair
+    sel = SpinningSelector(0.01)
     sel.register(a, 1)
+    assert sel.window == 0.01  # polls from the start
+    for _ in range(12):  # each wait outlasts the 10 ms window: halved down to 0
+        assert sel.select(0.015) == []
+    assert sel.window == 0.0
     ready, cpu = _cpu_of(lambda: sel.select(0.1))
     assert ready == []
-    assert cpu < 0.02  # no I/O yet: it slept (polling would have used ~50 ms of CPU)
+    assert cpu < 0.02  # slept: polling would have used the whole 100 ms
+    for _ in range(12):  # I/O within the window: doubled back up to it
+        b.send(b"x")
+        assert sel.select(1.0)
+        a.recv(1)
+    assert sel.window == 0.01
     sel.close()
 
 

@@ -1,12 +1,12 @@
 """The worker's event loop: asyncio's selector loop that polls for a short while before it sleeps.
 
-While requests are coming in, a loop that has nothing to do keeps polling its sockets for up to
-``INFERFLOW_IDLE_SPIN_US`` microseconds instead of blocking at once (what Go's scheduler does with
-its spinning threads before it parks them). Blocking hands the CPU back to the kernel, and on a
-virtual machine the vCPU halts: the next request then pays the wake-up and runs on cold caches,
-measured here as everything on the request path (ONNX Runtime included) taking 1.3-2.5x its hot-loop
-time at low load. Polling costs CPU only while the loop is idle and I/O arrived within the last
-:data:`ACTIVE_WINDOW_S`, so an idle server still sleeps; ``0`` turns it off.
+A loop that has nothing to do keeps polling its sockets for a while instead of blocking at once (what
+Go's scheduler does with its spinning threads before it parks them). Blocking hands the CPU back to
+the kernel, and on a virtual machine the vCPU halts: the next request then pays the wake-up and runs
+on cold caches, measured here as everything on the request path (ONNX Runtime included) taking
+1.3-2.5x its hot-loop time at low load. The poll window is at most ``INFERFLOW_IDLE_SPIN_US``
+microseconds and adapts to how long the loop's waits turn out to be (:class:`SpinningSelector`), so
+polling costs CPU only while waits are short; ``0`` turns it off.
 
 Each poll releases the GIL (an ``epoll_wait`` with no timeout), and a worker thread finishing a job
 (an ONNX run, the logging thread) measured no later at taking it while the loop polls.
@@ -21,40 +21,48 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-ACTIVE_WINDOW_S = 0.1  # poll before sleeping only when I/O arrived this recently
+MIN_WINDOW_S = 10e-6  # a poll window halved below this is 0: the loop sleeps at once
 
 
 class SpinningSelector(selectors.DefaultSelector):
-    """The platform's default selector, polling up to ``spin_s`` before a blocking wait (see the module)."""
+    """The platform's default selector, polling up to its current window before a blocking wait.
 
-    def __init__(self, spin_s: float) -> None:
+    The window adapts like the kernel's haltpoll governor: a wait that ended within ``max_s`` (I/O came
+    during the poll, or soon after it) doubles it, up to ``max_s``; a longer wait or a timeout halves
+    it, down to 0 below :data:`MIN_WINDOW_S`. Requests arriving back to back keep it at ``max_s``; waits
+    on a slow backend, paced traffic and an idle server bring it to 0 (no CPU spent polling)."""
+
+    def __init__(self, max_s: float) -> None:
         super().__init__()
-        self.spin_s = max(0.0, spin_s)
-        self._last_io = -1e9
+        self.max_s = max(0.0, max_s)
+        self.window = self.max_s
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        spin = self.spin_s
-        if spin and (timeout is None or timeout > 0):
-            now = time.perf_counter()
-            if now - self._last_io < ACTIVE_WINDOW_S:
-                if timeout is not None:
-                    spin = min(spin, timeout)
-                end = now + spin
-                poll = super().select
-                while True:
-                    ready = poll(0)
-                    if ready:
-                        self._last_io = time.perf_counter()
-                        return ready
-                    now = time.perf_counter()
-                    if now >= end:
-                        break
-                if timeout is not None:
-                    timeout = max(0.0, timeout - spin)
+        if not self.max_s or (timeout is not None and timeout <= 0):
+            return super().select(timeout)
+        started = time.perf_counter()
+        window = self.window if timeout is None else min(self.window, timeout)
+        if window > 0:
+            end = started + window
+            poll = super().select
+            while True:
+                ready = poll(0)
+                if ready:
+                    self._grow()
+                    return ready
+                if time.perf_counter() >= end:
+                    break
+            if timeout is not None:
+                timeout = max(0.0, timeout - window)
         ready = super().select(timeout)
-        if ready:
-            self._last_io = time.perf_counter()
+        if ready and time.perf_counter() - started <= self.max_s:
+            self._grow()
+        else:
+            self.window = 0.0 if self.window < 2 * MIN_WINDOW_S else self.window / 2
         return ready
+
+    def _grow(self) -> None:
+        self.window = min(self.max_s, max(MIN_WINDOW_S, 2 * self.window))
 
 
 def new_loop(spin_us: float) -> asyncio.AbstractEventLoop:
