@@ -205,6 +205,42 @@ def test_bench_ranker_batch_is_embedded_only(capsys: pytest.CaptureFixture[str])
     assert "--ranker-batch is measured in embedded mode only" in capsys.readouterr().err
 
 
+def test_bench_paced_rate_is_reported_next_to_the_direct_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    run = _bench_module()
+    with pytest.raises(SystemExit):
+        run.main(["--paced", "-5"])
+    assert "--paced must be >= 0" in capsys.readouterr().err
+
+    def measured(p50: float, paced_p50: float, cpu: float, **more: object) -> dict:
+        check = {"sha1": "x", "final_score_filled": 200, "expected": 200}
+        return {
+            "latency": {"p50_ms": p50, "p99_ms": 2 * p50, "check": check},
+            "throughput": {"rps": 1000.0},
+            "paced": {
+                "rate": 100.0,
+                "requests": 300,
+                "p50_ms": paced_p50,
+                "p99_ms": 9.0,
+                "cpu_ms_per_req": cpu,
+            },
+            "rss_mb": [200.0],
+            **more,
+        }
+
+    direct = measured(1.0, 2.0, 1.5)
+    off = measured(1.2, 3.0, 2.5, workers=1, cache="off")
+    summary = run.summarise({"modes": {"embedded": {"direct": {"w1": direct}, "runs": [off]}}})
+    assert summary["embedded: p50 ratio at 100 req/s paced (1 worker, cache off)"]["value"] == 1.5
+    assert summary["embedded: server CPU ms per request at 100 req/s paced, inferflow"]["value"] == 2.5
+    assert summary["embedded: server CPU ms per request at 100 req/s paced, direct"]["value"] == 1.5
+    assert summary["embedded: p50 ratio at 100 req/s paced (1 worker, cache off)"]["met"] is None  # no target
+    off.pop("paced")
+    assert not any(
+        "paced" in name
+        for name in run.summarise({"modes": {"embedded": {"direct": {"w1": direct}, "runs": [off]}}})
+    )
+
+
 def test_second_scenario_runs_in_process(tmp_path: Path) -> None:
     """S2's model config loads without errors and every node of its DAG runs (a few requests)."""
     cmd = [sys.executable, str(ROOT / "benchmarks/second_scenario.py"), "--no-served", "--requests", "5"]

@@ -5,6 +5,8 @@
 
 Latency: one request in flight (sync stub), ``--latency`` requests after ``--warmup``; p50/p99/max.
 Throughput: ``--concurrency`` callers in a closed loop (grpc.aio) for ``--throughput-s`` seconds.
+Paced: ``--paced-rate`` requests a second, one at a time on a fixed schedule, for ``--paced-s`` seconds
+(traffic below capacity: each request finds the server idle); p50/p99.
 Requests are built and serialised before the clock starts and responses are not parsed (one sample
 is, to check that the server answered every target), so the generator's own cost stays small.
 """
@@ -91,6 +93,35 @@ def latency(args: argparse.Namespace, reqs: list[bytes]) -> dict:
     }
 
 
+def paced(args: argparse.Namespace, reqs: list[bytes]) -> dict:
+    """Requests sent on a fixed schedule (``--paced-rate`` a second, one in flight); a request that
+    comes back after its successor's slot delays that one (the schedule never catches up in a burst)."""
+    import grpc
+
+    with grpc.insecure_channel(args.target) as channel:
+        call = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
+        for req in reqs[:20]:
+            call(req, timeout=30)
+        times = []
+        interval = 1.0 / args.paced_rate
+        start = next_at = time.perf_counter()
+        i = 0
+        while next_at - start < args.paced_s:
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+            t0 = time.perf_counter()
+            call(reqs[i % len(reqs)], timeout=30)
+            times.append(time.perf_counter() - t0)
+            i += 1
+            next_at = max(next_at + interval, time.perf_counter())
+    ms = np.array(times) * 1000
+    return {
+        "rate": args.paced_rate,
+        "requests": len(times),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+    }
+
+
 async def _throughput(args: argparse.Namespace, reqs: list[bytes]) -> dict:
     import grpc
 
@@ -136,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--throughput-s", type=float, default=20.0)
     p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--paced-rate", type=float, default=0.0, help="requests a second, on a fixed schedule")
+    p.add_argument("--paced-s", type=float, default=5.0)
     p.add_argument("--distinct", type=int, default=500, help="distinct prebuilt requests (cycled)")
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--out", required=True)
@@ -146,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         result["latency"] = latency(args, reqs)
     if args.throughput_s > 0:
         result["throughput"] = asyncio.run(_throughput(args, reqs))
+    if args.paced_rate > 0:
+        result["paced"] = paced(args, reqs)
     Path(args.out).write_text(json.dumps(result, indent=2))
     return 0
 
