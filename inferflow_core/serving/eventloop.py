@@ -21,16 +21,17 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-MIN_WINDOW_S = 10e-6  # a poll window halved below this is 0: the loop sleeps at once
+MIN_WINDOW_S = 10e-6  # the first poll window after a reset to 0
 
 
 class SpinningSelector(selectors.DefaultSelector):
     """The platform's default selector, polling up to its current window before a blocking wait.
 
-    The window adapts like the kernel's haltpoll governor: a wait that ended within ``max_s`` (I/O came
-    during the poll, or soon after it) doubles it, up to ``max_s``; a longer wait or a timeout halves
-    it, down to 0 below :data:`MIN_WINDOW_S`. Requests arriving back to back keep it at ``max_s``; waits
-    on a slow backend, paced traffic and an idle server bring it to 0 (no CPU spent polling)."""
+    The window adapts like KVM's halt polling: a wait that ended within ``max_s`` (I/O came during the
+    poll, or soon after it) doubles it (from :data:`MIN_WINDOW_S`, up to ``max_s``); a longer wait or a
+    timeout resets it to 0. Requests arriving back to back keep it at ``max_s``; after a wait on a slow
+    backend, a gap of paced traffic or an idle spell it starts again from nothing, so a poll that
+    cannot end in I/O costs little."""
 
     def __init__(self, max_s: float) -> None:
         super().__init__()
@@ -58,7 +59,7 @@ class SpinningSelector(selectors.DefaultSelector):
         if ready and time.perf_counter() - started <= self.max_s:
             self._grow()
         else:
-            self.window = 0.0 if self.window < 2 * MIN_WINDOW_S else self.window / 2
+            self.window = 0.0
         return ready
 
     def _grow(self) -> None:
