@@ -37,6 +37,8 @@ class ProbeConfig(BaseModel):
     outputs: list[OutputSpec] = []
     sleep_ms: float = 0
     fail: bool = False
+    fail_after_write: bool = False  # write the outputs, then raise
+    text: str | None = None  # STRING outputs: this text in every row (valid), instead of ``value``
     value: float = 1.0
     timeout_ms: float | None = None
     copy_from: str | None = None  # outputs = value * this input column (read as FP32)
@@ -88,7 +90,12 @@ class ProbeComponent(Component):
                     values, valid = ctx.matrix.read(self.cfg.copy_from, DataType.FP32)
                     ctx.matrix.set_column(spec.name, values * np.float32(self.cfg.value), valid)
                     continue
+                if self.cfg.text is not None and spec.dtype is DataType.STRING:
+                    ctx.matrix.set_column(spec.name, np.full(ctx.matrix.rows, self.cfg.text, dtype=object))
+                    continue
                 ctx.matrix.set_column(spec.name, np.full(ctx.matrix.rows, self.cfg.value, dtype=np.float32))
+            if self.cfg.fail_after_write:
+                raise RuntimeError(f"{self.name} was told to fail after writing")
         finally:
             TRACE.append((self.name, "end", time.perf_counter()))
 

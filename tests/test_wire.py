@@ -136,3 +136,44 @@ def test_ids_only_decodes_every_id(ids: list[str]) -> None:
     got = adapters._ids_only(raw)
     assert got is not None
     assert got[0] == ids
+
+
+@pytest.mark.parametrize(
+    ("probe", "empty"),
+    [
+        ({"fail": True}, True),  # nothing written: the column's cells are missing
+        ({"fail_after_write": True, "text": ""}, True),  # written, every cell empty (one joined buffer)
+        ({"fail_after_write": True, "text": "x"}, False),  # written: no cell is missing
+    ],
+)
+async def test_a_failed_text_output_names_its_component_on_each_empty_target(
+    probe: dict, empty: bool
+) -> None:
+    """Each target whose cell of a failed component's text output is empty gets an error naming the
+    component and the output; a target with a value does not."""
+    from inferflow_core.testing.inprocess import InProcessService
+    from tests.helpers import model_json, probe_runtime
+
+    rt = probe_runtime()
+    text_out = {"name": "label", "data_type": "DataTypeString"}
+    probes = [
+        {"component": "ok", "outputs": [{"name": "score"}]},
+        {"component": "broken", "outputs": [text_out], **probe},
+    ]
+    dag = {"ok": ["feature_initializer"], "broken": ["feature_initializer"]}
+    rt.apply_tree({rt.settings.config_map_prefix + "m": model_json(dag, probes, ["catalog_id", "label"])})
+    assert not rt.store.current.errors, rt.store.current.errors
+    request = predict_pb2.PointWiseRequest(
+        model_config_id="m", targets=[predict_pb2.Target(id=str(i)) for i in range(3)]
+    )
+    raw = await InProcessService(rt).call("pointwise", request.SerializeToString())
+    resp = predict_pb2.PointWiseResponse.FromString(raw)
+    cell = b"" if empty else b"x"
+    assert [list(s.output_values) for s in resp.target_scores] == [[str(i).encode(), cell] for i in range(3)]
+    assert "broken" in resp.request_error
+    for score in resp.target_scores:
+        if empty:
+            assert "broken" in score.error
+            assert "output 'label' missing" in score.error
+        else:
+            assert score.error == ""

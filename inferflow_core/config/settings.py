@@ -55,8 +55,9 @@ class ServiceSettings(BaseSettings, ReliabilitySettings):
     idle_spin_us: int = Field(
         500, ge=0, le=100_000, validation_alias=_env("INFERFLOW_IDLE_SPIN_US", "idle_spin_us")
     )
-    """While requests are coming in, an idle worker polls its sockets this long before it sleeps: no
-    vCPU wake-up and cold caches for the next request (0 = sleep at once; costs CPU only when idle)."""
+    """Longest time an idle worker polls its sockets before it sleeps, so a request arriving soon after
+    pays no vCPU wake-up and cold caches. The window adapts (serving/eventloop.py): waits that end within
+    it double it back up, a longer one resets it to 0. 0 = sleep at once."""
     dag_cache_size: int = Field(500, ge=1, validation_alias=_env("DAG_TOPOLOGY_CACHE_SIZE", "dag_cache_size"))
     config_source: str | None = Field(None, validation_alias=_env("INFERFLOW_CONFIG_SOURCE", "config_source"))
     bind_host: str = Field("0.0.0.0", validation_alias=_env("INFERFLOW_BIND_HOST", "bind_host"))

@@ -201,9 +201,12 @@ def _item_errors(
         if isinstance(cells, np.ndarray | wire.Fields):  # a block (the request's ids) has every cell
             continue
         text = f"{_failure_text(f)}; output {name!r} missing"
-        for r, cell in enumerate(cells.cells() if isinstance(cells, wire.Joined) else cells):
-            if not cell and r not in errors:
-                errors[r] = text
+        if isinstance(cells, wire.Joined):  # its empty cells from the lengths, no bytes per cell
+            empty: list[int] = np.flatnonzero(cells.sizes == 0).tolist()
+        else:
+            empty = [r for r, cell in enumerate(cells) if not cell]
+        for r in empty:
+            errors.setdefault(r, text)
     return errors
 
 
