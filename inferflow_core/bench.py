@@ -1,4 +1,5 @@
-"""``inferflow bench [--quick] [--json] [--no-check]``: the standard benchmark, scenario S1.
+"""``inferflow bench [--quick] [--json] [--no-check] [--modes M] [--ranker-batch N] [--paced RATE]``: the
+standard benchmark, scenario S1 (the options are those of ``benchmarks/s1/run.py``).
 
 Exits 1 when a target the run reports is missed, unless ``--no-check``.
 
@@ -26,7 +27,16 @@ def main(args: argparse.Namespace) -> int:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
+    return int(module.main(runner_flags(args)))
+
+
+def runner_flags(args: argparse.Namespace) -> list[str]:
+    """The runner's command line for the options given to ``inferflow bench``."""
     flags = [
         f"--{name.replace('_', '-')}" for name in ("quick", "json", "no_check") if getattr(args, name, False)
     ]
-    return int(module.main(flags))
+    for name in ("modes", "ranker_batch", "paced"):
+        value = getattr(args, name, None)
+        if value is not None:
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+    return flags

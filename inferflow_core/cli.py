@@ -313,6 +313,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="about a minute: 1 worker, short windows")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("--no-check", action="store_true", help="only report; exit 0 even when a target is missed")
+    p.add_argument("--modes", help="backend modes, comma-separated (default: embedded,remote)")
+    p.add_argument(
+        "--ranker-batch",
+        type=int,
+        metavar="N",
+        help="the ranker scores N rows per model call (embedded only)",
+    )
+    p.add_argument(
+        "--paced", type=float, metavar="RATE", help="also measure RATE requests a second, one at a time"
+    )
     p.set_defaults(func=lambda a: _optional("inferflow_core.bench", "main", a, "no benchmark yet"))
 
     p = sub.add_parser(

@@ -205,6 +205,25 @@ def test_bench_ranker_batch_is_embedded_only(capsys: pytest.CaptureFixture[str])
     assert "--ranker-batch is measured in embedded mode only" in capsys.readouterr().err
 
 
+def test_inferflow_bench_passes_its_options_to_the_runner(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inferflow_core import bench
+
+    run = _bench_module()
+    seen: list[argparse.Namespace] = []
+    fake = {"modes": {}, "summary": {}, "load_average_at_start": 0.0, "seconds": 1.0}
+    monkeypatch.setattr(run, "run", lambda args: seen.append(args) or fake)
+    monkeypatch.setattr(run, "print_table", lambda results: None)
+    argv = ["bench", "--quick", "--modes", "embedded", "--ranker-batch", "32", "--paced", "100"]
+    flags = bench.runner_flags(cli.build_parser().parse_args(argv))
+    assert run.main([*flags, "--out", str(tmp_path / "r.json")]) == 0
+    got = seen[0]
+    assert (got.quick, got.modes, got.ranker_batch, got.paced) == (True, "embedded", 32, 100.0)
+    assert bench.runner_flags(cli.build_parser().parse_args(["bench"])) == []
+    capsys.readouterr()
+
+
 def test_bench_paced_rate_is_reported_next_to_the_direct_baseline(capsys: pytest.CaptureFixture[str]) -> None:
     run = _bench_module()
     with pytest.raises(SystemExit):
