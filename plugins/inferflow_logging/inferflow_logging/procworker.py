@@ -35,6 +35,7 @@ import struct
 import time
 from collections import defaultdict
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -397,11 +398,39 @@ def keep_heap() -> None:
 
 def lower_priority(increment: int) -> None:
     """Run this process ``increment`` nice levels below its parent: on a busy machine the scheduler gives
-    the server's threads the CPU first and the encoder what they leave idle (the ring and the bounded
-    queue absorb the bursts; what they cannot is dropped and counted, never waited for)."""
+    the server's threads (and the other processes of the machine) the CPU first and the encoder what
+    they leave idle (the ring and the bounded queue absorb the bursts; what they cannot is dropped and
+    counted, never waited for)."""
     if increment > 0:
         with contextlib.suppress(OSError, AttributeError):
             os.nice(increment)
+        own_autogroup(increment)
+
+
+def own_autogroup(nice: int, tries: int = 5) -> bool:
+    """Where the kernel schedules by session first (autogroup: ``kernel.sched_autogroup_enabled = 1``, for
+    processes outside a CPU cgroup, e.g. started from a shell on a VM or a laptop), a nice value only ranks
+    a process among its session's: the encoder would still take the server session's share against
+    every other session, the server's clients included. There the encoder starts a session of its own
+    (it then no longer gets the terminal's Ctrl-C: it stops when the server tells it, or its pipe closes)
+    and gives that group the nice value. In a container's CPU cgroup (Kubernetes) autogroups do not
+    apply and the process nice above is what counts. True when done; best effort."""
+    try:
+        if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() != "1":
+            return False
+        if not os.access("/proc/self/autogroup", os.W_OK):  # a session of its own at nice 0 would be worse
+            return False
+        if os.getsid(0) != os.getpid():
+            os.setsid()
+        for _ in range(tries):  # unprivileged writes are rate-limited machine-wide (EAGAIN)
+            try:
+                Path("/proc/self/autogroup").write_text(str(nice))
+                return True
+            except BlockingIOError:
+                time.sleep(0.1)
+    except (OSError, AttributeError):
+        pass
+    return False
 
 
 def child_main(

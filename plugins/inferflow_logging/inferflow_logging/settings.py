@@ -52,9 +52,9 @@ class LoggingSettings(BaseSettings):
     )  # process: formats and sink run in a child process (off the server's GIL); thread: in the server;
     # auto: PROCESS_FORMATS in a child process (started with the first such log), others in the server
     encoder_nice: int = Field(
-        0, ge=0, le=19, validation_alias=_env("INFERFLOW_LOG_ENCODER_NICE", "encoder_nice")
+        10, ge=0, le=19, validation_alias=_env("INFERFLOW_LOG_ENCODER_NICE", "encoder_nice")
     )  # the encoder process's CPU priority below the server's (nice increment): it uses the CPU requests
-    # leave idle instead of competing with the event loop for it; 0 = the server's priority
+    # leave idle instead of competing with the server and its clients for it; 0 = the server's priority
     log_slates: bool = Field(True, validation_alias=_env("INFERFLOW_LOG_SLATES", "log_slates"))
 
     @field_validator("sink")

@@ -249,20 +249,37 @@ async def test_auto_encodes_built_in_formats_in_the_child_and_plugin_formats_her
     assert len(out["auto"]) == 3 * (len(plugin) + len(burst) + len(later))
 
 
+def _autogroup_enabled() -> bool:
+    switch = Path("/proc/sys/kernel/sched_autogroup_enabled")
+    return switch.exists() and switch.read_text().strip() == "1"
+
+
 async def test_encoder_process_runs_below_the_server_priority(tmp_path: Path) -> None:
-    """The child takes INFERFLOW_LOG_ENCODER_NICE nice levels below the server (default 0: its own)."""
+    """The child takes INFERFLOW_LOG_ENCODER_NICE nice levels below the server (default 10; 0: its own).
+    Under autogroup it also leaves the server's session, its group at that nice value, so the priority
+    holds against other sessions too; with 0 it stays in the server's session."""
     import os
 
     own = os.getpriority(os.PRIO_PROCESS, 0)
-    for nice, expected in ((None, own), (3, min(19, own + 3)), (10, min(19, own + 10))):
+    grouped = _autogroup_enabled()
+    for nice, expected in ((None, min(19, own + 10)), (0, own), (3, min(19, own + 3))):
         kw = {} if nice is None else {"encoder_nice": nice}
         logger, _ = logger_for(tmp_path / f"nice-{nice}", "process", **kw)
         await logger.start()
         enc = logger.encoder
         assert enc is not None
         assert await wait_for(enc.alive)
-        priority = functools.partial(os.getpriority, os.PRIO_PROCESS, enc.proc.pid)
+        pid = enc.proc.pid
+        priority = functools.partial(os.getpriority, os.PRIO_PROCESS, pid)
         assert await wait_for(lambda p=priority, x=expected: p() == x, 10)
+        if grouped:
+            level = 10 if nice is None else nice
+            if level:
+                group = Path(f"/proc/{pid}/autogroup")
+                assert await wait_for(lambda g=group, n=level: g.read_text().split()[-1] == str(n), 10)
+                assert os.getsid(pid) == pid != os.getsid(0)
+            else:
+                assert os.getsid(pid) == os.getsid(0)
         await logger.stop(5)
 
 
