@@ -407,28 +407,31 @@ def lower_priority(increment: int) -> None:
         own_autogroup(increment)
 
 
-def own_autogroup(nice: int, tries: int = 5) -> bool:
+def own_autogroup(increment: int, tries: int = 5) -> bool:
     """Where the kernel schedules by session first (autogroup: ``kernel.sched_autogroup_enabled = 1``, for
     processes outside a CPU cgroup, e.g. started from a shell on a VM or a laptop), a nice value only ranks
     a process among its session's: the encoder would still take the server session's share against
     every other session, the server's clients included. There the encoder starts a session of its own
     (it then no longer gets the terminal's Ctrl-C: it stops when the server tells it, or its pipe closes)
-    and gives that group the nice value. In a container's CPU cgroup (Kubernetes) autogroups do not
-    apply and the process nice above is what counts. True when done; best effort."""
+    whose group runs ``increment`` nice levels below the server's group. In a container's CPU cgroup
+    (Kubernetes) autogroups do not apply and the process nice above is what counts. True when done;
+    best effort."""
+    group = Path("/proc/self/autogroup")  # "/autogroup-<id> nice <n>"
     try:
         if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() != "1":
             return False
-        if not os.access("/proc/self/autogroup", os.W_OK):  # a session of its own at nice 0 would be worse
+        if not os.access(group, os.W_OK):  # a session of its own at nice 0 would be worse
             return False
+        nice = min(19, int(group.read_text().split()[-1]) + increment)
         if os.getsid(0) != os.getpid():
             os.setsid()
         for _ in range(tries):  # unprivileged writes are rate-limited machine-wide (EAGAIN)
             try:
-                Path("/proc/self/autogroup").write_text(str(nice))
+                group.write_text(str(nice))
                 return True
             except BlockingIOError:
                 time.sleep(0.1)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, ValueError, IndexError):
         pass
     return False
 
