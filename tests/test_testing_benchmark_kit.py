@@ -108,3 +108,22 @@ def test_example_requests_and_config(tmp_path: Path) -> None:
     endpoints = {c["model_end_point"] for c in model["component_config"]["predator_components"]}
     assert endpoints == {f"onnx://{(tmp_path / 'data' / 'models').resolve()}"}
     assert set(example.__all__) <= set(dir(example))
+
+
+def test_cpu_seconds_counts_a_process_and_with_children_its_child() -> None:
+    import os
+    import subprocess
+    import sys
+
+    spin = "import time\nt = time.process_time() + 0.3\nwhile time.process_time() < t: pass\ntime.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        deadline = time.monotonic() + 20
+        while example.cpu_seconds(os.getpid(), children=True) - example.cpu_seconds(os.getpid()) < 0.25:
+            assert time.monotonic() < deadline, "the child's CPU never showed"
+            time.sleep(0.05)
+        assert example.cpu_seconds(child.pid) >= 0.25
+    finally:
+        child.kill()
+        child.wait()
+    assert example.cpu_seconds(child.pid) == 0.0  # gone

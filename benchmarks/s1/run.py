@@ -113,14 +113,14 @@ class Bench:
         proc = example.ServerProcess(
             f"loadgen {name} paced", cmd, dict(os.environ), self.tmp / f"{name}-paced.log"
         )
-        cpu0 = sum(map(cpu_seconds, pids))
+        cpu0 = sum(map(example.cpu_seconds, pids))
         proc.start()
         assert proc.proc is not None
         if proc.proc.wait(timeout=600) != 0:
             raise RuntimeError(f"loadgen {name} (paced) failed:\n{proc.log_tail()}")
         got = json.loads(out.read_text())["paced"]
         # the load generator's own start-up and warm-up calls are in the window too (a few % at most)
-        got["cpu_ms_per_req"] = (sum(map(cpu_seconds, pids)) - cpu0) * 1000 / max(1, got["requests"])
+        got["cpu_ms_per_req"] = (sum(map(example.cpu_seconds, pids)) - cpu0) * 1000 / max(1, got["requests"])
         return dict(got)
 
     def _settle(self, workers: int) -> None:
@@ -206,15 +206,6 @@ def remote_env(ports: dict[str, int]) -> dict[str, str]:
         "NUMERIX_CLIENT_V1_PLAINTEXT": "true",
         "NUMERIX_CLIENT_V1_BATCHSIZE": "200",
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` so far (Linux /proc; 0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def hit_ratio(http_port: int) -> float | None:

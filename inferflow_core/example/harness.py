@@ -207,6 +207,23 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU seconds ``pid`` has used so far, all its threads (Linux /proc; 0 when it is
+    gone); ``children``: plus those of its live child processes, recursively (e.g. an encoder process)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*/children") if children else ():
+        try:
+            kids = task.read_text().split()
+        except OSError:
+            continue
+        total += sum(cpu_seconds(int(kid), children=True) for kid in kids)
+    return total
+
+
 # -- requests ----------------------------------------------------------------------------------------
 
 

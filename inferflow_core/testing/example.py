@@ -21,7 +21,7 @@ process (the embedded feature store, ONNX Runtime, the numpy evaluator) or again
 * config: :data:`CONFIG_DIR` (the shipped tree), :data:`MODELS`, :func:`write_config` (a copy with the
   endpoints pointing at the generated data or a model server) and :func:`embedded_env`;
 * processes: :func:`inferflow_serve` (the command line), :class:`ServerProcess` (any child server with
-  bounded readiness waits and a log tail on failure), :func:`rss_mb`;
+  bounded readiness waits and a log tail on failure), :func:`rss_mb`, :func:`cpu_seconds`;
 * requests: :class:`Workload` (deterministic users and catalog ids drawn from the data) and
   :func:`pointwise_request`.
 """
@@ -37,6 +37,7 @@ from ..example.harness import (
     MODELS,
     ServerProcess,
     Workload,
+    cpu_seconds,
     embedded_env,
     inferflow_serve,
     rss_mb,
@@ -51,6 +52,7 @@ __all__ = [
     "MODELS",
     "ServerProcess",
     "Workload",
+    "cpu_seconds",
     "embedded_env",
     "ensure_data",
     "inferflow_serve",

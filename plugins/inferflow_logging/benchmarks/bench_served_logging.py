@@ -125,22 +125,18 @@ def metric_sum(http_port: int, name: str) -> float:
     return sum(float(v) for v in pattern.findall(text))
 
 
-def cpu_seconds(pid: int, children: bool = True) -> float:
-    """CPU seconds (user + system) the process and its live children (the encoder process) have used
-    so far, all threads."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    for task in Path(f"/proc/{pid}/task").glob("*/children") if children else ():
-        total += sum(cpu_seconds(int(child)) for child in task.read_text().split())
-    return total
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds the server and its live children (the encoder process) have used so far."""
+    from inferflow_core.testing import example
+
+    return example.cpu_seconds(pid, children=True)
 
 
 def child_cpu_seconds(pid: int) -> float:
     """The CPU seconds of the live children alone (the encoder process)."""
-    return cpu_seconds(pid) - cpu_seconds(pid, children=False)
+    from inferflow_core.testing import example
+
+    return cpu_seconds(pid) - example.cpu_seconds(pid)
 
 
 def thread_cpu(pid: int) -> dict[str, tuple[float, float]]:

@@ -261,8 +261,8 @@ def _autogroup_enabled() -> bool:
 
 async def test_encoder_process_runs_below_the_server_priority(tmp_path: Path) -> None:
     """The child takes INFERFLOW_LOG_ENCODER_NICE nice levels below the server (default 10; 0: its own).
-    Under autogroup it also leaves the server's session, its group at that nice value, so the priority
-    holds against other sessions too; with 0 it stays in the server's session."""
+    Under autogroup it also leaves the server's session for a group as many levels below the server's,
+    so the priority holds against other sessions too; with 0 it stays in the server's session."""
     import os
 
     own = os.getpriority(os.PRIO_PROCESS, 0)
