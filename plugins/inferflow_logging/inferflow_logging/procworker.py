@@ -407,22 +407,26 @@ def lower_priority(increment: int) -> None:
         own_autogroup(increment)
 
 
-def own_autogroup(increment: int, tries: int = 5) -> bool:
+def own_autogroup(increment: int, tries: int = 5, group: Path = Path("/proc/self/autogroup")) -> bool:
     """Where the kernel schedules by session first (autogroup: ``kernel.sched_autogroup_enabled = 1``, for
     processes outside a CPU cgroup, e.g. started from a shell on a VM or a laptop), a nice value only ranks
     a process among its session's: the encoder would still take the server session's share against
     every other session, the server's clients included. There the encoder starts a session of its own
     (it then no longer gets the terminal's Ctrl-C: it stops when the server tells it, or its pipe closes)
     whose group runs ``increment`` nice levels below the server's group. In a container's CPU cgroup
-    (Kubernetes) autogroups do not apply and the process nice above is what counts. True when done;
-    best effort."""
-    group = Path("/proc/self/autogroup")  # "/autogroup-<id> nice <n>"
+    (Kubernetes) autogroups do not apply and the process nice above is what counts. So it is in the
+    root group (``group`` reads empty: a server started by the init process without a session of its
+    own, as CI runners and some containers do), where the server's threads and the encoder already
+    compete as processes. True when done; best effort."""
     try:
         if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() != "1":
             return False
         if not os.access(group, os.W_OK):  # a session of its own at nice 0 would be worse
             return False
-        nice = min(19, int(group.read_text().split()[-1]) + increment)
+        fields = group.read_text().split()  # "/autogroup-<id> nice <n>"; empty in the root group
+        if not fields:
+            return False
+        nice = min(19, int(fields[-1]) + increment)
         if os.getsid(0) != os.getpid():
             os.setsid()
         for _ in range(tries):  # unprivileged writes are rate-limited machine-wide (EAGAIN)

@@ -254,9 +254,12 @@ def _group_nice(pid: int | str) -> int:
     return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
 
 
-def _autogroup_enabled() -> bool:
+def _autogroup_applies() -> bool:
+    """Autogroup is on and this process is in a session's group (the file reads empty in the root
+    group, e.g. under an init process that never started a session, as on CI runners)."""
     switch = Path("/proc/sys/kernel/sched_autogroup_enabled")
-    return switch.exists() and switch.read_text().strip() == "1"
+    own = Path("/proc/self/autogroup")
+    return switch.exists() and switch.read_text().strip() == "1" and bool(own.read_text().strip())
 
 
 async def test_encoder_process_runs_below_the_server_priority(tmp_path: Path) -> None:
@@ -266,7 +269,7 @@ async def test_encoder_process_runs_below_the_server_priority(tmp_path: Path) ->
     import os
 
     own = os.getpriority(os.PRIO_PROCESS, 0)
-    grouped = _autogroup_enabled()
+    grouped = _autogroup_applies()
     base = _group_nice("self") if grouped else 0
     for nice, expected in ((None, min(19, own + 10)), (0, own), (3, min(19, own + 3))):
         kw = {} if nice is None else {"encoder_nice": nice}
@@ -286,7 +289,28 @@ async def test_encoder_process_runs_below_the_server_priority(tmp_path: Path) ->
                 assert os.getsid(pid) == pid != os.getsid(0)
             else:
                 assert os.getsid(pid) == os.getsid(0)
+        else:  # the process nice is what counts: the child stays in the server's session
+            assert os.getsid(pid) == os.getsid(0)
         await logger.stop(5)
+
+
+def test_no_session_of_its_own_where_the_process_is_in_the_root_group(tmp_path: Path) -> None:
+    """In the root group (the autogroup file reads empty) or without autogroup, the encoder keeps the
+    server's session and group: nothing to do beyond the process nice, and no error."""
+    import subprocess
+    import sys
+
+    empty = tmp_path / "autogroup"
+    empty.write_text("")
+    code = (
+        "import os, pathlib; from inferflow_logging.procworker import own_autogroup; "
+        f"done = own_autogroup(10, tries=1, group=pathlib.Path({str(empty)!r})); "
+        "print(done, os.getsid(0) == os.getpid())"
+    )
+    # start_new_session=False: the child is not a session leader, as the encoder is when spawned
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["False", "False"]
+    assert empty.read_text() == ""
 
 
 def test_a_frame_through_the_pipe_survives_partial_writes_of_strided_blocks() -> None:
