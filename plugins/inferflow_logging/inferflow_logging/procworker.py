@@ -414,10 +414,11 @@ def own_autogroup(increment: int, tries: int = 5, group: Path = Path("/proc/self
     every other session, the server's clients included. There the encoder starts a session of its own
     (it then no longer gets the terminal's Ctrl-C: it stops when the server tells it, or its pipe closes)
     whose group runs ``increment`` nice levels below the server's group. In a container's CPU cgroup
-    (Kubernetes) autogroups do not apply and the process nice above is what counts. So it is in the
-    root group (``group`` reads empty: a server started by the init process without a session of its
-    own, as CI runners and some containers do), where the server's threads and the encoder already
-    compete as processes. True when done; best effort."""
+    (Kubernetes) autogroups do not apply and the process nice above is what counts (the session and the
+    group's nice are still made there, and change nothing). The same holds in the root group, where the
+    server's threads and the encoder already compete as processes: ``group`` then reads empty (a server
+    started by an init process without a session of its own, as on CI runners and in some containers)
+    and nothing is done. True when done; best effort."""
     try:
         if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() != "1":
             return False
